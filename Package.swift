@@ -1,0 +1,99 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// The data flow is the layout: HTTP ingress (WebhookBridge) -> verify, idempotency, route
+/// (WebhookCore) -> sinks (FileSink, and the Kafka/Redis sinks on the C libraries below).
+let package = Package(
+    name: "webhook-bridge",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "webhook-bridge", targets: ["webhook-bridge"]),
+        .library(name: "WebhookCore", targets: ["WebhookCore"]),
+        .plugin(name: "CheckWebhookConfig", targets: ["CheckWebhookConfig"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // MARK: C libraries, touched only by the sink wrapper folders
+        .systemLibrary(
+            name: "CRdKafka",
+            pkgConfig: "rdkafka",
+            providers: [.apt(["librdkafka-dev"]), .brew(["librdkafka"])]
+        ),
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"]), .brew(["hiredis"])]
+        ),
+
+        // MARK: The pipeline
+        .target(
+            name: "WebhookCore",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "FileSink",
+            dependencies: [
+                "WebhookCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "WebhookBridge",
+            dependencies: [
+                "WebhookCore",
+                "FileSink",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "webhook-bridge",
+            dependencies: [
+                "WebhookBridge",
+                "WebhookCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .plugin(
+            name: "CheckWebhookConfig",
+            capability: .command(
+                intent: .custom(
+                    verb: "check-webhook-config",
+                    description: "Validates the package's webhook-bridge config files with `webhook-bridge check-config`"
+                )
+            ),
+            dependencies: ["webhook-bridge"]
+        ),
+
+        // MARK: Tests
+        .testTarget(name: "WebhookCoreTests", dependencies: ["WebhookCore"]),
+        .testTarget(name: "FileSinkTests", dependencies: ["FileSink", "WebhookCore"]),
+        .testTarget(
+            name: "WebhookBridgeTests",
+            dependencies: [
+                "WebhookBridge", "WebhookCore", "FileSink", "CRdKafka", "CHiredis",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

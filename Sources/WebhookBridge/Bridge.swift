@@ -1,0 +1,79 @@
+import FileSink
+import Logging
+import NIOCore
+import ServiceLifecycle
+import WebhookCore
+
+/// The wiring: builds the sinks, the idempotency store, the pipeline and the HTTP ingress
+/// from a validated config, and runs them as one service group (sinks start first and stop
+/// last, so every in-flight request can still be delivered during a graceful stop).
+public struct Bridge: Sendable {
+    public let ingress: HTTPIngress
+    public let processor: WebhookProcessor
+    let sinks: [any EventSink]
+    let logger: Logger
+
+    /// Sets everything up and binds the listening socket; throws ``BridgeSetupError`` with a
+    /// one-line reason when that is not possible.
+    public static func start(config: BridgeConfig, logger: Logger) async throws -> Bridge {
+        try refuseUnimplemented(config, logger: logger)
+        var sinks: [String: any EventSink] = [:]
+        for sink in config.sinks.values.sorted(by: { $0.name < $1.name }) {
+            sinks[sink.name] = try makeSink(sink, logger: logger)
+        }
+        let store: any IdempotencyStore
+        switch config.idempotency.store {
+        case .memory:
+            store = MemoryIdempotencyStore(ttlSeconds: config.idempotency.ttlSeconds, maximumKeys: config.idempotency.maxKeys)
+        case .redis:
+            throw BridgeSetupError("idempotency.store: the redis store is not available in this version yet; use \"memory\"")
+        }
+        let processor = WebhookProcessor(config: config, sinks: sinks, store: store, logger: logger)
+        let ingress = try await HTTPIngress.bind(
+            host: config.listen.host, port: config.listen.port, processor: processor,
+            maxBodyBytes: config.limits.maxBodyBytes, logger: logger)
+        return Bridge(ingress: ingress, processor: processor, sinks: Array(sinks.values), logger: logger)
+    }
+
+    /// Runs until SIGTERM or SIGINT (or the surrounding task is cancelled), then stops
+    /// gracefully: ingress first, sinks last.
+    public func run(handleSignals: Bool = true) async throws {
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = sinks.map { .init(service: $0) }
+        services.append(.init(service: ingress))
+        var configuration = ServiceGroupConfiguration(services: services, logger: logger)
+        if handleSignals { configuration.gracefulShutdownSignals = [.sigterm, .sigint] }
+        try await ServiceGroup(configuration: configuration).run()
+    }
+
+    static func makeSink(_ config: SinkConfig, logger: Logger) throws -> any EventSink {
+        switch config.kind {
+        case .file(let path):
+            do {
+                return try FileSink(name: config.name, path: path, logger: logger)
+            } catch let error as SinkError {
+                throw BridgeSetupError("sinks.\(config.name).path: \(error.reason)")
+            }
+        case .kafka, .redis:
+            throw BridgeSetupError("sinks.\(config.name).type: \(config.typeName) sinks are not available in this version yet")
+        }
+    }
+
+    /// Parts of SPEC section 3 this version reads but does not enforce yet: refused where
+    /// ignoring them would weaken security, warned about otherwise.
+    static func refuseUnimplemented(_ config: BridgeConfig, logger: Logger) throws {
+        if config.listen.tls != nil {
+            throw BridgeSetupError("listen.tls: TLS is not available in this version yet; terminate TLS in a proxy in front")
+        }
+        for source in config.sortedSources {
+            if source.allow != nil {
+                throw BridgeSetupError("sources.\(source.name).allow: allowlists are not available in this version yet")
+            }
+            if source.rateLimit != nil {
+                throw BridgeSetupError("sources.\(source.name).rateLimit: rate limits are not available in this version yet")
+            }
+        }
+        if config.spool != nil {
+            logger.warning("spool is not available in this version yet: a failing required sink answers 503")
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import WebhookCore
+
+/// The listening HTTP server as a `Service`: bound before the service group starts (so a busy
+/// port is a startup error, not a log line), closed first on shutdown, after which in-flight
+/// requests are answered before the sinks stop.
+public final class HTTPIngress: Service {
+    private let channel: any Channel
+    private let inFlight: InFlightRequests
+    private let logger: Logger
+    /// How long a graceful stop waits for in-flight requests.
+    private let drainTimeout: Duration
+
+    /// The address actually bound (port 0 in the config picks a free port).
+    public var localAddress: SocketAddress? { channel.localAddress }
+
+    private init(channel: any Channel, inFlight: InFlightRequests, logger: Logger, drainTimeout: Duration) {
+        self.channel = channel
+        self.inFlight = inFlight
+        self.logger = logger
+        self.drainTimeout = drainTimeout
+    }
+
+    /// Binds `host:port`; throws ``BridgeSetupError`` when the address can't be taken.
+    public static func bind(
+        host: String, port: Int, processor: WebhookProcessor, maxBodyBytes: Int, logger: Logger,
+        drainTimeout: Duration = .seconds(10),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> HTTPIngress {
+        let inFlight = InFlightRequests()
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+                        withPipeliningAssistance: true, withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        HTTPIngressHandler(processor: processor, maxBodyBytes: maxBodyBytes, inFlight: inFlight))
+                }
+            }
+        do {
+            let channel = try await bootstrap.bind(host: host, port: port).get()
+            return HTTPIngress(channel: channel, inFlight: inFlight, logger: logger, drainTimeout: drainTimeout)
+        } catch {
+            throw BridgeSetupError("cannot listen on \(host):\(port): \(Self.reason(error))")
+        }
+    }
+
+    public func run() async throws {
+        logger.info("listening", metadata: ["http.address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        try? await gracefulShutdown()
+        logger.info("stopping: no new connections; answering in-flight requests")
+        try? await channel.close()
+        if await !inFlight.waitUntilIdle(timeout: drainTimeout) {
+            logger.warning("stopped with requests still in flight", metadata: ["http.drain_timeout": "\(drainTimeout)"])
+        }
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        if let io = error as? IOError { return io.description.replacingFirst("bind(descriptor:ptr:bytes:): ", with: "") }
+        return "\(error)"
+    }
+}
+
+/// A startup problem, told to the user in one line (then `serve` exits 1).
+public struct BridgeSetupError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension String {
+    fileprivate func replacingFirst(_ target: String, with replacement: String) -> String {
+        guard let range = firstRange(of: target) else { return self }
+        return replacingCharacters(in: range, with: replacement)
+    }
+}

@@ -1,0 +1,141 @@
+import NIOCore
+import NIOHTTP1
+import WebhookCore
+
+/// The per-connection HTTP/1.1 handler: routes by path, streams the body into one
+/// `ByteBuffer` while enforcing `maxBodyBytes`, and hands complete requests to the
+/// ``WebhookProcessor``. Raw NIO rather than a framework router: this is the hot path.
+final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        /// Between requests.
+        case idle
+        /// Reading the body of a POST to a source.
+        case receiving(head: HTTPRequestHead, path: String, body: ByteBuffer)
+        /// The answer is known before the body ends (404, 405, health); drop the body.
+        case answerAtEnd(head: HTTPRequestHead, BridgeAnswer)
+        /// The body went over the limit and 413 was sent; ignore the rest until close.
+        case rejected
+        /// The processor is working on the request.
+        case processing
+    }
+
+    private let processor: WebhookProcessor
+    private let maxBodyBytes: Int
+    private let inFlight: InFlightRequests
+    private var state = State.idle
+
+    init(processor: WebhookProcessor, maxBodyBytes: Int, inFlight: InFlightRequests) {
+        self.processor = processor
+        self.maxBodyBytes = maxBodyBytes
+        self.inFlight = inFlight
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            receiveHead(head, context: context)
+        case .body(var chunk):
+            guard case .receiving(let head, let path, var body) = state else { return }
+            guard body.readableBytes + chunk.readableBytes <= maxBodyBytes else {
+                reject(context: context, head: head)
+                return
+            }
+            state = .processing  // drop our reference so the append below does not copy
+            body.writeBuffer(&chunk)
+            state = .receiving(head: head, path: path, body: body)
+        case .end:
+            switch state {
+            case .receiving(let head, let path, let body):
+                state = .processing
+                process(head: head, path: path, body: body, context: context)
+            case .answerAtEnd(let head, let answer):
+                state = .idle
+                write(answer, for: head, context: context)
+            case .rejected, .processing, .idle:
+                break
+            }
+        }
+    }
+
+    private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        if processor.hasSource(atPath: path) {
+            guard head.method == .POST else {
+                state = .answerAtEnd(head: head, .methodNotAllowed)
+                return
+            }
+            let declared = head.headers.first(name: "Content-Length").flatMap(Int.init)
+            if let declared, declared > maxBodyBytes {
+                reject(context: context, head: head)
+                return
+            }
+            let capacity = min(declared ?? 4096, maxBodyBytes)
+            state = .receiving(head: head, path: path, body: context.channel.allocator.buffer(capacity: capacity))
+            return
+        }
+        let answer: BridgeAnswer
+        switch (head.method, path) {
+        case (.GET, "/healthz"), (.HEAD, "/healthz"):
+            answer = BridgeAnswer(status: .ok, body: JSONWriter.object(["status": "ok"]))
+        case (.GET, "/readyz"), (.HEAD, "/readyz"):
+            answer = processor.requiredSinksReady
+                ? BridgeAnswer(status: .ok, body: JSONWriter.object(["status": "ready"]))
+                : BridgeAnswer(status: .serviceUnavailable, body: JSONWriter.object(["status": "unavailable"]))
+        default:
+            answer = .notFound
+        }
+        state = .answerAtEnd(head: head, answer)
+    }
+
+    /// 413 as soon as the limit is known to be exceeded, then close: the rest of the body is
+    /// never buffered.
+    private func reject(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        state = .rejected
+        write(.tooLarge, for: head, context: context, forceClose: true)
+    }
+
+    private func process(head: HTTPRequestHead, path: String, body: ByteBuffer, context: ChannelHandlerContext) {
+        let processor = self.processor
+        let promise = context.eventLoop.makePromise(of: BridgeAnswer.self)
+        inFlight.begin()
+        promise.completeWithTask {
+            await processor.handle(path: path, uri: head.uri, headers: head.headers, body: body)
+        }
+        let inFlight = self.inFlight
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            inFlight.end()
+            self.state = .idle
+            switch result {
+            case .success(let answer): self.write(answer, for: head, context: context)
+            case .failure: self.write(.unavailable, for: head, context: context)
+            }
+        }
+    }
+
+    private func write(_ answer: BridgeAnswer, for request: HTTPRequestHead, context: ChannelHandlerContext, forceClose: Bool = false) {
+        let keepAlive = request.isKeepAlive && !forceClose
+        var head = HTTPResponseHead(version: request.version, status: answer.status)
+        for (name, value) in answer.headers { head.headers.add(name: name, value: value) }
+        if !answer.body.isEmpty, !head.headers.contains(name: "Content-Type") {
+            head.headers.add(name: "Content-Type", value: "application/json")
+        }
+        head.headers.add(name: "Content-Length", value: String(answer.body.count))
+        if !keepAlive { head.headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        if !answer.body.isEmpty, request.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: answer.body)))), promise: nil)
+        }
+        let done = context.writeAndFlushPromise()
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
+        if !keepAlive {
+            done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}
+
+extension ChannelHandlerContext {
+    fileprivate func writeAndFlushPromise() -> EventLoopPromise<Void> { eventLoop.makePromise() }
+}

@@ -1,0 +1,36 @@
+import NIOHTTP1
+import WebhookCore
+
+/// An HTTP answer to a provider (SPEC section 5), independent of the server that sends it.
+public struct BridgeAnswer: Sendable, Equatable {
+    public var status: HTTPResponseStatus
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public init(status: HTTPResponseStatus, headers: [(String, String)] = [], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public static func == (lhs: BridgeAnswer, rhs: BridgeAnswer) -> Bool {
+        lhs.status == rhs.status && lhs.body == rhs.body
+            && lhs.headers.map { "\($0.0):\($0.1)" } == rhs.headers.map { "\($0.0):\($0.1)" }
+    }
+
+    /// `{"id": ID, "status": STATUS}`.
+    static func event(_ status: HTTPResponseStatus, id: String, _ outcome: String) -> BridgeAnswer {
+        BridgeAnswer(status: status, body: JSONWriter.object(["id": id, "status": outcome]))
+    }
+
+    /// `{"error": CODE}`, with extra headers.
+    static func error(_ status: HTTPResponseStatus, _ code: String, headers: [(String, String)] = []) -> BridgeAnswer {
+        BridgeAnswer(status: status, headers: headers, body: JSONWriter.object(["error": code]))
+    }
+
+    static let notFound = error(.notFound, "not_found")
+    static let methodNotAllowed = BridgeAnswer(status: .methodNotAllowed, headers: [("Allow", "POST")], body: [])
+    static let tooLarge = error(.payloadTooLarge, "too_large")
+    static let unavailable = error(.serviceUnavailable, "unavailable", headers: [("Retry-After", "5")])
+    static let inProgress = error(.conflict, "in_progress", headers: [("Retry-After", "1")])
+}

@@ -1,0 +1,129 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import WebhookCore
+
+/// The pipeline behind every source path: verify -> idempotency -> route -> sinks -> answer
+/// (SPEC sections 4 to 6). It knows nothing of sockets; the ingress hands it a complete request.
+public final class WebhookProcessor: Sendable {
+    /// A source with what the pipeline precomputes for it.
+    struct Source: Sendable {
+        let config: SourceConfig
+        /// Parse the body once, up front, when the scheme or a sink template reads it.
+        let needsBodyJSON: Bool
+    }
+
+    private let sourcesByPath: [String: Source]
+    private let sinks: [String: any EventSink]
+    private let store: any IdempotencyStore
+    /// Sinks whose failure decides the answer (`required` is not false).
+    private let requiredSinks: Set<String>
+    private let ackTimeoutMs: Int
+    private let logger: Logger
+
+    public init(config: BridgeConfig, sinks: [String: any EventSink], store: any IdempotencyStore, logger: Logger) {
+        var byPath: [String: Source] = [:]
+        for source in config.sources.values {
+            let templatesNeedJSON = source.routes.allSinks.contains { config.sinks[$0]?.usesBodyJSON ?? false }
+            byPath[source.path] = Source(config: source, needsBodyJSON: source.scheme.needsBodyJSON || templatesNeedJSON)
+        }
+        self.sourcesByPath = byPath
+        self.sinks = sinks
+        self.requiredSinks = Set(config.sinks.values.filter(\.required).map(\.name))
+        self.store = store
+        self.ackTimeoutMs = config.limits.ackTimeoutMs
+        self.logger = logger
+    }
+
+    /// True when `path` belongs to a source.
+    public func hasSource(atPath path: String) -> Bool { sourcesByPath[path] != nil }
+
+    /// True while every sink that can decide an answer is ready (`/readyz`).
+    public var requiredSinksReady: Bool {
+        sinks.values.allSatisfy { !requiredSinks.contains($0.name) || $0.isReady }
+    }
+
+    /// Handles one POST to a source path.
+    public func handle(path: String, uri: String, headers: HTTPHeaders, body: ByteBuffer) async -> BridgeAnswer {
+        guard let source = sourcesByPath[path] else { return .notFound }
+        let receivedAt = Timestamp.now()
+        let bodyJSON = source.needsBodyJSON ? try? JSONParser.parse(body.readableBytesView) : nil
+        let request = WebhookRequest(headers: headers, body: body, bodyJSON: bodyJSON, uri: uri, receivedAt: receivedAt)
+        var logger = self.logger
+        logger[metadataKey: "webhook.source"] = "\(source.config.name)"
+
+        // Verify.
+        let verified: VerifiedWebhook
+        do {
+            verified = try source.config.scheme.verify(request)
+        } catch {
+            logger.notice("webhook rejected", metadata: ["webhook.reason": "\(error.code)", "webhook.detail": "\(error.detail)"])
+            return .error(.unauthorized, error.code)
+        }
+        if let handshake = verified.handshake {
+            return BridgeAnswer(status: .ok, headers: [("Content-Type", handshake.contentType)], body: handshake.body)
+        }
+
+        let event = WebhookEvent(
+            id: verified.id ?? bodyHashID(body), source: source.config.name, type: verified.type ?? "webhook",
+            time: receivedAt, dataContentType: headers.first(name: "Content-Type"), scheme: source.config.scheme.name,
+            keyIndex: verified.keyIndex, data: body, requestHeaders: headers, bodyJSON: bodyJSON)
+        logger[metadataKey: "webhook.id"] = "\(event.id)"
+
+        // Deduplicate.
+        let key = IdempotencyKey(source: event.source, id: event.id)
+        do {
+            switch try await store.reserve(key) {
+            case .reserved: break
+            case .duplicate: return .event(.ok, id: event.id, "duplicate")
+            case .inProgress: return .inProgress
+            }
+        } catch {
+            logger.error("idempotency store failed", metadata: ["webhook.error": "\(error)"])
+            return .unavailable
+        }
+
+        // Route and deliver.
+        let targets = source.config.routes.sinks(forType: event.type).compactMap { sinks[$0] }
+        if targets.isEmpty {
+            logger.info("no route matches the event type; nothing to deliver", metadata: ["webhook.type": "\(event.type)"])
+        }
+        let failures = await deliver(event, to: targets, logger: logger)
+        if failures.isEmpty {
+            do {
+                try await store.commit(key)
+            } catch {
+                // The event is durable; a lost commit only means a retry may be delivered again.
+                logger.warning("idempotency commit failed", metadata: ["webhook.error": "\(error)"])
+            }
+            return .event(.ok, id: event.id, "accepted")
+        }
+        await store.release(key)
+        return .unavailable
+    }
+
+    /// Delivers to every target at once; returns the failures of required sinks.
+    private func deliver(_ event: WebhookEvent, to targets: [any EventSink], logger: Logger) async -> [SinkError] {
+        await withTaskGroup(of: (Bool, SinkError?).self) { group in
+            for sink in targets {
+                group.addTask {
+                    let result = await deliverWithDeadline(event, to: sink, milliseconds: self.ackTimeoutMs)
+                    if case .failure(let error) = result { return (self.isRequired(sink), error) }
+                    return (true, nil)
+                }
+            }
+            var failures: [SinkError] = []
+            for await (required, error) in group {
+                guard let error else { continue }
+                let level: Logger.Level = required ? .error : .warning
+                logger.log(level: level, "delivery failed", metadata: [
+                    "sink.name": "\(error.sink)", "sink.error": "\(error.reason)", "sink.required": "\(required)",
+                ])
+                if required { failures.append(error) }
+            }
+            return failures
+        }
+    }
+
+    private func isRequired(_ sink: any EventSink) -> Bool { requiredSinks.contains(sink.name) }
+}

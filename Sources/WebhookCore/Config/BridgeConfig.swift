@@ -1,0 +1,102 @@
+/// A validated config file (SPEC section 3). Built only by ``ConfigLoader``, so every value
+/// here has been checked: templates parse, sink names resolve, secrets decode.
+public struct BridgeConfig: Sendable {
+    public var listen: Listen
+    public var limits: Limits
+    public var idempotency: Idempotency
+    public var spool: Spool?
+    /// Networks whose `X-Forwarded-For` is believed.
+    public var trustedProxies: [CIDR]
+    /// Sinks by name.
+    public var sinks: [String: SinkConfig]
+    /// Sources by name.
+    public var sources: [String: SourceConfig]
+
+    /// `listen`.
+    public struct Listen: Sendable {
+        public var host = "0.0.0.0"
+        public var port = 8080
+        public var tls: TLS?
+    }
+
+    /// `listen.tls`: PEM files.
+    public struct TLS: Sendable {
+        public var certificate: String
+        public var privateKey: String
+    }
+
+    /// `limits`.
+    public struct Limits: Sendable {
+        public var maxBodyBytes = 1_048_576
+        public var ackTimeoutMs = 5000
+    }
+
+    /// `idempotency`.
+    public struct Idempotency: Sendable {
+        public enum Store: Sendable, Equatable {
+            case memory
+            case redis(url: String)
+        }
+        public var store: Store = .memory
+        public var ttlSeconds = 86_400
+        /// Bound on the memory store (an extension of SPEC's keys).
+        public var maxKeys = 1_000_000
+    }
+
+    /// `spool`.
+    public struct Spool: Sendable {
+        public var directory: String
+        public var maxBytes = 1_073_741_824
+    }
+
+    /// Sources sorted by name, for stable output.
+    public var sortedSources: [SourceConfig] { sources.values.sorted { $0.name < $1.name } }
+}
+
+/// One entry of `sinks`.
+public struct SinkConfig: Sendable {
+    public enum Kind: Sendable {
+        case file(path: Template)
+        case kafka(brokers: String, topic: Template, key: Template, properties: [String: String])
+        case redis(url: String, stream: Template, maxLength: Int?)
+    }
+
+    public var name: String
+    public var kind: Kind
+    /// `required: false` sinks never decide the answer to the provider.
+    public var required = true
+
+    /// `file`, `kafka` or `redis`.
+    public var typeName: String {
+        switch kind {
+        case .file: return "file"
+        case .kafka: return "kafka"
+        case .redis: return "redis"
+        }
+    }
+
+    /// True when the sink's templates read the body as JSON.
+    public var usesBodyJSON: Bool {
+        switch kind {
+        case .file(let path): return path.usesBodyJSON
+        case .kafka(_, let topic, let key, _): return topic.usesBodyJSON || key.usesBodyJSON
+        case .redis(_, let stream, _): return stream.usesBodyJSON
+        }
+    }
+}
+
+/// One entry of `sources`.
+public struct SourceConfig: Sendable {
+    public var name: String
+    public var path: String
+    public var scheme: any WebhookScheme
+    public var routes: RouteTable
+    public var allow: [CIDR]?
+    public var rateLimit: RateLimit?
+
+    /// `rateLimit`: a token bucket.
+    public struct RateLimit: Sendable, Equatable {
+        public var perSecond: Double
+        public var burst: Int
+    }
+}

@@ -1,0 +1,372 @@
+/// Reads and validates a config file (SPEC section 3). `serve`, `check-config` and reload all
+/// go through here, so they agree on what is valid.
+public enum ConfigLoader {
+    /// Paths the bridge serves itself; a source can't take them.
+    public static let reservedPaths: Set<String> = ["/healthz", "/readyz", "/metrics"]
+
+    /// Every scheme named in SPEC section 4 and whether this build verifies it yet.
+    static let implementedSchemes: Set<String> = ["github", "standard-webhooks", "svix", "hmac", "none"]
+    static let specifiedSchemes: [String] = [
+        "stripe", "github", "standard-webhooks", "svix", "slack", "shopify", "twilio", "paddle", "square",
+        "gitlab", "linear", "zoom", "sendgrid", "discord", "hmac", "none",
+    ]
+
+    /// Parses and validates `bytes`, substituting `${NAME}` from `environment`.
+    public static func load(_ bytes: [UInt8], environment: [String: String]) throws(ConfigError) -> BridgeConfig {
+        let document: JSONValue
+        do {
+            document = try JSONParser.parse(bytes)
+        } catch {
+            let before = bytes.prefix(error.offset)
+            let line = before.reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
+            let column = error.offset - (before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0) + 1
+            throw ConfigError(problems: [ConfigProblem(path: "", message: "not valid JSON at line \(line), column \(column): \(error.reason)")])
+        }
+        let log = ProblemLog()
+        let substituted = EnvironmentSubstitution.apply(to: document, path: "", environment: environment, log: log)
+        let config = read(substituted, log: log)
+        if let config, log.problems.isEmpty { return config }
+        throw ConfigError(problems: log.problems)
+    }
+
+    // MARK: - Top level
+
+    static func read(_ document: JSONValue, log: ProblemLog) -> BridgeConfig? {
+        guard let root = ConfigReader(document, path: "", log: log) else { return nil }
+        root.rejectUnknownKeys(["listen", "limits", "idempotency", "spool", "sinks", "sources", "trustedProxies"])
+
+        var listen = BridgeConfig.Listen()
+        if let reader = root.object("listen") {
+            reader.rejectUnknownKeys(["host", "port", "tls"])
+            if let host = reader.string("host") { listen.host = host }
+            if let port = reader.integer("port", in: 0...65535) { listen.port = port }
+            if let tls = reader.object("tls") {
+                tls.rejectUnknownKeys(["certificate", "privateKey"])
+                let certificate = tls.string("certificate", required: true)
+                let key = tls.string("privateKey", required: true)
+                if let certificate, let key { listen.tls = .init(certificate: certificate, privateKey: key) }
+            }
+        }
+
+        var limits = BridgeConfig.Limits()
+        if let reader = root.object("limits") {
+            reader.rejectUnknownKeys(["maxBodyBytes", "ackTimeoutMs"])
+            if let value = reader.integer("maxBodyBytes", in: 1...(1 << 30)) { limits.maxBodyBytes = value }
+            if let value = reader.integer("ackTimeoutMs", in: 1...600_000) { limits.ackTimeoutMs = value }
+        }
+
+        var idempotency = BridgeConfig.Idempotency()
+        if let reader = root.object("idempotency") {
+            reader.rejectUnknownKeys(["store", "url", "ttlSeconds", "maxKeys"])
+            if let ttl = reader.integer("ttlSeconds", in: 1...Int(Int32.max)) { idempotency.ttlSeconds = ttl }
+            if let maxKeys = reader.integer("maxKeys", in: 1...Int.max) { idempotency.maxKeys = maxKeys }
+            switch reader.string("store") {
+            case nil, "memory":
+                if reader.has("url") { log.add(reader.childPath("url"), "only the redis store takes a url") }
+            case "redis":
+                if let url = reader.string("url", required: true), checkRedisURL(url, path: reader.childPath("url"), log: log) {
+                    idempotency.store = .redis(url: url)
+                }
+            case let other?:
+                log.add(reader.childPath("store"), "must be \"memory\" or \"redis\", not \"\(other)\"")
+            }
+        }
+
+        var spool: BridgeConfig.Spool?
+        if let reader = root.object("spool") {
+            reader.rejectUnknownKeys(["directory", "maxBytes"])
+            if let directory = reader.string("directory", required: true) {
+                spool = .init(directory: directory)
+                if let maxBytes = reader.integer("maxBytes", in: 4096...Int.max) { spool?.maxBytes = maxBytes }
+            }
+        }
+
+        let trustedProxies = readCIDRs(root, "trustedProxies", log: log)
+
+        var sinks: [String: SinkConfig] = [:]
+        if let reader = root.object("sinks", required: true) {
+            if reader.members.isEmpty { log.add("sinks", "must name at least one sink") }
+            for (name, value) in reader.members {
+                if let sink = readSink(name: name, value, path: reader.childPath(name), log: log) { sinks[name] = sink }
+            }
+        }
+        let sinkNames = Set(root.object("sinks").map { $0.members.map(\.0) } ?? [])
+
+        var sources: [String: SourceConfig] = [:]
+        if let reader = root.object("sources", required: true) {
+            if reader.members.isEmpty { log.add("sources", "must name at least one source") }
+            var pathOwners: [String: String] = [:]
+            for (name, value) in reader.members {
+                let path = reader.childPath(name)
+                guard let source = readSource(name: name, value, path: path, sinkNames: sinkNames, log: log) else { continue }
+                if let owner = pathOwners[source.path] {
+                    log.add(joinPath(path, "path"), "\"\(source.path)\" is already the path of source \"\(owner)\"")
+                } else {
+                    pathOwners[source.path] = name
+                }
+                sources[name] = source
+            }
+        }
+
+        return BridgeConfig(
+            listen: listen, limits: limits, idempotency: idempotency, spool: spool,
+            trustedProxies: trustedProxies ?? [], sinks: sinks, sources: sources)
+    }
+
+    // MARK: - Sinks
+
+    static func readSink(name: String, _ value: JSONValue, path: String, log: ProblemLog) -> SinkConfig? {
+        guard let reader = ConfigReader(value, path: path, log: log) else { return nil }
+        let required = reader.bool("required") ?? true
+        func template(_ key: String, required: Bool, default fallback: String? = nil) -> Template? {
+            guard let text = reader.string(key, required: required) ?? fallback else { return nil }
+            do {
+                return try Template(parsing: text)
+            } catch {
+                log.add(reader.childPath(key), error.message)
+                return nil
+            }
+        }
+        switch reader.string("type", required: true) {
+        case "file":
+            reader.rejectUnknownKeys(["type", "required", "path"])
+            guard let file = template("path", required: true) else { return nil }
+            return SinkConfig(name: name, kind: .file(path: file), required: required)
+        case "kafka":
+            reader.rejectUnknownKeys(["type", "required", "brokers", "topic", "key", "properties"])
+            let brokers = reader.string("brokers", required: true)
+            let topic = template("topic", required: true)
+            let key = template("key", required: false, default: "{id}")
+            var properties: [String: String] = [:]
+            if let props = reader.object("properties") {
+                for (property, value) in props.members {
+                    switch value {
+                    case .string(let text): properties[property] = text
+                    case .number(let text): properties[property] = text
+                    case .bool(let flag): properties[property] = flag ? "true" : "false"
+                    default: log.add(props.childPath(property), "must be a string, number or boolean, not \(value.kindName)")
+                    }
+                }
+            }
+            guard let brokers, let topic, let key else { return nil }
+            return SinkConfig(name: name, kind: .kafka(brokers: brokers, topic: topic, key: key, properties: properties), required: required)
+        case "redis":
+            reader.rejectUnknownKeys(["type", "required", "url", "stream", "maxLength"])
+            let url = reader.string("url", required: true)
+            let stream = template("stream", required: true)
+            let maxLength = reader.integer("maxLength", in: 1...Int.max)
+            guard let url, checkRedisURL(url, path: reader.childPath("url"), log: log), let stream else { return nil }
+            return SinkConfig(name: name, kind: .redis(url: url, stream: stream, maxLength: maxLength), required: required)
+        case let other?:
+            log.add(reader.childPath("type"), "must be \"file\", \"kafka\" or \"redis\", not \"\(other)\"")
+            return nil
+        case nil:
+            return nil
+        }
+    }
+
+    static func checkRedisURL(_ url: String, path: String, log: ProblemLog) -> Bool {
+        guard url.hasPrefix("redis://") || url.hasPrefix("rediss://") || url.hasPrefix("unix://") else {
+            log.add(path, "must be a redis://host:port/db URL")
+            return false
+        }
+        return true
+    }
+
+    // MARK: - Sources
+
+    static func readSource(name: String, _ value: JSONValue, path: String, sinkNames: Set<String>, log: ProblemLog) -> SourceConfig? {
+        guard let reader = ConfigReader(value, path: path, log: log) else { return nil }
+        reader.rejectUnknownKeys(["path", "verify", "sinks", "routes", "allow", "rateLimit"])
+
+        let urlPath = reader.string("path", required: true)
+        if let urlPath {
+            if !urlPath.hasPrefix("/") {
+                log.add(reader.childPath("path"), "must start with /")
+            } else if reservedPaths.contains(urlPath) {
+                log.add(reader.childPath("path"), "\(urlPath) is served by the bridge itself")
+            } else if urlPath.contains("?") || urlPath.contains("#") || urlPath.contains(" ") {
+                log.add(reader.childPath("path"), "must be a plain path without query, fragment or spaces")
+            }
+        }
+
+        let scheme = reader.object("verify", required: true).flatMap { readVerify($0, log: log) }
+
+        func checkSinks(_ names: [String]?, at arrayPath: String) -> [String]? {
+            guard let names else { return nil }
+            var ok = true
+            for (index, sink) in names.enumerated() where !sinkNames.contains(sink) {
+                let known = sinkNames.sorted().joined(separator: ", ")
+                log.add("\(arrayPath)[\(index)]", "no sink named \"\(sink)\" (sinks: \(known))")
+                ok = false
+            }
+            return ok ? names : nil
+        }
+
+        var routes: RouteTable?
+        switch (reader.has("sinks"), reader.has("routes")) {
+        case (true, true):
+            log.add(path, "has both sinks and routes; use one")
+        case (false, false):
+            log.add(path, "needs sinks or routes")
+        case (true, false):
+            if let names = checkSinks(reader.stringArray("sinks", required: true), at: reader.childPath("sinks")) {
+                routes = RouteTable(sinks: names)
+            }
+        case (false, true):
+            routes = readRoutes(reader, checkSinks: checkSinks, log: log)
+        }
+
+        let allow = readCIDRs(reader, "allow", log: log)
+        var rateLimit: SourceConfig.RateLimit?
+        if let limit = reader.object("rateLimit") {
+            limit.rejectUnknownKeys(["perSecond", "burst"])
+            let perSecond = limit.number("perSecond", minimumExclusive: 0, required: true)
+            let burst = limit.integer("burst", in: 1...Int(Int32.max))
+            if let perSecond { rateLimit = .init(perSecond: perSecond, burst: burst ?? max(1, Int(perSecond.rounded(.up)))) }
+        }
+
+        guard let urlPath, let scheme, let routes else { return nil }
+        return SourceConfig(name: name, path: urlPath, scheme: scheme, routes: routes, allow: allow, rateLimit: rateLimit)
+    }
+
+    static func readRoutes(
+        _ reader: ConfigReader, checkSinks: ([String]?, String) -> [String]?, log: ProblemLog
+    ) -> RouteTable? {
+        let path = reader.childPath("routes")
+        guard case .array(let items)? = reader.raw("routes") else {
+            log.add(path, "must be an array of routes")
+            return nil
+        }
+        if items.isEmpty { log.add(path, "must not be empty") }
+        var routes: [RouteTable.Route] = []
+        var ok = !items.isEmpty
+        var catchAll: Int?
+        for (index, item) in items.enumerated() {
+            let itemPath = "\(path)[\(index)]"
+            guard let route = ConfigReader(item, path: itemPath, log: log) else {
+                ok = false
+                continue
+            }
+            route.rejectUnknownKeys(["types", "sinks"])
+            if let catchAll { log.add(itemPath, "is never used: routes[\(catchAll)] has no types and matches every event") }
+            let types = route.stringArray("types")
+            if route.has("types"), types == nil { ok = false }
+            guard let sinks = checkSinks(route.stringArray("sinks", required: true), route.childPath("sinks")) else {
+                ok = false
+                continue
+            }
+            if types == nil, catchAll == nil { catchAll = index }
+            routes.append(.init(types: types?.map(TypeGlob.init), sinks: sinks))
+        }
+        return ok ? RouteTable(routes: routes) : nil
+    }
+
+    static func readCIDRs(_ reader: ConfigReader, _ key: String, log: ProblemLog) -> [CIDR]? {
+        guard let texts = reader.stringArray(key) else { return nil }
+        var result: [CIDR] = []
+        for (index, text) in texts.enumerated() {
+            if let cidr = CIDR(text) {
+                result.append(cidr)
+            } else {
+                log.add("\(reader.childPath(key))[\(index)]", "\"\(text)\" is not an IPv4 or IPv6 address or CIDR")
+            }
+        }
+        return result.count == texts.count ? result : nil
+    }
+
+    // MARK: - Verification
+
+    static func readVerify(_ reader: ConfigReader, log: ProblemLog) -> (any WebhookScheme)? {
+        let common = ["scheme", "secrets", "toleranceSeconds"]
+        guard let scheme = reader.string("scheme", required: true) else { return nil }
+        guard specifiedSchemes.contains(scheme) else {
+            let hint = closestKey(to: scheme, in: specifiedSchemes).map { "; did you mean \"\($0)\"?" } ?? ""
+            log.add(reader.childPath("scheme"), "unknown scheme \"\(scheme)\"\(hint)")
+            return nil
+        }
+        guard implementedSchemes.contains(scheme) else {
+            log.add(reader.childPath("scheme"), "scheme \"\(scheme)\" is not available in this version yet; use \"hmac\" with its settings meanwhile")
+            return nil
+        }
+        let tolerance = reader.integer("toleranceSeconds", in: 0...Int(Int32.max)) ?? 300
+
+        if scheme == "none" {
+            reader.rejectUnknownKeys(["scheme"])
+            return NoneScheme()
+        }
+        let secrets = reader.stringArray("secrets", required: true)
+
+        switch scheme {
+        case "github":
+            reader.rejectUnknownKeys(common)
+            return secrets.map { GitHubScheme(secrets: $0) }
+        case "standard-webhooks", "svix":
+            reader.rejectUnknownKeys(common)
+            guard let secrets else { return nil }
+            do {
+                return try StandardWebhooksScheme(name: scheme, secrets: secrets, toleranceSeconds: tolerance)
+            } catch {
+                log.add("\(reader.childPath("secrets"))[\(error.index)]", error.reason)
+                return nil
+            }
+        case "hmac":
+            let keys = [
+                "header", "algorithm", "encoding", "prefix", "timestampHeader", "signedContent",
+                "idHeader", "idPointer", "typeHeader", "typePointer",
+            ]
+            reader.rejectUnknownKeys(common + keys)
+            guard let header = reader.string("header", required: true) else { return nil }
+            var settings = HMACScheme.Settings(header: header)
+            var ok = true
+            if let text = reader.string("algorithm") {
+                if let algorithm = HMACAlgorithm(rawValue: text) {
+                    settings.algorithm = algorithm
+                } else {
+                    log.add(reader.childPath("algorithm"), "must be sha1, sha256 or sha512")
+                    ok = false
+                }
+            }
+            if let text = reader.string("encoding") {
+                if let encoding = HMACScheme.SignatureEncoding(rawValue: text) {
+                    settings.encoding = encoding
+                } else {
+                    log.add(reader.childPath("encoding"), "must be hex or base64")
+                    ok = false
+                }
+            }
+            settings.prefix = reader.string("prefix", nonEmpty: false) ?? ""
+            settings.timestampHeader = reader.string("timestampHeader")
+            if let text = reader.string("signedContent") {
+                do {
+                    settings.signedContent = try HMACScheme.SignedContent(parsing: text)
+                    if settings.signedContent.usesTimestamp, settings.timestampHeader == nil {
+                        log.add(reader.childPath("signedContent"), "uses {timestamp} but timestampHeader is not set")
+                        ok = false
+                    }
+                } catch {
+                    log.add(reader.childPath("signedContent"), error.message)
+                    ok = false
+                }
+            }
+            for (key, isPointer) in [("idPointer", true), ("typePointer", true)] where isPointer {
+                if let pointer = reader.string(key), !pointer.hasPrefix("/") {
+                    log.add(reader.childPath(key), "must be a JSON pointer starting with /")
+                    ok = false
+                }
+            }
+            settings.idHeader = reader.string("idHeader")
+            settings.idPointer = reader.string("idPointer")
+            settings.typeHeader = reader.string("typeHeader")
+            settings.typePointer = reader.string("typePointer")
+            if settings.signedContent.usesID, settings.idHeader == nil, settings.idPointer == nil {
+                log.add(reader.childPath("signedContent"), "uses {id} but neither idHeader nor idPointer is set")
+                ok = false
+            }
+            guard ok, let secrets else { return nil }
+            return HMACScheme(settings: settings, secrets: secrets, toleranceSeconds: tolerance)
+        default:
+            return nil
+        }
+    }
+}

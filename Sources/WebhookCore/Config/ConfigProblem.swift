@@ -1,0 +1,37 @@
+/// One thing wrong with a config file, located by its JSON path
+/// (`sources.github.verify.secrets: must not be empty`).
+public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
+    /// Dotted path of the offending value; array items as `routes[0]`; empty for the document.
+    public let path: String
+    public let message: String
+
+    public init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+
+    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+}
+
+/// A config that failed validation: every problem found, in document order.
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public let problems: [ConfigProblem]
+
+    public init(problems: [ConfigProblem]) { self.problems = problems }
+
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+/// Collects problems while a config is read, so that one run reports all of them.
+final class ProblemLog {
+    private(set) var problems: [ConfigProblem] = []
+
+    func add(_ path: String, _ message: String) {
+        problems.append(ConfigProblem(path: path, message: message))
+    }
+}
+
+/// Builds the JSON path of a child.
+func joinPath(_ parent: String, _ key: String) -> String {
+    parent.isEmpty ? key : "\(parent).\(key)"
+}

@@ -1,0 +1,162 @@
+/// Typed, path-aware reads from one JSON object of the config.
+///
+/// Every read that fails records a problem at the member's path and returns nil, so the
+/// loader carries on and reports everything wrong in one pass.
+struct ConfigReader {
+    let path: String
+    let members: [(String, JSONValue)]
+    let log: ProblemLog
+
+    /// A reader for `value`, or nil (with a problem recorded) when it is not an object.
+    init?(_ value: JSONValue, path: String, log: ProblemLog) {
+        guard case .object(let members) = value else {
+            log.add(path, "must be an object, not \(value.kindName)")
+            return nil
+        }
+        self.path = path
+        self.members = members
+        self.log = log
+    }
+
+    func has(_ key: String) -> Bool { members.contains { $0.0 == key } }
+
+    func raw(_ key: String) -> JSONValue? { members.first { $0.0 == key }?.1 }
+
+    func childPath(_ key: String) -> String { joinPath(path, key) }
+
+    /// Records every member whose name is not in `allowed`.
+    func rejectUnknownKeys(_ allowed: [String]) {
+        for (key, _) in members where !allowed.contains(key) {
+            let hint = closestKey(to: key, in: allowed).map { "; did you mean \"\($0)\"?" } ?? ""
+            log.add(childPath(key), "unknown key\(hint)")
+        }
+    }
+
+    func missing(_ key: String) {
+        log.add(childPath(key), "is required")
+    }
+
+    func string(_ key: String, required: Bool = false, nonEmpty: Bool = true) -> String? {
+        guard let value = raw(key) else {
+            if required { missing(key) }
+            return nil
+        }
+        guard case .string(let text) = value else {
+            log.add(childPath(key), "must be a string, not \(value.kindName)")
+            return nil
+        }
+        if nonEmpty && text.isEmpty {
+            log.add(childPath(key), "must not be empty")
+            return nil
+        }
+        return text
+    }
+
+    func integer(_ key: String, in range: ClosedRange<Int>, required: Bool = false) -> Int? {
+        guard let value = raw(key) else {
+            if required { missing(key) }
+            return nil
+        }
+        guard case .number(let literal) = value, let number = Int(literal) else {
+            log.add(childPath(key), "must be an integer, not \(value.kindName == "a number" ? "a decimal" : value.kindName)")
+            return nil
+        }
+        guard range.contains(number) else {
+            if range.upperBound == Int.max {
+                log.add(childPath(key), "must be at least \(range.lowerBound)")
+            } else {
+                log.add(childPath(key), "must be between \(range.lowerBound) and \(range.upperBound)")
+            }
+            return nil
+        }
+        return number
+    }
+
+    func number(_ key: String, minimumExclusive: Double, required: Bool = false) -> Double? {
+        guard let value = raw(key) else {
+            if required { missing(key) }
+            return nil
+        }
+        guard case .number(let literal) = value, let number = Double(literal) else {
+            log.add(childPath(key), "must be a number, not \(value.kindName)")
+            return nil
+        }
+        guard number > minimumExclusive, number.isFinite else {
+            log.add(childPath(key), "must be greater than \(Int(minimumExclusive))")
+            return nil
+        }
+        return number
+    }
+
+    func bool(_ key: String) -> Bool? {
+        guard let value = raw(key) else { return nil }
+        guard case .bool(let flag) = value else {
+            log.add(childPath(key), "must be true or false, not \(value.kindName)")
+            return nil
+        }
+        return flag
+    }
+
+    /// An array of strings; each bad item is reported at its own index.
+    func stringArray(_ key: String, required: Bool = false, nonEmpty: Bool = true) -> [String]? {
+        guard let value = raw(key) else {
+            if required { missing(key) }
+            return nil
+        }
+        guard case .array(let items) = value else {
+            log.add(childPath(key), "must be an array of strings, not \(value.kindName)")
+            return nil
+        }
+        if nonEmpty && items.isEmpty {
+            log.add(childPath(key), "must not be empty")
+            return nil
+        }
+        var result: [String] = []
+        var ok = true
+        for (index, item) in items.enumerated() {
+            guard case .string(let text) = item, !text.isEmpty else {
+                log.add("\(childPath(key))[\(index)]", item.kindName == "a string" ? "must not be empty" : "must be a string, not \(item.kindName)")
+                ok = false
+                continue
+            }
+            result.append(text)
+        }
+        return ok ? result : nil
+    }
+
+    func object(_ key: String, required: Bool = false) -> ConfigReader? {
+        guard let value = raw(key) else {
+            if required { missing(key) }
+            return nil
+        }
+        return ConfigReader(value, path: childPath(key), log: log)
+    }
+}
+
+/// The allowed key nearest to a typo, when it is near enough to be worth suggesting.
+func closestKey(to key: String, in allowed: [String]) -> String? {
+    let lowered = key.lowercased()
+    var best: (String, Int)?
+    for candidate in allowed {
+        let distance = editDistance(Array(lowered.utf8), Array(candidate.lowercased().utf8))
+        if distance <= max(2, candidate.count / 3), distance < candidate.count, distance < (best?.1 ?? .max) {
+            best = (candidate, distance)
+        }
+    }
+    return best?.0
+}
+
+private func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    var current = [Int](repeating: 0, count: b.count + 1)
+    for i in 1...a.count {
+        current[0] = i
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        swap(&previous, &current)
+    }
+    return previous[b.count]
+}

@@ -1,0 +1,62 @@
+import NIOCore
+import NIOHTTP1
+
+/// A verified webhook on its way to the sinks: a CloudEvent 1.0 (SPEC section 7) plus the
+/// request context that sink templates may read (`{header:Name}`, `{json:/pointer}`).
+///
+/// The body stays the `ByteBuffer` it arrived in; nothing copies it on the way to a sink.
+public struct WebhookEvent: Sendable {
+    /// `id`: the provider's event id, else `sha256:` + the body's hex digest.
+    public var id: String
+    /// `source`: the configured source's name.
+    public var source: String
+    /// `type`: from the scheme (section 4).
+    public var type: String
+    /// `time`: when the bridge received the request.
+    public var time: Timestamp
+    /// `datacontenttype`: the request's Content-Type, when it sent one.
+    public var dataContentType: String?
+    /// Extension `webhookscheme`.
+    public var scheme: String
+    /// Extension `webhookkey`: index of the secret that matched.
+    public var keyIndex: Int
+    /// The raw request body, byte for byte.
+    public var data: ByteBuffer
+
+    /// The request's headers, for templates; not written to sinks.
+    public var requestHeaders: HTTPHeaders
+    /// The body parsed as JSON, when something on the way needed it.
+    public var bodyJSON: JSONValue?
+
+    public init(
+        id: String, source: String, type: String, time: Timestamp, dataContentType: String?,
+        scheme: String, keyIndex: Int, data: ByteBuffer, requestHeaders: HTTPHeaders = [:],
+        bodyJSON: JSONValue? = nil
+    ) {
+        self.id = id
+        self.source = source
+        self.type = type
+        self.time = time
+        self.dataContentType = dataContentType
+        self.scheme = scheme
+        self.keyIndex = keyIndex
+        self.data = data
+        self.requestHeaders = requestHeaders
+        self.bodyJSON = bodyJSON
+    }
+
+    /// The CloudEvents context attributes, in a fixed order, as sinks write them.
+    public var attributes: [(name: String, value: String)] {
+        var list: [(name: String, value: String)] = [
+            ("specversion", "1.0"),
+            ("id", id),
+            ("source", source),
+            ("type", type),
+            ("time", time.rfc3339),
+        ]
+        if let dataContentType { list.append(("datacontenttype", dataContentType)) }
+        list.append(("webhookscheme", scheme))
+        list.append(("webhookkey", String(keyIndex)))
+        return list
+    }
+}

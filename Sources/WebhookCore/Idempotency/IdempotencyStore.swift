@@ -1,0 +1,35 @@
+/// An event's identity for deduplication: ids are scoped per source (SPEC section 4).
+public struct IdempotencyKey: Hashable, Sendable, CustomStringConvertible {
+    public let source: String
+    public let id: String
+
+    public init(source: String, id: String) {
+        self.source = source
+        self.id = id
+    }
+
+    public var description: String { "\(source)/\(id)" }
+}
+
+/// What a reservation found.
+public enum ReservationOutcome: Sendable, Equatable {
+    /// The caller holds the key until it commits or releases it.
+    case reserved
+    /// The event was already accepted within the TTL.
+    case duplicate
+    /// Another request is delivering this event right now.
+    case inProgress
+}
+
+/// Remembers which events were accepted, so a provider's retry of a delivered event is
+/// answered `duplicate` and never delivered twice (SPEC sections 5 and 6).
+///
+/// The protocol is reservation-based: `reserve` before delivering, then `commit` once the
+/// event is durable or `release` when it is not, so the provider's retry is accepted.
+public protocol IdempotencyStore: Sendable {
+    func reserve(_ key: IdempotencyKey) async throws -> ReservationOutcome
+    /// Marks the key accepted for the store's TTL.
+    func commit(_ key: IdempotencyKey) async throws
+    /// Frees a reservation that did not end in a durable event.
+    func release(_ key: IdempotencyKey) async
+}

@@ -1,0 +1,59 @@
+import ServiceLifecycle
+
+/// A destination for events: Kafka, Redis Streams, files (SPEC section 7).
+///
+/// `deliver` returns only once the event is durable there (Kafka ack, `XADD` reply, fsync);
+/// a sink is also a `Service`, so its background work (poll loops, connections, flushing)
+/// starts and stops with the bridge in a defined order.
+public protocol EventSink: Service {
+    /// The sink's name in the config.
+    var name: String { get }
+    /// Writes `event` durably or throws a ``SinkError``.
+    func deliver(_ event: WebhookEvent) async throws -> DeliveryReceipt
+    /// True while the sink can accept events (`/readyz`).
+    var isReady: Bool { get }
+}
+
+/// Where an event ended up.
+public struct DeliveryReceipt: Sendable, Equatable {
+    public let sink: String
+    /// Sink-specific position: a file path and offset, a Kafka partition and offset, a stream id.
+    public let position: String
+
+    public init(sink: String, position: String) {
+        self.sink = sink
+        self.position = position
+    }
+}
+
+/// A failed delivery. ``isPermanent`` tells an event that can never succeed (too large,
+/// unknown topic: dead-letter it) from one worth retrying (sink down, timeout).
+public struct SinkError: Error, Sendable, CustomStringConvertible {
+    private enum Code: Sendable {
+        case unavailable
+        case rejected
+        case timedOut
+    }
+
+    private let code: Code
+    public let sink: String
+    public let reason: String
+
+    private init(_ code: Code, sink: String, reason: String) {
+        self.code = code
+        self.sink = sink
+        self.reason = reason
+    }
+
+    /// The sink can't take events now; a retry may succeed.
+    public static func unavailable(sink: String, reason: String) -> SinkError { .init(.unavailable, sink: sink, reason: reason) }
+    /// The sink refuses this event for good.
+    public static func rejected(sink: String, reason: String) -> SinkError { .init(.rejected, sink: sink, reason: reason) }
+    /// No acknowledgement within `limits.ackTimeoutMs`.
+    public static func timedOut(sink: String, afterMilliseconds ms: Int) -> SinkError {
+        .init(.timedOut, sink: sink, reason: "no acknowledgement within \(ms) ms")
+    }
+
+    public var isPermanent: Bool { code == .rejected }
+    public var description: String { "sink \(sink): \(reason)" }
+}

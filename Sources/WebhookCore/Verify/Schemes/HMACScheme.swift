@@ -1,0 +1,117 @@
+import Crypto
+
+/// The generic `hmac` scheme for providers not built in: the signature header, algorithm,
+/// encoding and prefix, an optional signed timestamp, the signed content, and where id and
+/// type come from are all configured.
+public struct HMACScheme: WebhookScheme {
+    /// `verify` settings of an `hmac` source.
+    public struct Settings: Sendable {
+        public var header: String
+        public var algorithm: HMACAlgorithm = .sha256
+        public var encoding: SignatureEncoding = .hex
+        public var prefix: String = ""
+        public var timestampHeader: String?
+        public var signedContent: SignedContent = .bodyOnly
+        public var idHeader: String?
+        public var idPointer: String?
+        public var typeHeader: String?
+        public var typePointer: String?
+
+        public init(header: String) { self.header = header }
+    }
+
+    public enum SignatureEncoding: String, Sendable, CaseIterable { case hex, base64 }
+
+    /// The `signedContent` template: `{timestamp}`, `{body}` and `{id}` between literals.
+    public struct SignedContent: Sendable {
+        enum Part: Sendable {
+            case literal(String), timestamp, body, id
+        }
+        let parts: [Part]
+
+        public static let bodyOnly = SignedContent(parts: [.body])
+
+        init(parts: [Part]) { self.parts = parts }
+
+        /// Parses a template; throws a message for a config problem.
+        public init(parsing text: String) throws(TemplateError) {
+            var parts: [Part] = []
+            var rest = text[...]
+            while let open = rest.firstIndex(of: "{") {
+                if open > rest.startIndex { parts.append(.literal(String(rest[..<open]))) }
+                guard let close = rest[open...].firstIndex(of: "}") else { throw TemplateError("unmatched '{'") }
+                switch rest[rest.index(after: open)..<close] {
+                case "timestamp": parts.append(.timestamp)
+                case "body": parts.append(.body)
+                case "id": parts.append(.id)
+                case let other: throw TemplateError("unknown placeholder {\(other)}; use {timestamp}, {body} or {id}")
+                }
+                rest = rest[rest.index(after: close)...]
+            }
+            if !rest.isEmpty { parts.append(.literal(String(rest))) }
+            guard parts.contains(where: { if case .body = $0 { return true } else { return false } }) else {
+                throw TemplateError("must contain {body}")
+            }
+            self.parts = parts
+        }
+
+        var usesTimestamp: Bool { parts.contains { if case .timestamp = $0 { return true } else { return false } } }
+        var usesID: Bool { parts.contains { if case .id = $0 { return true } else { return false } } }
+    }
+
+    public let name = "hmac"
+    let settings: Settings
+    let keys: [SymmetricKey]
+    let tolerance: Int
+
+    public var needsBodyJSON: Bool { settings.idPointer != nil || settings.typePointer != nil }
+
+    public init(settings: Settings, secrets: [String], toleranceSeconds: Int) {
+        self.settings = settings
+        self.keys = secrets.map { SymmetricKey(data: Array($0.utf8)) }
+        self.tolerance = toleranceSeconds
+    }
+
+    public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
+        guard let header = request.headers.first(name: settings.header) else {
+            throw .missing("\(settings.header) is missing")
+        }
+        guard header.hasPrefix(settings.prefix) else {
+            throw .invalid("\(settings.header) does not start with the configured prefix")
+        }
+        let encoded = header.dropFirst(settings.prefix.count)
+        let decoded = settings.encoding == .hex ? Hex.decode(encoded) : Base64.decode(encoded)
+        guard let signature = decoded else { throw .invalid("\(settings.header) is not \(settings.encoding.rawValue)") }
+
+        var timestamp: String?
+        if let timestampHeader = settings.timestampHeader {
+            timestamp = request.headers.first(name: timestampHeader)
+            guard timestamp != nil else { throw .missing("\(timestampHeader) is missing") }
+        }
+        let id = settings.idHeader.flatMap { request.headers.first(name: $0) }
+            ?? settings.idPointer.flatMap { request.bodyJSON?.value(atPointer: $0)?.scalarText }
+        if settings.signedContent.usesID, id == nil { throw .missing("the event id the signature covers is missing") }
+
+        let parts: [SignedPart] = settings.signedContent.parts.map { part in
+            switch part {
+            case .literal(let text): return .text(text)
+            case .timestamp: return .text(timestamp ?? "")
+            case .body: return .bytes(request.body)
+            case .id: return .text(id ?? "")
+            }
+        }
+        var matched: Int?
+        for (index, key) in keys.enumerated()
+        where constantTimeEquals(settings.algorithm.mac(key: key, parts: parts), signature) {
+            matched = index
+            break
+        }
+        guard let matched else { throw .invalid("\(settings.header) matches no secret") }
+        if let timestampHeader = settings.timestampHeader {
+            _ = try checkTimestamp(timestamp, header: timestampHeader, tolerance: tolerance, now: request.receivedAt)
+        }
+        let type = settings.typeHeader.flatMap { request.headers.first(name: $0) }
+            ?? settings.typePointer.flatMap { request.bodyJSON?.value(atPointer: $0)?.scalarText }
+        return VerifiedWebhook(id: id, type: type, keyIndex: matched)
+    }
+}

@@ -1,0 +1,90 @@
+import Crypto
+
+/// Standard Webhooks (and Svix, its origin): `webhook-signature` holds space-separated
+/// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` (key: base64 after `whsec_`) and/or
+/// `v1a,<base64 Ed25519 signature>` (public key: base64 after `whpk_`). The `svix-` headers
+/// are read when the `webhook-` ones are absent.
+public struct StandardWebhooksScheme: WebhookScheme {
+    /// One configured secret.
+    enum Key {
+        case symmetric(SymmetricKey)
+        case ed25519(Curve25519.Signing.PublicKey)
+    }
+
+    public let name: String
+    public let needsBodyJSON = true
+    let keys: [Key]
+    let tolerance: Int
+
+    /// Parses the secrets; throws the index and reason of the first one that is malformed.
+    public init(name: String = "standard-webhooks", secrets: [String], toleranceSeconds: Int) throws(SecretError) {
+        self.name = name
+        self.tolerance = toleranceSeconds
+        var keys: [Key] = []
+        for (index, secret) in secrets.enumerated() {
+            if secret.hasPrefix("whpk_") {
+                guard let raw = Base64.decode(secret.dropFirst(5)),
+                    let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
+                else { throw SecretError(index: index, reason: "whpk_ must be followed by a base64 Ed25519 public key") }
+                keys.append(.ed25519(key))
+            } else {
+                let body = secret.hasPrefix("whsec_") ? secret.dropFirst(6) : secret[...]
+                guard let raw = Base64.decode(body), !raw.isEmpty else {
+                    throw SecretError(index: index, reason: "must be whsec_ followed by base64 (or whpk_ and a public key)")
+                }
+                keys.append(.symmetric(SymmetricKey(data: raw)))
+            }
+        }
+        self.keys = keys
+    }
+
+    private func header(_ request: WebhookRequest, _ suffix: String) -> String? {
+        request.headers.first(name: "webhook-\(suffix)") ?? request.headers.first(name: "svix-\(suffix)")
+    }
+
+    public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
+        guard let signatures = header(request, "signature") else { throw .missing("webhook-signature is missing") }
+        guard let id = header(request, "id") else { throw .missing("webhook-id is missing") }
+        let timestampText = header(request, "timestamp")
+        guard let timestampText else { throw .missing("webhook-timestamp is missing") }
+        guard Int64(timestampText) != nil else { throw .invalid("webhook-timestamp is not a UNIX timestamp") }
+
+        let signedParts: [SignedPart] = [.text("\(id).\(timestampText)."), .bytes(request.body)]
+        var hmacs: [Int: [UInt8]] = [:]
+        var matched: Int?
+        search: for entry in signatures.split(separator: " ") {
+            guard let comma = entry.firstIndex(of: ",") else { continue }
+            let version = entry[..<comma]
+            guard let signature = Base64.decode(entry[entry.index(after: comma)...]) else { continue }
+            for (index, key) in keys.enumerated() {
+                switch (version, key) {
+                case ("v1", .symmetric(let secret)):
+                    let mac = hmacs[index] ?? HMACAlgorithm.sha256.mac(key: secret, parts: signedParts)
+                    hmacs[index] = mac
+                    if constantTimeEquals(mac, signature) {
+                        matched = index
+                        break search
+                    }
+                case ("v1a", .ed25519(let publicKey)):
+                    var content = Array("\(id).\(timestampText).".utf8)
+                    content.append(contentsOf: request.body.readableBytesView)
+                    if publicKey.isValidSignature(signature, for: content) {
+                        matched = index
+                        break search
+                    }
+                default:
+                    continue
+                }
+            }
+        }
+        guard let matched else { throw .invalid("webhook-signature matches no secret") }
+        _ = try checkTimestamp(timestampText, header: "webhook-timestamp", tolerance: tolerance, now: request.receivedAt)
+        return VerifiedWebhook(id: id, type: request.bodyJSON?["type"]?.scalarText, keyIndex: matched)
+    }
+}
+
+/// A secret that can't be used, by its index in `secrets`.
+public struct SecretError: Error, Sendable {
+    public let index: Int
+    public let reason: String
+}

@@ -1,0 +1,70 @@
+import Crypto
+import Foundation
+import NIOCore
+
+/// The HMAC algorithms providers use.
+public enum HMACAlgorithm: String, Sendable, CaseIterable {
+    case sha1, sha256, sha512
+
+    /// The MAC of the concatenation of `parts`, computed without joining them.
+    func mac(key: SymmetricKey, parts: [SignedPart]) -> [UInt8] {
+        switch self {
+        case .sha1: return Self.compute(HMAC<Insecure.SHA1>(key: key), parts)
+        case .sha256: return Self.compute(HMAC<SHA256>(key: key), parts)
+        case .sha512: return Self.compute(HMAC<SHA512>(key: key), parts)
+        }
+    }
+
+    private static func compute<H: HashFunction>(_ hmac: HMAC<H>, _ parts: [SignedPart]) -> [UInt8] {
+        var hmac = hmac
+        for part in parts {
+            switch part {
+            case .text(let text):
+                var text = text
+                text.withUTF8 { hmac.update(data: UnsafeRawBufferPointer($0)) }
+            case .bytes(let buffer):
+                buffer.withUnsafeReadableBytes { hmac.update(data: $0) }
+            }
+        }
+        return Array(hmac.finalize())
+    }
+}
+
+/// A piece of signed content: literal text or the raw body.
+enum SignedPart {
+    case text(String)
+    case bytes(ByteBuffer)
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    var difference: UInt8 = 0
+    for index in a.indices { difference |= a[index] ^ b[index] }
+    return difference == 0
+}
+
+/// `sha256:` + the hex SHA-256 of the body: the id of an event whose provider sends none.
+public func bodyHashID(_ body: ByteBuffer) -> String {
+    var hasher = SHA256()
+    body.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+    return "sha256:" + Hex.encode(hasher.finalize())
+}
+
+/// Checks a signed UNIX timestamp (seconds) against the tolerance, in both directions.
+func checkTimestamp(_ text: String?, header: String, tolerance: Int, now: Timestamp) throws(VerificationFailure) -> Int64 {
+    guard let text, !text.isEmpty else { throw .missing("\(header) is missing") }
+    guard let seconds = Int64(text.trimmingSpaces) else { throw .invalid("\(header) is not a UNIX timestamp") }
+    let skew = now.secondsSince1970 - seconds
+    guard skew.magnitude <= UInt64(tolerance) else { throw .expired("\(header) is \(skew)s away from now") }
+    return seconds
+}
+
+extension String {
+    var trimmingSpaces: Substring {
+        var slice = self[...]
+        while slice.first == " " || slice.first == "\t" { slice.removeFirst() }
+        while slice.last == " " || slice.last == "\t" { slice.removeLast() }
+        return slice
+    }
+}

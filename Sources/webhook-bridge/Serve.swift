@@ -1,0 +1,41 @@
+import ArgumentParser
+import Logging
+import WebhookBridge
+import WebhookCore
+
+/// `webhook-bridge serve`.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Runs the server until SIGTERM or SIGINT.",
+        discussion: "--config defaults to $WEBHOOK_BRIDGE_CONFIG, then config.json. Log level: $LOG_LEVEL (default info)."
+    )
+
+    @Option(name: .long, help: "The config file.")
+    var config: String?
+
+    func run() async throws {
+        let path = config ?? ProcessEnvironment.current["WEBHOOK_BRIDGE_CONFIG"] ?? "config.json"
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = ProcessEnvironment.current["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "webhook-bridge")
+
+        let bridgeConfig: BridgeConfig
+        do {
+            bridgeConfig = try loadConfig(path: path)
+        } catch {
+            let more = error.lines.count > 1 ? " (and \(error.lines.count - 1) more: run webhook-bridge check-config \(path))" : ""
+            printError("webhook-bridge: \(error.lines[0])\(more)")
+            throw ExitCode(1)
+        }
+        do {
+            let bridge = try await Bridge.start(config: bridgeConfig, logger: logger)
+            try await bridge.run()
+        } catch let error as BridgeSetupError {
+            printError("webhook-bridge: \(path): \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

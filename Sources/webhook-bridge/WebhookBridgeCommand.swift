@@ -1,0 +1,88 @@
+import ArgumentParser
+import Logging
+import WebhookBridge
+import WebhookCore
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `webhook-bridge`: the command line of SPEC section 2.
+@main
+struct WebhookBridgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "webhook-bridge",
+        abstract: "Receives webhooks, verifies them and writes them durably to Kafka, Redis Streams or files.",
+        subcommands: [Serve.self, CheckConfig.self]
+    )
+}
+
+/// Prints one line to standard error.
+func printError(_ line: String) {
+    var stream = StandardError()
+    print(line, to: &stream)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        var text = string
+        text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+}
+
+/// Reads and validates a config file, as `serve` and `check-config` both do.
+func loadConfig(path: String) throws(ConfigFileError) -> BridgeConfig {
+    guard let bytes = readFile(path) else {
+        throw ConfigFileError(path: path, problems: [ConfigProblem(path: "", message: "cannot read the file: \(String(cString: strerror(errno)))")])
+    }
+    do {
+        return try ConfigLoader.load(bytes, environment: ProcessEnvironment.current)
+    } catch {
+        throw ConfigFileError(path: path, problems: error.problems)
+    }
+}
+
+/// A config file's problems, each printed as `PATH: json.path: what is wrong`.
+struct ConfigFileError: Error {
+    let path: String
+    let problems: [ConfigProblem]
+
+    var lines: [String] { problems.map { "\(path): \($0)" } }
+}
+
+func readFile(_ path: String) -> [UInt8]? {
+    guard let file = fopen(path, "rb") else { return nil }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = fread(&chunk, 1, chunk.count, file)
+        if count > 0 { bytes.append(contentsOf: chunk[0..<count]) }
+        if count < chunk.count { break }
+    }
+    return ferror(file) == 0 ? bytes : nil
+}
+
+enum ProcessEnvironment {
+    static var current: [String: String] {
+        var result: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                result[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        return result
+    }
+}
