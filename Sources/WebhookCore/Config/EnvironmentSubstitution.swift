@@ -42,6 +42,7 @@ enum EnvironmentSubstitution {
                 result += fallback
             } else {
                 log.add(path, "environment variable \(name) is not set (write ${\(name):-fallback} for a default)")
+                result += "${\(reference)}"  // keep the text, so no second problem follows from it
             }
             rest = rest[rest.index(after: end)...]
         }

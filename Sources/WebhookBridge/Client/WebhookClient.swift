@@ -1,0 +1,76 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A minimal HTTP/1.1 client: one request per connection, the whole answer collected. It is
+/// what `webhook-bridge send` posts with and what the tests talk to the server through.
+public enum WebhookClient {
+    /// An answer.
+    public struct Response: Sendable {
+        public var status: HTTPResponseStatus
+        public var headers: HTTPHeaders
+        public var body: [UInt8]
+
+        public var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    /// Why a request got no answer.
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Sends one request to `host:port` and returns the answer. `chunked` sends the body with
+    /// chunked transfer encoding instead of Content-Length.
+    public static func send(
+        host: String, port: Int, method: HTTPMethod = .POST, path: String, headers: [(String, String)] = [],
+        body: [UInt8] = [], chunked: Bool = false,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> Response {
+        let channel = try await ClientBootstrap(group: group)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+            head.headers.add(name: "Host", value: "\(host):\(port)")
+            head.headers.add(name: "Connection", value: "close")
+            for (name, value) in headers { head.headers.add(name: name, value: value) }
+            if chunked {
+                head.headers.add(name: "Transfer-Encoding", value: "chunked")
+            } else if method == .POST || method == .PUT || !body.isEmpty {
+                head.headers.add(name: "Content-Length", value: String(body.count))
+            }
+            do {
+                try await outbound.write(.head(head))
+                var offset = 0
+                while offset < body.count {
+                    let end = chunked ? min(body.count, offset + 16384) : body.count
+                    try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body[offset..<end]))))
+                    offset = end
+                }
+                try await outbound.write(.end(nil))
+            } catch {
+                // The server may answer (413) and close before the body is sent; read its answer.
+            }
+            var response: Response?
+            var collected = ByteBuffer()
+            for try await part in inbound {
+                switch part {
+                case .head(let head):
+                    response = Response(status: head.status, headers: head.headers, body: [])
+                case .body(var chunk):
+                    collected.writeBuffer(&chunk)
+                case .end:
+                    guard var response else { throw Failure(description: "answer without a head") }
+                    response.body = Array(collected.readableBytesView)
+                    return response
+                }
+            }
+            throw Failure(description: "the connection closed before a complete answer")
+        }
+    }
+}

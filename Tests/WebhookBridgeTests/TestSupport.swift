@@ -1,0 +1,80 @@
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+import WebhookBridge
+import WebhookCore
+
+/// A fresh directory under the system temp dir, removed by `cleanup`.
+struct TemporaryDirectory {
+    let path: String
+
+    init() {
+        var template = Array((NSTemporaryDirectory() + "/webhook-bridge-test.XXXXXX").utf8CString)
+        let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(created != nil, "mkdtemp failed")
+        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    func file(_ name: String) -> String { "\(path)/\(name)" }
+
+    func cleanup() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// A bridge running on a free loopback port, on a config given as JSON text with `{dir}`
+/// replaced by a temporary directory.
+struct RunningBridge {
+    let port: Int
+    let directory: TemporaryDirectory
+    let bridge: Bridge
+
+    static func with<T>(
+        config: String, environment: [String: String] = [:], _ body: (RunningBridge) async throws -> T
+    ) async throws -> T {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let text = config.replacingOccurrences(of: "{dir}", with: directory.path)
+        let loaded = try ConfigLoader.load(Array(text.utf8), environment: environment)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let bridge = try await Bridge.start(config: loaded, logger: logger)
+        let port = bridge.ingress.localAddress!.port!
+        let task = Task { try await bridge.run(handleSignals: false) }
+        defer { task.cancel() }
+        let running = RunningBridge(port: port, directory: directory, bridge: bridge)
+        let result = try await body(running)
+        task.cancel()
+        _ = await task.result
+        return result
+    }
+
+    func post(_ path: String, headers: [(String, String)], body: String) async throws -> WebhookClient.Response {
+        try await WebhookClient.send(host: "127.0.0.1", port: port, path: path, headers: headers, body: Array(body.utf8))
+    }
+
+    func get(_ path: String) async throws -> WebhookClient.Response {
+        try await WebhookClient.send(host: "127.0.0.1", port: port, method: .GET, path: path)
+    }
+
+    /// The lines of a file sink's output, each parsed.
+    func lines(_ name: String) throws -> [JSONValue] {
+        guard let data = FileManager.default.contents(atPath: directory.file(name)) else { return [] }
+        return try data.split(separator: 0x0A).map { try JSONParser.parse(Array($0)) }
+    }
+}
+
+/// GitHub's signature header for `body`.
+func githubSignature(_ body: String, secret: String) -> String {
+    let mac = HMAC<SHA256>.authenticationCode(for: Array(body.utf8), using: SymmetricKey(data: Array(secret.utf8)))
+    return "sha256=" + Hex.encode(mac)
+}
+
+/// Headers of a signed GitHub delivery.
+func githubHeaders(_ body: String, delivery: String, event: String = "push", secret: String = "gh-secret") -> [(String, String)] {
+    [("X-Hub-Signature-256", githubSignature(body, secret: secret)), ("X-GitHub-Delivery", delivery),
+     ("X-GitHub-Event", event), ("Content-Type", "application/json")]
+}
+
+extension WebhookClient.Response {
+    var json: JSONValue? { try? JSONParser.parse(body) }
+}

@@ -1,0 +1,61 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+import WebhookCore
+
+@Suite("Structured CloudEvents lines (SPEC section 7)")
+struct CloudEventJSONTests {
+    func line(body: [UInt8], contentType: String? = "application/json") throws -> JSONValue {
+        let event = WebhookEvent(
+            id: "evt_1", source: "stripe", type: "charge.succeeded", time: Timestamp(millisecondsSince1970: 1_764_424_800_123),
+            dataContentType: contentType, scheme: "stripe", keyIndex: 1, data: ByteBuffer(bytes: body))
+        var out = ByteBuffer()
+        CloudEventJSON.appendLine(event, to: &out)
+        let bytes = Array(out.readableBytesView)
+        #expect(bytes.last == 0x0A)
+        #expect(bytes.dropLast().allSatisfy { $0 != 0x0A })
+        return try JSONParser.parse(bytes)
+    }
+
+    @Test("a JSON body is embedded as data, on one line, with every attribute")
+    func jsonBody() throws {
+        let body = Array("{\n  \"id\": \"evt_1\",\r\n  \"text\": \"a\\nb\"\n}\n".utf8)
+        let value = try line(body: body)
+        #expect(value["specversion"] == .string("1.0"))
+        #expect(value["id"] == .string("evt_1"))
+        #expect(value["source"] == .string("stripe"))
+        #expect(value["type"] == .string("charge.succeeded"))
+        #expect(value["time"] == .string("2025-11-29T14:00:00.123Z"))
+        #expect(value["datacontenttype"] == .string("application/json"))
+        #expect(value["webhookscheme"] == .string("stripe"))
+        #expect(value["webhookkey"] == .number("1"))
+        #expect(value["data"] == (try JSONParser.parse(body)))
+        #expect(value["data_base64"] == nil)
+    }
+
+    @Test("a body that is not JSON goes to data_base64, byte for byte")
+    func binaryBody() throws {
+        let body: [UInt8] = Array("From=%2B1555&Body=hi".utf8) + [0x00, 0xFF, 0x0A]
+        let value = try line(body: body, contentType: "application/x-www-form-urlencoded")
+        #expect(value["data"] == nil)
+        guard case .string(let encoded)? = value["data_base64"] else {
+            Issue.record("no data_base64")
+            return
+        }
+        #expect(Base64.decode(encoded) == body)
+    }
+
+    @Test("datacontenttype is left out when the request had no Content-Type")
+    func noContentType() throws {
+        #expect(try line(body: Array("{}".utf8), contentType: nil)["datacontenttype"] == nil)
+    }
+
+    @Test("RFC 3339 time across dates", arguments: [
+        (Int64(0), "1970-01-01T00:00:00.000Z"),
+        (Int64(951_782_400_000), "2000-02-29T00:00:00.000Z"),
+        (Int64(1_798_761_599_999), "2026-12-31T23:59:59.999Z"),
+    ])
+    func time(milliseconds: Int64, text: String) {
+        #expect(Timestamp(millisecondsSince1970: milliseconds).rfc3339 == text)
+    }
+}

@@ -1,0 +1,183 @@
+import Testing
+import WebhookCore
+
+@Suite("Config loading (SPEC section 3)")
+struct ConfigLoaderTests {
+    static let minimal = """
+        {
+          "sinks": { "archive": { "type": "file", "path": "./var/events.jsonl" } },
+          "sources": {
+            "github": { "path": "/webhooks/github",
+                        "verify": { "scheme": "github", "secrets": ["${GITHUB_SECRET}"] },
+                        "sinks": ["archive"] }
+          }
+        }
+        """
+
+    func load(_ text: String, environment: [String: String] = [:]) throws(ConfigError) -> BridgeConfig {
+        try ConfigLoader.load(Array(text.utf8), environment: environment)
+    }
+
+    func problems(_ text: String, environment: [String: String] = [:]) -> [String] {
+        do {
+            _ = try load(text, environment: environment)
+            return []
+        } catch {
+            return error.problems.map(\.description)
+        }
+    }
+
+    @Test("a minimal config loads with the documented defaults")
+    func defaults() throws {
+        let config = try load(Self.minimal, environment: ["GITHUB_SECRET": "s3cret"])
+        #expect(config.listen.host == "0.0.0.0")
+        #expect(config.listen.port == 8080)
+        #expect(config.limits.maxBodyBytes == 1_048_576)
+        #expect(config.limits.ackTimeoutMs == 5000)
+        #expect(config.idempotency.store == .memory)
+        #expect(config.idempotency.ttlSeconds == 86_400)
+        #expect(config.spool == nil)
+        #expect(config.sources["github"]?.path == "/webhooks/github")
+        #expect(config.sources["github"]?.scheme.name == "github")
+        #expect(config.sinks["archive"]?.required == true)
+    }
+
+    @Test("an unset variable without a fallback is an error that names it")
+    func unsetVariable() {
+        #expect(problems(Self.minimal) == [
+            "sources.github.verify.secrets[0]: environment variable GITHUB_SECRET is not set (write ${GITHUB_SECRET:-fallback} for a default)"
+        ])
+    }
+
+    @Test("${NAME:-fallback} falls back when NAME is unset and is replaced when set")
+    func fallback() throws {
+        let text = """
+            {"listen": {"host": "${HOST:-127.0.0.1}", "port": 9000},
+             "sinks": {"a": {"type": "file", "path": "${DIR:-/tmp}/x-${NAME:-y}.jsonl"}},
+             "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["a"]}}}
+            """
+        let unset = try load(text)
+        #expect(unset.listen.host == "127.0.0.1")
+        guard case .file(let path) = unset.sinks["a"]?.kind else { Issue.record("not a file sink"); return }
+        #expect(path.description == "/tmp/x-y.jsonl")
+        let set = try load(text, environment: ["HOST": "::1", "NAME": "z"])
+        #expect(set.listen.host == "::1")
+        guard case .file(let setPath) = set.sinks["a"]?.kind else { Issue.record("not a file sink"); return }
+        #expect(setPath.description == "/tmp/x-z.jsonl")
+    }
+
+    @Test("unknown keys are errors at their path, with a suggestion for typos")
+    func unknownKeys() {
+        let text = """
+            {"listen": {"prot": 1},
+             "sinks": {"a": {"type": "file", "path": "x", "fsync": true}},
+             "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["a"], "extra": 1}}}
+            """
+        #expect(problems(text) == [
+            "listen.prot: unknown key; did you mean \"port\"?",
+            "sinks.a.fsync: unknown key",
+            "sources.s.extra: unknown key",
+        ])
+    }
+
+    @Test("every problem is reported with its JSON path, in one pass")
+    func manyProblems() {
+        let text = """
+            {"listen": {"port": 70000},
+             "limits": {"maxBodyBytes": "big"},
+             "sinks": {"a": {"type": "file"}, "b": {"type": "s3"}},
+             "sources": {
+               "gh": {"path": "hooks", "verify": {"scheme": "github", "secrets": []}, "sinks": ["a", "nope"]},
+               "x": {"path": "/x", "verify": {"scheme": "gitgub", "secrets": ["k"]}, "sinks": ["a"], "routes": []},
+               "y": {"path": "/y", "sinks": ["a"]}
+             }}
+            """
+        #expect(problems(text) == [
+            "listen.port: must be between 0 and 65535",
+            "limits.maxBodyBytes: must be an integer, not a string",
+            "sinks.a.path: is required",
+            "sinks.b.type: must be \"file\", \"kafka\" or \"redis\", not \"s3\"",
+            "sources.gh.path: must start with /",
+            "sources.gh.verify.secrets: must not be empty",
+            "sources.gh.sinks[1]: no sink named \"nope\" (sinks: a, b)",
+            "sources.x.verify.scheme: unknown scheme \"gitgub\"; did you mean \"github\"?",
+            "sources.x: has both sinks and routes; use one",
+            "sources.y.verify: is required",
+        ])
+    }
+
+    @Test("verify.scheme none must be written out")
+    func verifyRequired() {
+        let text = """
+            {"sinks": {"a": {"type": "file", "path": "x"}},
+             "sources": {"s": {"path": "/s", "sinks": ["a"]}}}
+            """
+        #expect(problems(text) == ["sources.s.verify: is required"])
+    }
+
+    @Test("malformed JSON is reported with line and column")
+    func malformedJSON() {
+        #expect(problems("{\n  \"sinks\": {,\n}") == ["not valid JSON at line 2, column 13: expected a member name"])
+    }
+
+    @Test("two sources can't share a path, and the bridge's own paths are reserved")
+    func paths() {
+        let text = """
+            {"sinks": {"a": {"type": "file", "path": "x"}},
+             "sources": {"s": {"path": "/same", "verify": {"scheme": "none"}, "sinks": ["a"]},
+                         "t": {"path": "/same", "verify": {"scheme": "none"}, "sinks": ["a"]},
+                         "u": {"path": "/healthz", "verify": {"scheme": "none"}, "sinks": ["a"]}}}
+            """
+        #expect(problems(text) == [
+            "sources.t.path: \"/same\" is already the path of source \"s\"",
+            "sources.u.path: /healthz is served by the bridge itself",
+        ])
+    }
+
+    @Test("templates, redis URLs, CIDRs and standard-webhooks secrets are checked")
+    func valueChecks() {
+        let text = """
+            {"sinks": {"k": {"type": "kafka", "brokers": "b:9092", "topic": "t.{source", "key": "{header:}"},
+                       "r": {"type": "redis", "url": "http://x", "stream": "s"}},
+             "sources": {"s": {"path": "/s", "verify": {"scheme": "standard-webhooks", "secrets": ["whsec_!!"]},
+                               "sinks": ["k"], "allow": ["10.0.0.0/33"], "rateLimit": {"perSecond": 0}}}}
+            """
+        #expect(problems(text) == [
+            "sinks.k.topic: unmatched '{'; placeholders look like {source}",
+            "sinks.k.key: unknown placeholder {header:}; use {source}, {type}, {id}, {header:Name} or {json:/pointer}",
+            "sinks.r.url: must be a redis://host:port/db URL",
+            "sources.s.verify.secrets[0]: must be whsec_ followed by base64 (or whpk_ and a public key)",
+            "sources.s.allow[0]: \"10.0.0.0/33\" is not an IPv4 or IPv6 address or CIDR",
+            "sources.s.rateLimit.perSecond: must be greater than 0",
+        ])
+    }
+
+    @Test("the SPEC's sink and idempotency settings load")
+    func specSinks() throws {
+        let text = """
+            {"idempotency": {"store": "redis", "url": "redis://127.0.0.1:6379/0", "ttlSeconds": 60},
+             "spool": {"directory": "./var/spool", "maxBytes": 1073741824},
+             "sinks": {
+               "bus": {"type": "kafka", "brokers": "localhost:9092", "topic": "webhooks.{source}",
+                       "key": "{id}", "properties": {"compression.type": "lz4", "linger.ms": 5}},
+               "jobs": {"type": "redis", "url": "redis://127.0.0.1:6379/0", "stream": "webhooks:{source}",
+                        "maxLength": 1000000, "required": false}},
+             "sources": {"s": {"path": "/s", "verify": {"scheme": "none"},
+                               "routes": [{"types": ["payment_intent.*"], "sinks": ["bus"]}, {"sinks": ["jobs"]}]}}}
+            """
+        let config = try load(text)
+        #expect(config.idempotency.store == .redis(url: "redis://127.0.0.1:6379/0"))
+        #expect(config.spool?.maxBytes == 1_073_741_824)
+        guard case .kafka(let brokers, let topic, let key, let properties) = config.sinks["bus"]?.kind else {
+            Issue.record("bus is not a kafka sink")
+            return
+        }
+        #expect(brokers == "localhost:9092")
+        #expect(topic.description == "webhooks.{source}")
+        #expect(key.description == "{id}")
+        #expect(properties == ["compression.type": "lz4", "linger.ms": "5"])
+        #expect(config.sinks["jobs"]?.required == false)
+        #expect(config.sources["s"]?.routes.sinks(forType: "payment_intent.created") == ["bus"])
+        #expect(config.sources["s"]?.routes.sinks(forType: "charge.failed") == ["jobs"])
+    }
+}

@@ -1,0 +1,68 @@
+import Synchronization
+import Testing
+import WebhookCore
+
+/// A clock the test moves by hand.
+final class ManualClock: Sendable {
+    private let now = Mutex(Timestamp(secondsSince1970: 1_700_000_000))
+    func read() -> Timestamp { now.withLock { $0 } }
+    func advance(seconds: Int64) { now.withLock { $0 = Timestamp(millisecondsSince1970: $0.millisecondsSince1970 + seconds * 1000) } }
+}
+
+@Suite("In-memory idempotency store")
+struct IdempotencyTests {
+    let key = IdempotencyKey(source: "github", id: "d-1")
+
+    @Test("many concurrent reservations of one id: exactly one wins, the rest see it in progress")
+    func race() async {
+        let store = MemoryIdempotencyStore(ttlSeconds: 60)
+        let outcomes = await withTaskGroup(of: ReservationOutcome.self) { group in
+            for _ in 0..<500 { group.addTask { await store.reserve(self.key) } }
+            return await group.reduce(into: [ReservationOutcome]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 == .reserved }.count == 1)
+        #expect(outcomes.filter { $0 == .inProgress }.count == 499)
+    }
+
+    @Test("a committed id is a duplicate until its TTL passes")
+    func commitAndExpire() async {
+        let clock = ManualClock()
+        let store = MemoryIdempotencyStore(ttlSeconds: 60, clock: clock.read)
+        #expect(await store.reserve(key) == .reserved)
+        await store.commit(key)
+        #expect(await store.reserve(key) == .duplicate)
+        clock.advance(seconds: 59)
+        #expect(await store.reserve(key) == .duplicate)
+        clock.advance(seconds: 1)
+        #expect(await store.reserve(key) == .reserved)
+    }
+
+    @Test("a released id (failed delivery) can be reserved again by the retry")
+    func release() async {
+        let store = MemoryIdempotencyStore(ttlSeconds: 60)
+        #expect(await store.reserve(key) == .reserved)
+        #expect(await store.reserve(key) == .inProgress)
+        await store.release(key)
+        #expect(await store.reserve(key) == .reserved)
+    }
+
+    @Test("ids are scoped per source")
+    func scopedPerSource() async {
+        let store = MemoryIdempotencyStore(ttlSeconds: 60)
+        #expect(await store.reserve(IdempotencyKey(source: "a", id: "1")) == .reserved)
+        #expect(await store.reserve(IdempotencyKey(source: "b", id: "1")) == .reserved)
+    }
+
+    @Test("the store stays within maximumKeys, evicting the oldest accepted ids first")
+    func bounded() async {
+        let store = MemoryIdempotencyStore(ttlSeconds: 3600, maximumKeys: 100)
+        for index in 0..<1000 {
+            let key = IdempotencyKey(source: "s", id: "\(index)")
+            #expect(await store.reserve(key) == .reserved)
+            await store.commit(key)
+        }
+        #expect(store.count == 100)
+        #expect(await store.reserve(IdempotencyKey(source: "s", id: "999")) == .duplicate)
+        #expect(await store.reserve(IdempotencyKey(source: "s", id: "0")) == .reserved)
+    }
+}

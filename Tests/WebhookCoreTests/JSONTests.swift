@@ -1,0 +1,43 @@
+import Testing
+import WebhookCore
+
+@Suite("JSON parser and pointers")
+struct JSONTests {
+    @Test("valid documents parse", arguments: [
+        #"{"a": [1, -2.5e3, true, false, null, "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"]}"#,
+        "  0 ", #""""#, "[]", "{}", "[[[[]]]]", "-0.0E+1",
+    ])
+    func valid(text: String) {
+        #expect(JSONParser.isValid(Array(text.utf8)))
+    }
+
+    @Test("invalid documents are refused", arguments: [
+        "", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "tru", "\"\u{01}\"", "\"\\x\"", "{\"a\" 1}",
+        "[1] 2", "\"\\ud83d\"", "{\"a\":1,\"a\":2}", "NaN", "'a'",
+    ])
+    func invalid(text: String) {
+        #expect(!JSONParser.isValid(Array(text.utf8)))
+    }
+
+    @Test("invalid UTF-8 inside a string is refused")
+    func invalidUTF8() {
+        #expect(!JSONParser.isValid([0x22, 0xFF, 0xFE, 0x22]))
+    }
+
+    @Test("deep nesting is refused rather than overflowing the stack")
+    func depth() {
+        let deep = Array(repeating: UInt8(ascii: "["), count: 100_000)
+        #expect(!JSONParser.isValid(deep))
+    }
+
+    @Test("JSON pointers follow RFC 6901, escapes included")
+    func pointers() throws {
+        let value = try JSONParser.parse(Array(#"{"a/b": {"m~n": [10, {"id": "x"}]}, "n": 5}"#.utf8))
+        #expect(value.value(atPointer: "/a~1b/m~0n/1/id") == .string("x"))
+        #expect(value.value(atPointer: "/a~1b/m~0n/0")?.scalarText == "10")
+        #expect(value.value(atPointer: "/n")?.scalarText == "5")
+        #expect(value.value(atPointer: "/a~1b/m~0n/2") == nil)
+        #expect(value.value(atPointer: "") == value)
+        #expect(value.value(atPointer: "n") == nil)
+    }
+}

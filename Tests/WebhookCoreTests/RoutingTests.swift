@@ -1,0 +1,75 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+import WebhookCore
+
+@Suite("Routing and templates")
+struct RoutingTests {
+    @Test("type globs: * spans dots, ? is one character, no match is no match", arguments: [
+        ("payment_intent.*", "payment_intent.succeeded", true),
+        ("payment_intent.*", "payment_intent.", true),
+        ("payment_intent.*", "payment_intentX", false),
+        ("*", "anything.at.all", true),
+        ("charge.?", "charge.a", true),
+        ("charge.?", "charge.ab", false),
+        ("*.created", "customer.subscription.created", true),
+        ("*.created", "customer.subscription.deleted", false),
+        ("push", "push", true),
+        ("push", "pushed", false),
+    ])
+    func globs(pattern: String, type: String, matches: Bool) {
+        #expect(TypeGlob(pattern).matches(type) == matches)
+    }
+
+    @Test("the first matching route wins; a route without types matches all")
+    func firstRouteWins() {
+        let table = RouteTable(routes: [
+            .init(types: [TypeGlob("payment_intent.*"), TypeGlob("charge.*")], sinks: ["bus"]),
+            .init(types: [TypeGlob("charge.failed")], sinks: ["alerts"]),
+            .init(types: nil, sinks: ["archive"]),
+        ])
+        #expect(table.sinks(forType: "charge.failed") == ["bus"])
+        #expect(table.sinks(forType: "payment_intent.created") == ["bus"])
+        #expect(table.sinks(forType: "customer.created") == ["archive"])
+        #expect(RouteTable(routes: [.init(types: [TypeGlob("a")], sinks: ["x"])]).sinks(forType: "b").isEmpty)
+        #expect(RouteTable(sinks: ["a", "b"]).sinks(forType: "whatever") == ["a", "b"])
+    }
+
+    func event(id: String = "evt/1", type: String = "charge succeeded") -> WebhookEvent {
+        var headers = HTTPHeaders()
+        headers.add(name: "X-Shop-Domain", value: "shop one.example")
+        let body = #"{"data": {"object": {"id": "ch_9", "amount": 12}}, "tags": ["a b"]}"#
+        return WebhookEvent(
+            id: id, source: "stripe", type: type, time: Timestamp(secondsSince1970: 0), dataContentType: nil,
+            scheme: "stripe", keyIndex: 0, data: ByteBuffer(string: body), requestHeaders: headers,
+            bodyJSON: try? JSONParser.parse(Array(body.utf8)))
+    }
+
+    @Test("templates render every placeholder")
+    func placeholders() throws {
+        let template = try Template(parsing: "{source}|{type}|{id}|{header:x-shop-domain}|{json:/data/object/id}|{json:/data/object/amount}|{json:/missing}")
+        #expect(template.render(event(), sanitizer: .verbatim) == "stripe|charge succeeded|evt/1|shop one.example|ch_9|12|")
+        #expect(template.usesBodyJSON)
+        #expect(try !Template(parsing: "webhooks.{source}").usesBodyJSON)
+    }
+
+    @Test("characters a Kafka topic or Redis key can't hold become _")
+    func sanitizing() throws {
+        let topic = try Template(parsing: "webhooks.{source}.{type}")
+        #expect(topic.render(event(), sanitizer: .kafkaTopic) == "webhooks.stripe.charge_succeeded")
+        let stream = try Template(parsing: "webhooks:{type}:{header:X-Shop-Domain}")
+        #expect(stream.render(event(), sanitizer: .redisKey) == "webhooks:charge_succeeded:shop_one.example")
+    }
+
+    @Test("a placeholder value can't climb out of a file sink's directory")
+    func pathTraversal() throws {
+        let path = try Template(parsing: "/var/events/{id}/{type}.jsonl")
+        #expect(path.render(event(id: "../../etc/passwd", type: ".."), sanitizer: .pathComponent)
+            == "/var/events/.._.._etc_passwd/__.jsonl")
+    }
+
+    @Test("unknown placeholders and unbalanced braces are refused", arguments: ["{nope}", "a{source", "a}b", "{header:}", "{json:x}"])
+    func badTemplates(text: String) {
+        #expect(throws: TemplateError.self) { try Template(parsing: text) }
+    }
+}
