@@ -6,9 +6,9 @@ import Synchronization
 import WebhookCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Appends events as structured CloudEvents JSON lines (SPEC section 7) and answers only once

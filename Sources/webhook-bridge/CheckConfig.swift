@@ -6,7 +6,8 @@ struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
         abstract: "Validates config files without serving; prints each source with its path, scheme and sinks.",
-        discussion: "Exit 0 when every file is valid, 1 otherwise; each problem on its own line as PATH: json.path: what is wrong."
+        discussion:
+            "Exit 0 when every file is valid, 1 otherwise; each problem on its own line as PATH: json.path: what is wrong."
     )
 
     @Argument(help: "The config files.")
@@ -25,7 +26,9 @@ struct CheckConfig: ParsableCommand {
                             ? route.sinks.joined(separator: ", ")
                             : "[\(types)] -> \(route.sinks.joined(separator: ", "))"
                     }
-                    print("  source \(source.name): POST \(source.path) scheme=\(source.scheme.name) sinks=\(sinks.joined(separator: "; "))")
+                    print(
+                        "  source \(source.name): POST \(source.path) scheme=\(source.scheme.name) sinks=\(sinks.joined(separator: "; "))"
+                    )
                 }
             } catch {
                 valid = false

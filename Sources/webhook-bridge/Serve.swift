@@ -26,7 +26,8 @@ struct Serve: AsyncParsableCommand {
         do {
             bridgeConfig = try loadConfig(path: path)
         } catch {
-            let more = error.lines.count > 1 ? " (and \(error.lines.count - 1) more: run webhook-bridge check-config \(path))" : ""
+            let more =
+                error.lines.count > 1 ? " (and \(error.lines.count - 1) more: run webhook-bridge check-config \(path))" : ""
             printError("webhook-bridge: \(error.lines[0])\(more)")
             throw ExitCode(1)
         }

@@ -4,9 +4,9 @@ import WebhookBridge
 import WebhookCore
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// `webhook-bridge`: the command line of SPEC section 2.
@@ -42,7 +42,8 @@ struct StandardError: TextOutputStream {
 /// Reads and validates a config file, as `serve` and `check-config` both do.
 func loadConfig(path: String) throws(ConfigFileError) -> BridgeConfig {
     guard let bytes = readFile(path) else {
-        throw ConfigFileError(path: path, problems: [ConfigProblem(path: "", message: "cannot read the file: \(String(cString: strerror(errno)))")])
+        throw ConfigFileError(
+            path: path, problems: [ConfigProblem(path: "", message: "cannot read the file: \(String(cString: strerror(errno)))")])
     }
     do {
         return try ConfigLoader.load(bytes, environment: ProcessEnvironment.current)

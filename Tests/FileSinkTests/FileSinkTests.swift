@@ -44,7 +44,8 @@ struct FileSinkTests {
     @Test("concurrent deliveries are each written once, whole, across templated files")
     func concurrent() async throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let sink = try FileSink(name: "archive", path: Template(parsing: "\(directory)/{source}/events.jsonl"), logger: Logger(label: "test"))
+        let sink = try FileSink(
+            name: "archive", path: Template(parsing: "\(directory)/{source}/events.jsonl"), logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for index in 0..<300 {
                 group.addTask { _ = try await sink.deliver(self.event("e\(index)", source: index % 2 == 0 ? "even" : "odd")) }
@@ -62,14 +63,16 @@ struct FileSinkTests {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         #expect(FileManager.default.createFile(atPath: "\(directory)/file", contents: Data()))
         #expect(throws: SinkError.self) {
-            _ = try FileSink(name: "archive", path: Template(parsing: "\(directory)/file/events.jsonl"), logger: Logger(label: "test"))
+            _ = try FileSink(
+                name: "archive", path: Template(parsing: "\(directory)/file/events.jsonl"), logger: Logger(label: "test"))
         }
     }
 
     @Test("after a graceful stop, deliveries are refused rather than lost")
     func afterShutdown() async throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let sink = try FileSink(name: "archive", path: Template(parsing: "\(directory)/events.jsonl"), logger: Logger(label: "test"))
+        let sink = try FileSink(
+            name: "archive", path: Template(parsing: "\(directory)/events.jsonl"), logger: Logger(label: "test"))
         let group = ServiceGroup(services: [sink], logger: Logger(label: "test"))
         async let running: Void = group.run()
         _ = try await sink.deliver(event("before"))

@@ -84,7 +84,8 @@ struct HTTPRoundTripTests {
         try await RunningBridge.with(config: Self.config, environment: Self.environment) { bridge in
             let body = Array(repeating: UInt8(ascii: "a"), count: 4097)
             let declared = try await WebhookClient.send(
-                host: "127.0.0.1", port: bridge.port, path: "/webhooks/github", headers: [("X-GitHub-Delivery", "big")], body: body)
+                host: "127.0.0.1", port: bridge.port, path: "/webhooks/github", headers: [("X-GitHub-Delivery", "big")],
+                body: body)
             #expect(declared.status == .payloadTooLarge)
             #expect(declared.json == .object([("error", .string("too_large"))]))
             let streamed = try await WebhookClient.send(
@@ -105,7 +106,8 @@ struct HTTPRoundTripTests {
             let statuses = try await withThrowingTaskGroup(of: String.self) { group in
                 for _ in 0..<40 {
                     group.addTask {
-                        let answer = try await bridge.post("/webhooks/github", headers: githubHeaders(body, delivery: "same"), body: body)
+                        let answer = try await bridge.post(
+                            "/webhooks/github", headers: githubHeaders(body, delivery: "same"), body: body)
                         switch answer.status {
                         case .ok: return answer.json?["status"]?.scalarText ?? "?"
                         case .conflict:
@@ -131,7 +133,8 @@ struct HTTPRoundTripTests {
                 for index in 0..<count {
                     group.addTask {
                         let body = #"{"n": \#(index)}"#
-                        let answer = try await bridge.post("/webhooks/github", headers: githubHeaders(body, delivery: "e-\(index)"), body: body)
+                        let answer = try await bridge.post(
+                            "/webhooks/github", headers: githubHeaders(body, delivery: "e-\(index)"), body: body)
                         #expect(answer.status == .ok)
                     }
                 }

@@ -23,8 +23,10 @@ struct EndToEndRoutingTests {
     func headers(id: String, body: String, timestamp: Int64) -> [(String, String)] {
         let key = SymmetricKey(data: Base64.decode("c2VjcmV0LWtleS1mb3ItdGVzdHM=")!)
         let mac = HMAC<SHA256>.authenticationCode(for: Array("\(id).\(timestamp).\(body)".utf8), using: key)
-        return [("webhook-id", id), ("webhook-timestamp", String(timestamp)),
-                ("webhook-signature", "v1," + Base64.encode(Array(mac))), ("Content-Type", "application/json")]
+        return [
+            ("webhook-id", id), ("webhook-timestamp", String(timestamp)),
+            ("webhook-signature", "v1," + Base64.encode(Array(mac))), ("Content-Type", "application/json"),
+        ]
     }
 
     @Test("the first matching route decides the sinks; {type} names the file")
@@ -33,15 +35,19 @@ struct EndToEndRoutingTests {
             let now = Timestamp.now().secondsSince1970
             let paid = #"{"type": "payment.succeeded", "amount": 5}"#
             let other = #"{"type": "user.created"}"#
-            #expect(try await bridge.post("/svix", headers: headers(id: "m1", body: paid, timestamp: now), body: paid).status == .ok)
-            #expect(try await bridge.post("/svix", headers: headers(id: "m2", body: other, timestamp: now), body: other).status == .ok)
+            #expect(
+                try await bridge.post("/svix", headers: headers(id: "m1", body: paid, timestamp: now), body: paid).status == .ok)
+            #expect(
+                try await bridge.post("/svix", headers: headers(id: "m2", body: other, timestamp: now), body: other).status == .ok
+            )
             #expect(try bridge.lines("all.jsonl").compactMap { $0["id"]?.scalarText }.sorted() == ["m1", "m2"])
             let payments = try bridge.lines("by-type/payment.succeeded.jsonl")
             #expect(payments.map { $0["id"] } == [.string("m1")])
             #expect(payments.first?["type"] == .string("payment.succeeded"))
             #expect(try bridge.lines("by-type/user.created.jsonl").isEmpty)
             // A stale timestamp is refused before anything is routed.
-            let stale = try await bridge.post("/svix", headers: headers(id: "m3", body: other, timestamp: now - 3600), body: other)
+            let stale = try await bridge.post(
+                "/svix", headers: headers(id: "m3", body: other, timestamp: now - 3600), body: other)
             #expect(stale.status == .unauthorized)
             #expect(stale.json == .object([("error", .string("timestamp_expired"))]))
         }

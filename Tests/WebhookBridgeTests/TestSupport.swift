@@ -71,8 +71,10 @@ func githubSignature(_ body: String, secret: String) -> String {
 
 /// Headers of a signed GitHub delivery.
 func githubHeaders(_ body: String, delivery: String, event: String = "push", secret: String = "gh-secret") -> [(String, String)] {
-    [("X-Hub-Signature-256", githubSignature(body, secret: secret)), ("X-GitHub-Delivery", delivery),
-     ("X-GitHub-Event", event), ("Content-Type", "application/json")]
+    [
+        ("X-Hub-Signature-256", githubSignature(body, secret: secret)), ("X-GitHub-Delivery", delivery),
+        ("X-GitHub-Event", event), ("Content-Type", "application/json"),
+    ]
 }
 
 extension WebhookClient.Response {

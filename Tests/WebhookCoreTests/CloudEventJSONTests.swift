@@ -50,11 +50,13 @@ struct CloudEventJSONTests {
         #expect(try line(body: Array("{}".utf8), contentType: nil)["datacontenttype"] == nil)
     }
 
-    @Test("RFC 3339 time across dates", arguments: [
-        (Int64(0), "1970-01-01T00:00:00.000Z"),
-        (Int64(951_782_400_000), "2000-02-29T00:00:00.000Z"),
-        (Int64(1_798_761_599_999), "2026-12-31T23:59:59.999Z"),
-    ])
+    @Test(
+        "RFC 3339 time across dates",
+        arguments: [
+            (Int64(0), "1970-01-01T00:00:00.000Z"),
+            (Int64(951_782_400_000), "2000-02-29T00:00:00.000Z"),
+            (Int64(1_798_761_599_999), "2026-12-31T23:59:59.999Z"),
+        ])
     func time(milliseconds: Int64, text: String) {
         #expect(Timestamp(millisecondsSince1970: milliseconds).rfc3339 == text)
     }

@@ -44,9 +44,10 @@ struct ConfigLoaderTests {
 
     @Test("an unset variable without a fallback is an error that names it")
     func unsetVariable() {
-        #expect(problems(Self.minimal) == [
-            "sources.github.verify.secrets[0]: environment variable GITHUB_SECRET is not set (write ${GITHUB_SECRET:-fallback} for a default)"
-        ])
+        #expect(
+            problems(Self.minimal) == [
+                "sources.github.verify.secrets[0]: environment variable GITHUB_SECRET is not set (write ${GITHUB_SECRET:-fallback} for a default)"
+            ])
     }
 
     @Test("${NAME:-fallback} falls back when NAME is unset and is replaced when set")
@@ -73,11 +74,12 @@ struct ConfigLoaderTests {
              "sinks": {"a": {"type": "file", "path": "x", "fsync": true}},
              "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["a"], "extra": 1}}}
             """
-        #expect(problems(text) == [
-            "listen.prot: unknown key; did you mean \"port\"?",
-            "sinks.a.fsync: unknown key",
-            "sources.s.extra: unknown key",
-        ])
+        #expect(
+            problems(text) == [
+                "listen.prot: unknown key; did you mean \"port\"?",
+                "sinks.a.fsync: unknown key",
+                "sources.s.extra: unknown key",
+            ])
     }
 
     @Test("every problem is reported with its JSON path, in one pass")
@@ -92,18 +94,19 @@ struct ConfigLoaderTests {
                "y": {"path": "/y", "sinks": ["a"]}
              }}
             """
-        #expect(problems(text) == [
-            "listen.port: must be between 0 and 65535",
-            "limits.maxBodyBytes: must be an integer, not a string",
-            "sinks.a.path: is required",
-            "sinks.b.type: must be \"file\", \"kafka\" or \"redis\", not \"s3\"",
-            "sources.gh.path: must start with /",
-            "sources.gh.verify.secrets: must not be empty",
-            "sources.gh.sinks[1]: no sink named \"nope\" (sinks: a, b)",
-            "sources.x.verify.scheme: unknown scheme \"gitgub\"; did you mean \"github\"?",
-            "sources.x: has both sinks and routes; use one",
-            "sources.y.verify: is required",
-        ])
+        #expect(
+            problems(text) == [
+                "listen.port: must be between 0 and 65535",
+                "limits.maxBodyBytes: must be an integer, not a string",
+                "sinks.a.path: is required",
+                "sinks.b.type: must be \"file\", \"kafka\" or \"redis\", not \"s3\"",
+                "sources.gh.path: must start with /",
+                "sources.gh.verify.secrets: must not be empty",
+                "sources.gh.sinks[1]: no sink named \"nope\" (sinks: a, b)",
+                "sources.x.verify.scheme: unknown scheme \"gitgub\"; did you mean \"github\"?",
+                "sources.x: has both sinks and routes; use one",
+                "sources.y.verify: is required",
+            ])
     }
 
     @Test("verify.scheme none must be written out")
@@ -128,10 +131,11 @@ struct ConfigLoaderTests {
                          "t": {"path": "/same", "verify": {"scheme": "none"}, "sinks": ["a"]},
                          "u": {"path": "/healthz", "verify": {"scheme": "none"}, "sinks": ["a"]}}}
             """
-        #expect(problems(text) == [
-            "sources.t.path: \"/same\" is already the path of source \"s\"",
-            "sources.u.path: /healthz is served by the bridge itself",
-        ])
+        #expect(
+            problems(text) == [
+                "sources.t.path: \"/same\" is already the path of source \"s\"",
+                "sources.u.path: /healthz is served by the bridge itself",
+            ])
     }
 
     @Test("templates, redis URLs, CIDRs and standard-webhooks secrets are checked")
@@ -142,14 +146,15 @@ struct ConfigLoaderTests {
              "sources": {"s": {"path": "/s", "verify": {"scheme": "standard-webhooks", "secrets": ["whsec_!!"]},
                                "sinks": ["k"], "allow": ["10.0.0.0/33"], "rateLimit": {"perSecond": 0}}}}
             """
-        #expect(problems(text) == [
-            "sinks.k.topic: unmatched '{'; placeholders look like {source}",
-            "sinks.k.key: unknown placeholder {header:}; use {source}, {type}, {id}, {header:Name} or {json:/pointer}",
-            "sinks.r.url: must be a redis://host:port/db URL",
-            "sources.s.verify.secrets[0]: must be whsec_ followed by base64 (or whpk_ and a public key)",
-            "sources.s.allow[0]: \"10.0.0.0/33\" is not an IPv4 or IPv6 address or CIDR",
-            "sources.s.rateLimit.perSecond: must be greater than 0",
-        ])
+        #expect(
+            problems(text) == [
+                "sinks.k.topic: unmatched '{'; placeholders look like {source}",
+                "sinks.k.key: unknown placeholder {header:}; use {source}, {type}, {id}, {header:Name} or {json:/pointer}",
+                "sinks.r.url: must be a redis://host:port/db URL",
+                "sources.s.verify.secrets[0]: must be whsec_ followed by base64 (or whpk_ and a public key)",
+                "sources.s.allow[0]: \"10.0.0.0/33\" is not an IPv4 or IPv6 address or CIDR",
+                "sources.s.rateLimit.perSecond: must be greater than 0",
+            ])
     }
 
     @Test("the SPEC's sink and idempotency settings load")

@@ -6,7 +6,9 @@ import WebhookCore
 final class ManualClock: Sendable {
     private let now = Mutex(Timestamp(secondsSince1970: 1_700_000_000))
     func read() -> Timestamp { now.withLock { $0 } }
-    func advance(seconds: Int64) { now.withLock { $0 = Timestamp(millisecondsSince1970: $0.millisecondsSince1970 + seconds * 1000) } }
+    func advance(seconds: Int64) {
+        now.withLock { $0 = Timestamp(millisecondsSince1970: $0.millisecondsSince1970 + seconds * 1000) }
+    }
 }
 
 @Suite("In-memory idempotency store")

@@ -3,18 +3,22 @@ import WebhookCore
 
 @Suite("JSON parser and pointers")
 struct JSONTests {
-    @Test("valid documents parse", arguments: [
-        #"{"a": [1, -2.5e3, true, false, null, "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"]}"#,
-        "  0 ", #""""#, "[]", "{}", "[[[[]]]]", "-0.0E+1",
-    ])
+    @Test(
+        "valid documents parse",
+        arguments: [
+            #"{"a": [1, -2.5e3, true, false, null, "x\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"]}"#,
+            "  0 ", #""""#, "[]", "{}", "[[[[]]]]", "-0.0E+1",
+        ])
     func valid(text: String) {
         #expect(JSONParser.isValid(Array(text.utf8)))
     }
 
-    @Test("invalid documents are refused", arguments: [
-        "", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "tru", "\"\u{01}\"", "\"\\x\"", "{\"a\" 1}",
-        "[1] 2", "\"\\ud83d\"", "{\"a\":1,\"a\":2}", "NaN", "'a'",
-    ])
+    @Test(
+        "invalid documents are refused",
+        arguments: [
+            "", "{", "[1,]", "{\"a\":1,}", "01", "1.", "-", "tru", "\"\u{01}\"", "\"\\x\"", "{\"a\" 1}",
+            "[1] 2", "\"\\ud83d\"", "{\"a\":1,\"a\":2}", "NaN", "'a'",
+        ])
     func invalid(text: String) {
         #expect(!JSONParser.isValid(Array(text.utf8)))
     }

@@ -5,18 +5,20 @@ import WebhookCore
 
 @Suite("Routing and templates")
 struct RoutingTests {
-    @Test("type globs: * spans dots, ? is one character, no match is no match", arguments: [
-        ("payment_intent.*", "payment_intent.succeeded", true),
-        ("payment_intent.*", "payment_intent.", true),
-        ("payment_intent.*", "payment_intentX", false),
-        ("*", "anything.at.all", true),
-        ("charge.?", "charge.a", true),
-        ("charge.?", "charge.ab", false),
-        ("*.created", "customer.subscription.created", true),
-        ("*.created", "customer.subscription.deleted", false),
-        ("push", "push", true),
-        ("push", "pushed", false),
-    ])
+    @Test(
+        "type globs: * spans dots, ? is one character, no match is no match",
+        arguments: [
+            ("payment_intent.*", "payment_intent.succeeded", true),
+            ("payment_intent.*", "payment_intent.", true),
+            ("payment_intent.*", "payment_intentX", false),
+            ("*", "anything.at.all", true),
+            ("charge.?", "charge.a", true),
+            ("charge.?", "charge.ab", false),
+            ("*.created", "customer.subscription.created", true),
+            ("*.created", "customer.subscription.deleted", false),
+            ("push", "push", true),
+            ("push", "pushed", false),
+        ])
     func globs(pattern: String, type: String, matches: Bool) {
         #expect(TypeGlob(pattern).matches(type) == matches)
     }
@@ -47,7 +49,9 @@ struct RoutingTests {
 
     @Test("templates render every placeholder")
     func placeholders() throws {
-        let template = try Template(parsing: "{source}|{type}|{id}|{header:x-shop-domain}|{json:/data/object/id}|{json:/data/object/amount}|{json:/missing}")
+        let template = try Template(
+            parsing:
+                "{source}|{type}|{id}|{header:x-shop-domain}|{json:/data/object/id}|{json:/data/object/amount}|{json:/missing}")
         #expect(template.render(event(), sanitizer: .verbatim) == "stripe|charge succeeded|evt/1|shop one.example|ch_9|12|")
         #expect(template.usesBodyJSON)
         #expect(try !Template(parsing: "webhooks.{source}").usesBodyJSON)
@@ -64,11 +68,14 @@ struct RoutingTests {
     @Test("a placeholder value can't climb out of a file sink's directory")
     func pathTraversal() throws {
         let path = try Template(parsing: "/var/events/{id}/{type}.jsonl")
-        #expect(path.render(event(id: "../../etc/passwd", type: ".."), sanitizer: .pathComponent)
-            == "/var/events/.._.._etc_passwd/__.jsonl")
+        #expect(
+            path.render(event(id: "../../etc/passwd", type: ".."), sanitizer: .pathComponent)
+                == "/var/events/.._.._etc_passwd/__.jsonl")
     }
 
-    @Test("unknown placeholders and unbalanced braces are refused", arguments: ["{nope}", "a{source", "a}b", "{header:}", "{json:x}"])
+    @Test(
+        "unknown placeholders and unbalanced braces are refused",
+        arguments: ["{nope}", "a{source", "a}b", "{header:}", "{json:x}"])
     func badTemplates(text: String) {
         #expect(throws: TemplateError.self) { try Template(parsing: text) }
     }

@@ -30,19 +30,27 @@ struct GitHubSchemeTests {
 
     @Test("GitHub's published test vector verifies, with the rotated secret's index")
     func vectorVerifies() throws {
-        let verified = try scheme.verify(request(
-            [("X-Hub-Signature-256", vector), ("X-GitHub-Delivery", "72d3162e"), ("X-GitHub-Event", "push")],
-            body: "Hello, World!", at: 0))
+        let verified = try scheme.verify(
+            request(
+                [("X-Hub-Signature-256", vector), ("X-GitHub-Delivery", "72d3162e"), ("X-GitHub-Event", "push")],
+                body: "Hello, World!", at: 0))
         #expect(verified == VerifiedWebhook(id: "72d3162e", type: "push", keyIndex: 1))
     }
 
     @Test("tampered body, wrong secret, missing and malformed header are 401s with the right code")
     func failures() {
-        #expect(failureCode(scheme, request([("X-Hub-Signature-256", vector)], body: "Hello, World?", at: 0)) == "signature_invalid")
-        #expect(failureCode(GitHubScheme(secrets: ["nope"]), request([("X-Hub-Signature-256", vector)], body: "Hello, World!", at: 0)) == "signature_invalid")
+        #expect(
+            failureCode(scheme, request([("X-Hub-Signature-256", vector)], body: "Hello, World?", at: 0)) == "signature_invalid")
+        #expect(
+            failureCode(GitHubScheme(secrets: ["nope"]), request([("X-Hub-Signature-256", vector)], body: "Hello, World!", at: 0))
+                == "signature_invalid")
         #expect(failureCode(scheme, request([], body: "Hello, World!", at: 0)) == "signature_missing")
-        #expect(failureCode(scheme, request([("X-Hub-Signature-256", "sha1=abc")], body: "Hello, World!", at: 0)) == "signature_invalid")
-        #expect(failureCode(scheme, request([("X-Hub-Signature-256", "sha256=zz")], body: "Hello, World!", at: 0)) == "signature_invalid")
+        #expect(
+            failureCode(scheme, request([("X-Hub-Signature-256", "sha1=abc")], body: "Hello, World!", at: 0))
+                == "signature_invalid")
+        #expect(
+            failureCode(scheme, request([("X-Hub-Signature-256", "sha256=zz")], body: "Hello, World!", at: 0))
+                == "signature_invalid")
     }
 }
 
@@ -56,8 +64,10 @@ struct StandardWebhooksSchemeTests {
     let signature = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 
     func headers(prefix: String = "webhook", signature: String? = nil, timestamp: Int64? = nil) -> [(String, String)] {
-        [("\(prefix)-id", id), ("\(prefix)-timestamp", String(timestamp ?? self.timestamp)),
-         ("\(prefix)-signature", signature ?? self.signature)]
+        [
+            ("\(prefix)-id", id), ("\(prefix)-timestamp", String(timestamp ?? self.timestamp)),
+            ("\(prefix)-signature", signature ?? self.signature),
+        ]
     }
 
     @Test("the library vector verifies under webhook- and svix- headers")
@@ -71,7 +81,8 @@ struct StandardWebhooksSchemeTests {
 
     @Test("any of several signatures in the header may match any of several secrets")
     func rotation() throws {
-        let scheme = try StandardWebhooksScheme(secrets: ["whsec_" + Base64.encode(Array("other".utf8)), secret], toleranceSeconds: 300)
+        let scheme = try StandardWebhooksScheme(
+            secrets: ["whsec_" + Base64.encode(Array("other".utf8)), secret], toleranceSeconds: 300)
         let verified = try scheme.verify(request(headers(signature: "v1,AAAA v2,xyz \(signature)"), body: body, at: timestamp))
         #expect(verified.keyIndex == 1)
     }
@@ -83,7 +94,8 @@ struct StandardWebhooksSchemeTests {
         let body = #"{"type": "invoice.paid"}"#
         let mac = HMAC<SHA256>.authenticationCode(for: Array("\(id).\(timestamp).\(body)".utf8), using: key)
         let scheme = try StandardWebhooksScheme(secrets: [secret], toleranceSeconds: 300)
-        let verified = try scheme.verify(request(headers(signature: "v1," + Base64.encode(Array(mac))), body: body, at: timestamp))
+        let verified = try scheme.verify(
+            request(headers(signature: "v1," + Base64.encode(Array(mac))), body: body, at: timestamp))
         #expect(verified.type == "invoice.paid")
     }
 
@@ -93,9 +105,13 @@ struct StandardWebhooksSchemeTests {
         let publicKey = "whpk_" + Base64.encode(Array(privateKey.publicKey.rawRepresentation))
         let signature = try privateKey.signature(for: Array("\(id).\(timestamp).\(body)".utf8))
         let scheme = try StandardWebhooksScheme(secrets: [publicKey], toleranceSeconds: 300)
-        let verified = try scheme.verify(request(headers(signature: "v1a," + Base64.encode(Array(signature))), body: body, at: timestamp))
+        let verified = try scheme.verify(
+            request(headers(signature: "v1a," + Base64.encode(Array(signature))), body: body, at: timestamp))
         #expect(verified.keyIndex == 0)
-        #expect(failureCode(scheme, request(headers(signature: "v1a," + Base64.encode(Array(signature))), body: body + " ", at: timestamp)) == "signature_invalid")
+        #expect(
+            failureCode(
+                scheme, request(headers(signature: "v1a," + Base64.encode(Array(signature))), body: body + " ", at: timestamp))
+                == "signature_invalid")
     }
 
     @Test("tampered, wrong secret, missing, malformed and stale requests are refused with the right code")
@@ -136,24 +152,46 @@ struct HMACSchemeTests {
     func configured() throws {
         let scheme = HMACScheme(settings: try settings(), secrets: ["k0", "k1"], toleranceSeconds: 60)
         let body = #"{"kind": "order.created"}"#
-        let verified = try scheme.verify(request(
-            [("X-Acme-Signature", sign(body, timestamp: 1000, id: "e-9", secret: "k1")), ("X-Acme-Timestamp", "1000"), ("X-Acme-Id", "e-9")],
-            body: body, at: 1030))
+        let verified = try scheme.verify(
+            request(
+                [
+                    ("X-Acme-Signature", sign(body, timestamp: 1000, id: "e-9", secret: "k1")), ("X-Acme-Timestamp", "1000"),
+                    ("X-Acme-Id", "e-9"),
+                ],
+                body: body, at: 1030))
         #expect(verified == VerifiedWebhook(id: "e-9", type: "order.created", keyIndex: 1))
-        #expect(failureCode(scheme, request(
-            [("X-Acme-Signature", sign(body, timestamp: 1000, id: "e-9", secret: "k1")), ("X-Acme-Timestamp", "1000"), ("X-Acme-Id", "e-8")],
-            body: body, at: 1030)) == "signature_invalid")
-        #expect(failureCode(scheme, request(
-            [("X-Acme-Signature", sign(body, timestamp: 1000, id: "e-9", secret: "k1")), ("X-Acme-Timestamp", "1000"), ("X-Acme-Id", "e-9")],
-            body: body, at: 1061)) == "timestamp_expired")
-        #expect(failureCode(scheme, request([("X-Acme-Timestamp", "1000"), ("X-Acme-Id", "e-9")], body: body, at: 1000)) == "signature_missing")
-        #expect(failureCode(scheme, request([("X-Acme-Signature", "sha256=AAAA"), ("X-Acme-Timestamp", "1000")], body: body, at: 1000)) == "signature_invalid")
+        #expect(
+            failureCode(
+                scheme,
+                request(
+                    [
+                        ("X-Acme-Signature", sign(body, timestamp: 1000, id: "e-9", secret: "k1")), ("X-Acme-Timestamp", "1000"),
+                        ("X-Acme-Id", "e-8"),
+                    ],
+                    body: body, at: 1030)) == "signature_invalid")
+        #expect(
+            failureCode(
+                scheme,
+                request(
+                    [
+                        ("X-Acme-Signature", sign(body, timestamp: 1000, id: "e-9", secret: "k1")), ("X-Acme-Timestamp", "1000"),
+                        ("X-Acme-Id", "e-9"),
+                    ],
+                    body: body, at: 1061)) == "timestamp_expired")
+        #expect(
+            failureCode(scheme, request([("X-Acme-Timestamp", "1000"), ("X-Acme-Id", "e-9")], body: body, at: 1000))
+                == "signature_missing")
+        #expect(
+            failureCode(
+                scheme, request([("X-Acme-Signature", "sha256=AAAA"), ("X-Acme-Timestamp", "1000")], body: body, at: 1000))
+                == "signature_invalid")
     }
 
     @Test("defaults: hex SHA-256 of the body in the header as it is")
     func defaults() throws {
         let scheme = HMACScheme(settings: .init(header: "X-Sig"), secrets: ["k"], toleranceSeconds: 300)
-        let mac = Hex.encode(HMAC<SHA256>.authenticationCode(for: Array("hello".utf8), using: SymmetricKey(data: Array("k".utf8))))
+        let mac = Hex.encode(
+            HMAC<SHA256>.authenticationCode(for: Array("hello".utf8), using: SymmetricKey(data: Array("k".utf8))))
         let verified = try scheme.verify(request([("X-Sig", mac)], body: "hello", at: 0, parseJSON: false))
         #expect(verified == VerifiedWebhook(id: nil, type: nil, keyIndex: 0))
         #expect(failureCode(scheme, request([("X-Sig", mac.uppercased())], body: "hello!", at: 0)) == "signature_invalid")

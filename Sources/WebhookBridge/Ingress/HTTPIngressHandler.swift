@@ -81,7 +81,8 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.GET, "/healthz"), (.HEAD, "/healthz"):
             answer = BridgeAnswer(status: .ok, body: JSONWriter.object(["status": "ok"]))
         case (.GET, "/readyz"), (.HEAD, "/readyz"):
-            answer = processor.requiredSinksReady
+            answer =
+                processor.requiredSinksReady
                 ? BridgeAnswer(status: .ok, body: JSONWriter.object(["status": "ready"]))
                 : BridgeAnswer(status: .serviceUnavailable, body: JSONWriter.object(["status": "unavailable"]))
         default:
@@ -115,7 +116,9 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func write(_ answer: BridgeAnswer, for request: HTTPRequestHead, context: ChannelHandlerContext, forceClose: Bool = false) {
+    private func write(
+        _ answer: BridgeAnswer, for request: HTTPRequestHead, context: ChannelHandlerContext, forceClose: Bool = false
+    ) {
         let keepAlive = request.isKeepAlive && !forceClose
         var head = HTTPResponseHead(version: request.version, status: answer.status)
         for (name, value) in answer.headers { head.headers.add(name: name, value: value) }

@@ -116,9 +116,11 @@ public final class WebhookProcessor: Sendable {
             for await (required, error) in group {
                 guard let error else { continue }
                 let level: Logger.Level = required ? .error : .warning
-                logger.log(level: level, "delivery failed", metadata: [
-                    "sink.name": "\(error.sink)", "sink.error": "\(error.reason)", "sink.required": "\(required)",
-                ])
+                logger.log(
+                    level: level, "delivery failed",
+                    metadata: [
+                        "sink.name": "\(error.sink)", "sink.error": "\(error.reason)", "sink.required": "\(required)",
+                    ])
                 if required { failures.append(error) }
             }
             return failures

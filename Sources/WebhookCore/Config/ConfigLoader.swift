@@ -20,7 +20,9 @@ public enum ConfigLoader {
             let before = bytes.prefix(error.offset)
             let line = before.reduce(1) { $1 == 0x0A ? $0 + 1 : $0 }
             let column = error.offset - (before.lastIndex(of: 0x0A).map { $0 + 1 } ?? 0) + 1
-            throw ConfigError(problems: [ConfigProblem(path: "", message: "not valid JSON at line \(line), column \(column): \(error.reason)")])
+            throw ConfigError(problems: [
+                ConfigProblem(path: "", message: "not valid JSON at line \(line), column \(column): \(error.reason)")
+            ])
         }
         let log = ProblemLog()
         let substituted = EnvironmentSubstitution.apply(to: document, path: "", environment: environment, log: log)
@@ -149,7 +151,8 @@ public enum ConfigLoader {
                 }
             }
             guard let brokers, let topic, let key else { return nil }
-            return SinkConfig(name: name, kind: .kafka(brokers: brokers, topic: topic, key: key, properties: properties), required: required)
+            return SinkConfig(
+                name: name, kind: .kafka(brokers: brokers, topic: topic, key: key, properties: properties), required: required)
         case "redis":
             reader.rejectUnknownKeys(["type", "required", "url", "stream", "maxLength"])
             let url = reader.string("url", required: true)
@@ -175,7 +178,9 @@ public enum ConfigLoader {
 
     // MARK: - Sources
 
-    static func readSource(name: String, _ value: JSONValue, path: String, sinkNames: Set<String>, log: ProblemLog) -> SourceConfig? {
+    static func readSource(name: String, _ value: JSONValue, path: String, sinkNames: Set<String>, log: ProblemLog)
+        -> SourceConfig?
+    {
         guard let reader = ConfigReader(value, path: path, log: log) else { return nil }
         reader.rejectUnknownKeys(["path", "verify", "sinks", "routes", "allow", "rateLimit"])
 
@@ -286,7 +291,9 @@ public enum ConfigLoader {
             return nil
         }
         guard implementedSchemes.contains(scheme) else {
-            log.add(reader.childPath("scheme"), "scheme \"\(scheme)\" is not available in this version yet; use \"hmac\" with its settings meanwhile")
+            log.add(
+                reader.childPath("scheme"),
+                "scheme \"\(scheme)\" is not available in this version yet; use \"hmac\" with its settings meanwhile")
             return nil
         }
         let tolerance = reader.integer("toleranceSeconds", in: 0...Int(Int32.max)) ?? 300

@@ -115,7 +115,9 @@ struct ConfigReader {
         var ok = true
         for (index, item) in items.enumerated() {
             guard case .string(let text) = item, !text.isEmpty else {
-                log.add("\(childPath(key))[\(index)]", item.kindName == "a string" ? "must not be empty" : "must be a string, not \(item.kindName)")
+                log.add(
+                    "\(childPath(key))[\(index)]",
+                    item.kindName == "a string" ? "must not be empty" : "must be a string, not \(item.kindName)")
                 ok = false
                 continue
             }

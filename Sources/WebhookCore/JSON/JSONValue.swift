@@ -76,4 +76,3 @@ public enum JSONValue: Sendable, Equatable {
         }
     }
 }
-

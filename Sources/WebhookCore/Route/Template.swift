@@ -104,20 +104,24 @@ public enum TemplateSanitizer: Sendable {
         case .verbatim:
             return value
         case .kafkaTopic, .pathComponent:
-            var out = String(String.UnicodeScalarView(value.unicodeScalars.map { scalar in
-                switch scalar {
-                case "a"..."z", "A"..."Z", "0"..."9", ".", "_", "-": return scalar
-                default: return "_"
-                }
-            }))
+            var out = String(
+                String.UnicodeScalarView(
+                    value.unicodeScalars.map { scalar in
+                        switch scalar {
+                        case "a"..."z", "A"..."Z", "0"..."9", ".", "_", "-": return scalar
+                        default: return "_"
+                        }
+                    }))
             if case .pathComponent = self, out.allSatisfy({ $0 == "." }) {
                 out = String(repeating: "_", count: max(out.count, 1))
             }
             return out
         case .redisKey:
-            return String(String.UnicodeScalarView(value.unicodeScalars.map { scalar in
-                scalar.properties.isWhitespace || scalar.value < 0x20 || scalar.value == 0x7F ? "_" : scalar
-            }))
+            return String(
+                String.UnicodeScalarView(
+                    value.unicodeScalars.map { scalar in
+                        scalar.properties.isWhitespace || scalar.value < 0x20 || scalar.value == 0x7F ? "_" : scalar
+                    }))
         }
     }
 }

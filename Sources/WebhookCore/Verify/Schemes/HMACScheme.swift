@@ -88,7 +88,8 @@ public struct HMACScheme: WebhookScheme {
             timestamp = request.headers.first(name: timestampHeader)
             guard timestamp != nil else { throw .missing("\(timestampHeader) is missing") }
         }
-        let id = settings.idHeader.flatMap { request.headers.first(name: $0) }
+        let id =
+            settings.idHeader.flatMap { request.headers.first(name: $0) }
             ?? settings.idPointer.flatMap { request.bodyJSON?.value(atPointer: $0)?.scalarText }
         if settings.signedContent.usesID, id == nil { throw .missing("the event id the signature covers is missing") }
 
@@ -110,7 +111,8 @@ public struct HMACScheme: WebhookScheme {
         if let timestampHeader = settings.timestampHeader {
             _ = try checkTimestamp(timestamp, header: timestampHeader, tolerance: tolerance, now: request.receivedAt)
         }
-        let type = settings.typeHeader.flatMap { request.headers.first(name: $0) }
+        let type =
+            settings.typeHeader.flatMap { request.headers.first(name: $0) }
             ?? settings.typePointer.flatMap { request.bodyJSON?.value(atPointer: $0)?.scalarText }
         return VerifiedWebhook(id: id, type: type, keyIndex: matched)
     }

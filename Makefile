@@ -1,0 +1,28 @@
+# The two commands of the README: `make run` and `make test`. Each installs what is missing.
+CONFIG ?= config.example.json
+SWIFT_BUILD_FLAGS ?=
+
+.PHONY: deps build run test check-config format clean
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	swift build $(SWIFT_BUILD_FLAGS)
+
+run: deps
+	swift build $(SWIFT_BUILD_FLAGS) --product webhook-bridge
+	swift run $(SWIFT_BUILD_FLAGS) --skip-build webhook-bridge serve --config $(CONFIG)
+
+test: deps
+	swift build $(SWIFT_BUILD_FLAGS) --build-tests
+	swift test $(SWIFT_BUILD_FLAGS) --skip-build
+
+check-config: deps
+	swift package check-webhook-config $(CONFIG)
+
+format:
+	swift format --in-place --recursive --parallel Package.swift Sources Tests Plugins
+
+clean:
+	rm -rf .build
