@@ -23,7 +23,7 @@ public final class FileSink: EventSink {
     private let logger: Logger
     private let queue: DispatchQueue
     private let state = Mutex(State())
-    private let files = Mutex([String: Int32]())
+    private let files = Mutex(OpenFiles())
 
     private struct Pending {
         let path: String
@@ -78,10 +78,7 @@ public final class FileSink: EventSink {
         state.withLock { $0.closed = true }
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             queue.async {
-                self.files.withLock { files in
-                    for fd in files.values { close(fd) }
-                    files.removeAll()
-                }
+                self.files.withLock { $0.closeAll() }
                 done.resume()
             }
         }
@@ -113,7 +110,7 @@ public final class FileSink: EventSink {
     private func commit(_ items: [Pending], to path: String) {
         do {
             let fd = try openFile(path)
-            var start = lseek(fd, 0, SEEK_END)
+            let start = lseek(fd, 0, SEEK_END)
             guard start >= 0 else { throw SinkError.unavailable(sink: name, reason: "\(path): \(errorText())") }
             var batch = ByteBufferAllocator().buffer(capacity: items.reduce(0) { $0 + $1.line.readableBytes })
             var positions: [Int64] = []
@@ -129,9 +126,9 @@ public final class FileSink: EventSink {
                 }
             } catch {
                 // Cut off whatever part of the batch reached the file, so no half line stays
-                // in front of the next one.
-                _ = ftruncate(fd, start)
-                start = -1
+                // in front of the next one. If even that fails, drop the descriptor: the next
+                // open ends the half line before appending.
+                if ftruncate(fd, start) != 0 { files.withLock { $0.close(path) } }
                 throw error
             }
             state.withLock { $0.failing = false }
@@ -162,17 +159,30 @@ public final class FileSink: EventSink {
         }
     }
 
-    /// The descriptor for `path`, opened (and its directory created and synced) on first use.
+    /// The descriptor for `path`, opened (its directories created and synced) on first use.
+    /// A file whose last line was cut short (a crash mid-write) gets its line ended first, so
+    /// the next event starts on a line of its own.
     private func openFile(_ path: String) throws -> Int32 {
-        if let fd = files.withLock({ $0[path] }) { return fd }
+        if let fd = files.withLock({ $0.descriptor(for: path) }) { return fd }
         try createDirectories(forFile: path)
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw SinkError.unavailable(sink: name, reason: "open \(path): \(errorText())") }
         syncDirectory(of: path)
-        files.withLock { $0[path] = fd }
+        let size = lseek(fd, 0, SEEK_END)
+        var last: UInt8 = 0
+        if size > 0, pread(fd, &last, 1, size - 1) == 1, last != 0x0A {
+            var newline: UInt8 = 0x0A
+            guard write(fd, &newline, 1) == 1, fdatasync(fd) == 0 else {
+                close(fd)
+                throw SinkError.unavailable(sink: name, reason: "repair \(path): \(errorText())")
+            }
+            logger.warning("ended a partial last line", metadata: ["sink.name": "\(name)", "sink.path": "\(path)"])
+        }
+        files.withLock { $0.insert(fd, for: path) }
         return fd
     }
 
+    /// `mkdir -p` of the file's directory; each new directory's entry is synced into its parent.
     private func createDirectories(forFile path: String) throws {
         var components = path.split(separator: "/", omittingEmptySubsequences: false).dropLast()
         guard !components.isEmpty else { return }
@@ -180,13 +190,15 @@ public final class FileSink: EventSink {
         if path.hasPrefix("/") { components = components.dropFirst() }
         for component in components where !component.isEmpty {
             current += "/" + component
-            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+            if mkdir(current, 0o755) == 0 {
+                syncDirectory(of: current)
+            } else if errno != EEXIST {
                 throw SinkError.unavailable(sink: name, reason: "mkdir \(current): \(errorText())")
             }
         }
     }
 
-    /// Syncs the directory entry of a new file, so the file itself survives a crash.
+    /// Syncs the directory holding `path`, so a new entry in it survives a crash.
     private func syncDirectory(of path: String) {
         let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         let fd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -197,4 +209,44 @@ public final class FileSink: EventSink {
     }
 
     private func errorText() -> String { String(cString: strerror(errno)) }
+}
+
+/// The sink's open descriptors, least recently used closed first beyond ``limit``: a path
+/// template with `{type}` or `{header:…}` can name many files, and descriptors are finite.
+struct OpenFiles: ~Copyable {
+    static let limit = 64
+    private var entries: [String: (fd: Int32, lastUse: UInt64)] = [:]
+    private var clock: UInt64 = 0
+
+    mutating func descriptor(for path: String) -> Int32? {
+        guard let entry = entries[path] else { return nil }
+        clock += 1
+        entries[path] = (entry.fd, clock)
+        return entry.fd
+    }
+
+    mutating func insert(_ fd: Int32, for path: String) {
+        if entries.count >= Self.limit, let oldest = entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            close(oldest.key)
+        }
+        clock += 1
+        entries[path] = (fd, clock)
+    }
+
+    mutating func close(_ path: String) {
+        if let entry = entries.removeValue(forKey: path) { _ = closeDescriptor(entry.fd) }
+    }
+
+    mutating func closeAll() {
+        for entry in entries.values { _ = closeDescriptor(entry.fd) }
+        entries.removeAll()
+    }
+}
+
+private func closeDescriptor(_ fd: Int32) -> Int32 {
+    #if canImport(Glibc)
+        Glibc.close(fd)
+    #else
+        Darwin.close(fd)
+    #endif
 }

@@ -58,6 +58,18 @@ struct FileSinkTests {
         #expect(Set(even + odd).count == 300)
     }
 
+    @Test("a last line cut short by a crash is ended before the next event is appended")
+    func repairsPartialLine() async throws {
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = "\(directory)/events.jsonl"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("{\"id\":\"whole\"}\n{\"id\":\"cut".utf8)))
+        let sink = try FileSink(name: "archive", path: Template(parsing: path), logger: Logger(label: "test"))
+        _ = try await sink.deliver(event("next"))
+        let raw = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+        #expect(raw.split(separator: "\n").count == 3)
+        #expect(readLines(path).compactMap { $0["id"]?.scalarText } == ["whole", "next"])
+    }
+
     @Test("an unwritable path fails at startup with the path in the reason")
     func unwritable() throws {
         defer { try? FileManager.default.removeItem(atPath: directory) }

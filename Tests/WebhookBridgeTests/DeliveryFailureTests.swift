@@ -70,6 +70,27 @@ struct DeliveryFailureTests {
         }
     }
 
+    @Test("a blocked sink with required false does not hold the answer")
+    func optionalSinkNotAwaited() async throws {
+        let optional = #", "optional": {"type": "file", "path": "{dir}/slow/{source}.jsonl", "required": false}"#
+        try await RunningBridge.with(config: Self.config(ackTimeoutMs: 600_000, extraSink: optional)) { bridge in
+            try FileManager.default.createDirectory(atPath: bridge.directory.file("slow"), withIntermediateDirectories: true)
+            let fifo = bridge.directory.file("slow/github.jsonl")
+            #expect(mkfifo(fifo, 0o644) == 0)
+            let body = #"{"n": 4}"#
+            // Waiting for the optional sink would take the whole ack timeout (10 minutes);
+            // the client gives up long before that.
+            let answer = try await WebhookClient.send(
+                host: "127.0.0.1", port: bridge.port, path: "/gh", headers: githubHeaders(body, delivery: "s-1"),
+                body: Array(body.utf8), timeout: .seconds(20))
+            #expect(answer.status == .ok)
+            #expect(try bridge.lines("github/events.jsonl").map { $0["id"] } == [.string("s-1")])
+            let reader = open(fifo, O_RDONLY | O_NONBLOCK)
+            #expect(reader >= 0)
+            close(reader)
+        }
+    }
+
     @Test("a busy port is a setup error naming the address")
     func busyPort() async throws {
         try await RunningBridge.with(config: Self.config()) { bridge in

@@ -157,6 +157,30 @@ struct ConfigLoaderTests {
             ])
     }
 
+    @Test("two file sinks can't share a file")
+    func sharedFile() {
+        let text = """
+            {"sinks": {"a": {"type": "file", "path": "x.jsonl"}, "b": {"type": "file", "path": "x.jsonl"}},
+             "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["a", "b"]}}}
+            """
+        #expect(problems(text) == ["sinks.b.path: is also the path of sink \"a\"; two sinks can't append to one file"])
+    }
+
+    @Test("an hmac timestamp header must be signed")
+    func unsignedTimestamp() {
+        let text = """
+            {"sinks": {"a": {"type": "file", "path": "x"}},
+             "sources": {"s": {"path": "/s", "sinks": ["a"],
+                               "verify": {"scheme": "hmac", "secrets": ["k"], "header": "X-Sig", "timestampHeader": "X-Ts",
+                                          "idPointer": "id"}}}}
+            """
+        #expect(
+            problems(text) == [
+                "sources.s.verify.signedContent: must contain {timestamp} when timestampHeader is set; an unsigned timestamp protects nothing",
+                "sources.s.verify.idPointer: must be a JSON pointer starting with /",
+            ])
+    }
+
     @Test("the SPEC's sink and idempotency settings load")
     func specSinks() throws {
         let text = """

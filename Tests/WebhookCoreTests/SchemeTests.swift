@@ -5,11 +5,10 @@ import Testing
 import WebhookCore
 
 /// Builds a request as the ingress would hand it to a scheme.
-func request(_ headers: [(String, String)], body: String, at seconds: Int64, parseJSON: Bool = true) -> WebhookRequest {
+func request(_ headers: [(String, String)], body: String, at seconds: Int64) -> WebhookRequest {
     WebhookRequest(
-        headers: HTTPHeaders(headers), body: ByteBuffer(string: body),
-        bodyJSON: parseJSON ? try? JSONParser.parse(Array(body.utf8)) : nil,
-        uri: "/hook", receivedAt: Timestamp(secondsSince1970: seconds))
+        headers: HTTPHeaders(headers), body: ByteBuffer(string: body), uri: "/hook",
+        receivedAt: Timestamp(secondsSince1970: seconds))
 }
 
 func failureCode(_ scheme: any WebhookScheme, _ request: WebhookRequest) -> String? {
@@ -125,6 +124,22 @@ struct StandardWebhooksSchemeTests {
         #expect(failureCode(scheme, request(headers(signature: "garbage"), body: body, at: timestamp)) == "signature_invalid")
         #expect(failureCode(scheme, request(headers(), body: body, at: timestamp + 301)) == "timestamp_expired")
         #expect(failureCode(scheme, request(headers(), body: body, at: timestamp - 301)) == "timestamp_expired")
+        // A signed timestamp at the edge of Int64 is expired, not an arithmetic trap.
+        let key = SymmetricKey(data: Base64.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")!)
+        let extreme = HMAC<SHA256>.authenticationCode(for: Array("\(id).\(Int64.min).\(body)".utf8), using: key)
+        let signed = headers(signature: "v1," + Base64.encode(Array(extreme)), timestamp: Int64.min)
+        #expect(failureCode(scheme, request(signed, body: body, at: timestamp)) == "timestamp_expired")
+    }
+
+    @Test("a body whose signature fails is never parsed")
+    func forgedBodyNotParsed() throws {
+        let scheme = try StandardWebhooksScheme(secrets: [secret], toleranceSeconds: 300)
+        let forged = request(headers(), body: "[" + String(repeating: "0,", count: 1000) + "0]", at: timestamp)
+        #expect(failureCode(scheme, forged) == "signature_invalid")
+        #expect(forged.json.valueIfParsed == nil)
+        let genuine = request(headers(), body: body, at: timestamp)
+        _ = try scheme.verify(genuine)
+        #expect(genuine.json.valueIfParsed != nil)
     }
 }
 
@@ -192,7 +207,7 @@ struct HMACSchemeTests {
         let scheme = HMACScheme(settings: .init(header: "X-Sig"), secrets: ["k"], toleranceSeconds: 300)
         let mac = Hex.encode(
             HMAC<SHA256>.authenticationCode(for: Array("hello".utf8), using: SymmetricKey(data: Array("k".utf8))))
-        let verified = try scheme.verify(request([("X-Sig", mac)], body: "hello", at: 0, parseJSON: false))
+        let verified = try scheme.verify(request([("X-Sig", mac)], body: "hello", at: 0))
         #expect(verified == VerifiedWebhook(id: nil, type: nil, keyIndex: 0))
         #expect(failureCode(scheme, request([("X-Sig", mac.uppercased())], body: "hello!", at: 0)) == "signature_invalid")
     }

@@ -20,10 +20,11 @@ public enum WebhookClient {
     }
 
     /// Sends one request to `host:port` and returns the answer. `chunked` sends the body with
-    /// chunked transfer encoding instead of Content-Length.
+    /// chunked transfer encoding instead of Content-Length; past `timeout` the connection is
+    /// closed and the call throws.
     public static func send(
         host: String, port: Int, method: HTTPMethod = .POST, path: String, headers: [(String, String)] = [],
-        body: [UInt8] = [], chunked: Bool = false,
+        body: [UInt8] = [], chunked: Bool = false, timeout: TimeAmount = .seconds(30),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
         let channel = try await ClientBootstrap(group: group)
@@ -35,6 +36,10 @@ public enum WebhookClient {
                         wrappingChannelSynchronously: channel)
                 }
             }
+        let deadline = channel.channel.eventLoop.scheduleTask(in: timeout) { [channel = channel.channel] in
+            channel.close(promise: nil)
+        }
+        defer { deadline.cancel() }
         return try await channel.executeThenClose { inbound, outbound in
             var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
             head.headers.add(name: "Host", value: "\(host):\(port)")
@@ -71,7 +76,7 @@ public enum WebhookClient {
                     return response
                 }
             }
-            throw Failure(description: "the connection closed before a complete answer")
+            throw Failure(description: "the connection closed before a complete answer (timeout \(timeout))")
         }
     }
 }

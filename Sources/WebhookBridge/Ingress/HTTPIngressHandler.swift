@@ -37,6 +37,13 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             receiveHead(head, context: context)
+            if case .rejected = state { return }
+            // curl and others wait (a second, in curl's case) for 100 Continue before sending
+            // a body over 1 KiB; the limit has been checked, so invite the body at once.
+            if head.headers.first(name: "Expect")?.lowercased() == "100-continue" {
+                context.writeAndFlush(
+                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            }
         case .body(var chunk):
             guard case .receiving(let head, let path, var body) = state else { return }
             guard body.readableBytes + chunk.readableBytes <= maxBodyBytes else {

@@ -9,8 +9,8 @@ public final class WebhookProcessor: Sendable {
     /// A source with what the pipeline precomputes for it.
     struct Source: Sendable {
         let config: SourceConfig
-        /// Parse the body once, up front, when the scheme or a sink template reads it.
-        let needsBodyJSON: Bool
+        /// A sink template reads the body (`{json:/pointer}`), so parse it for the event.
+        let templatesNeedJSON: Bool
     }
 
     private let sourcesByPath: [String: Source]
@@ -25,7 +25,7 @@ public final class WebhookProcessor: Sendable {
         var byPath: [String: Source] = [:]
         for source in config.sources.values {
             let templatesNeedJSON = source.routes.allSinks.contains { config.sinks[$0]?.usesBodyJSON ?? false }
-            byPath[source.path] = Source(config: source, needsBodyJSON: source.scheme.needsBodyJSON || templatesNeedJSON)
+            byPath[source.path] = Source(config: source, templatesNeedJSON: templatesNeedJSON)
         }
         self.sourcesByPath = byPath
         self.sinks = sinks
@@ -47,8 +47,7 @@ public final class WebhookProcessor: Sendable {
     public func handle(path: String, uri: String, headers: HTTPHeaders, body: ByteBuffer) async -> BridgeAnswer {
         guard let source = sourcesByPath[path] else { return .notFound }
         let receivedAt = Timestamp.now()
-        let bodyJSON = source.needsBodyJSON ? try? JSONParser.parse(body.readableBytesView) : nil
-        let request = WebhookRequest(headers: headers, body: body, bodyJSON: bodyJSON, uri: uri, receivedAt: receivedAt)
+        let request = WebhookRequest(headers: headers, body: body, uri: uri, receivedAt: receivedAt)
         var logger = self.logger
         logger[metadataKey: "webhook.source"] = "\(source.config.name)"
 
@@ -64,6 +63,8 @@ public final class WebhookProcessor: Sendable {
             return BridgeAnswer(status: .ok, headers: [("Content-Type", handshake.contentType)], body: handshake.body)
         }
 
+        // Parsed at most once: by the scheme for its id or type, or here for the templates.
+        let bodyJSON = source.templatesNeedJSON ? request.bodyJSON : request.json.valueIfParsed
         let event = WebhookEvent(
             id: verified.id ?? bodyHashID(body), source: source.config.name, type: verified.type ?? "webhook",
             time: receivedAt, dataContentType: headers.first(name: "Content-Type"), scheme: source.config.scheme.name,
@@ -102,29 +103,39 @@ public final class WebhookProcessor: Sendable {
         return .unavailable
     }
 
-    /// Delivers to every target at once; returns the failures of required sinks.
+    /// Delivers to every target at once and returns the failures of required sinks. Sinks with
+    /// `required: false` are not waited for: their failures are logged, never answered.
     private func deliver(_ event: WebhookEvent, to targets: [any EventSink], logger: Logger) async -> [SinkError] {
-        await withTaskGroup(of: (Bool, SinkError?).self) { group in
-            for sink in targets {
+        let ackTimeoutMs = self.ackTimeoutMs
+        for sink in targets where !isRequired(sink) {
+            Task {
+                if case .failure(let error) = await deliverWithDeadline(event, to: sink, milliseconds: ackTimeoutMs) {
+                    Self.log(error, required: false, logger: logger)
+                }
+            }
+        }
+        return await withTaskGroup(of: SinkError?.self) { group in
+            for sink in targets where isRequired(sink) {
                 group.addTask {
-                    let result = await deliverWithDeadline(event, to: sink, milliseconds: self.ackTimeoutMs)
-                    if case .failure(let error) = result { return (self.isRequired(sink), error) }
-                    return (true, nil)
+                    if case .failure(let error) = await deliverWithDeadline(event, to: sink, milliseconds: ackTimeoutMs) {
+                        return error
+                    }
+                    return nil
                 }
             }
             var failures: [SinkError] = []
-            for await (required, error) in group {
-                guard let error else { continue }
-                let level: Logger.Level = required ? .error : .warning
-                logger.log(
-                    level: level, "delivery failed",
-                    metadata: [
-                        "sink.name": "\(error.sink)", "sink.error": "\(error.reason)", "sink.required": "\(required)",
-                    ])
-                if required { failures.append(error) }
+            for await case let error? in group {
+                Self.log(error, required: true, logger: logger)
+                failures.append(error)
             }
             return failures
         }
+    }
+
+    private static func log(_ error: SinkError, required: Bool, logger: Logger) {
+        logger.log(
+            level: required ? .error : .warning, "delivery failed",
+            metadata: ["sink.name": "\(error.sink)", "sink.error": "\(error.reason)", "sink.required": "\(required)"])
     }
 
     private func isRequired(_ sink: any EventSink) -> Bool { requiredSinks.contains(sink.name) }

@@ -92,6 +92,15 @@ public enum ConfigLoader {
                 if let sink = readSink(name: name, value, path: reader.childPath(name), log: log) { sinks[name] = sink }
             }
         }
+        var fileOwners: [String: String] = [:]
+        for name in (root.object("sinks")?.members.map(\.0) ?? []) {
+            guard case .file(let path)? = sinks[name]?.kind else { continue }
+            if let owner = fileOwners[path.description] {
+                log.add("sinks.\(name).path", "is also the path of sink \"\(owner)\"; two sinks can't append to one file")
+            } else {
+                fileOwners[path.description] = name
+            }
+        }
         let sinkNames = Set(root.object("sinks").map { $0.members.map(\.0) } ?? [])
 
         var sources: [String: SourceConfig] = [:]
@@ -347,25 +356,34 @@ public enum ConfigLoader {
             if let text = reader.string("signedContent") {
                 do {
                     settings.signedContent = try HMACScheme.SignedContent(parsing: text)
-                    if settings.signedContent.usesTimestamp, settings.timestampHeader == nil {
-                        log.add(reader.childPath("signedContent"), "uses {timestamp} but timestampHeader is not set")
-                        ok = false
-                    }
                 } catch {
                     log.add(reader.childPath("signedContent"), error.message)
                     ok = false
                 }
             }
-            for (key, isPointer) in [("idPointer", true), ("typePointer", true)] where isPointer {
-                if let pointer = reader.string(key), !pointer.hasPrefix("/") {
-                    log.add(reader.childPath(key), "must be a JSON pointer starting with /")
-                    ok = false
-                }
+            switch (settings.signedContent.usesTimestamp, settings.timestampHeader != nil) {
+            case (false, true):
+                log.add(
+                    reader.childPath("signedContent"),
+                    "must contain {timestamp} when timestampHeader is set; an unsigned timestamp protects nothing")
+                ok = false
+            case (true, false):
+                log.add(reader.childPath("signedContent"), "uses {timestamp} but timestampHeader is not set")
+                ok = false
+            default:
+                break
             }
             settings.idHeader = reader.string("idHeader")
-            settings.idPointer = reader.string("idPointer")
             settings.typeHeader = reader.string("typeHeader")
-            settings.typePointer = reader.string("typePointer")
+            for key in ["idPointer", "typePointer"] {
+                guard let pointer = reader.string(key) else { continue }
+                guard pointer.hasPrefix("/") else {
+                    log.add(reader.childPath(key), "must be a JSON pointer starting with /")
+                    ok = false
+                    continue
+                }
+                if key == "idPointer" { settings.idPointer = pointer } else { settings.typePointer = pointer }
+            }
             if settings.signedContent.usesID, settings.idHeader == nil, settings.idPointer == nil {
                 log.add(reader.childPath("signedContent"), "uses {id} but neither idHeader nor idPointer is set")
                 ok = false

@@ -55,8 +55,8 @@ public func bodyHashID(_ body: ByteBuffer) -> String {
 func checkTimestamp(_ text: String?, header: String, tolerance: Int, now: Timestamp) throws(VerificationFailure) -> Int64 {
     guard let text, !text.isEmpty else { throw .missing("\(header) is missing") }
     guard let seconds = Int64(text.trimmingSpaces) else { throw .invalid("\(header) is not a UNIX timestamp") }
-    let skew = now.secondsSince1970 - seconds
-    guard skew.magnitude <= UInt64(tolerance) else { throw .expired("\(header) is \(skew)s away from now") }
+    let (skew, overflow) = now.secondsSince1970.subtractingReportingOverflow(seconds)
+    guard !overflow, skew.magnitude <= UInt64(tolerance) else { throw .expired("\(header) is too far from now") }
     return seconds
 }
 

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// One provider's way of signing webhooks (SPEC section 4).
 ///
@@ -9,9 +10,6 @@ import NIOHTTP1
 public protocol WebhookScheme: Sendable {
     /// The scheme's name as written in `verify.scheme`.
     var name: String { get }
-    /// True when verification or the id/type need the body parsed as JSON; the ingress then
-    /// parses it once and hands it over in ``WebhookRequest/bodyJSON``.
-    var needsBodyJSON: Bool { get }
     /// Verifies `request` or says why not.
     func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook
 }
@@ -21,20 +19,48 @@ public struct WebhookRequest: Sendable {
     public var headers: HTTPHeaders
     /// The raw body, byte for byte.
     public var body: ByteBuffer
-    /// The body as JSON when the scheme asked for it and it parsed.
-    public var bodyJSON: JSONValue?
+    /// The body parsed as JSON on first use. Schemes read it only after the signature
+    /// checked out, so a forged body is never parsed.
+    public let json: LazyJSON
     /// The request target as received (path and query).
     public var uri: String
     /// When the request arrived, for timestamp tolerance.
     public var receivedAt: Timestamp
 
-    public init(headers: HTTPHeaders, body: ByteBuffer, bodyJSON: JSONValue? = nil, uri: String, receivedAt: Timestamp) {
+    public init(headers: HTTPHeaders, body: ByteBuffer, uri: String, receivedAt: Timestamp) {
         self.headers = headers
         self.body = body
-        self.bodyJSON = bodyJSON
+        self.json = LazyJSON(body)
         self.uri = uri
         self.receivedAt = receivedAt
     }
+}
+
+extension WebhookRequest {
+    /// The body as JSON (parsed now if it was not yet), or nil when it is not JSON.
+    public var bodyJSON: JSONValue? { json.value }
+}
+
+/// A body's JSON parse, done at most once and only when something asks for it.
+public final class LazyJSON: Sendable {
+    private let body: ByteBuffer
+    /// nil: not parsed yet; .some(nil): parsed, not JSON.
+    private let parsed = Mutex<JSONValue??>(nil)
+
+    public init(_ body: ByteBuffer) { self.body = body }
+
+    /// The parsed body, parsing it on first use.
+    public var value: JSONValue? {
+        parsed.withLock { parsed in
+            if let done = parsed { return done }
+            let value = try? JSONParser.parse(body.readableBytesView)
+            parsed = .some(value)
+            return value
+        }
+    }
+
+    /// The parsed body if something already parsed it; never parses.
+    public var valueIfParsed: JSONValue? { parsed.withLock { $0 ?? nil } }
 }
 
 /// A request that passed verification.

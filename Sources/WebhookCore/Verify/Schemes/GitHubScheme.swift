@@ -4,7 +4,6 @@ import Crypto
 /// `X-GitHub-Delivery`, type from `X-GitHub-Event`.
 public struct GitHubScheme: WebhookScheme {
     public let name = "github"
-    public let needsBodyJSON = false
     let keys: [SymmetricKey]
 
     public init(secrets: [String]) {

@@ -64,8 +64,6 @@ public struct HMACScheme: WebhookScheme {
     let keys: [SymmetricKey]
     let tolerance: Int
 
-    public var needsBodyJSON: Bool { settings.idPointer != nil || settings.typePointer != nil }
-
     public init(settings: Settings, secrets: [String], toleranceSeconds: Int) {
         self.settings = settings
         self.keys = secrets.map { SymmetricKey(data: Array($0.utf8)) }

@@ -2,7 +2,6 @@
 /// It must be written out in the config, so an unverified source is always a choice.
 public struct NoneScheme: WebhookScheme {
     public let name = "none"
-    public let needsBodyJSON = false
 
     public init() {}
 

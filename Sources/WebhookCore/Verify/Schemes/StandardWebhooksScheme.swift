@@ -12,9 +12,10 @@ public struct StandardWebhooksScheme: WebhookScheme {
     }
 
     public let name: String
-    public let needsBodyJSON = true
     let keys: [Key]
     let tolerance: Int
+    /// Signature entries looked at per request.
+    static let maximumSignatures = 16
 
     /// Parses the secrets; throws the index and reason of the first one that is malformed.
     public init(name: String = "standard-webhooks", secrets: [String], toleranceSeconds: Int) throws(SecretError) {
@@ -49,10 +50,13 @@ public struct StandardWebhooksScheme: WebhookScheme {
         guard let timestampText else { throw .missing("webhook-timestamp is missing") }
         guard Int64(timestampText) != nil else { throw .invalid("webhook-timestamp is not a UNIX timestamp") }
 
-        let signedParts: [SignedPart] = [.text("\(id).\(timestampText)."), .bytes(request.body)]
+        let prefix = "\(id).\(timestampText)."
+        let signedParts: [SignedPart] = [.text(prefix), .bytes(request.body)]
         var hmacs: [Int: [UInt8]] = [:]
+        var ed25519Content: [UInt8]?
         var matched: Int?
-        search: for entry in signatures.split(separator: " ") {
+        // A hostile header could list thousands of entries; providers send one per active key.
+        search: for entry in signatures.split(separator: " ").prefix(Self.maximumSignatures) {
             guard let comma = entry.firstIndex(of: ",") else { continue }
             let version = entry[..<comma]
             guard let signature = Base64.decode(entry[entry.index(after: comma)...]) else { continue }
@@ -66,9 +70,10 @@ public struct StandardWebhooksScheme: WebhookScheme {
                         break search
                     }
                 case ("v1a", .ed25519(let publicKey)):
-                    var content = Array("\(id).\(timestampText).".utf8)
-                    content.append(contentsOf: request.body.readableBytesView)
-                    if publicKey.isValidSignature(signature, for: content) {
+                    if ed25519Content == nil {
+                        ed25519Content = Array(prefix.utf8) + Array(request.body.readableBytesView)
+                    }
+                    if publicKey.isValidSignature(signature, for: ed25519Content!) {
                         matched = index
                         break search
                     }
