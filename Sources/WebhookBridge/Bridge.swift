@@ -26,7 +26,7 @@ public struct Bridge: Sendable {
         case .memory:
             store = MemoryIdempotencyStore(ttlSeconds: config.idempotency.ttlSeconds, maximumKeys: config.idempotency.maxKeys)
         case .redis:
-            throw BridgeSetupError("idempotency.store: the redis store is not available in this version yet; use \"memory\"")
+            throw BridgeSetupError("idempotency.store: the redis store is not available in this version yet")
         }
         let processor = WebhookProcessor(config: config, sinks: sinks, store: store, logger: logger)
         let ingress = try await HTTPIngress.bind(
@@ -58,19 +58,38 @@ public struct Bridge: Sendable {
         }
     }
 
-    /// Parts of SPEC section 3 this version reads but does not enforce yet: refused where
-    /// ignoring them would weaken security, warned about otherwise.
-    static func refuseUnimplemented(_ config: BridgeConfig, logger: Logger) throws {
+    /// Parts of SPEC section 3 that validate but that this version can't serve yet, as
+    /// `json.path: reason`. `serve` refuses a config with any of them (running without an
+    /// allowlist or TLS the config asks for would be worse than not running);
+    /// `check-config` prints them as warnings.
+    public static func unavailableFeatures(_ config: BridgeConfig) -> [String] {
+        var found: [String] = []
         if config.listen.tls != nil {
-            throw BridgeSetupError("listen.tls: TLS is not available in this version yet; terminate TLS in a proxy in front")
+            found.append("listen.tls: TLS is not available in this version yet; terminate TLS in a proxy in front")
+        }
+        if case .redis = config.idempotency.store {
+            found.append("idempotency.store: the redis store is not available in this version yet; use \"memory\"")
+        }
+        if config.spool != nil {
+            found.append("spool: the spool is not available in this version yet; a failing required sink answers 503")
+        }
+        for sink in config.sinks.values.sorted(by: { $0.name < $1.name }) where sink.typeName != "file" {
+            found.append("sinks.\(sink.name).type: \(sink.typeName) sinks are not available in this version yet")
         }
         for source in config.sortedSources {
             if source.allow != nil {
-                throw BridgeSetupError("sources.\(source.name).allow: allowlists are not available in this version yet")
+                found.append("sources.\(source.name).allow: allowlists are not available in this version yet")
             }
             if source.rateLimit != nil {
-                throw BridgeSetupError("sources.\(source.name).rateLimit: rate limits are not available in this version yet")
+                found.append("sources.\(source.name).rateLimit: rate limits are not available in this version yet")
             }
+        }
+        return found
+    }
+
+    static func refuseUnimplemented(_ config: BridgeConfig, logger: Logger) throws {
+        for problem in unavailableFeatures(config) where !problem.hasPrefix("spool:") {
+            throw BridgeSetupError(problem)
         }
         if config.spool != nil {
             logger.warning("spool is not available in this version yet: a failing required sink answers 503")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import WebhookBridge
 import WebhookCore
 
 /// `webhook-bridge check-config`.
@@ -19,6 +20,9 @@ struct CheckConfig: ParsableCommand {
             do {
                 let config = try loadConfig(path: path)
                 print("\(path): valid")
+                for warning in Bridge.unavailableFeatures(config) {
+                    printError("\(path): warning: \(warning)")
+                }
                 for source in config.sortedSources {
                     let sinks = source.routes.routes.map { route in
                         let types = route.types.map { $0.map(\.description).joined(separator: ",") } ?? "*"

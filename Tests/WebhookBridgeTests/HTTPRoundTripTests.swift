@@ -88,14 +88,31 @@ struct HTTPRoundTripTests {
                 body: body)
             #expect(declared.status == .payloadTooLarge)
             #expect(declared.json == .object([("error", .string("too_large"))]))
+            // A client still streaming a large body gets the 413 (the bridge shuts its side and
+            // drains, as nginx does, so a reset does not swallow the answer).
+            let huge = Array(repeating: UInt8(ascii: "b"), count: 2 << 20)
             let streamed = try await WebhookClient.send(
-                host: "127.0.0.1", port: bridge.port, path: "/webhooks/github", headers: [], body: body + body, chunked: true)
+                host: "127.0.0.1", port: bridge.port, path: "/webhooks/github", headers: [], body: huge, chunked: true)
             #expect(streamed.status == .payloadTooLarge)
+            #expect(streamed.json == .object([("error", .string("too_large"))]))
             // Exactly the limit is fine (and then fails verification, as it is unsigned).
             let atLimit = try await WebhookClient.send(
                 host: "127.0.0.1", port: bridge.port, path: "/webhooks/github", body: Array(body.dropLast()), chunked: true)
             #expect(atLimit.status == .unauthorized)
             #expect(try bridge.lines("events.jsonl").isEmpty)
+        }
+    }
+
+    @Test("Expect: 100-continue is honoured for a source and answered at once elsewhere")
+    func expectContinue() async throws {
+        try await RunningBridge.with(config: Self.config, environment: Self.environment) { bridge in
+            let body = #"{"expect": true}"#
+            let accepted = try await bridge.post(
+                "/webhooks/github", headers: githubHeaders(body, delivery: "x-1") + [("Expect", "100-continue")], body: body)
+            #expect(accepted.status == .ok)
+            #expect(accepted.json?["status"] == .string("accepted"))
+            let unknown = try await bridge.post("/elsewhere", headers: [("Expect", "100-continue")], body: body)
+            #expect(unknown.status == .notFound)
         }
     }
 

@@ -5,6 +5,12 @@ import NIOPosix
 import ServiceLifecycle
 import WebhookCore
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// The listening HTTP server as a `Service`: bound before the service group starts (so a busy
 /// port is a startup error, not a log line), closed first on shutdown, after which in-flight
 /// requests are answered before the sinks stop.
@@ -38,7 +44,8 @@ public final class HTTPIngress: Service {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                inFlight.track(channel)
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
@@ -58,13 +65,15 @@ public final class HTTPIngress: Service {
         try? await gracefulShutdown()
         logger.info("stopping: no new connections; answering in-flight requests")
         try? await channel.close()
+        inFlight.quiesceConnections()
         if await !inFlight.waitUntilIdle(timeout: drainTimeout) {
             logger.warning("stopped with requests still in flight", metadata: ["http.drain_timeout": "\(drainTimeout)"])
         }
+        inFlight.closeConnections()
     }
 
     private static func reason(_ error: any Error) -> String {
-        if let io = error as? IOError { return io.description.replacingFirst("bind(descriptor:ptr:bytes:): ", with: "") }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
         return "\(error)"
     }
 }
@@ -73,11 +82,4 @@ public final class HTTPIngress: Service {
 public struct BridgeSetupError: Error, Sendable, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
-}
-
-extension String {
-    fileprivate func replacingFirst(_ target: String, with replacement: String) -> String {
-        guard let range = firstRange(of: target) else { return self }
-        return replacingCharacters(in: range, with: replacement)
-    }
 }

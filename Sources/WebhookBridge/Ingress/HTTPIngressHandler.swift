@@ -37,12 +37,20 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             receiveHead(head, context: context)
-            if case .rejected = state { return }
-            // curl and others wait (a second, in curl's case) for 100 Continue before sending
-            // a body over 1 KiB; the limit has been checked, so invite the body at once.
-            if head.headers.first(name: "Expect")?.lowercased() == "100-continue" {
+            guard head.headers.first(name: "Expect")?.lowercased() == "100-continue", head.version != .http1_0 else { return }
+            switch state {
+            case .receiving:
+                // curl and others wait (a second, in curl's case) for 100 Continue before
+                // sending a body over 1 KiB; the limit has been checked, so invite it now.
                 context.writeAndFlush(
                     wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            case .answerAtEnd(_, let answer):
+                // The answer does not depend on a body the client has not sent yet: give it
+                // now and close, rather than invite a body only to discard it.
+                state = .rejected
+                write(answer, for: head, context: context, forceClose: true)
+            default:
+                break
             }
         case .body(var chunk):
             guard case .receiving(let head, let path, var body) = state else { return }
@@ -79,7 +87,8 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 reject(context: context, head: head)
                 return
             }
-            let capacity = min(declared ?? 4096, maxBodyBytes)
+            // Grows as bytes arrive; a large declared length reserves nothing up front.
+            let capacity = min(declared ?? 4096, maxBodyBytes, 65536)
             state = .receiving(head: head, path: path, body: context.channel.allocator.buffer(capacity: capacity))
             return
         }
@@ -98,12 +107,17 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         state = .answerAtEnd(head: head, answer)
     }
 
-    /// 413 as soon as the limit is known to be exceeded, then close: the rest of the body is
-    /// never buffered.
+    /// 413 as soon as the limit is known to be exceeded. The rest of the body is never
+    /// buffered: the answer is sent, our side of the connection shut, and whatever the client
+    /// still sends is read and dropped until it closes (a full close while it is still sending
+    /// would reset the connection and lose the 413), for at most `lingerAfterRejection`.
     private func reject(context: ChannelHandlerContext, head: HTTPRequestHead) {
         state = .rejected
         write(.tooLarge, for: head, context: context, forceClose: true)
     }
+
+    /// How long a rejected client may keep sending before the connection is closed.
+    static let lingerAfterRejection = TimeAmount.seconds(2)
 
     private func process(head: HTTPRequestHead, path: String, body: ByteBuffer, context: ChannelHandlerContext) {
         let processor = self.processor
@@ -140,7 +154,14 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         let done = context.writeAndFlushPromise()
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
-        if !keepAlive {
+        if forceClose {
+            done.futureResult.assumeIsolated().whenComplete { _ in
+                context.close(mode: .output, promise: nil)
+                context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerAfterRejection) {
+                    context.close(promise: nil)
+                }
+            }
+        } else if !keepAlive {
             done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }
