@@ -4,8 +4,7 @@ public enum ConfigLoader {
     /// Paths the bridge serves itself; a source can't take them.
     public static let reservedPaths: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
-    /// Every scheme named in SPEC section 4 and whether this build verifies it yet.
-    static let implementedSchemes: Set<String> = ["github", "standard-webhooks", "svix", "hmac", "none"]
+    /// Every scheme of SPEC section 4.
     static let specifiedSchemes: [String] = [
         "stripe", "github", "standard-webhooks", "svix", "slack", "shopify", "twilio", "paddle", "square",
         "gitlab", "linear", "zoom", "sendgrid", "discord", "hmac", "none",
@@ -299,12 +298,6 @@ public enum ConfigLoader {
             log.add(reader.childPath("scheme"), "unknown scheme \"\(scheme)\"\(hint)")
             return nil
         }
-        guard implementedSchemes.contains(scheme) else {
-            log.add(
-                reader.childPath("scheme"),
-                "scheme \"\(scheme)\" is not available in this version yet; use \"hmac\" with its settings meanwhile")
-            return nil
-        }
         let tolerance = reader.integer("toleranceSeconds", in: 0...Int(Int32.max)) ?? 300
 
         if scheme == "none" {
@@ -313,18 +306,61 @@ public enum ConfigLoader {
         }
         let secrets = reader.stringArray("secrets", required: true)
 
+        func keyScheme(_ make: ([String]) throws(SecretError) -> any WebhookScheme) -> (any WebhookScheme)? {
+            guard let secrets else { return nil }
+            do {
+                return try make(secrets)
+            } catch {
+                log.add("\(reader.childPath("secrets"))[\(error.index)]", error.reason)
+                return nil
+            }
+        }
         switch scheme {
         case "github":
             reader.rejectUnknownKeys(common)
             return secrets.map { GitHubScheme(secrets: $0) }
+        case "stripe":
+            reader.rejectUnknownKeys(common)
+            return secrets.map { StripeScheme(secrets: $0, toleranceSeconds: tolerance) }
+        case "slack":
+            reader.rejectUnknownKeys(common)
+            return secrets.map { SlackScheme(secrets: $0, toleranceSeconds: tolerance) }
+        case "shopify":
+            reader.rejectUnknownKeys(common)
+            return secrets.map { ShopifyScheme(secrets: $0) }
+        case "paddle":
+            reader.rejectUnknownKeys(common)
+            return secrets.map { PaddleScheme(secrets: $0, toleranceSeconds: tolerance) }
+        case "gitlab":
+            reader.rejectUnknownKeys(common)
+            return secrets.map { GitLabScheme(secrets: $0) }
+        case "linear":
+            reader.rejectUnknownKeys(common)
+            return secrets.map { LinearScheme(secrets: $0, toleranceSeconds: tolerance) }
+        case "zoom":
+            reader.rejectUnknownKeys(common)
+            return secrets.map { ZoomScheme(secrets: $0, toleranceSeconds: tolerance) }
+        case "twilio", "square":
+            reader.rejectUnknownKeys(common + ["publicUrl"])
+            let publicURL = reader.string("publicUrl")
+            if let publicURL, !(publicURL.hasPrefix("https://") || publicURL.hasPrefix("http://")) {
+                log.add(reader.childPath("publicUrl"), "must be the full URL the provider calls, starting with https://")
+                return nil
+            }
+            guard let secrets else { return nil }
+            return scheme == "twilio"
+                ? TwilioScheme(secrets: secrets, publicURL: PublicURL(publicURL))
+                : SquareScheme(secrets: secrets, publicURL: PublicURL(publicURL))
+        case "sendgrid":
+            reader.rejectUnknownKeys(common)
+            return keyScheme { secrets throws(SecretError) in try SendGridScheme(secrets: secrets, toleranceSeconds: tolerance) }
+        case "discord":
+            reader.rejectUnknownKeys(common)
+            return keyScheme { secrets throws(SecretError) in try DiscordScheme(secrets: secrets, toleranceSeconds: tolerance) }
         case "standard-webhooks", "svix":
             reader.rejectUnknownKeys(common)
-            guard let secrets else { return nil }
-            do {
-                return try StandardWebhooksScheme(name: scheme, secrets: secrets, toleranceSeconds: tolerance)
-            } catch {
-                log.add("\(reader.childPath("secrets"))[\(error.index)]", error.reason)
-                return nil
+            return keyScheme { secrets throws(SecretError) in
+                try StandardWebhooksScheme(name: scheme, secrets: secrets, toleranceSeconds: tolerance)
             }
         case "hmac":
             let keys = [

@@ -51,13 +51,31 @@ public func bodyHashID(_ body: ByteBuffer) -> String {
     return "sha256:" + Hex.encode(hasher.finalize())
 }
 
-/// Checks a signed UNIX timestamp (seconds) against the tolerance, in both directions.
-func checkTimestamp(_ text: String?, header: String, tolerance: Int, now: Timestamp) throws(VerificationFailure) -> Int64 {
+/// Which side of now a signed timestamp may stray to: most providers' SDKs reject both a
+/// stale and a future timestamp; Stripe's and Paddle's reject only stale ones.
+enum ToleranceDirection {
+    case both
+    case pastOnly
+}
+
+/// Checks a signed UNIX timestamp (seconds) against the tolerance.
+@discardableResult
+func checkTimestamp(
+    _ text: String?, header: String, tolerance: Int, now: Timestamp, direction: ToleranceDirection = .both
+) throws(VerificationFailure) -> Int64 {
     guard let text, !text.isEmpty else { throw .missing("\(header) is missing") }
     guard let seconds = Int64(text.trimmingSpaces) else { throw .invalid("\(header) is not a UNIX timestamp") }
-    let (skew, overflow) = now.secondsSince1970.subtractingReportingOverflow(seconds)
-    guard !overflow, skew.magnitude <= UInt64(tolerance) else { throw .expired("\(header) is too far from now") }
+    try checkAge(of: seconds, field: header, tolerance: tolerance, now: now, direction: direction)
     return seconds
+}
+
+/// Checks that `seconds` lies within `tolerance` of now; overflow counts as expired.
+func checkAge(
+    of seconds: Int64, field: String, tolerance: Int, now: Timestamp, direction: ToleranceDirection
+) throws(VerificationFailure) {
+    let (age, overflow) = now.secondsSince1970.subtractingReportingOverflow(seconds)
+    let tooFar = direction == .both ? age.magnitude > UInt64(tolerance) : age > Int64(tolerance)
+    guard !overflow, !tooFar else { throw .expired("\(field) is too far from now") }
 }
 
 extension String {

@@ -61,12 +61,12 @@ public struct HMACScheme: WebhookScheme {
 
     public let name = "hmac"
     let settings: Settings
-    let keys: [SymmetricKey]
+    let keyring: HMACKeyring
     let tolerance: Int
 
     public init(settings: Settings, secrets: [String], toleranceSeconds: Int) {
         self.settings = settings
-        self.keys = secrets.map { SymmetricKey(data: Array($0.utf8)) }
+        self.keyring = HMACKeyring(secrets: secrets)
         self.tolerance = toleranceSeconds
     }
 
@@ -99,15 +99,10 @@ public struct HMACScheme: WebhookScheme {
             case .id: return .text(id ?? "")
             }
         }
-        var matched: Int?
-        for (index, key) in keys.enumerated()
-        where constantTimeEquals(settings.algorithm.mac(key: key, parts: parts), signature) {
-            matched = index
-            break
-        }
+        let matched = keyring.firstMatch(settings.algorithm, parts, candidates: [signature])
         guard let matched else { throw .invalid("\(settings.header) matches no secret") }
         if let timestampHeader = settings.timestampHeader {
-            _ = try checkTimestamp(timestamp, header: timestampHeader, tolerance: tolerance, now: request.receivedAt)
+            try checkTimestamp(timestamp, header: timestampHeader, tolerance: tolerance, now: request.receivedAt)
         }
         let type =
             settings.typeHeader.flatMap { request.headers.first(name: $0) }

@@ -83,7 +83,7 @@ public struct StandardWebhooksScheme: WebhookScheme {
             }
         }
         guard let matched else { throw .invalid("webhook-signature matches no secret") }
-        _ = try checkTimestamp(timestampText, header: "webhook-timestamp", tolerance: tolerance, now: request.receivedAt)
+        try checkTimestamp(timestampText, header: "webhook-timestamp", tolerance: tolerance, now: request.receivedAt)
         return VerifiedWebhook(id: id, type: request.bodyJSON?["type"]?.scalarText, keyIndex: matched)
     }
 }

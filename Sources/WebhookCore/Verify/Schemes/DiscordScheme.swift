@@ -1,0 +1,47 @@
+import Crypto
+
+/// Discord interactions: `X-Signature-Ed25519` holds the hex Ed25519 signature over
+/// `<X-Signature-Timestamp><body>`; `secrets` are the application's hex public keys. Id and
+/// type come from the body; a PING (`"type": 1`) is answered `{"type":1}` and not forwarded.
+public struct DiscordScheme: WebhookScheme {
+    public let name = "discord"
+    let keys: [Curve25519.Signing.PublicKey]
+    let tolerance: Int
+
+    public init(secrets: [String], toleranceSeconds: Int) throws(SecretError) {
+        var keys: [Curve25519.Signing.PublicKey] = []
+        for (index, secret) in secrets.enumerated() {
+            guard let raw = Hex.decode(secret), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
+                throw SecretError(index: index, reason: "must be the application's public key: 64 hex digits")
+            }
+            keys.append(key)
+        }
+        self.keys = keys
+        self.tolerance = toleranceSeconds
+    }
+
+    public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
+        guard let header = request.headers.first(name: "X-Signature-Ed25519") else {
+            throw .missing("X-Signature-Ed25519 is missing")
+        }
+        guard let timestamp = request.headers.first(name: "X-Signature-Timestamp") else {
+            throw .missing("X-Signature-Timestamp is missing")
+        }
+        guard let signature = Hex.decode(header), signature.count == 64 else {
+            throw .invalid("X-Signature-Ed25519 is not a hex Ed25519 signature")
+        }
+        let content = Array(timestamp.utf8) + Array(request.body.readableBytesView)
+        guard let index = keys.firstIndex(where: { $0.isValidSignature(signature, for: content) }) else {
+            throw .invalid("X-Signature-Ed25519 matches no key")
+        }
+        try checkTimestamp(timestamp, header: "X-Signature-Timestamp", tolerance: tolerance, now: request.receivedAt)
+        let json = request.bodyJSON
+        let type = json?["type"]?.scalarText
+        if type == "1" {
+            return VerifiedWebhook(
+                id: json?["id"]?.scalarText, type: "1", keyIndex: index,
+                handshake: HandshakeAnswer(body: Array(#"{"type":1}"#.utf8)))
+        }
+        return VerifiedWebhook(id: json?["id"]?.scalarText, type: type, keyIndex: index)
+    }
+}

@@ -1,0 +1,48 @@
+import Crypto
+
+/// SendGrid's signed Event Webhook: `X-Twilio-Email-Event-Webhook-Signature` holds a base64
+/// DER ECDSA P-256/SHA-256 signature over `<timestamp><body>`, the timestamp being
+/// `X-Twilio-Email-Event-Webhook-Timestamp`. `secrets` are the verification keys SendGrid
+/// shows (base64 DER, or PEM). Id: the body hash; type: `sendgrid.events`.
+public struct SendGridScheme: WebhookScheme {
+    public let name = "sendgrid"
+    let keys: [P256.Signing.PublicKey]
+    let tolerance: Int
+
+    static let signatureHeader = "X-Twilio-Email-Event-Webhook-Signature"
+    static let timestampHeader = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+    public init(secrets: [String], toleranceSeconds: Int) throws(SecretError) {
+        var keys: [P256.Signing.PublicKey] = []
+        for (index, secret) in secrets.enumerated() {
+            let key: P256.Signing.PublicKey?
+            if secret.contains("-----BEGIN") {
+                key = try? P256.Signing.PublicKey(pemRepresentation: secret)
+            } else {
+                key = Base64.decode(secret).flatMap { try? P256.Signing.PublicKey(derRepresentation: $0) }
+            }
+            guard let key else { throw SecretError(index: index, reason: "must be a P-256 public key (base64 DER or PEM)") }
+            keys.append(key)
+        }
+        self.keys = keys
+        self.tolerance = toleranceSeconds
+    }
+
+    public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
+        guard let header = request.headers.first(name: Self.signatureHeader) else {
+            throw .missing("\(Self.signatureHeader) is missing")
+        }
+        guard let timestamp = request.headers.first(name: Self.timestampHeader) else {
+            throw .missing("\(Self.timestampHeader) is missing")
+        }
+        guard let der = Base64.decode(header), let signature = try? P256.Signing.ECDSASignature(derRepresentation: der) else {
+            throw .invalid("\(Self.signatureHeader) is not a base64 DER ECDSA signature")
+        }
+        let content = Array(timestamp.utf8) + Array(request.body.readableBytesView)
+        guard let index = keys.firstIndex(where: { $0.isValidSignature(signature, for: content) }) else {
+            throw .invalid("\(Self.signatureHeader) matches no key")
+        }
+        try checkTimestamp(timestamp, header: Self.timestampHeader, tolerance: tolerance, now: request.receivedAt)
+        return VerifiedWebhook(id: nil, type: "sendgrid.events", keyIndex: index)
+    }
+}

@@ -1,0 +1,27 @@
+/// Square: `x-square-hmacsha256-signature: <base64 HMAC-SHA256 of notification URL + body>`,
+/// keyed with the subscription's signature key. The notification URL is `verify.publicUrl`
+/// (the URL Square calls) or, without it, the URL rebuilt from the request. Id: body
+/// `event_id`; type: body `type`.
+public struct SquareScheme: WebhookScheme {
+    public let name = "square"
+    let keyring: HMACKeyring
+    let publicURL: PublicURL
+
+    public init(secrets: [String], publicURL: PublicURL) {
+        self.keyring = HMACKeyring(secrets: secrets)
+        self.publicURL = publicURL
+    }
+
+    public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
+        guard let header = request.headers.first(name: "x-square-hmacsha256-signature") else {
+            throw .missing("x-square-hmacsha256-signature is missing")
+        }
+        guard let signature = Base64.decode(header) else { throw .invalid("x-square-hmacsha256-signature is not base64") }
+        let url = publicURL.url(for: request)
+        guard let index = keyring.firstMatch(.sha256, [.text(url), .bytes(request.body)], candidates: [signature]) else {
+            throw .invalid("x-square-hmacsha256-signature matches no secret for \(url)")
+        }
+        let json = request.bodyJSON
+        return VerifiedWebhook(id: json?["event_id"]?.scalarText, type: json?["type"]?.scalarText, keyIndex: index)
+    }
+}
