@@ -1,0 +1,94 @@
+import ArgumentParser
+import NIOHTTP1
+import WebhookBridge
+import WebhookCore
+
+/// `webhook-bridge send`: signs like `sign` and POSTs.
+struct Send: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Signs a body like sign and POSTs it; prints the status and the answer.",
+        discussion: "Exit 0 on a 2xx answer, 1 otherwise. Plain http:// only in this version."
+    )
+
+    @Argument(help: "Where to POST, e.g. http://127.0.0.1:8080/webhooks/github.")
+    var target: String
+
+    @OptionGroup var signing: SigningOptions
+
+    @Option(help: "The URL to sign, when the provider's view differs from the target (twilio, square).")
+    var url: String?
+
+    @Option(name: .customLong("header"), help: "An extra header, 'Name: value'; repeatable.")
+    var headers: [String] = []
+
+    @Option(help: "Seconds to wait for the answer.")
+    var timeout: Int = 30
+
+    func run() async throws {
+        let (body, output) = try signing.sign(url: url ?? target)
+        guard let destination = HTTPTarget(output.url ?? target) else {
+            throw ValidationError("\(target): only http://host[:port]/path URLs are supported in this version")
+        }
+        var extra: [(String, String)] = []
+        for header in headers {
+            guard let colon = header.firstIndex(of: ":") else {
+                throw ValidationError("--header: '\(header)' is not 'Name: value'")
+            }
+            extra.append((String(header[..<colon]), String(header[header.index(after: colon)...].drop { $0 == " " })))
+        }
+        var all = output.headers + extra
+        if !all.contains(where: { $0.0.lowercased() == "content-type" }) {
+            let type =
+                JSONParser.isValid(body)
+                ? "application/json"
+                : (["twilio", "slack"].contains(signing.scheme)
+                    ? "application/x-www-form-urlencoded" : "application/octet-stream")
+            all.append(("Content-Type", type))
+        }
+        let response: WebhookClient.Response
+        do {
+            response = try await WebhookClient.send(
+                host: destination.host, port: destination.port, path: destination.path, headers: all, body: body,
+                timeout: .seconds(Int64(timeout)))
+        } catch {
+            printError("webhook-bridge: \(target): \(error)")
+            throw ExitCode(1)
+        }
+        print("\(response.status.code) \(response.status.reasonPhrase)")
+        if !response.body.isEmpty { print(response.text) }
+        if !(200..<300).contains(response.status.code) { throw ExitCode(1) }
+    }
+}
+
+/// `http://host[:port]/path?query`, split for the client.
+struct HTTPTarget {
+    let host: String
+    let port: Int
+    let path: String
+
+    init?(_ url: String) {
+        guard url.hasPrefix("http://") else { return nil }
+        let rest = url.dropFirst(7)
+        let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        var authority = rest[..<slash]
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        let path = rest[slash...]
+        self.path = path.isEmpty ? "/" : (path.hasPrefix("?") ? "/" + path : String(path))
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            host = String(authority[authority.index(after: authority.startIndex)..<close])
+            let after = authority[authority.index(after: close)...]
+            guard after.isEmpty || after.hasPrefix(":"), let port = after.isEmpty ? 80 : Int(after.dropFirst()) else {
+                return nil
+            }
+            self.port = port
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = String(authority[..<colon])
+            guard let port = Int(authority[authority.index(after: colon)...]) else { return nil }
+            self.port = port
+        } else {
+            host = String(authority)
+            port = 80
+        }
+        if host.isEmpty { return nil }
+    }
+}

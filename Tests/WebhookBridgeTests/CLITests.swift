@@ -1,0 +1,137 @@
+import Foundation
+import Testing
+import WebhookCore
+
+/// Runs the built `webhook-bridge` binary, which SwiftPM puts beside the test bundle.
+struct CLI {
+    static let binary: URL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        .appendingPathComponent("webhook-bridge")
+
+    struct Result {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
+
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
+
+@Suite("The command line", .serialized)
+struct CLITests {
+    @Test("check-config lists each source of a valid file and exits 0")
+    func checkConfigValid() throws {
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("config.example.json").path
+        let result = try CLI.run(["check-config", example])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("source github: POST /webhooks/github scheme=github sinks=archive"))
+    }
+
+    @Test("check-config prints each problem as PATH: json.path: what is wrong and exits 1")
+    func checkConfigInvalid() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let path = directory.file("bad.json")
+        try Data(
+            #"{"sinks": {"a": {"type": "file"}}, "sources": {"s": {"path": "/s", "verify": {"scheme": "github", "secrets": ["${UNSET_FOR_TEST}"]}, "sinks": ["a"]}}}"#
+                .utf8
+        )
+        .write(to: URL(fileURLWithPath: path))
+        let result = try CLI.run(["check-config", path])
+        #expect(result.status == 1)
+        #expect(
+            result.stderr.split(separator: "\n").map(String.init) == [
+                "\(path): sources.s.verify.secrets[0]: environment variable UNSET_FOR_TEST is not set (write ${UNSET_FOR_TEST:-fallback} for a default)",
+                "\(path): sinks.a.path: is required",
+            ])
+    }
+
+    @Test("serve answers what send signs, and stops with exit 0 on SIGTERM")
+    func serveAndSend() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try freePort()
+        let config = directory.file("config.json")
+        try Data(
+            """
+            {"listen": {"host": "127.0.0.1", "port": \(port)},
+             "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
+             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["${GH_SECRET}"]}, "sinks": ["archive"]}}}
+            """.utf8
+        ).write(to: URL(fileURLWithPath: config))
+        let server = Process()
+        server.executableURL = CLI.binary
+        server.arguments = ["serve"]
+        server.environment = ProcessInfo.processInfo.environment.merging(["WEBHOOK_BRIDGE_CONFIG": config, "GH_SECRET": "s3"]) {
+            $1
+        }
+        let log = Pipe()
+        server.standardError = log
+        try server.run()
+        defer { if server.isRunning { server.terminate() } }
+        // Ready once it logs that it listens.
+        var seen = ""
+        while !seen.contains("listening") {
+            let chunk = log.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        #expect(seen.contains("listening"), "\(seen)")
+
+        let body = directory.file("body.json")
+        try Data(#"{"hello": "world"}"#.utf8).write(to: URL(fileURLWithPath: body))
+        let sent = try CLI.run([
+            "send", "http://127.0.0.1:\(port)/gh", "--scheme", "github", "--secret", "s3", "--body", body, "--id", "cli-1",
+        ])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(sent.stdout.hasPrefix("200 OK\n{\"id\":\"cli-1\",\"status\":\"accepted\"}"))
+        let wrong = try CLI.run(["send", "http://127.0.0.1:\(port)/gh", "--scheme", "github", "--secret", "nope", "--body", body])
+        #expect(wrong.status == 1)
+        #expect(wrong.stdout.hasPrefix("401 Unauthorized"))
+        let signed = try CLI.run(["sign", "--scheme", "github", "--secret", "s3", "--body", body, "--id", "cli-1"])
+        #expect(signed.stdout.split(separator: "\n").contains("X-GitHub-Delivery: cli-1"))
+        #expect(signed.stdout.split(separator: "\n").contains { $0.hasPrefix("X-Hub-Signature-256: sha256=") })
+
+        server.terminate()  // SIGTERM
+        server.waitUntilExit()
+        #expect(server.terminationReason == .exit)
+        #expect(server.terminationStatus == 0)
+        let lines = try String(contentsOfFile: directory.file("events.jsonl"), encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 1)
+    }
+}
+
+/// A port nothing listens on right now.
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+            guard bind(fd, pointer, length) == 0 else { return -1 }
+            return getsockname(fd, pointer, &length)
+        }
+    }
+    try #require(bound == 0)
+    return Int(UInt16(bigEndian: address.sin_port))
+}

@@ -1,0 +1,168 @@
+import Crypto
+import NIOCore
+import NIOHTTP1
+import Testing
+import WebhookCore
+
+/// Keys and settings for signing and verifying every scheme in the tests.
+struct SchemeFixture {
+    let scheme: String
+    /// What the config holds (public keys for the asymmetric schemes).
+    let verifySecret: String
+    /// What the provider holds.
+    let signSecret: String
+    /// The header that carries the signature (or token).
+    let signatureHeader: String
+    let url: String?
+
+    static let body = Array(
+        #"{"id":"evt_1","type":"thing.happened","event_id":"e_1","event_type":"thing.happened","event":"thing.happened","webhookTimestamp":TS000}"#
+            .utf8)
+
+    static func all() -> [SchemeFixture] {
+        let sendgrid = P256.Signing.PrivateKey()
+        let discord = Curve25519.Signing.PrivateKey()
+        let ed25519 = Curve25519.Signing.PrivateKey()
+        return [
+            .init(
+                scheme: "stripe", verifySecret: "whsec_s", signSecret: "whsec_s", signatureHeader: "Stripe-Signature", url: nil),
+            .init(scheme: "github", verifySecret: "g", signSecret: "g", signatureHeader: "X-Hub-Signature-256", url: nil),
+            .init(
+                scheme: "standard-webhooks", verifySecret: "whsec_c2VjcmV0", signSecret: "whsec_c2VjcmV0",
+                signatureHeader: "webhook-signature", url: nil),
+            .init(
+                scheme: "standard-webhooks", verifySecret: "whpk_" + Base64.encode(Array(ed25519.publicKey.rawRepresentation)),
+                signSecret: "whsk_" + Base64.encode(Array(ed25519.rawRepresentation)), signatureHeader: "webhook-signature",
+                url: nil),
+            .init(
+                scheme: "svix", verifySecret: "whsec_c2VjcmV0", signSecret: "whsec_c2VjcmV0", signatureHeader: "svix-signature",
+                url: nil),
+            .init(scheme: "slack", verifySecret: "sl", signSecret: "sl", signatureHeader: "X-Slack-Signature", url: nil),
+            .init(scheme: "shopify", verifySecret: "sh", signSecret: "sh", signatureHeader: "X-Shopify-Hmac-Sha256", url: nil),
+            .init(
+                scheme: "twilio", verifySecret: "tw", signSecret: "tw", signatureHeader: "X-Twilio-Signature",
+                url: "https://hooks.example.com/twilio"),
+            .init(scheme: "paddle", verifySecret: "pd", signSecret: "pd", signatureHeader: "Paddle-Signature", url: nil),
+            .init(
+                scheme: "square", verifySecret: "sq", signSecret: "sq", signatureHeader: "x-square-hmacsha256-signature",
+                url: "https://hooks.example.com/square"),
+            .init(scheme: "gitlab", verifySecret: "gl", signSecret: "gl", signatureHeader: "X-Gitlab-Token", url: nil),
+            .init(scheme: "linear", verifySecret: "ln", signSecret: "ln", signatureHeader: "Linear-Signature", url: nil),
+            .init(scheme: "zoom", verifySecret: "zm", signSecret: "zm", signatureHeader: "x-zm-signature", url: nil),
+            .init(
+                scheme: "sendgrid", verifySecret: Base64.encode(Array(sendgrid.publicKey.derRepresentation)),
+                signSecret: Base64.encode(Array(sendgrid.derRepresentation)), signatureHeader: SendGridFixture.signatureHeader,
+                url: nil),
+            .init(
+                scheme: "discord", verifySecret: Hex.encode(discord.publicKey.rawRepresentation),
+                signSecret: Hex.encode(discord.rawRepresentation),
+                signatureHeader: "X-Signature-Ed25519", url: nil),
+        ]
+    }
+
+    /// The body with `webhookTimestamp` set to `now` (Linear signs its timestamp in the body).
+    static func body(at now: Int64) -> [UInt8] {
+        Array(String(decoding: body, as: UTF8.self).replacing("TS000", with: String(now * 1000)).utf8)
+    }
+
+    /// The verifier the config would build.
+    func verifier() throws -> any WebhookScheme {
+        let publicUrl = url.map { #", "publicUrl": "\#($0)""# } ?? ""
+        let text = """
+            {"sinks": {"a": {"type": "file", "path": "x"}},
+             "sources": {"s": {"path": "/s", "sinks": ["a"],
+                               "verify": {"scheme": "\(scheme)", "secrets": ["\(verifySecret)"]\(publicUrl)}}}}
+            """
+        return try #require(try ConfigLoader.load(Array(text.utf8), environment: [:]).sources["s"]).scheme
+    }
+
+    func signed(body: [UInt8], at now: Int64) throws -> (headers: [(String, String)], uri: String) {
+        let output = try WebhookSigner.sign(scheme: scheme, .init(body: body, secret: signSecret, timestamp: now, url: url))
+        let signedURL = output.url ?? url ?? "/s"
+        let uri = signedURL.firstIndex(of: "?").map { "/s" + signedURL[$0...] } ?? "/s"
+        return (output.headers, uri)
+    }
+}
+
+enum SendGridFixture {
+    static let signatureHeader = "X-Twilio-Email-Event-Webhook-Signature"
+}
+
+@Suite("Signing: what sign produces verifies, for every scheme")
+struct SignerTests {
+    let now: Int64 = 1_764_000_000
+
+    func verifyRequest(_ fixture: SchemeFixture, headers: [(String, String)], uri: String, body: [UInt8]) -> WebhookRequest {
+        var all = HTTPHeaders(headers)
+        all.add(name: "Content-Type", value: "application/json")
+        return WebhookRequest(headers: all, body: ByteBuffer(bytes: body), uri: uri, receivedAt: Timestamp(secondsSince1970: now))
+    }
+
+    @Test("sign's headers verify", arguments: SchemeFixture.all())
+    func roundTrip(fixture: SchemeFixture) throws {
+        let body = SchemeFixture.body(at: now)
+        let (headers, uri) = try fixture.signed(body: body, at: now)
+        let verified = try fixture.verifier().verify(verifyRequest(fixture, headers: headers, uri: uri, body: body))
+        #expect(verified.keyIndex == 0)
+    }
+
+    @Test("a changed body, a truncated signature or a missing signature header never verifies", arguments: SchemeFixture.all())
+    func mutations(fixture: SchemeFixture) throws {
+        let body = SchemeFixture.body(at: now)
+        let (headers, uri) = try fixture.signed(body: body, at: now)
+        let verifier = try fixture.verifier()
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var mutatedBody = body
+            let position = Int.random(in: 0..<body.count, using: &generator)
+            mutatedBody[position] ^= UInt8.random(in: 1...255, using: &generator)
+            if fixture.scheme != "gitlab" {  // GitLab's token does not cover the body
+                #expect(failureCode(verifier, verifyRequest(fixture, headers: headers, uri: uri, body: mutatedBody)) != nil)
+            }
+            // Base64 padding is optional when decoding, so cut into the characters before it.
+            let truncated = headers.map { name, value in
+                guard name.lowercased() == fixture.signatureHeader.lowercased() else { return (name, value) }
+                let unpadded = value.reversed().drop { $0 == "=" }.reversed()
+                return (name, String(unpadded.dropLast(Int.random(in: 1...max(1, unpadded.count / 2), using: &generator))))
+            }
+            #expect(failureCode(verifier, verifyRequest(fixture, headers: truncated, uri: uri, body: body)) != nil)
+        }
+        let without = headers.filter { $0.0.lowercased() != fixture.signatureHeader.lowercased() }
+        #expect(failureCode(verifier, verifyRequest(fixture, headers: without, uri: uri, body: body)) == "signature_missing")
+    }
+
+    @Test("random header values never verify and never crash", arguments: SchemeFixture.all())
+    func randomHeaders(fixture: SchemeFixture) throws {
+        let body = SchemeFixture.body(at: now)
+        let (headers, uri) = try fixture.signed(body: body, at: now)
+        let verifier = try fixture.verifier()
+        let alphabet = Array("tv01=,;: +/_-abcdefABCDEF0123456789whsecv0v1a".utf8)
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            let random = headers.map { name, value in
+                (
+                    name,
+                    String(
+                        decoding: (0..<Int.random(in: 0..<100, using: &generator)).map { _ in
+                            alphabet.randomElement(using: &generator)!
+                        }, as: UTF8.self)
+                )
+            }
+            // Timestamps and ids may stay; only the signature itself must change.
+            let mixed = zip(headers, random).map { original, noise in
+                original.0.lowercased() == fixture.signatureHeader.lowercased()
+                    ? noise : (Bool.random(using: &generator) ? noise : original)
+            }
+            let request = verifyRequest(fixture, headers: mixed, uri: uri, body: body)
+            if mixed.first(where: { $0.0.lowercased() == fixture.signatureHeader.lowercased() })?.1
+                != headers.first(where: { $0.0.lowercased() == fixture.signatureHeader.lowercased() })?.1
+            {
+                #expect(failureCode(verifier, request) != nil)
+            }
+        }
+    }
+}
+
+extension SchemeFixture: CustomTestStringConvertible {
+    var testDescription: String { scheme + (signSecret.hasPrefix("whsk_") ? " (Ed25519)" : "") }
+}
