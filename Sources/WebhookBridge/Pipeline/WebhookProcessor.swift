@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 import WebhookCore
@@ -57,8 +58,22 @@ public final class WebhookProcessor: Sendable {
             verified = try source.config.scheme.verify(request)
         } catch {
             logger.notice("webhook rejected", metadata: ["webhook.reason": "\(error.code)", "webhook.detail": "\(error.detail)"])
+            Counter(
+                label: "webhook.verifications",
+                dimensions: [
+                    ("webhook.source", source.config.name), ("webhook.result", error.code),
+                ]
+            ).increment()
             return .error(.unauthorized, error.code)
         }
+        // The secret's index as a dimension: when the old secret's count stops growing, the
+        // provider has switched to the new one and the old can be removed.
+        Counter(
+            label: "webhook.verifications",
+            dimensions: [
+                ("webhook.source", source.config.name), ("webhook.result", "ok"), ("webhook.key", String(verified.keyIndex)),
+            ]
+        ).increment()
         if let handshake = verified.handshake {
             return BridgeAnswer(status: .ok, headers: [("Content-Type", handshake.contentType)], body: handshake.body)
         }

@@ -1,0 +1,54 @@
+import CoreMetrics
+import MetricsTestKit
+import Testing
+import WebhookBridge
+import WebhookCore
+
+/// One test metrics backend for the whole test process (the metrics system is global).
+enum SharedTestMetrics {
+    static let instance: TestMetrics = {
+        let metrics = TestMetrics()
+        MetricsSystem.bootstrap(metrics)
+        return metrics
+    }()
+}
+
+@Suite("Verification metrics")
+struct MetricsTests {
+    @Test("verifications are counted per source, result and index of the matching secret")
+    func rotationIsVisible() async throws {
+        let metrics = SharedTestMetrics.instance
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"rotating": {"path": "/r", "verify": {"scheme": "github", "secrets": ["old", "gh-secret"]}, "sinks": ["archive"]}}}
+            """
+        try await RunningBridge.with(config: config) { bridge in
+            for index in 0..<3 {
+                let body = #"{"n": \#(index)}"#
+                _ = try await bridge.post(
+                    "/r", headers: githubHeaders(body, delivery: "m-\(index)", secret: "gh-secret"), body: body)
+            }
+            _ = try await bridge.post("/r", headers: githubHeaders("{}", delivery: "m-old", secret: "old"), body: "{}")
+            _ = try await bridge.post("/r", headers: githubHeaders("{}", delivery: "m-bad", secret: "neither"), body: "{}")
+        }
+        let new = try metrics.expectCounter(
+            "webhook.verifications",
+            [
+                ("webhook.source", "rotating"), ("webhook.result", "ok"), ("webhook.key", "1"),
+            ])
+        #expect(new.totalValue == 3)
+        let old = try metrics.expectCounter(
+            "webhook.verifications",
+            [
+                ("webhook.source", "rotating"), ("webhook.result", "ok"), ("webhook.key", "0"),
+            ])
+        #expect(old.totalValue == 1)
+        let rejected = try metrics.expectCounter(
+            "webhook.verifications",
+            [
+                ("webhook.source", "rotating"), ("webhook.result", "signature_invalid"),
+            ])
+        #expect(rejected.totalValue == 1)
+    }
+}
