@@ -131,6 +131,36 @@ struct SignerTests {
         #expect(failureCode(verifier, verifyRequest(fixture, headers: without, uri: uri, body: body)) == "signature_missing")
     }
 
+    @Test("a wrong secret is signature_invalid; a stale signed timestamp is timestamp_expired", arguments: SchemeFixture.all())
+    func wrongSecretAndStale(fixture: SchemeFixture) throws {
+        let verifier = try fixture.verifier()
+        let body = SchemeFixture.body(at: now)
+        let other = SchemeFixture.all().first {
+            $0.scheme == fixture.scheme && $0.signSecret.hasPrefix("whsk_") == fixture.signSecret.hasPrefix("whsk_")
+        }!
+        let wrongSecret: String
+        switch fixture.scheme {
+        case "sendgrid", "discord": wrongSecret = other.signSecret  // a fresh key pair: same kind, other key
+        case "standard-webhooks" where fixture.signSecret.hasPrefix("whsk_"): wrongSecret = other.signSecret
+        case "standard-webhooks", "svix": wrongSecret = "whsec_b3RoZXI="
+        default: wrongSecret = fixture.signSecret + "-other"
+        }
+        let wrong = try WebhookSigner.sign(
+            scheme: fixture.scheme, .init(body: body, secret: wrongSecret, timestamp: now, url: fixture.url))
+        let uri = (wrong.url ?? "").firstIndex(of: "?").map { "/s" + wrong.url![$0...] } ?? "/s"
+        #expect(
+            failureCode(verifier, verifyRequest(fixture, headers: wrong.headers, uri: uri, body: body)) == "signature_invalid")
+
+        let timestamped = ["stripe", "standard-webhooks", "svix", "slack", "paddle", "zoom", "sendgrid", "discord", "linear"]
+        guard timestamped.contains(fixture.scheme) else { return }
+        let then = now - 3600
+        let staleBody = SchemeFixture.body(at: then)
+        let (headers, staleURI) = try fixture.signed(body: staleBody, at: then)
+        #expect(
+            failureCode(verifier, verifyRequest(fixture, headers: headers, uri: staleURI, body: staleBody)) == "timestamp_expired"
+        )
+    }
+
     @Test("random header values never verify and never crash", arguments: SchemeFixture.all())
     func randomHeaders(fixture: SchemeFixture) throws {
         let body = SchemeFixture.body(at: now)
