@@ -52,10 +52,21 @@ let package = Package(
             ]
         ),
         .target(
+            name: "KafkaSink",
+            dependencies: [
+                "WebhookCore",
+                "CRdKafka",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "WebhookBridge",
             dependencies: [
                 "WebhookCore",
                 "FileSink",
+                "KafkaSink",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -86,12 +97,29 @@ let package = Package(
         ),
 
         // MARK: Tests
+        .target(
+            name: "BridgeTestSupport",
+            dependencies: [
+                "WebhookBridge", "WebhookCore", "CRdKafka",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            path: "Tests/Support"
+        ),
         .testTarget(name: "WebhookCoreTests", dependencies: ["WebhookCore"]),
         .testTarget(name: "FileSinkTests", dependencies: ["FileSink", "WebhookCore"]),
         .testTarget(
+            name: "KafkaSinkTests",
+            dependencies: [
+                "KafkaSink", "WebhookCore", "WebhookBridge", "CRdKafka", "BridgeTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
             name: "WebhookBridgeTests",
             dependencies: [
-                "WebhookBridge", "WebhookCore", "FileSink", "CRdKafka", "CHiredis",
+                "WebhookBridge", "WebhookCore", "FileSink", "CRdKafka", "CHiredis", "BridgeTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

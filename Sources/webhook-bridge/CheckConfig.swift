@@ -17,8 +17,12 @@ struct CheckConfig: ParsableCommand {
     func run() throws {
         var valid = true
         for path in paths {
-            do {
+            do throws(ConfigFileError) {
                 let config = try loadConfig(path: path)
+                let sinkProblems = Bridge.sinkProblems(config)
+                if !sinkProblems.isEmpty {
+                    throw ConfigFileError(path: path, problems: sinkProblems.map { ConfigProblem(path: "", message: $0) })
+                }
                 print("\(path): valid")
                 for warning in Bridge.unavailableFeatures(config) {
                     printError("\(path): warning: \(warning)")

@@ -1,3 +1,4 @@
+import BridgeTestSupport
 import CHiredis
 import CRdKafka
 import Testing

@@ -1,3 +1,4 @@
+import BridgeTestSupport
 import CoreMetrics
 import MetricsTestKit
 import Testing

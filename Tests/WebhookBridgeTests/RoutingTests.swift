@@ -1,3 +1,4 @@
+import BridgeTestSupport
 import Crypto
 import Testing
 import WebhookBridge

@@ -1,1 +1,2 @@
+import BridgeTestSupport
 import Testing

@@ -6,29 +6,29 @@ import WebhookBridge
 import WebhookCore
 
 /// A fresh directory under the system temp dir, removed by `cleanup`.
-struct TemporaryDirectory {
-    let path: String
+public struct TemporaryDirectory: Sendable {
+    public let path: String
 
-    init() {
+    public init() {
         var template = Array((NSTemporaryDirectory() + "/webhook-bridge-test.XXXXXX").utf8CString)
         let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(created != nil, "mkdtemp failed")
         path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    func file(_ name: String) -> String { "\(path)/\(name)" }
+    public func file(_ name: String) -> String { "\(path)/\(name)" }
 
-    func cleanup() { try? FileManager.default.removeItem(atPath: path) }
+    public func cleanup() { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// A bridge running on a free loopback port, on a config given as JSON text with `{dir}`
 /// replaced by a temporary directory.
-struct RunningBridge {
-    let port: Int
-    let directory: TemporaryDirectory
-    let bridge: Bridge
+public struct RunningBridge: Sendable {
+    public let port: Int
+    public let directory: TemporaryDirectory
+    public let bridge: Bridge
 
-    static func with<T>(
+    public static func with<T>(
         config: String, environment: [String: String] = [:], _ body: (RunningBridge) async throws -> T
     ) async throws -> T {
         let directory = TemporaryDirectory()
@@ -48,29 +48,31 @@ struct RunningBridge {
         return result
     }
 
-    func post(_ path: String, headers: [(String, String)], body: String) async throws -> WebhookClient.Response {
+    public func post(_ path: String, headers: [(String, String)], body: String) async throws -> WebhookClient.Response {
         try await WebhookClient.send(host: "127.0.0.1", port: port, path: path, headers: headers, body: Array(body.utf8))
     }
 
-    func get(_ path: String) async throws -> WebhookClient.Response {
+    public func get(_ path: String) async throws -> WebhookClient.Response {
         try await WebhookClient.send(host: "127.0.0.1", port: port, method: .GET, path: path)
     }
 
     /// The lines of a file sink's output, each parsed.
-    func lines(_ name: String) throws -> [JSONValue] {
+    public func lines(_ name: String) throws -> [JSONValue] {
         guard let data = FileManager.default.contents(atPath: directory.file(name)) else { return [] }
         return try data.split(separator: 0x0A).map { try JSONParser.parse(Array($0)) }
     }
 }
 
 /// GitHub's signature header for `body`.
-func githubSignature(_ body: String, secret: String) -> String {
+public func githubSignature(_ body: String, secret: String) -> String {
     let mac = HMAC<SHA256>.authenticationCode(for: Array(body.utf8), using: SymmetricKey(data: Array(secret.utf8)))
     return "sha256=" + Hex.encode(mac)
 }
 
 /// Headers of a signed GitHub delivery.
-func githubHeaders(_ body: String, delivery: String, event: String = "push", secret: String = "gh-secret") -> [(String, String)] {
+public func githubHeaders(_ body: String, delivery: String, event: String = "push", secret: String = "gh-secret") -> [(
+    String, String
+)] {
     [
         ("X-Hub-Signature-256", githubSignature(body, secret: secret)), ("X-GitHub-Delivery", delivery),
         ("X-GitHub-Event", event), ("Content-Type", "application/json"),
@@ -78,5 +80,5 @@ func githubHeaders(_ body: String, delivery: String, event: String = "push", sec
 }
 
 extension WebhookClient.Response {
-    var json: JSONValue? { try? JSONParser.parse(body) }
+    public var json: JSONValue? { try? JSONParser.parse(body) }
 }

@@ -1,0 +1,168 @@
+import CRdKafka
+import Dispatch
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import WebhookCore
+
+/// Writes events to Kafka in the CloudEvents Kafka binding's binary mode (SPEC section 7):
+/// the value is the raw body, each attribute a `ce_<name>` header, `content-type` the
+/// datacontenttype, the key the rendered `key` template, the topic the `topic` template.
+///
+/// `deliver` returns once the brokers acknowledged the message: the bridge's defaults are
+/// `acks=all` and `enable.idempotence=true`, and `message.timeout.ms` follows
+/// `limits.ackTimeoutMs` so librdkafka gives up when the provider's answer does, instead of
+/// delivering minutes later a message the provider was told failed.
+public final class KafkaSink: EventSink {
+    public let name: String
+    private let topic: Template
+    private let key: Template
+    private let producer: KafkaProducer
+    private let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+    /// How long a graceful stop waits for messages still in flight.
+    private let flushTimeoutMilliseconds: Int32 = 10_000
+
+    /// The configuration handed to librdkafka: the bridge's defaults, then `properties`
+    /// (which may override them), then `bootstrap.servers` from `brokers`.
+    public static func configuration(brokers: String, properties: [String: String], ackTimeoutMs: Int) -> [String: String] {
+        var configuration = [
+            "acks": "all",
+            "enable.idempotence": "true",
+            "message.timeout.ms": String(ackTimeoutMs),
+            "linger.ms": "1",
+        ]
+        configuration.merge(properties) { $1 }
+        configuration["bootstrap.servers"] = brokers
+        return configuration
+    }
+
+    /// Checks the configuration with librdkafka, offline; returns `property: reason` lines.
+    public static func validate(brokers: String, properties: [String: String], ackTimeoutMs: Int) -> String? {
+        do {
+            try KafkaProducer.validate(configuration(brokers: brokers, properties: properties, ackTimeoutMs: ackTimeoutMs))
+            return nil
+        } catch {
+            return error.property.map { "properties.\($0): \(error.reason)" } ?? error.reason
+        }
+    }
+
+    /// Creates the producer; throws a `SinkError` naming the property librdkafka refused.
+    public init(
+        name: String, brokers: String, topic: Template, key: Template, properties: [String: String], ackTimeoutMs: Int,
+        logger: Logger
+    ) throws {
+        self.name = name
+        self.topic = topic
+        self.key = key
+        var logger = logger
+        logger[metadataKey: "sink.name"] = "\(name)"
+        self.logger = logger
+        do {
+            self.producer = try KafkaProducer(
+                configuration: Self.configuration(brokers: brokers, properties: properties, ackTimeoutMs: ackTimeoutMs),
+                logger: logger)
+        } catch {
+            throw SinkError.rejected(
+                sink: name, reason: error.property.map { "properties.\($0): \(error.reason)" } ?? error.reason)
+        }
+    }
+
+    public var isReady: Bool { !stopping.load(ordering: .relaxed) && producer.isReachable }
+
+    public func deliver(_ event: WebhookEvent) async throws -> DeliveryReceipt {
+        guard !stopping.load(ordering: .relaxed) else { throw SinkError.unavailable(sink: name, reason: "the sink is shut down") }
+        let topicName = topic.render(event, sanitizer: .kafkaTopic)
+        var headers: [(String, [UInt8])] = []
+        for attribute in event.attributes where attribute.name != "datacontenttype" {
+            headers.append(("ce_" + attribute.name, Array(attribute.value.utf8)))
+        }
+        if let contentType = event.dataContentType { headers.append(("content-type", Array(contentType.utf8))) }
+        do {
+            let delivery = try await producer.send(
+                topic: topicName, key: Array(key.render(event, sanitizer: .verbatim).utf8), value: event.data, headers: headers)
+            return DeliveryReceipt(sink: name, position: "\(topicName)/\(delivery.partition)@\(delivery.offset)")
+        } catch let failure as KafkaProducer.Failure {
+            let reason = "\(topicName): \(failure.description)"
+            throw Self.isPermanent(failure.code)
+                ? SinkError.rejected(sink: name, reason: reason) : SinkError.unavailable(sink: name, reason: reason)
+        }
+    }
+
+    /// Errors that no retry can fix: the event goes to the dead letters, not back to the queue.
+    static func isPermanent(_ code: rd_kafka_resp_err_t) -> Bool {
+        switch code {
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
+            RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION,
+            RD_KAFKA_RESP_ERR__INVALID_ARG, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Polls librdkafka's events on a thread of its own until a graceful stop, then flushes
+    /// what is in flight (bounded) and fails whatever could not be delivered.
+    public func run() async throws {
+        let poller = EventPoller(producer: producer)
+        poller.start()
+        try? await gracefulShutdown()
+        stopping.store(true, ordering: .relaxed)
+        let flushed = await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
+            DispatchQueue.global().async {
+                done.resume(returning: self.producer.flush(timeoutMilliseconds: self.flushTimeoutMilliseconds))
+            }
+        }
+        if !flushed { logger.warning("stopped with messages undelivered", metadata: ["kafka.in_flight": "\(producer.inFlight)"]) }
+        await poller.stop()
+        producer.failWaiting("the sink stopped before the broker acknowledged")
+    }
+}
+
+/// The thread that drains librdkafka's event queue, and probes the brokers while they are
+/// reported down so readiness comes back without a delivery.
+final class EventPoller: Sendable {
+    private let producer: KafkaProducer
+    private let running = Atomic<Bool>(true)
+    private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    private let done = Atomic<Bool>(false)
+
+    init(producer: KafkaProducer) { self.producer = producer }
+
+    func start() {
+        let thread = Thread { [self] in
+            var sinceProbe = 0
+            while running.load(ordering: .relaxed) {
+                producer.pollEvents(timeoutMilliseconds: 100)
+                sinceProbe += 1
+                if !producer.isReachable, sinceProbe >= 10 {
+                    sinceProbe = 0
+                    _ = producer.probeBrokers(timeoutMilliseconds: 500)
+                }
+            }
+            producer.pollEvents(timeoutMilliseconds: 0)
+            let waiter = finished.withLock { waiter -> CheckedContinuation<Void, Never>? in
+                done.store(true, ordering: .relaxed)
+                return waiter.take()
+            }
+            waiter?.resume()
+        }
+        thread.name = "webhook-bridge.kafka-poll"
+        thread.start()
+    }
+
+    /// Stops the thread and waits for it to finish.
+    func stop() async {
+        running.store(false, ordering: .relaxed)
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let alreadyDone = finished.withLock { waiter -> Bool in
+                if done.load(ordering: .relaxed) { return true }
+                waiter = continuation
+                return false
+            }
+            if alreadyDone { continuation.resume() }
+        }
+    }
+}

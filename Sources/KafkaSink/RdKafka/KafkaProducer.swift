@@ -1,0 +1,238 @@
+import CRdKafka
+import Logging
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// A librdkafka producer: messages in, delivery reports out as awaited results.
+///
+/// As in swift-kafka-client, librdkafka's events (delivery reports, errors, logs) are drained
+/// from its main queue by ``pollEvents(timeoutMilliseconds:)``, which the sink calls from a
+/// dedicated thread; no C callback runs Swift code. Every `send` waits for its message's
+/// delivery report, so a successful return means the brokers acknowledged it (`acks=all`).
+///
+/// The only type in the sink that touches C. `@unchecked Sendable`: the handle is
+/// thread-safe by librdkafka's contract and the Swift state is behind a `Mutex`.
+final class KafkaProducer: @unchecked Sendable {
+    /// A delivery report: where the message landed.
+    struct Delivery: Sendable, Equatable {
+        let partition: Int32
+        let offset: Int64
+    }
+
+    /// A failed delivery, with librdkafka's error code.
+    struct Failure: Error, Sendable, CustomStringConvertible {
+        let code: rd_kafka_resp_err_t
+        let description: String
+
+        init(_ code: rd_kafka_resp_err_t) {
+            self.code = code
+            self.description = String(cString: rd_kafka_err2str(code))
+        }
+
+        init(_ code: rd_kafka_resp_err_t, _ description: String) {
+            self.code = code
+            self.description = description
+        }
+    }
+
+    private struct State {
+        var waiting: [UInt: CheckedContinuation<Delivery, any Error>] = [:]
+        var nextID: UInt = 1
+        var brokersDown = false
+        var lastError: String?
+    }
+
+    private let handle: OpaquePointer
+    private let queue: OpaquePointer
+    private let state = Mutex(State())
+    private let logger: Logger
+
+    /// Creates the producer; throws the property and librdkafka's reason when the
+    /// configuration is refused.
+    init(configuration: [String: String], logger: Logger) throws(KafkaConfigurationError) {
+        let conf = try Self.makeConfiguration(configuration)
+        rd_kafka_conf_set_events(conf, Int32(RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG))
+        var reason = [CChar](repeating: 0, count: 512)
+        guard let handle = rd_kafka_new(RD_KAFKA_PRODUCER, conf, &reason, reason.count) else {
+            rd_kafka_conf_destroy(conf)
+            throw KafkaConfigurationError(property: nil, reason: text(of: reason))
+        }
+        self.handle = handle
+        self.queue = rd_kafka_queue_get_main(handle)
+        rd_kafka_set_log_queue(handle, queue)
+        self.logger = logger
+    }
+
+    /// Checks `configuration` against librdkafka without creating a client.
+    static func validate(_ configuration: [String: String]) throws(KafkaConfigurationError) {
+        rd_kafka_conf_destroy(try makeConfiguration(configuration))
+    }
+
+    private static func makeConfiguration(_ configuration: [String: String]) throws(KafkaConfigurationError) -> OpaquePointer {
+        let conf = rd_kafka_conf_new()!
+        var reason = [CChar](repeating: 0, count: 512)
+        // log.queue routes librdkafka's logs to the event queue, so they reach swift-log.
+        for (name, value) in configuration.sorted(by: { $0.key < $1.key }) + [("log.queue", "true")] {
+            if rd_kafka_conf_set(conf, name, value, &reason, reason.count) != RD_KAFKA_CONF_OK {
+                rd_kafka_conf_destroy(conf)
+                throw KafkaConfigurationError(property: name, reason: text(of: reason))
+            }
+        }
+        return conf
+    }
+
+    deinit {
+        rd_kafka_queue_destroy(queue)
+        rd_kafka_destroy(handle)
+    }
+
+    /// True unless librdkafka reported every broker down since the last successful delivery.
+    var isReachable: Bool { state.withLock { !$0.brokersDown } }
+
+    /// Produces one message and waits for its delivery report.
+    func send(topic: String, key: [UInt8], value: ByteBuffer, headers: [(String, [UInt8])]) async throws -> Delivery {
+        try await withCheckedThrowingContinuation { continuation in
+            let id = state.withLock { state -> UInt in
+                let id = state.nextID
+                state.nextID &+= 1
+                state.waiting[id] = continuation
+                return id
+            }
+            let error = produce(topic: topic, key: key, value: value, headers: headers, opaque: id)
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR, let waiting = state.withLock({ $0.waiting.removeValue(forKey: id) }) {
+                waiting.resume(throwing: Failure(error))
+            }
+        }
+    }
+
+    private func produce(topic: String, key: [UInt8], value: ByteBuffer, headers: [(String, [UInt8])], opaque: UInt)
+        -> rd_kafka_resp_err_t
+    {
+        let list = rd_kafka_headers_new(headers.count)!
+        for (name, bytes) in headers {
+            bytes.withUnsafeBytes { _ = rd_kafka_header_add(list, name, -1, $0.baseAddress, $0.count) }
+        }
+        let result: rd_kafka_resp_err_t = topic.withCString { topicName in
+            key.withUnsafeBytes { keyBytes in
+                value.withUnsafeReadableBytes { valueBytes in
+                    var values = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 6)
+                    values[0].vtype = RD_KAFKA_VTYPE_TOPIC
+                    values[0].u.cstr = topicName
+                    values[1].vtype = RD_KAFKA_VTYPE_VALUE
+                    values[1].u.mem.ptr = UnsafeMutableRawPointer(mutating: valueBytes.baseAddress)
+                    values[1].u.mem.size = valueBytes.count
+                    values[2].vtype = RD_KAFKA_VTYPE_KEY
+                    values[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: keyBytes.baseAddress)
+                    values[2].u.mem.size = keyBytes.count
+                    values[3].vtype = RD_KAFKA_VTYPE_HEADERS
+                    values[3].u.headers = list
+                    values[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                    values[4].u.i = RD_KAFKA_MSG_F_COPY
+                    values[5].vtype = RD_KAFKA_VTYPE_OPAQUE
+                    values[5].u.ptr = UnsafeMutableRawPointer(bitPattern: opaque)
+                    guard let error = rd_kafka_produceva(handle, values, values.count) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
+                    let code = rd_kafka_error_code(error)
+                    rd_kafka_error_destroy(error)
+                    return code
+                }
+            }
+        }
+        // On success librdkafka owns the headers; on failure they are still ours.
+        if result != RD_KAFKA_RESP_ERR_NO_ERROR { rd_kafka_headers_destroy(list) }
+        return result
+    }
+
+    /// Drains librdkafka's event queue for up to `timeoutMilliseconds`: resolves delivery
+    /// reports, tracks broker reachability, forwards logs. Returns the events handled.
+    @discardableResult
+    func pollEvents(timeoutMilliseconds: Int32) -> Int {
+        var handled = 0
+        var timeout = timeoutMilliseconds
+        while let event = rd_kafka_queue_poll(queue, timeout) {
+            handled += 1
+            timeout = 0  // after the first event, take only what is already there
+            switch rd_kafka_event_type(event) {
+            case Int32(RD_KAFKA_EVENT_DR):
+                while let message = rd_kafka_event_message_next(event) {
+                    let id = UInt(bitPattern: message.pointee._private)
+                    let error = message.pointee.err
+                    if error == RD_KAFKA_RESP_ERR_NO_ERROR { state.withLock { $0.brokersDown = false } }
+                    guard let waiting = state.withLock({ $0.waiting.removeValue(forKey: id) }) else { continue }
+                    if error == RD_KAFKA_RESP_ERR_NO_ERROR {
+                        waiting.resume(returning: Delivery(partition: message.pointee.partition, offset: message.pointee.offset))
+                    } else {
+                        waiting.resume(throwing: Failure(error))
+                    }
+                }
+            case Int32(RD_KAFKA_EVENT_ERROR):
+                let code = rd_kafka_event_error(event)
+                let text = String(cString: rd_kafka_event_error_string(event))
+                state.withLock {
+                    if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { $0.brokersDown = true }
+                    $0.lastError = text
+                }
+                logger.warning(
+                    "kafka error",
+                    metadata: ["kafka.error": "\(text)", "kafka.fatal": "\(rd_kafka_event_error_is_fatal(event) != 0)"])
+            case Int32(RD_KAFKA_EVENT_LOG):
+                var facility: UnsafePointer<CChar>?
+                var text: UnsafePointer<CChar>?
+                var level: Int32 = 0
+                if rd_kafka_event_log(event, &facility, &text, &level) == 0, let text {
+                    logger.log(
+                        level: level <= 3 ? .error : (level <= 5 ? .notice : .debug), "\(String(cString: text))",
+                        metadata: ["kafka.facility": "\(facility.map { String(cString: $0) } ?? "")"])
+                }
+            default:
+                break
+            }
+            rd_kafka_event_destroy(event)
+        }
+        return handled
+    }
+
+    /// Asks a broker for metadata; true when one answered within the timeout. Used to notice
+    /// that brokers are back after librdkafka reported them all down.
+    func probeBrokers(timeoutMilliseconds: Int32) -> Bool {
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let error = rd_kafka_metadata(handle, 0, nil, &metadata, timeoutMilliseconds)
+        if let metadata { rd_kafka_metadata_destroy(metadata) }
+        let reachable = error == RD_KAFKA_RESP_ERR_NO_ERROR
+        if reachable { state.withLock { $0.brokersDown = false } }
+        return reachable
+    }
+
+    /// Waits (blocking) until queued messages are delivered or the timeout passes.
+    func flush(timeoutMilliseconds: Int32) -> Bool {
+        rd_kafka_flush(handle, timeoutMilliseconds) == RD_KAFKA_RESP_ERR_NO_ERROR
+    }
+
+    /// Messages handed to librdkafka and not yet reported.
+    var inFlight: Int { state.withLock { $0.waiting.count } }
+
+    /// Fails every send still waiting (used after the final flush on shutdown).
+    func failWaiting(_ reason: String) {
+        let waiting = state.withLock { state -> [CheckedContinuation<Delivery, any Error>] in
+            defer { state.waiting = [:] }
+            return Array(state.waiting.values)
+        }
+        for continuation in waiting { continuation.resume(throwing: Failure(RD_KAFKA_RESP_ERR__DESTROY, reason)) }
+    }
+}
+
+/// librdkafka refused a configuration property (or the configuration as a whole).
+struct KafkaConfigurationError: Error, Sendable {
+    let property: String?
+    let reason: String
+}
+
+/// The text in a NUL-terminated C buffer.
+private func text(of buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
