@@ -16,13 +16,13 @@ enum SharedTestMetrics {
 
 @Suite("Verification metrics")
 struct MetricsTests {
-    @Test("verifications are counted per source, result and index of the matching secret")
+    @Test("verifications are counted per source, result and matching secret; deliveries and latency per sink")
     func rotationIsVisible() async throws {
         let metrics = SharedTestMetrics.instance
         let config = """
             {"listen": {"host": "127.0.0.1", "port": 0},
-             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
-             "sources": {"rotating": {"path": "/r", "verify": {"scheme": "github", "secrets": ["old", "gh-secret"]}, "sinks": ["archive"]}}}
+             "sinks": {"metered": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"rotating": {"path": "/r", "verify": {"scheme": "github", "secrets": ["old", "gh-secret"]}, "sinks": ["metered"]}}}
             """
         try await RunningBridge.with(config: config) { bridge in
             for index in 0..<3 {
@@ -51,5 +51,9 @@ struct MetricsTests {
                 ("webhook.source", "rotating"), ("webhook.result", "signature_invalid"),
             ])
         #expect(rejected.totalValue == 1)
+        let delivered = try metrics.expectCounter("webhook.sink.deliveries", [("sink.name", "metered"), ("sink.result", "ok")])
+        #expect(delivered.totalValue == 4)
+        let latency = try metrics.expectTimer("webhook.sink.latency", [("sink.name", "metered")])
+        #expect(latency.values.count == 4)
     }
 }

@@ -1,3 +1,4 @@
+import Metrics
 import Synchronization
 import WebhookCore
 
@@ -19,6 +20,9 @@ func deliverWithDeadline(
             }
         }
         Task {
+            let metrics = SinkMetrics(sink: sink.name)
+            metrics.inFlight.increment()
+            let started = ContinuousClock.now
             let result: Result<DeliveryReceipt, SinkError>
             do {
                 result = .success(try await sink.deliver(event))
@@ -27,6 +31,8 @@ func deliverWithDeadline(
             } catch {
                 result = .failure(.unavailable(sink: sink.name, reason: "\(error)"))
             }
+            metrics.inFlight.decrement()
+            metrics.record(result, after: ContinuousClock.now - started)
             timer.cancel()
             if let waiting = pending.take() { waiting.resume(returning: result) }
         }
@@ -40,4 +46,28 @@ private final class ResumeOnce<T: Sendable>: Sendable {
     init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = Mutex(continuation) }
 
     func take() -> CheckedContinuation<T, Never>? { continuation.withLock { $0.take() } }
+}
+
+/// Per-sink delivery metrics: `webhook.sink.deliveries` by result (`ok`, `failed`,
+/// `rejected`), `webhook.sink.latency` and `webhook.sink.in_flight`. Deliveries are counted
+/// when the sink answers, so one acknowledged after the deadline still counts as `ok`.
+struct SinkMetrics {
+    let sink: String
+    let inFlight: Meter
+
+    init(sink: String) {
+        self.sink = sink
+        self.inFlight = Meter(label: "webhook.sink.in_flight", dimensions: [("sink.name", sink)])
+    }
+
+    func record(_ result: Result<DeliveryReceipt, SinkError>, after duration: Duration) {
+        let outcome: String
+        switch result {
+        case .success: outcome = "ok"
+        case .failure(let error): outcome = error.isPermanent ? "rejected" : "failed"
+        }
+        Counter(label: "webhook.sink.deliveries", dimensions: [("sink.name", sink), ("sink.result", outcome)]).increment()
+        Timer(label: "webhook.sink.latency", dimensions: [("sink.name", sink)]).recordNanoseconds(
+            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+    }
 }
