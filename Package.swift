@@ -62,11 +62,22 @@ let package = Package(
             ]
         ),
         .target(
+            name: "RedisSink",
+            dependencies: [
+                "WebhookCore",
+                "CHiredis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "WebhookBridge",
             dependencies: [
                 "WebhookCore",
                 "FileSink",
                 "KafkaSink",
+                "RedisSink",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -109,6 +120,13 @@ let package = Package(
         ),
         .testTarget(name: "WebhookCoreTests", dependencies: ["WebhookCore"]),
         .testTarget(name: "FileSinkTests", dependencies: ["FileSink", "WebhookCore"]),
+        .testTarget(
+            name: "RedisSinkTests",
+            dependencies: [
+                "RedisSink", "WebhookCore", "WebhookBridge", "BridgeTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(
             name: "KafkaSinkTests",
             dependencies: [

@@ -1,16 +1,19 @@
 import FileSink
 import KafkaSink
+import RedisSink
 import Logging
 import NIOCore
 import ServiceLifecycle
 import WebhookCore
 
 /// The wiring: builds the sinks, the idempotency store, the pipeline and the HTTP ingress
-/// from a validated config, and runs them as one service group (sinks start first and stop
-/// last, so every in-flight request can still be delivered during a graceful stop).
+/// from a validated config, and runs them as one service group. Start order: Redis
+/// clients, sinks, ingress; a graceful stop runs it backwards, so every in-flight request
+/// can still be delivered.
 public struct Bridge: Sendable {
     public let ingress: HTTPIngress
     public let processor: WebhookProcessor
+    let clients: [RedisClient]
     let sinks: [any EventSink]
     let logger: Logger
 
@@ -18,35 +21,40 @@ public struct Bridge: Sendable {
     /// one-line reason when that is not possible.
     public static func start(config: BridgeConfig, logger: Logger) async throws -> Bridge {
         try refuseUnimplemented(config, logger: logger)
+        let redis = RedisClients(timeoutMilliseconds: config.limits.ackTimeoutMs, logger: logger)
         var sinks: [String: any EventSink] = [:]
         for sink in config.sinks.values.sorted(by: { $0.name < $1.name }) {
-            sinks[sink.name] = try makeSink(sink, ackTimeoutMs: config.limits.ackTimeoutMs, logger: logger)
+            sinks[sink.name] = try makeSink(sink, ackTimeoutMs: config.limits.ackTimeoutMs, redis: redis, logger: logger)
         }
         let store: any IdempotencyStore
         switch config.idempotency.store {
         case .memory:
             store = MemoryIdempotencyStore(ttlSeconds: config.idempotency.ttlSeconds, maximumKeys: config.idempotency.maxKeys)
-        case .redis:
-            throw BridgeSetupError("idempotency.store: the redis store is not available in this version yet")
+        case .redis(let url):
+            // A reservation outlives any delivery attempt, and expires if this replica dies.
+            store = RedisIdempotencyStore(
+                client: try redis.client(url: url, path: "idempotency.url"), ttlSeconds: config.idempotency.ttlSeconds,
+                reservationMilliseconds: max(30_000, config.limits.ackTimeoutMs * 3))
         }
         let processor = WebhookProcessor(config: config, sinks: sinks, store: store, logger: logger)
         let ingress = try await HTTPIngress.bind(
             host: config.listen.host, port: config.listen.port, processor: processor,
             maxBodyBytes: config.limits.maxBodyBytes, logger: logger)
-        return Bridge(ingress: ingress, processor: processor, sinks: Array(sinks.values), logger: logger)
+        return Bridge(ingress: ingress, processor: processor, clients: redis.all, sinks: Array(sinks.values), logger: logger)
     }
 
     /// Runs until SIGTERM or SIGINT (or the surrounding task is cancelled), then stops
     /// gracefully: ingress first, sinks last.
     public func run(handleSignals: Bool = true) async throws {
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = sinks.map { .init(service: $0) }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = clients.map { .init(service: $0) }
+        services += sinks.map { .init(service: $0) }
         services.append(.init(service: ingress))
         var configuration = ServiceGroupConfiguration(services: services, logger: logger)
         if handleSignals { configuration.gracefulShutdownSignals = [.sigterm, .sigint] }
         try await ServiceGroup(configuration: configuration).run()
     }
 
-    static func makeSink(_ config: SinkConfig, ackTimeoutMs: Int, logger: Logger) throws -> any EventSink {
+    static func makeSink(_ config: SinkConfig, ackTimeoutMs: Int, redis: RedisClients, logger: Logger) throws -> any EventSink {
         switch config.kind {
         case .file(let path):
             do {
@@ -63,8 +71,9 @@ public struct Bridge: Sendable {
             } catch let error as SinkError {
                 throw BridgeSetupError("sinks.\(config.name).\(error.reason)")
             }
-        case .redis:
-            throw BridgeSetupError("sinks.\(config.name).type: \(config.typeName) sinks are not available in this version yet")
+        case .redis(let url, let stream, let maxLength):
+            let client = try redis.client(url: url, path: "sinks.\(config.name).url")
+            return RedisStreamSink(name: config.name, client: client, stream: stream, maxLength: maxLength)
         }
     }
 
@@ -77,14 +86,8 @@ public struct Bridge: Sendable {
         if config.listen.tls != nil {
             found.append("listen.tls: TLS is not available in this version yet; terminate TLS in a proxy in front")
         }
-        if case .redis = config.idempotency.store {
-            found.append("idempotency.store: the redis store is not available in this version yet; use \"memory\"")
-        }
         if config.spool != nil {
             found.append("spool: the spool is not available in this version yet; a failing required sink answers 503")
-        }
-        for sink in config.sinks.values.sorted(by: { $0.name < $1.name }) where sink.typeName == "redis" {
-            found.append("sinks.\(sink.name).type: \(sink.typeName) sinks are not available in this version yet")
         }
         for source in config.sortedSources {
             if source.allow != nil {
@@ -108,6 +111,12 @@ public struct Bridge: Sendable {
             {
                 problems.append("sinks.\(sink.name).\(problem)")
             }
+            if case .redis(let url, _, _) = sink.kind {
+                do { _ = try RedisEndpoint(url: url) } catch { problems.append("sinks.\(sink.name).url: \(error)") }
+            }
+        }
+        if case .redis(let url) = config.idempotency.store {
+            do { _ = try RedisEndpoint(url: url) } catch { problems.append("idempotency.url: \(error)") }
         }
         return problems
     }
@@ -119,5 +128,32 @@ public struct Bridge: Sendable {
         if config.spool != nil {
             logger.warning("spool is not available in this version yet: a failing required sink answers 503")
         }
+    }
+}
+
+/// One Redis client per URL, shared by the sinks and the idempotency store that name it.
+final class RedisClients {
+    private(set) var all: [RedisClient] = []
+    private var byURL: [String: RedisClient] = [:]
+    private let timeoutMilliseconds: Int
+    private let logger: Logger
+
+    init(timeoutMilliseconds: Int, logger: Logger) {
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.logger = logger
+    }
+
+    func client(url: String, path: String) throws -> RedisClient {
+        if let client = byURL[url] { return client }
+        let endpoint: RedisEndpoint
+        do {
+            endpoint = try RedisEndpoint(url: url)
+        } catch {
+            throw BridgeSetupError("\(path): \(error)")
+        }
+        let client = RedisClient(endpoint: endpoint, connections: 2, timeoutMilliseconds: timeoutMilliseconds, logger: logger)
+        byURL[url] = client
+        all.append(client)
+        return client
     }
 }

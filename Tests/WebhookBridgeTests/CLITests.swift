@@ -67,7 +67,7 @@ struct CLITests {
     func serveAndSend() throws {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
-        let port = try freePort()
+        let port = try RedisServer.freePort()
         let config = directory.file("config.json")
         try Data(
             """
@@ -116,23 +116,4 @@ struct CLITests {
         let lines = try String(contentsOfFile: directory.file("events.jsonl"), encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 1)
     }
-}
-
-/// A port nothing listens on right now.
-func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-            guard bind(fd, pointer, length) == 0 else { return -1 }
-            return getsockname(fd, pointer, &length)
-        }
-    }
-    try #require(bound == 0)
-    return Int(UInt16(bigEndian: address.sin_port))
 }

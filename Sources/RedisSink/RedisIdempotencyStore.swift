@@ -1,0 +1,80 @@
+import Synchronization
+import WebhookCore
+
+/// `idempotency.store: "redis"`: the reservation lives in Redis, so every replica sharing it
+/// agrees on which events were taken.
+///
+/// - reserve: `SET key <token> NX PX <reservation>`; when the key exists, `GET` tells a
+///   committed event (`duplicate`) from one being delivered (`inProgress`).
+/// - commit: `SET key done PX <ttl>`.
+/// - release: deletes the key only if it still holds this replica's token (a Lua compare
+///   and delete), so a reservation that expired and was taken by another replica is safe.
+///
+/// A reservation expires on its own after `reservationMilliseconds`, so a replica that dies
+/// mid-delivery does not block the provider's retries for the whole TTL.
+public final class RedisIdempotencyStore: IdempotencyStore {
+    private let client: RedisClient
+    private let ttlMilliseconds: Int
+    private let reservationMilliseconds: Int
+    private let prefix: String
+    private let tokens = Mutex([IdempotencyKey: String]())
+
+    static let releaseScript = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+    public init(
+        client: RedisClient, ttlSeconds: Int, reservationMilliseconds: Int, prefix: String = "webhook-bridge:idempotency:"
+    ) {
+        self.client = client
+        self.ttlMilliseconds = ttlSeconds * 1000
+        self.reservationMilliseconds = reservationMilliseconds
+        self.prefix = prefix
+    }
+
+    func redisKey(_ key: IdempotencyKey) -> [UInt8] {
+        Array("\(prefix)\(key.source.utf8.count):\(key.source):\(key.id)".utf8)
+    }
+
+    public func reserve(_ key: IdempotencyKey) async throws -> ReservationOutcome {
+        let token = "pending:" + randomToken()
+        let name = redisKey(key)
+        for _ in 0..<3 {
+            let set = try await client.execute([
+                Array("SET".utf8), name, Array(token.utf8), Array("NX".utf8), Array("PX".utf8),
+                Array(String(reservationMilliseconds).utf8),
+            ])
+            if case .status("OK") = set {
+                tokens.withLock { $0[key] = token }
+                return .reserved
+            }
+            if case .error(let message) = set { throw RedisClient.Failure(description: message) }
+            switch try await client.execute([Array("GET".utf8), name]) {
+            case .string(let value) where value == Array("done".utf8): return .duplicate
+            case .string: return .inProgress
+            case .null: continue  // expired between SET and GET: try again
+            case let other: throw RedisClient.Failure(description: "unexpected reply \(other)")
+            }
+        }
+        return .inProgress
+    }
+
+    public func commit(_ key: IdempotencyKey) async throws {
+        tokens.withLock { _ = $0.removeValue(forKey: key) }
+        let reply = try await client.execute([
+            Array("SET".utf8), redisKey(key), Array("done".utf8), Array("PX".utf8), Array(String(ttlMilliseconds).utf8),
+        ])
+        if case .error(let message) = reply { throw RedisClient.Failure(description: message) }
+    }
+
+    public func release(_ key: IdempotencyKey) async {
+        guard let token = tokens.withLock({ $0.removeValue(forKey: key) }) else { return }
+        // If Redis is unreachable the reservation simply expires.
+        _ = try? await client.execute([
+            Array("EVAL".utf8), Array(Self.releaseScript.utf8), [UInt8(ascii: "1")], redisKey(key), Array(token.utf8),
+        ])
+    }
+
+    private func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return Hex.encode((0..<12).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+}

@@ -1,0 +1,57 @@
+import Logging
+import NIOCore
+import ServiceLifecycle
+import WebhookCore
+
+/// Writes each event as one `XADD` entry (SPEC section 7): the CloudEvents attributes as
+/// fields, plus `data` holding the raw body; the stream is the rendered `stream` template,
+/// trimmed with `MAXLEN ~ maxLength` when set. `deliver` returns with the entry id Redis
+/// answered.
+public final class RedisStreamSink: EventSink {
+    public let name: String
+    private let stream: Template
+    private let maxLength: Int?
+    private let client: RedisClient
+
+    public init(name: String, client: RedisClient, stream: Template, maxLength: Int?) {
+        self.name = name
+        self.client = client
+        self.stream = stream
+        self.maxLength = maxLength
+    }
+
+    public var isReady: Bool { client.isReachable }
+
+    public func deliver(_ event: WebhookEvent) async throws -> DeliveryReceipt {
+        let key = stream.render(event, sanitizer: .redisKey)
+        var command: [[UInt8]] = [Array("XADD".utf8), Array(key.utf8)]
+        if let maxLength { command += [Array("MAXLEN".utf8), [UInt8(ascii: "~")], Array(String(maxLength).utf8)] }
+        command.append([UInt8(ascii: "*")])
+        for attribute in event.attributes {
+            command.append(Array(attribute.name.utf8))
+            command.append(Array(attribute.value.utf8))
+        }
+        command.append(Array("data".utf8))
+        command.append(Array(event.data.readableBytesView))
+        let reply: RedisReply
+        do {
+            reply = try await client.execute(command)
+        } catch {
+            throw SinkError.unavailable(sink: name, reason: "\(error)")
+        }
+        switch reply {
+        case .string, .status:
+            return DeliveryReceipt(sink: name, position: "\(key)/\(reply.text ?? "")")
+        case .error(let message):
+            // WRONGTYPE and friends: this event can never be added to that key.
+            throw SinkError.rejected(sink: name, reason: "\(key): \(message)")
+        default:
+            throw SinkError.unavailable(sink: name, reason: "\(key): unexpected reply \(reply)")
+        }
+    }
+
+    /// The client is its own service; the sink has nothing to run.
+    public func run() async throws {
+        try? await gracefulShutdown()
+    }
+}

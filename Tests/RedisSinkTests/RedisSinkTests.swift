@@ -1,0 +1,142 @@
+import BridgeTestSupport
+import Foundation
+import Logging
+import NIOCore
+import RedisSink
+import ServiceLifecycle
+import Testing
+import WebhookBridge
+import WebhookCore
+
+func quietLogger() -> Logger {
+    var logger = Logger(label: "test")
+    logger.logLevel = .critical
+    return logger
+}
+
+func redisEvent(_ id: String, source: String = "shop", body: String? = nil) -> WebhookEvent {
+    WebhookEvent(
+        id: id, source: source, type: "orders/create", time: Timestamp(millisecondsSince1970: 1_764_424_800_123),
+        dataContentType: "application/json", scheme: "shopify", keyIndex: 0,
+        data: ByteBuffer(string: body ?? #"{"order": "\#(id)", "bytes": "\u{00e9}\u{0000}"}"#))
+}
+
+/// Reads a whole stream with a consumer group, as a job system would.
+func readWithGroup(_ client: RedisClient, stream: String) async throws -> [[String: [UInt8]]] {
+    _ = try await client.execute("XGROUP", "CREATE", stream, "workers", "0")
+    let reply = try await client.execute("XREADGROUP", "GROUP", "workers", "w1", "COUNT", "100000", "STREAMS", stream, ">")
+    guard case .array(let streams) = reply, case .array(let pair)? = streams.first, case .array(let entries) = pair[1] else {
+        return []
+    }
+    return entries.compactMap { entry in
+        guard case .array(let parts) = entry, case .array(let fields) = parts[1] else { return nil }
+        var result: [String: [UInt8]] = [:]
+        var index = 0
+        while index + 1 < fields.count {
+            if case .string(let name) = fields[index], case .string(let value) = fields[index + 1] {
+                result[String(decoding: name, as: UTF8.self)] = value
+            }
+            index += 2
+        }
+        return result
+    }
+}
+
+func withClient<T>(_ url: String, _ body: (RedisClient) async throws -> T) async throws -> T {
+    let client = RedisClient(endpoint: try RedisEndpoint(url: url), timeoutMilliseconds: 2000, logger: quietLogger())
+    let group = ServiceGroup(services: [client], logger: quietLogger())
+    let task = Task { try await group.run() }
+    defer { task.cancel() }
+    let result = try await body(client)
+    await group.triggerGracefulShutdown()
+    try await task.value
+    return result
+}
+
+@Suite("Redis Streams sink and idempotency store on a real redis-server", .serialized)
+struct RedisSinkTests {
+    @Test("redis:// URLs: host, port, credentials, database")
+    func urls() throws {
+        let full = try RedisEndpoint(url: "redis://user:s3cret@cache.internal:6380/3")
+        #expect(full.address == .tcp(host: "cache.internal", port: 6380))
+        #expect(full.username == "user" && full.password == "s3cret" && full.database == 3)
+        #expect(!full.display.contains("s3cret"))
+        #expect(try RedisEndpoint(url: "redis://:pw@[::1]").address == .tcp(host: "::1", port: 6379))
+        #expect(try RedisEndpoint(url: "unix:///run/redis.sock?db=2").database == 2)
+        #expect(throws: RedisURLError.self) { try RedisEndpoint(url: "rediss://host") }
+        #expect(throws: RedisURLError.self) { try RedisEndpoint(url: "redis://host:port") }
+    }
+
+    @Test("N concurrent events give N stream entries whose fields and bytes match; a consumer group reads them")
+    func concurrentEntries() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        try await withClient(server.url) { client in
+            let sink = RedisStreamSink(
+                name: "jobs", client: client, stream: try Template(parsing: "webhooks:{source}"), maxLength: nil)
+            let count = 200
+            let receipts = try await withThrowingTaskGroup(of: DeliveryReceipt.self) { group in
+                for index in 0..<count { group.addTask { try await sink.deliver(redisEvent("o-\(index)")) } }
+                return try await group.reduce(into: [DeliveryReceipt]()) { $0.append($1) }
+            }
+            #expect(Set(receipts.map(\.position)).count == count)
+            #expect(try await client.execute("XLEN", "webhooks:shop") == .integer(Int64(count)))
+            let entries = try await readWithGroup(client, stream: "webhooks:shop")
+            #expect(entries.count == count)
+            for entry in entries {
+                let id = String(decoding: entry["id"] ?? [], as: UTF8.self)
+                #expect(entry["data"] == Array(redisEvent(id).data.readableBytesView))
+                #expect(entry["specversion"] == Array("1.0".utf8))
+                #expect(entry["source"] == Array("shop".utf8))
+                #expect(entry["type"] == Array("orders/create".utf8))
+                #expect(entry["time"] == Array("2025-11-29T14:00:00.123Z".utf8))
+                #expect(entry["datacontenttype"] == Array("application/json".utf8))
+                #expect(entry["webhookscheme"] == Array("shopify".utf8))
+                #expect(entry["webhookkey"] == Array("0".utf8))
+            }
+        }
+    }
+
+    @Test("maxLength trims the stream approximately; a key of the wrong type is rejected for good")
+    func trimAndWrongType() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        try await withClient(server.url) { client in
+            let sink = RedisStreamSink(name: "jobs", client: client, stream: try Template(parsing: "capped"), maxLength: 10)
+            for index in 0..<500 { _ = try await sink.deliver(redisEvent("c-\(index)")) }
+            guard case .integer(let length) = try await client.execute("XLEN", "capped") else { Issue.record("no XLEN"); return }
+            #expect(length < 500 && length >= 10)
+            _ = try await client.execute("SET", "plain", "x")
+            let wrong = RedisStreamSink(name: "jobs", client: client, stream: try Template(parsing: "plain"), maxLength: nil)
+            await #expect { _ = try await wrong.deliver(redisEvent("w")) } throws: { ($0 as? SinkError)?.isPermanent == true }
+        }
+    }
+
+    @Test("the idempotency store: one reservation wins, commit makes duplicates, release frees, TTL expires")
+    func store() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        try await withClient(server.url) { client in
+            let store = RedisIdempotencyStore(client: client, ttlSeconds: 1, reservationMilliseconds: 30_000)
+            let key = IdempotencyKey(source: "shop", id: "e-1")
+            let outcomes = try await withThrowingTaskGroup(of: ReservationOutcome.self) { group in
+                for _ in 0..<50 { group.addTask { try await store.reserve(key) } }
+                return try await group.reduce(into: [ReservationOutcome]()) { $0.append($1) }
+            }
+            #expect(outcomes.filter { $0 == .reserved }.count == 1)
+            #expect(outcomes.filter { $0 == .inProgress }.count == 49)
+            await store.release(key)
+            #expect(try await store.reserve(key) == .reserved)
+            try await store.commit(key)
+            #expect(try await store.reserve(key) == .duplicate)
+            // Scoped per source.
+            #expect(try await store.reserve(IdempotencyKey(source: "other", id: "e-1")) == .reserved)
+            // The TTL is Redis's own: the key is gone once it passes.
+            guard case .integer(let ttl) = try await client.execute("PTTL", "webhook-bridge:idempotency:4:shop:e-1") else {
+                Issue.record("no PTTL")
+                return
+            }
+            #expect(ttl > 0 && ttl <= 1000)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+
+/// A real `redis-server` (Debian's package) on a free loopback port, started by the test and
+/// stopped by it. Readiness is its own "Ready to accept connections" line, not a sleep.
+public final class RedisServer: @unchecked Sendable {
+    public let port: Int
+    private var process: Process?
+    private var exited = DispatchSemaphore(value: 0)
+
+    public var url: String { "redis://127.0.0.1:\(port)/0" }
+
+    public init() throws {
+        self.port = try Self.freePort()
+        try start()
+    }
+
+    deinit { stop() }
+
+    /// Starts (or restarts) the server on the same port.
+    public func start() throws {
+        let process = Process()
+        let candidates = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        guard let binary = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw ServerError("redis-server is not installed (scripts/install-deps.sh installs it)")
+        }
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = [
+            "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
+            "--loglevel", "notice",
+        ]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
+        self.exited = exited
+        try process.run()
+        var seen = ""
+        while !seen.contains("Ready to accept connections") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { throw ServerError("redis-server exited: \(seen)") }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        // Nothing more to read: redis ignores SIGPIPE, so its later log lines just go nowhere.
+        try? output.fileHandleForReading.close()
+        self.process = process
+    }
+
+    /// Stops the server (as abruptly as a crash) and waits for it to exit.
+    public func stop() {
+        guard let process, process.isRunning else { return }
+        // SIGKILL: a child of the test process inherits its blocked signals, SIGTERM among
+        // them, and this server keeps nothing worth a clean shutdown.
+        kill(process.processIdentifier, SIGKILL)
+        _ = exited.wait(timeout: .now() + 10)
+        self.process = nil
+    }
+
+    /// A loopback port nothing listens on right now.
+    public static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let status = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(fd, pointer, length) == 0 else { return -1 }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        guard status == 0 else { throw ServerError("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+public struct ServerError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}
