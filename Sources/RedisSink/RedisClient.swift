@@ -129,9 +129,20 @@ public final class RedisClient: Service {
         }
     }
 
-    /// Waits for shutdown, then lets running batches finish and closes the connections.
+    /// Pings Redis every second while running, so readiness follows the server even when no
+    /// webhook arrives; on shutdown lets running batches finish and closes the connections.
     public func run() async throws {
-        try? await gracefulShutdown()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(1))
+                    if Task.isCancelled { break }
+                    _ = try? await self.execute("PING")
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
         for worker in workers {
             worker.state.withLock { $0.closed = true }
             await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
