@@ -72,12 +72,23 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Spool",
+            dependencies: [
+                "WebhookCore",
+                "FileSink",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "WebhookBridge",
             dependencies: [
                 "WebhookCore",
                 "FileSink",
                 "KafkaSink",
                 "RedisSink",
+                "Spool",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -1,6 +1,7 @@
 import FileSink
 import KafkaSink
 import RedisSink
+import Spool
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -15,6 +16,8 @@ public struct Bridge: Sendable {
     public let processor: WebhookProcessor
     let clients: [RedisClient]
     let sinks: [any EventSink]
+    let spool: Spool?
+    let forwarders: [any Service]
     let logger: Logger
 
     /// Sets everything up and binds the listening socket; throws ``BridgeSetupError`` with a
@@ -36,11 +39,30 @@ public struct Bridge: Sendable {
                 client: try redis.client(url: url, path: "idempotency.url"), ttlSeconds: config.idempotency.ttlSeconds,
                 reservationMilliseconds: max(30_000, config.limits.ackTimeoutMs * 3))
         }
-        let processor = WebhookProcessor(config: config, sinks: sinks, store: store, logger: logger)
+        var spool: Spool?
+        var forwarders: [any Service] = []
+        if let settings = config.spool {
+            let required = config.sinks.values.filter(\.required)
+            do {
+                spool = try Spool(
+                    directory: settings.directory, maxBytes: settings.maxBytes,
+                    sinks: Dictionary(uniqueKeysWithValues: required.map { ($0.name, $0.headerNames) }), logger: logger)
+            } catch {
+                throw BridgeSetupError("spool.directory: \(error)")
+            }
+            for sink in required.sorted(by: { $0.name < $1.name }) {
+                forwarders.append(
+                    SpoolForwarder(
+                        spool: spool!, sink: sinks[sink.name]!, ackTimeoutMs: config.limits.ackTimeoutMs, logger: logger))
+            }
+        }
+        let processor = WebhookProcessor(config: config, sinks: sinks, store: store, spool: spool, logger: logger)
         let ingress = try await HTTPIngress.bind(
             host: config.listen.host, port: config.listen.port, processor: processor,
             maxBodyBytes: config.limits.maxBodyBytes, logger: logger)
-        return Bridge(ingress: ingress, processor: processor, clients: redis.all, sinks: Array(sinks.values), logger: logger)
+        return Bridge(
+            ingress: ingress, processor: processor, clients: redis.all, sinks: Array(sinks.values), spool: spool,
+            forwarders: forwarders, logger: logger)
     }
 
     /// Runs until SIGTERM or SIGINT (or the surrounding task is cancelled), then stops
@@ -48,6 +70,8 @@ public struct Bridge: Sendable {
     public func run(handleSignals: Bool = true) async throws {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = clients.map { .init(service: $0) }
         services += sinks.map { .init(service: $0) }
+        if let spool { services.append(.init(service: SpoolService(spool: spool))) }
+        services += forwarders.map { .init(service: $0) }
         services.append(.init(service: ingress))
         var configuration = ServiceGroupConfiguration(services: services, logger: logger)
         if handleSignals { configuration.gracefulShutdownSignals = [.sigterm, .sigint] }
@@ -86,9 +110,6 @@ public struct Bridge: Sendable {
         if config.listen.tls != nil {
             found.append("listen.tls: TLS is not available in this version yet; terminate TLS in a proxy in front")
         }
-        if config.spool != nil {
-            found.append("spool: the spool is not available in this version yet; a failing required sink answers 503")
-        }
         for source in config.sortedSources {
             if source.allow != nil {
                 found.append("sources.\(source.name).allow: allowlists are not available in this version yet")
@@ -122,11 +143,8 @@ public struct Bridge: Sendable {
     }
 
     static func refuseUnimplemented(_ config: BridgeConfig, logger: Logger) throws {
-        for problem in unavailableFeatures(config) where !problem.hasPrefix("spool:") {
+        for problem in unavailableFeatures(config) {
             throw BridgeSetupError(problem)
-        }
-        if config.spool != nil {
-            logger.warning("spool is not available in this version yet: a failing required sink answers 503")
         }
     }
 }

@@ -2,6 +2,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
+import Spool
 import WebhookCore
 
 /// The pipeline behind every source path: verify -> idempotency -> route -> sinks -> answer
@@ -17,12 +18,15 @@ public final class WebhookProcessor: Sendable {
     private let sourcesByPath: [String: Source]
     private let sinks: [String: any EventSink]
     private let store: any IdempotencyStore
+    private let spool: Spool?
     /// Sinks whose failure decides the answer (`required` is not false).
     private let requiredSinks: Set<String>
     private let ackTimeoutMs: Int
     private let logger: Logger
 
-    public init(config: BridgeConfig, sinks: [String: any EventSink], store: any IdempotencyStore, logger: Logger) {
+    public init(
+        config: BridgeConfig, sinks: [String: any EventSink], store: any IdempotencyStore, spool: Spool? = nil, logger: Logger
+    ) {
         var byPath: [String: Source] = [:]
         for source in config.sources.values {
             let templatesNeedJSON = source.routes.allSinks.contains { config.sinks[$0]?.usesBodyJSON ?? false }
@@ -32,6 +36,7 @@ public final class WebhookProcessor: Sendable {
         self.sinks = sinks
         self.requiredSinks = Set(config.sinks.values.filter(\.required).map(\.name))
         self.store = store
+        self.spool = spool
         self.ackTimeoutMs = config.limits.ackTimeoutMs
         self.logger = logger
     }
@@ -99,23 +104,48 @@ public final class WebhookProcessor: Sendable {
             return .unavailable
         }
 
-        // Route and deliver.
+        // Route and deliver. A required sink with a spool backlog gets the event through the
+        // spool too, so its events stay in order.
         let targets = source.config.routes.sinks(forType: event.type).compactMap { sinks[$0] }
         if targets.isEmpty {
             logger.info("no route matches the event type; nothing to deliver", metadata: ["webhook.type": "\(event.type)"])
         }
-        let failures = await deliver(event, to: targets, logger: logger)
-        if failures.isEmpty {
-            do {
-                try await store.commit(key)
-            } catch {
-                // The event is durable; a lost commit only means a retry may be delivered again.
-                logger.warning("idempotency commit failed", metadata: ["webhook.error": "\(error)"])
-            }
+        let behindBacklog = targets.filter { isRequired($0) && (spool?.hasBacklog(for: $0.name) ?? false) }
+        let direct = targets.filter { sink in !behindBacklog.contains { $0.name == sink.name } }
+        let failures = await deliver(event, to: direct, logger: logger)
+        if failures.isEmpty && behindBacklog.isEmpty {
+            await commit(key, logger: logger)
             return .event(.ok, id: event.id, "accepted")
         }
-        await store.release(key)
-        return .unavailable
+        guard let spool else {
+            await store.release(key)
+            return .unavailable
+        }
+        do {
+            for sink in behindBacklog { try await spool.append(event, for: sink.name) }
+            for failure in failures {
+                if failure.isPermanent {
+                    try await spool.deadLetter(event, sink: failure.sink, reason: failure.reason)
+                } else {
+                    try await spool.append(event, for: failure.sink)
+                }
+            }
+        } catch {
+            logger.error("cannot spool the event", metadata: ["spool.error": "\(error)"])
+            await store.release(key)
+            return .unavailable
+        }
+        await commit(key, logger: logger)
+        return BridgeAnswer.event(.accepted, id: event.id, "queued")
+    }
+
+    private func commit(_ key: IdempotencyKey, logger: Logger) async {
+        do {
+            try await store.commit(key)
+        } catch {
+            // The event is durable; a lost commit only means a retry may be delivered again.
+            logger.warning("idempotency commit failed", metadata: ["webhook.error": "\(error)"])
+        }
     }
 
     /// Delivers to every target at once and returns the failures of required sinks. Sinks with

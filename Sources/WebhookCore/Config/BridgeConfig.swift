@@ -75,6 +75,15 @@ public struct SinkConfig: Sendable {
         }
     }
 
+    /// The request headers the sink's templates read: the spool keeps them with the event.
+    public var headerNames: [String] {
+        switch kind {
+        case .file(let path): return path.headerNames
+        case .kafka(_, let topic, let key, _): return topic.headerNames + key.headerNames
+        case .redis(_, let stream, _): return stream.headerNames
+        }
+    }
+
     /// True when the sink's templates read the body as JSON.
     public var usesBodyJSON: Bool {
         switch kind {

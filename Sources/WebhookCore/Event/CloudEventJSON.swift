@@ -1,10 +1,21 @@
 import NIOCore
+import NIOHTTP1
 
 /// The structured-mode CloudEvents JSON encoding (SPEC section 7, file sink and dead letters):
 /// one object on one line; `data` holds the body when it is JSON, else `data_base64`.
 public enum CloudEventJSON {
     /// Appends `event` as one JSON line, newline included.
-    public static func appendLine(_ event: WebhookEvent, to out: inout ByteBuffer) {
+    ///
+    /// - Parameters:
+    ///   - dataAsBase64: always write `data_base64`, so the body comes back byte for byte
+    ///     (the spool and the dead letters; a file sink embeds JSON bodies as `data`).
+    ///   - extensions: extra string attributes (the dead letter's reason).
+    ///   - headers: request headers to keep in a `webhookheaders` object, for sink templates
+    ///     that read them when the event is delivered later.
+    public static func appendLine(
+        _ event: WebhookEvent, to out: inout ByteBuffer, dataAsBase64: Bool = false,
+        extensions: [(String, String)] = [], headers: [String] = []
+    ) {
         var head: [UInt8] = [UInt8(ascii: "{")]
         for (index, attribute) in event.attributes.enumerated() {
             if index > 0 { head.append(UInt8(ascii: ",")) }
@@ -16,8 +27,25 @@ public enum CloudEventJSON {
                 JSONWriter.appendString(attribute.value, to: &head)
             }
         }
+        for (name, value) in extensions {
+            head.append(UInt8(ascii: ","))
+            JSONWriter.appendString(name, to: &head)
+            head.append(UInt8(ascii: ":"))
+            JSONWriter.appendString(value, to: &head)
+        }
+        let kept = headers.compactMap { name in event.requestHeaders.first(name: name).map { (name, $0) } }
+        if !kept.isEmpty {
+            head.append(contentsOf: ",\"webhookheaders\":{".utf8)
+            for (index, (name, value)) in kept.enumerated() {
+                if index > 0 { head.append(UInt8(ascii: ",")) }
+                JSONWriter.appendString(name, to: &head)
+                head.append(UInt8(ascii: ":"))
+                JSONWriter.appendString(value, to: &head)
+            }
+            head.append(UInt8(ascii: "}"))
+        }
         out.writeBytes(head)
-        let isJSON = event.bodyJSON != nil || JSONParser.isValid(event.data.readableBytesView)
+        let isJSON = !dataAsBase64 && (event.bodyJSON != nil || JSONParser.isValid(event.data.readableBytesView))
         if isJSON {
             out.writeString(",\"data\":")
             // Valid JSON holds CR and LF only as whitespace between tokens, so dropping them
@@ -31,5 +59,48 @@ public enum CloudEventJSON {
             out.writeString("\"")
         }
         out.writeString("}\n")
+    }
+
+    /// Why a line is not an event.
+    public struct DecodingError: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Reads back one structured CloudEvent line: a file sink's output, the spool's or the
+    /// dead letters'. `data_base64` gives the body byte for byte; `data` (a file sink's JSON
+    /// body) is written back compactly, the same JSON value but not always the same bytes.
+    public static func decode<Bytes: Collection>(_ line: Bytes) throws(DecodingError) -> WebhookEvent
+    where Bytes.Element == UInt8 {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(line)
+        } catch {
+            throw DecodingError(description: error.description)
+        }
+        func text(_ name: String) throws(DecodingError) -> String {
+            guard let text = value[name]?.scalarText else { throw DecodingError(description: "no \(name)") }
+            return text
+        }
+        guard value["specversion"]?.scalarText == "1.0" else { throw DecodingError(description: "not a CloudEvents 1.0 event") }
+        let data: ByteBuffer
+        if let encoded = value["data_base64"]?.scalarText {
+            guard let bytes = Base64.decode(encoded) else { throw DecodingError(description: "data_base64 is not base64") }
+            data = ByteBuffer(bytes: bytes)
+        } else if let json = value["data"] {
+            var bytes: [UInt8] = []
+            JSONWriter.append(json, to: &bytes)
+            data = ByteBuffer(bytes: bytes)
+        } else {
+            data = ByteBuffer()
+        }
+        var headers = HTTPHeaders()
+        if case .object(let members)? = value["webhookheaders"] {
+            for (name, header) in members { if let text = header.scalarText { headers.add(name: name, value: text) } }
+        }
+        let time = value["time"]?.scalarText.flatMap(Timestamp.init(rfc3339:)) ?? Timestamp.now()
+        return WebhookEvent(
+            id: try text("id"), source: try text("source"), type: try text("type"), time: time,
+            dataContentType: value["datacontenttype"]?.scalarText, scheme: value["webhookscheme"]?.scalarText ?? "replay",
+            keyIndex: Int(value["webhookkey"]?.scalarText ?? "0") ?? 0, data: data, requestHeaders: headers)
     }
 }

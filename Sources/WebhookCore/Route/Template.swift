@@ -55,6 +55,11 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
         self.description = text
     }
 
+    /// The request headers the template reads (`{header:Name}`).
+    public var headerNames: [String] {
+        parts.compactMap { if case .header(let name) = $0 { return name } else { return nil } }
+    }
+
     /// True when rendering needs the body parsed as JSON.
     public var usesBodyJSON: Bool {
         parts.contains { if case .json = $0 { return true } else { return false } }
@@ -99,7 +104,7 @@ public enum TemplateSanitizer: Sendable {
     /// out of the configured directory.
     case pathComponent
 
-    func clean(_ value: String) -> String {
+    public func clean(_ value: String) -> String {
         switch self {
         case .verbatim:
             return value

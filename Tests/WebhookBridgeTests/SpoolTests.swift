@@ -1,0 +1,104 @@
+import BridgeTestSupport
+import Foundation
+import Testing
+import WebhookBridge
+import WebhookCore
+
+/// Waits (bounded) for a condition only the forwarder's background work can make true.
+func eventually(_ seconds: Double = 15, _ condition: () throws -> Bool) async rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return try condition()
+}
+
+@Suite("The spool: nothing answered 2xx is lost", .serialized)
+struct SpoolTests {
+    static func config(spool: String, maxBytes: Int = 1_048_576) -> String {
+        """
+        {"listen": {"host": "127.0.0.1", "port": 0},
+         "limits": {"ackTimeoutMs": 1000},
+         "spool": {"directory": "\(spool)", "maxBytes": \(maxBytes)},
+         "sinks": {"archive": {"type": "file", "path": "{dir}/out/{source}.jsonl"}},
+         "sources": {"github": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
+        """
+    }
+
+    func send(_ bridge: RunningBridge, _ id: String) async throws -> WebhookClient.Response {
+        let body = #"{"n": "\#(id)"}"#
+        return try await bridge.post("/gh", headers: githubHeaders(body, delivery: id), body: body)
+    }
+
+    @Test("a failing sink spools (202 queued); once it is back the spool drains in order, new events queue behind it")
+    func queuedThenForwardedInOrder() async throws {
+        let spool = TemporaryDirectory()
+        defer { spool.cleanup() }
+        try await RunningBridge.with(config: Self.config(spool: spool.path)) { bridge in
+            try FileManager.default.createDirectory(atPath: bridge.directory.file("out"), withIntermediateDirectories: true)
+            let blocker = bridge.directory.file("out/github.jsonl")
+            try FileManager.default.createDirectory(atPath: blocker, withIntermediateDirectories: true)  // a directory: open() fails
+
+            for index in 0..<5 {
+                let answer = try await send(bridge, "q-\(index)")
+                #expect(answer.status == .accepted)
+                #expect(answer.json == .object([("id", .string("q-\(index)")), ("status", .string("queued"))]))
+            }
+            // The retry of a queued event is a duplicate, not a second copy.
+            #expect(try await send(bridge, "q-0").json?["status"] == .string("duplicate"))
+
+            try FileManager.default.removeItem(atPath: blocker)
+            let after = try await send(bridge, "q-5")  // behind the backlog, or direct once drained
+            #expect([200, 202].contains(after.status.code))
+            let drained = try await eventually { try bridge.lines("out/github.jsonl").count == 6 }
+            #expect(drained)
+            #expect(try bridge.lines("out/github.jsonl").compactMap { $0["id"]?.scalarText } == (0..<6).map { "q-\($0)" })
+        }
+    }
+
+    @Test("spooled events survive a restart and are forwarded by the next process")
+    func survivesRestart() async throws {
+        let spool = TemporaryDirectory()
+        defer { spool.cleanup() }
+        let output = TemporaryDirectory()
+        defer { output.cleanup() }
+        let config = Self.config(spool: spool.path).replacingOccurrences(of: "{dir}/out", with: output.path)
+        let blocker = output.file("github.jsonl")
+        try FileManager.default.createDirectory(atPath: blocker, withIntermediateDirectories: true)
+        try await RunningBridge.with(config: config) { bridge in
+            for index in 0..<3 {
+                let answer = try await send(bridge, "r-\(index)")
+                #expect(answer.status == .accepted)
+            }
+        }
+        try FileManager.default.removeItem(atPath: blocker)
+        try await RunningBridge.with(config: config) { _ in
+            let forwarded = await eventually {
+                (try? String(contentsOfFile: blocker, encoding: .utf8).split(separator: "\n").count) == 3
+            }
+            #expect(forwarded)
+        }
+        let ids = try String(contentsOfFile: blocker, encoding: .utf8).split(separator: "\n")
+            .compactMap { try? JSONParser.parse(Array($0.utf8))["id"]?.scalarText }
+        #expect(ids == ["r-0", "r-1", "r-2"])
+    }
+
+    @Test("a full spool answers 503 with Retry-After and frees the id for the retry")
+    func full() async throws {
+        let spool = TemporaryDirectory()
+        defer { spool.cleanup() }
+        try await RunningBridge.with(config: Self.config(spool: spool.path, maxBytes: 4096)) { bridge in
+            try FileManager.default.createDirectory(
+                atPath: bridge.directory.file("out/github.jsonl"), withIntermediateDirectories: true)
+            var statuses: [UInt] = []
+            for index in 0..<40 { statuses.append(try await send(bridge, "f-\(index)").status.code) }
+            #expect(statuses.contains(202))
+            #expect(statuses.last == 503)
+            let answer = try await send(bridge, "f-39")
+            #expect(answer.status == .serviceUnavailable)
+            #expect(answer.headers.first(name: "Retry-After") != nil)
+            #expect(answer.json == .object([("error", .string("unavailable"))]))
+        }
+    }
+}
