@@ -116,4 +116,41 @@ struct CLITests {
         let lines = try String(contentsOfFile: directory.file("events.jsonl"), encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 1)
     }
+
+    @Test("replay re-delivers dead letters and file-sink lines into a sink, keeping ids and bytes")
+    func replay() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let config = directory.file("config.json")
+        try Data("""
+            {"sinks": {"again": {"type": "file", "path": "\(directory.file("replayed.jsonl"))"}},
+             "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["again"]}}}
+            """.utf8).write(to: URL(fileURLWithPath: config))
+        let binaryBody: [UInt8] = [0x00, 0xFF, 0x0A, 0x41]
+        let lines = [
+            #"{"specversion":"1.0","id":"dl-1","source":"stripe","type":"charge.failed","time":"2026-11-29T18:00:00.000Z","webhookscheme":"stripe","webhookkey":0,"deadlettersink":"bus","deadletterreason":"too large","data_base64":"\#(Base64.encode(binaryBody))"}"#,
+            #"{"specversion":"1.0","id":"fs-2","source":"github","type":"push","time":"2026-11-29T18:00:01.000Z","datacontenttype":"application/json","webhookscheme":"github","webhookkey":1,"data":{"a":[1,2]}}"#,
+        ]
+        let input = directory.file("dead-letter.jsonl")
+        try Data((lines.joined(separator: "\n") + "\nnot json\n").utf8).write(to: URL(fileURLWithPath: input))
+        let partial = try CLI.run(["replay", "--config", config, "--from", input, "--sink", "again"])
+        #expect(partial.status == 1)
+        #expect(partial.stderr.contains("\(input):3: "))
+        #expect(partial.stdout.contains("replayed 2 event(s) into again, 1 failed"))
+
+        let replayed = try String(contentsOfFile: directory.file("replayed.jsonl"), encoding: .utf8).split(separator: "\n")
+            .map { try JSONParser.parse(Array($0.utf8)) }
+        #expect(replayed.map { $0["id"] } == [.string("dl-1"), .string("fs-2")])
+        #expect(replayed[0]["data_base64"].flatMap { $0.scalarText }.flatMap { Base64.decode($0) } == binaryBody)
+        #expect(replayed[0]["time"] == .string("2026-11-29T18:00:00.000Z"))
+        #expect(replayed[1]["data"] == (try JSONParser.parse(Array(#"{"a":[1,2]}"#.utf8))))
+        #expect(replayed[1]["webhookkey"] == .number("1"))
+
+        try Data(lines.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: input))
+        let clean = try CLI.run(["replay", "--config", config, "--from", input, "--sink", "again"])
+        #expect(clean.status == 0, "\(clean.stderr)")
+        let unknown = try CLI.run(["replay", "--config", config, "--from", input, "--sink", "nope"])
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("no sink named \"nope\""))
+    }
 }
