@@ -67,11 +67,12 @@ public struct Bridge: Sendable {
 
     /// Runs until SIGTERM or SIGINT (or the surrounding task is cancelled), then stops
     /// gracefully: ingress first, sinks last.
-    public func run(handleSignals: Bool = true) async throws {
+    public func run(handleSignals: Bool = true, reloader: ConfigReloader? = nil) async throws {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = clients.map { .init(service: $0) }
         services += sinks.map { .init(service: $0) }
         if let spool { services.append(.init(service: SpoolService(spool: spool))) }
         services += forwarders.map { .init(service: $0) }
+        if let reloader { services.append(.init(service: reloader)) }
         services.append(.init(service: ingress))
         var configuration = ServiceGroupConfiguration(services: services, logger: logger)
         if handleSignals { configuration.gracefulShutdownSignals = [.sigterm, .sigint] }

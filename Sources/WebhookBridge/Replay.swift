@@ -15,7 +15,8 @@ public enum Replay {
     /// Delivers every line of `lines` to the sink named `sinkName` of `config`, in order.
     public static func run(config: BridgeConfig, sinkName: String, lines: [[UInt8]], logger: Logger) async throws -> Report {
         guard let settings = config.sinks[sinkName] else {
-            throw BridgeSetupError("--sink: no sink named \"\(sinkName)\" (sinks: \(config.sinks.keys.sorted().joined(separator: ", ")))")
+            throw BridgeSetupError(
+                "--sink: no sink named \"\(sinkName)\" (sinks: \(config.sinks.keys.sorted().joined(separator: ", ")))")
         }
         let redis = RedisClients(timeoutMilliseconds: config.limits.ackTimeoutMs, logger: logger)
         let sink = try Bridge.makeSink(settings, ackTimeoutMs: config.limits.ackTimeoutMs, redis: redis, logger: logger)

@@ -7,7 +7,8 @@ import WebhookCore
 struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "Re-delivers CloudEvents JSON lines (a file sink's output or the dead-letter file) into a configured sink, keeping their ids.",
+        abstract:
+            "Re-delivers CloudEvents JSON lines (a file sink's output or the dead-letter file) into a configured sink, keeping their ids.",
         discussion: "Exit 0 when every line was delivered, 1 otherwise (each failure on its own line: FILE:LINE: reason)."
     )
 
@@ -43,7 +44,8 @@ struct ReplayCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         for failure in report.failed { printError("\(from):\(failure.line): \(failure.reason)") }
-        print("replayed \(report.delivered) event(s) into \(sink)\(report.failed.isEmpty ? "" : ", \(report.failed.count) failed")")
+        print(
+            "replayed \(report.delivered) event(s) into \(sink)\(report.failed.isEmpty ? "" : ", \(report.failed.count) failed")")
         if !report.failed.isEmpty { throw ExitCode(1) }
     }
 }

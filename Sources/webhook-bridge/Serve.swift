@@ -33,7 +33,14 @@ struct Serve: AsyncParsableCommand {
         }
         do {
             let bridge = try await Bridge.start(config: bridgeConfig, logger: logger)
-            try await bridge.run()
+            let reloader = ConfigReloader(processor: bridge.processor, logger: logger) {
+                do throws(ConfigFileError) {
+                    return try loadConfig(path: path)
+                } catch {
+                    throw BridgeSetupError(error.lines.joined(separator: "; "))
+                }
+            }
+            try await bridge.run(reloader: reloader)
         } catch let error as BridgeSetupError {
             printError("webhook-bridge: \(path): \(error)")
             throw ExitCode(1)

@@ -122,10 +122,12 @@ struct CLITests {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let config = directory.file("config.json")
-        try Data("""
+        try Data(
+            """
             {"sinks": {"again": {"type": "file", "path": "\(directory.file("replayed.jsonl"))"}},
              "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["again"]}}}
-            """.utf8).write(to: URL(fileURLWithPath: config))
+            """.utf8
+        ).write(to: URL(fileURLWithPath: config))
         let binaryBody: [UInt8] = [0x00, 0xFF, 0x0A, 0x41]
         let lines = [
             #"{"specversion":"1.0","id":"dl-1","source":"stripe","type":"charge.failed","time":"2026-11-29T18:00:00.000Z","webhookscheme":"stripe","webhookkey":0,"deadlettersink":"bus","deadletterreason":"too large","data_base64":"\#(Base64.encode(binaryBody))"}"#,
@@ -152,5 +154,68 @@ struct CLITests {
         let unknown = try CLI.run(["replay", "--config", config, "--from", input, "--sink", "nope"])
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no sink named \"nope\""))
+    }
+
+    @Test("SIGHUP takes a rotated secret without dropping connections; an invalid config is refused and the old kept")
+    func reload() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        let config = directory.file("config.json")
+        func write(secrets: String) throws {
+            try Data(
+                """
+                {"listen": {"host": "127.0.0.1", "port": \(port)},
+                 "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
+                 "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": \(secrets)}, "sinks": ["archive"]}}}
+                """.utf8
+            ).write(to: URL(fileURLWithPath: config))
+        }
+        try write(secrets: #"["old-secret"]"#)
+        let server = Process()
+        server.executableURL = CLI.binary
+        server.arguments = ["serve", "--config", config]
+        let log = Pipe()
+        server.standardError = log
+        try server.run()
+        defer { if server.isRunning { server.terminate() } }
+        func waitForLog(_ text: String) -> Bool {
+            var seen = ""
+            while !seen.contains(text) {
+                let chunk = log.fileHandleForReading.availableData
+                if chunk.isEmpty { return false }
+                seen += String(decoding: chunk, as: UTF8.self)
+            }
+            return true
+        }
+        #expect(waitForLog("listening"))
+
+        let connection = try KeepAliveConnection(port: port)
+        let first = #"{"n": 1}"#
+        #expect(
+            try connection.post("/gh", headers: githubHeaders(first, delivery: "h-1", secret: "old-secret"), body: first).status
+                == 200)
+
+        // Rotation: the new secret first, the old one still accepted until the provider switches.
+        try write(secrets: #"["new-secret", "old-secret"]"#)
+        kill(server.processIdentifier, SIGHUP)
+        #expect(waitForLog("config reloaded"))
+        let second = #"{"n": 2}"#
+        let rotated = try connection.post(
+            "/gh", headers: githubHeaders(second, delivery: "h-2", secret: "new-secret"), body: second)
+        #expect(rotated.status == 200, "\(rotated.body)")
+
+        // An invalid config is refused; the running one keeps working on the same connection.
+        try Data("{ not json".utf8).write(to: URL(fileURLWithPath: config))
+        kill(server.processIdentifier, SIGHUP)
+        #expect(waitForLog("config reload refused"))
+        let third = #"{"n": 3}"#
+        #expect(
+            try connection.post("/gh", headers: githubHeaders(third, delivery: "h-3", secret: "new-secret"), body: third).status
+                == 200)
+
+        server.terminate()
+        server.waitUntilExit()
+        #expect(server.terminationStatus == 0)
     }
 }

@@ -3,6 +3,7 @@ import Metrics
 import NIOCore
 import NIOHTTP1
 import Spool
+import Synchronization
 import WebhookCore
 
 /// The pipeline behind every source path: verify -> idempotency -> route -> sinks -> answer
@@ -15,7 +16,8 @@ public final class WebhookProcessor: Sendable {
         let templatesNeedJSON: Bool
     }
 
-    private let sourcesByPath: [String: Source]
+    /// Swapped whole by ``reload(_:)`` (SIGHUP); requests read it once each.
+    private let sourcesByPath: Mutex<[String: Source]>
     private let sinks: [String: any EventSink]
     private let store: any IdempotencyStore
     private let spool: Spool?
@@ -27,12 +29,7 @@ public final class WebhookProcessor: Sendable {
     public init(
         config: BridgeConfig, sinks: [String: any EventSink], store: any IdempotencyStore, spool: Spool? = nil, logger: Logger
     ) {
-        var byPath: [String: Source] = [:]
-        for source in config.sources.values {
-            let templatesNeedJSON = source.routes.allSinks.contains { config.sinks[$0]?.usesBodyJSON ?? false }
-            byPath[source.path] = Source(config: source, templatesNeedJSON: templatesNeedJSON)
-        }
-        self.sourcesByPath = byPath
+        self.sourcesByPath = Mutex(Self.sources(of: config))
         self.sinks = sinks
         self.requiredSinks = Set(config.sinks.values.filter(\.required).map(\.name))
         self.store = store
@@ -41,8 +38,30 @@ public final class WebhookProcessor: Sendable {
         self.logger = logger
     }
 
+    private static func sources(of config: BridgeConfig) -> [String: Source] {
+        var byPath: [String: Source] = [:]
+        for source in config.sources.values {
+            let templatesNeedJSON = source.routes.allSinks.contains { config.sinks[$0]?.usesBodyJSON ?? false }
+            byPath[source.path] = Source(config: source, templatesNeedJSON: templatesNeedJSON)
+        }
+        return byPath
+    }
+
+    /// Takes the sources, secrets and routes of `config` (SIGHUP). Sinks are built at start:
+    /// a config that routes to a sink this process does not run is refused, and changed sink
+    /// settings wait for a restart.
+    public func reload(_ config: BridgeConfig) throws(BridgeSetupError) {
+        for source in config.sortedSources {
+            for name in source.routes.allSinks.sorted() where sinks[name] == nil {
+                throw BridgeSetupError("sources.\(source.name): sink \"\(name)\" is new; sinks change only with a restart")
+            }
+        }
+        let sources = Self.sources(of: config)
+        sourcesByPath.withLock { $0 = sources }
+    }
+
     /// True when `path` belongs to a source.
-    public func hasSource(atPath path: String) -> Bool { sourcesByPath[path] != nil }
+    public func hasSource(atPath path: String) -> Bool { sourcesByPath.withLock { $0[path] != nil } }
 
     /// True while every sink that can decide an answer is ready (`/readyz`).
     public var requiredSinksReady: Bool {
@@ -51,7 +70,7 @@ public final class WebhookProcessor: Sendable {
 
     /// Handles one POST to a source path.
     public func handle(path: String, uri: String, headers: HTTPHeaders, body: ByteBuffer) async -> BridgeAnswer {
-        guard let source = sourcesByPath[path] else { return .notFound }
+        guard let source = sourcesByPath.withLock({ $0[path] }) else { return .notFound }
         let receivedAt = Timestamp.now()
         let request = WebhookRequest(headers: headers, body: body, uri: uri, receivedAt: receivedAt)
         var logger = self.logger

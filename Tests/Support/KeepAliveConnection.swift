@@ -1,0 +1,50 @@
+import Foundation
+
+/// One HTTP/1.1 connection kept open across requests, over a plain blocking socket: for
+/// tests that must show a connection survives something (a config reload).
+public final class KeepAliveConnection {
+    private let fd: Int32
+
+    public init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw ServerError("cannot connect to port \(port)") }
+    }
+
+    deinit { close(fd) }
+
+    /// POSTs `body` with `headers` and returns the status code and body of the answer.
+    public func post(_ path: String, headers: [(String, String)], body: String) throws -> (status: Int, body: String) {
+        var request = "POST \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(body.utf8.count)\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        request += "\r\n" + body
+        let bytes = Array(request.utf8)
+        guard send(fd, bytes, bytes.count, 0) == bytes.count else { throw ServerError("send failed") }
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            if let headerEnd = received.firstRange(of: Array("\r\n\r\n".utf8)) {
+                let head = String(decoding: received[..<headerEnd.lowerBound], as: UTF8.self)
+                let length =
+                    head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                    .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+                if received.count - headerEnd.upperBound >= length {
+                    let status = Int(head.split(separator: " ")[1]) ?? 0
+                    let bodyBytes = received[headerEnd.upperBound..<(headerEnd.upperBound + length)]
+                    return (status, String(decoding: bodyBytes, as: UTF8.self))
+                }
+            }
+            let count = recv(fd, &chunk, chunk.count, 0)
+            guard count > 0 else { throw ServerError("the connection closed") }
+            received.append(contentsOf: chunk[0..<count])
+        }
+    }
+}
