@@ -28,10 +28,13 @@ public final class KafkaSink: EventSink {
     /// The configuration handed to librdkafka: the bridge's defaults, then `properties`
     /// (which may override them), then `bootstrap.servers` from `brokers`.
     public static func configuration(brokers: String, properties: [String: String], ackTimeoutMs: Int) -> [String: String] {
+        // librdkafka gives up a little before the bridge's deadline, so its failure report,
+        // not the deadline, decides the answer, and no message lands after a 503.
+        let messageTimeout = max(100, ackTimeoutMs - max(100, ackTimeoutMs / 10))
         var configuration = [
             "acks": "all",
             "enable.idempotence": "true",
-            "message.timeout.ms": String(ackTimeoutMs),
+            "message.timeout.ms": String(messageTimeout),
             "linger.ms": "1",
         ]
         configuration.merge(properties) { $1 }
@@ -60,6 +63,11 @@ public final class KafkaSink: EventSink {
         var logger = logger
         logger[metadataKey: "sink.name"] = "\(name)"
         self.logger = logger
+        let acks = properties["acks"] ?? properties["request.required.acks"] ?? "all"
+        if !["all", "-1"].contains(acks) {
+            logger.warning(
+                "acks is not all: a 2xx will not mean every in-sync replica has the event", metadata: ["kafka.acks": "\(acks)"])
+        }
         do {
             self.producer = try KafkaProducer(
                 configuration: Self.configuration(brokers: brokers, properties: properties, ackTimeoutMs: ackTimeoutMs),

@@ -20,6 +20,9 @@ public final class RedisClient: Service {
         struct Pending {
             let command: [[UInt8]]
             let continuation: CheckedContinuation<RedisReply, any Error>
+            /// Past this a command is failed instead of sent: its caller has given up, and a
+            /// late XADD would write an event the provider will send again.
+            let deadline: ContinuousClock.Instant
         }
 
         struct State {
@@ -28,7 +31,7 @@ public final class RedisClient: Service {
             var closed = false
             var retryAt: ContinuousClock.Instant?
             var backoff: Duration = .milliseconds(100)
-            var lastError: String?
+            var lastError: String? = "not contacted yet"
         }
 
         let connection = RedisConnection()
@@ -47,6 +50,8 @@ public final class RedisClient: Service {
     private let logger: Logger
     /// Commands per round trip at most.
     private let maximumBatch = 256
+    /// Commands waiting per connection at most.
+    private let maximumQueue = 10_000
 
     public init(endpoint: RedisEndpoint, connections: Int = 2, timeoutMilliseconds: Int, logger: Logger) {
         self.endpoint = endpoint
@@ -69,7 +74,11 @@ public final class RedisClient: Service {
                 if let retryAt = state.retryAt, ContinuousClock.now < retryAt, !state.draining {
                     return .failure(Failure(description: "Redis at \(endpoint.display) is unreachable: \(state.lastError ?? "")"))
                 }
-                state.pending.append(.init(command: command, continuation: continuation))
+                guard state.pending.count < maximumQueue else {
+                    return .failure(Failure(description: "too many Redis commands waiting"))
+                }
+                state.pending.append(
+                    .init(command: command, continuation: continuation, deadline: .now + .milliseconds(timeoutMilliseconds)))
                 if state.draining { return .success(false) }
                 state.draining = true
                 return .success(true)
@@ -98,34 +107,62 @@ public final class RedisClient: Service {
                 state.pending.removeFirst(batch.count)
                 return batch
             }
-            guard let batch else { return }
-            do {
-                if !worker.connection.isConnected {
-                    try worker.connection.connect(endpoint, timeoutMilliseconds: timeoutMilliseconds)
+            guard var batch else { return }
+            let now = ContinuousClock.now
+            for item in batch where item.deadline < now {
+                item.continuation.resume(throwing: Failure(description: "timed out waiting for a Redis connection"))
+            }
+            batch.removeAll { $0.deadline < now }
+            if batch.isEmpty { continue }
+            if !worker.connection.isConnected {
+                // Backing off after a failure: fail at once rather than wait for a dead server.
+                if let (retryAt, reason) = worker.state.withLock({ state in state.retryAt.map { ($0, state.lastError ?? "") } }),
+                    ContinuousClock.now < retryAt
+                {
+                    let failure = Failure(description: "Redis at \(endpoint.display) is unreachable: \(reason)")
+                    for item in batch { item.continuation.resume(throwing: failure) }
+                    continue
                 }
-                let replies = try worker.connection.pipeline(batch.map(\.command))
+                do {
+                    try worker.connection.connect(endpoint, timeoutMilliseconds: timeoutMilliseconds)
+                } catch {
+                    record(error.description, on: worker)
+                    let failure = Failure(description: error.description)
+                    for item in batch { item.continuation.resume(throwing: failure) }
+                    continue
+                }
+            }
+            let results = worker.connection.pipeline(batch.map(\.command))
+            if let failure = results.lazy.compactMap({ if case .failure(let error) = $0 { return error } else { return nil } })
+                .first
+            {
+                record(failure.description, on: worker)
+            } else {
                 worker.state.withLock {
                     $0.lastError = nil
                     $0.retryAt = nil
                     $0.backoff = .milliseconds(100)
                 }
-                for (item, reply) in zip(batch, replies) { item.continuation.resume(returning: reply) }
-            } catch {
-                let firstFailure = worker.state.withLock { state -> Bool in
-                    let first = state.lastError == nil
-                    state.lastError = error.description
-                    state.retryAt = ContinuousClock.now + state.backoff
-                    state.backoff = min(state.backoff * 2, .seconds(5))
-                    return first
-                }
-                if firstFailure {
-                    logger.warning(
-                        "redis unreachable",
-                        metadata: ["redis.address": "\(endpoint.display)", "redis.error": "\(error.description)"])
-                }
-                let failure = Failure(description: error.description)
-                for item in batch { item.continuation.resume(throwing: failure) }
             }
+            for (item, result) in zip(batch, results) {
+                switch result {
+                case .success(let reply): item.continuation.resume(returning: reply)
+                case .failure(let error): item.continuation.resume(throwing: Failure(description: error.description))
+                }
+            }
+        }
+    }
+
+    private func record(_ error: String, on worker: Worker) {
+        let firstFailure = worker.state.withLock { state -> Bool in
+            let first = state.lastError == nil || state.lastError == "not contacted yet"
+            state.lastError = error
+            state.retryAt = ContinuousClock.now + state.backoff
+            state.backoff = min(state.backoff * 2, .seconds(5))
+            return first
+        }
+        if firstFailure {
+            logger.warning("redis unreachable", metadata: ["redis.address": "\(endpoint.display)", "redis.error": "\(error)"])
         }
     }
 
@@ -135,9 +172,8 @@ public final class RedisClient: Service {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(1))
-                    if Task.isCancelled { break }
                     _ = try? await self.execute("PING")
+                    try? await Task.sleep(for: .seconds(1))
                 }
             }
             try? await gracefulShutdown()

@@ -175,7 +175,7 @@ struct KafkaSinkTests {
         let configuration = KafkaSink.configuration(brokers: "b:9092", properties: ["linger.ms": "5"], ackTimeoutMs: 3000)
         #expect(configuration["acks"] == "all")
         #expect(configuration["enable.idempotence"] == "true")
-        #expect(configuration["message.timeout.ms"] == "3000")
+        #expect(configuration["message.timeout.ms"] == "2700")
         #expect(configuration["linger.ms"] == "5")
         #expect(configuration["bootstrap.servers"] == "b:9092")
     }

@@ -46,6 +46,10 @@ final class KafkaProducer: @unchecked Sendable {
         var nextID: UInt = 1
         var brokersDown = false
         var lastError: String?
+        /// A fatal error (e.g. of the idempotent producer): this instance can't produce again.
+        var fatal: String?
+        /// After shutdown: sends are refused instead of waiting for a poller that is gone.
+        var closed = false
     }
 
     private let handle: OpaquePointer
@@ -87,22 +91,41 @@ final class KafkaProducer: @unchecked Sendable {
         return conf
     }
 
+    /// A valid address for zero-length values and keys.
+    nonisolated(unsafe) private static let emptyByte: UnsafeMutablePointer<UInt8> = {
+        let pointer = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+        pointer.initialize(to: 0)
+        return pointer
+    }()
+
     deinit {
         rd_kafka_queue_destroy(queue)
         rd_kafka_destroy(handle)
     }
 
     /// True unless librdkafka reported every broker down since the last successful delivery.
-    var isReachable: Bool { state.withLock { !$0.brokersDown } }
+    var isReachable: Bool { state.withLock { !$0.brokersDown && $0.fatal == nil } }
 
     /// Produces one message and waits for its delivery report.
     func send(topic: String, key: [UInt8], value: ByteBuffer, headers: [(String, [UInt8])]) async throws -> Delivery {
         try await withCheckedThrowingContinuation { continuation in
-            let id = state.withLock { state -> UInt in
+            let registered = state.withLock { state -> Result<UInt, Failure> in
+                if state.closed { return .failure(Failure(RD_KAFKA_RESP_ERR__DESTROY, "the producer is shut down")) }
+                if let fatal = state.fatal {
+                    return .failure(Failure(RD_KAFKA_RESP_ERR__FATAL, "fatal producer error: \(fatal)"))
+                }
                 let id = state.nextID
                 state.nextID &+= 1
                 state.waiting[id] = continuation
-                return id
+                return .success(id)
+            }
+            let id: UInt
+            switch registered {
+            case .failure(let failure):
+                continuation.resume(throwing: failure)
+                return
+            case .success(let registeredID):
+                id = registeredID
             }
             let error = produce(topic: topic, key: key, value: value, headers: headers, opaque: id)
             if error != RD_KAFKA_RESP_ERR_NO_ERROR, let waiting = state.withLock({ $0.waiting.removeValue(forKey: id) }) {
@@ -121,14 +144,18 @@ final class KafkaProducer: @unchecked Sendable {
         let result: rd_kafka_resp_err_t = topic.withCString { topicName in
             key.withUnsafeBytes { keyBytes in
                 value.withUnsafeReadableBytes { valueBytes in
+                    // Kafka reads a NULL pointer as a null value (a tombstone) or a null key;
+                    // an empty body or key must stay empty, not null.
+                    let valuePointer = valueBytes.baseAddress ?? UnsafeRawPointer(Self.emptyByte)
+                    let keyPointer = keyBytes.baseAddress ?? UnsafeRawPointer(Self.emptyByte)
                     var values = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 6)
                     values[0].vtype = RD_KAFKA_VTYPE_TOPIC
                     values[0].u.cstr = topicName
                     values[1].vtype = RD_KAFKA_VTYPE_VALUE
-                    values[1].u.mem.ptr = UnsafeMutableRawPointer(mutating: valueBytes.baseAddress)
+                    values[1].u.mem.ptr = UnsafeMutableRawPointer(mutating: valuePointer)
                     values[1].u.mem.size = valueBytes.count
                     values[2].vtype = RD_KAFKA_VTYPE_KEY
-                    values[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: keyBytes.baseAddress)
+                    values[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: keyPointer)
                     values[2].u.mem.size = keyBytes.count
                     values[3].vtype = RD_KAFKA_VTYPE_HEADERS
                     values[3].u.headers = list
@@ -173,9 +200,16 @@ final class KafkaProducer: @unchecked Sendable {
             case Int32(RD_KAFKA_EVENT_ERROR):
                 let code = rd_kafka_event_error(event)
                 let text = String(cString: rd_kafka_event_error_string(event))
+                let fatal = rd_kafka_event_error_is_fatal(event) != 0
                 state.withLock {
                     if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { $0.brokersDown = true }
+                    if fatal { $0.fatal = text }
                     $0.lastError = text
+                }
+                if fatal {
+                    logger.critical(
+                        "kafka producer failed for good; the sink stays unready until a restart",
+                        metadata: ["kafka.error": "\(text)"])
                 }
                 logger.warning(
                     "kafka error",
@@ -216,12 +250,16 @@ final class KafkaProducer: @unchecked Sendable {
     /// Messages handed to librdkafka and not yet reported.
     var inFlight: Int { state.withLock { $0.waiting.count } }
 
-    /// Fails every send still waiting (used after the final flush on shutdown).
+    /// Refuses further sends, drops what librdkafka still holds (so nothing lands after its
+    /// caller was told it failed) and fails every send still waiting. Used after the final
+    /// flush on shutdown.
     func failWaiting(_ reason: String) {
         let waiting = state.withLock { state -> [CheckedContinuation<Delivery, any Error>] in
+            state.closed = true
             defer { state.waiting = [:] }
             return Array(state.waiting.values)
         }
+        _ = rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
         for continuation in waiting { continuation.resume(throwing: Failure(RD_KAFKA_RESP_ERR__DESTROY, reason)) }
     }
 }

@@ -63,10 +63,16 @@ final class RedisConnection: @unchecked Sendable {
         }
         if endpoint.database != 0 { setup.append(["SELECT", String(endpoint.database)]) }
         guard !setup.isEmpty else { return }
-        let replies = try pipeline(setup.map { $0.map { Array($0.utf8) } })
-        if let error = replies.compactMap({ if case .error(let text) = $0 { return text } else { return nil } }).first {
-            close()
-            throw Failure(description: "\(endpoint.display): \(error)")
+        for result in pipeline(setup.map { $0.map { Array($0.utf8) } }) {
+            switch result {
+            case .failure(let failure):
+                throw failure
+            case .success(.error(let text)):
+                close()
+                throw Failure(description: "\(endpoint.display): \(text)")
+            case .success:
+                continue
+            }
         }
     }
 
@@ -75,29 +81,32 @@ final class RedisConnection: @unchecked Sendable {
         context = nil
     }
 
-    /// Sends every command, then reads every reply: one round trip for the batch. A transport
-    /// failure closes the connection and throws; Redis error replies are returned as `.error`.
-    func pipeline(_ commands: [[[UInt8]]]) throws(Failure) -> [RedisReply] {
-        guard let context else { throw Failure(description: "not connected") }
+    /// Sends every command, then reads every reply: one round trip for the batch. Redis error
+    /// replies are returned as `.error`. A transport failure closes the connection; the
+    /// replies read before it are kept (those commands did run) and the rest fail.
+    func pipeline(_ commands: [[[UInt8]]]) -> [Result<RedisReply, Failure>] {
+        guard let context else { return commands.map { _ in .failure(Failure(description: "not connected")) } }
         for command in commands {
             let status = Self.withArgv(command) { argc, argv, lengths in redisAppendCommandArgv(context, argc, argv, lengths) }
             guard status == REDIS_OK else {
-                let reason = Self.errorText(context)
+                let failure = Failure(description: Self.errorText(context))
                 close()
-                throw Failure(description: reason)
+                return commands.map { _ in .failure(failure) }
             }
         }
-        var replies: [RedisReply] = []
+        var replies: [Result<RedisReply, Failure>] = []
         replies.reserveCapacity(commands.count)
         for _ in commands {
             var raw: UnsafeMutableRawPointer?
             guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
                 let reason = Self.errorText(context)
                 close()
-                throw Failure(description: reason.isEmpty ? "connection lost" : reason)
+                let failure = Failure(description: reason.isEmpty ? "connection lost" : reason)
+                replies += Array(repeating: .failure(failure), count: commands.count - replies.count)
+                return replies
             }
             let reply = raw.assumingMemoryBound(to: redisReply.self)
-            replies.append(Self.convert(reply))
+            replies.append(.success(Self.convert(reply)))
             freeReplyObject(raw)
         }
         return replies
@@ -139,8 +148,11 @@ final class RedisConnection: @unchecked Sendable {
             return .integer(Int64(value.integer))
         case REDIS_REPLY_ARRAY:
             return .array((0..<value.elements).map { convert(value.element[$0]!) })
-        default:
+        case REDIS_REPLY_NIL:
             return .null
+        default:
+            // RESP3 types of newer hiredis (double, map, …) are not requested by this client.
+            return .error("unsupported reply type \(value.type)")
         }
     }
 
