@@ -4,13 +4,17 @@ import Foundation
 /// stopped by it. Readiness is its own "Ready to accept connections" line, not a sleep.
 public final class RedisServer: @unchecked Sendable {
     public let port: Int
+    /// With a directory, Redis keeps an append-only file fsynced on every write, so what it
+    /// acknowledged survives its own kill; without, it keeps nothing.
+    private let persistentDirectory: String?
     private var process: Process?
     private var exited = DispatchSemaphore(value: 0)
 
     public var url: String { "redis://127.0.0.1:\(port)/0" }
 
-    public init() throws {
+    public init(persistentIn directory: String? = nil) throws {
         self.port = try Self.freePort()
+        self.persistentDirectory = directory
         try start()
     }
 
@@ -25,9 +29,13 @@ public final class RedisServer: @unchecked Sendable {
         }
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = [
-            "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no",
-            "--loglevel", "notice",
+            "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no", "--loglevel", "notice",
         ]
+        if let persistentDirectory {
+            process.arguments! += ["--dir", persistentDirectory, "--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            process.arguments! += ["--appendonly", "no"]
+        }
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
