@@ -58,6 +58,34 @@ struct KafkaBridgeTests {
         }
     }
 
+    @Test("an event Kafka refuses for good goes to the dead letters with its reason, answered 202")
+    func deadLetter() async throws {
+        let cluster = try MockKafkaCluster()
+        cluster.createTopic("webhooks.github")
+        let spool = TemporaryDirectory()
+        defer { spool.cleanup() }
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "spool": {"directory": "\(spool.path)"},
+             "sinks": {"bus": {"type": "kafka", "brokers": "\(cluster.bootstraps)", "topic": "webhooks.{source}",
+                               "properties": {"message.max.bytes": "2000"}}},
+             "sources": {"github": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["bus"]}}}
+            """
+        let body = #"{"pad": "\#(String(repeating: "x", count: 4000))"}"#
+        try await RunningBridge.with(config: config) { bridge in
+            let answer = try await bridge.post("/gh", headers: githubHeaders(body, delivery: "big-1"), body: body)
+            #expect(answer.status == .accepted)
+            #expect(answer.json?["status"] == .string("queued"))
+        }
+        let lines = try String(contentsOfFile: spool.file("dead-letter.jsonl"), encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 1)
+        let letter = try JSONParser.parse(Array(lines[0].utf8))
+        #expect(letter["id"] == .string("big-1"))
+        #expect(letter["deadlettersink"] == .string("bus"))
+        #expect(letter["deadletterreason"]?.scalarText?.contains("webhooks.github") == true)
+        #expect(letter["data_base64"]?.scalarText.flatMap { Base64.decode($0) } == Array(body.utf8))
+    }
+
     @Test(
         "a real broker: deliveries are acknowledged and read back (set KAFKA_BOOTSTRAP_SERVERS to run)",
         .enabled(if: ProcessInfo.processInfo.environment["KAFKA_BOOTSTRAP_SERVERS"] != nil, "KAFKA_BOOTSTRAP_SERVERS is not set")
