@@ -111,14 +111,6 @@ public struct Bridge: Sendable {
         if config.listen.tls != nil {
             found.append("listen.tls: TLS is not available in this version yet; terminate TLS in a proxy in front")
         }
-        for source in config.sortedSources {
-            if source.allow != nil {
-                found.append("sources.\(source.name).allow: allowlists are not available in this version yet")
-            }
-            if source.rateLimit != nil {
-                found.append("sources.\(source.name).rateLimit: rate limits are not available in this version yet")
-            }
-        }
         return found
     }
 

@@ -82,6 +82,10 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 state = .answerAtEnd(head: head, .methodNotAllowed)
                 return
             }
+            if let refusal = processor.admit(path: path, peer: context.channel.remoteAddress?.ipAddress, headers: head.headers) {
+                state = .answerAtEnd(head: head, refusal)
+                return
+            }
             let declared = head.headers.first(name: "Content-Length").flatMap(Int.init)
             if let declared, declared > maxBodyBytes {
                 reject(context: context, head: head)

@@ -14,6 +14,7 @@ public final class WebhookProcessor: Sendable {
         let config: SourceConfig
         /// A sink template reads the body (`{json:/pointer}`), so parse it for the event.
         let templatesNeedJSON: Bool
+        let admission: Admission
     }
 
     /// Swapped whole by ``reload(_:)`` (SIGHUP); requests read it once each.
@@ -24,6 +25,7 @@ public final class WebhookProcessor: Sendable {
     /// Sinks whose failure decides the answer (`required` is not false).
     private let requiredSinks: Set<String>
     private let ackTimeoutMs: Int
+    private let trustedProxies: [CIDR]
     private let logger: Logger
 
     public init(
@@ -35,6 +37,7 @@ public final class WebhookProcessor: Sendable {
         self.store = store
         self.spool = spool
         self.ackTimeoutMs = config.limits.ackTimeoutMs
+        self.trustedProxies = config.trustedProxies
         self.logger = logger
     }
 
@@ -42,7 +45,8 @@ public final class WebhookProcessor: Sendable {
         var byPath: [String: Source] = [:]
         for source in config.sources.values {
             let templatesNeedJSON = source.routes.allSinks.contains { config.sinks[$0]?.usesBodyJSON ?? false }
-            byPath[source.path] = Source(config: source, templatesNeedJSON: templatesNeedJSON)
+            byPath[source.path] = Source(
+                config: source, templatesNeedJSON: templatesNeedJSON, admission: Admission(source: source))
         }
         return byPath
     }
@@ -58,6 +62,14 @@ public final class WebhookProcessor: Sendable {
         }
         let sources = Self.sources(of: config)
         sourcesByPath.withLock { $0 = sources }
+    }
+
+    /// The answer refusing a request to `path` from `peer` (403 not allowed, 429 rate
+    /// limited), or nil to go on; decided from the head alone.
+    public func admit(path: String, peer: String?, headers: HTTPHeaders) -> BridgeAnswer? {
+        guard let source = sourcesByPath.withLock({ $0[path] }) else { return nil }
+        let client = Admission.clientAddress(peer: peer, headers: headers, trustedProxies: trustedProxies)
+        return source.admission.check(client: client)
     }
 
     /// True when `path` belongs to a source.

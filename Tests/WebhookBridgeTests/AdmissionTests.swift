@@ -1,0 +1,84 @@
+import BridgeTestSupport
+import Testing
+import WebhookBridge
+import WebhookCore
+
+@Suite("Allowlists, trusted proxies and rate limits")
+struct AdmissionTests {
+    static func config(allow: String? = nil, trusted: String? = nil, rateLimit: String? = nil) -> String {
+        """
+        {"listen": {"host": "127.0.0.1", "port": 0},
+         \(trusted.map { #""trustedProxies": \#($0),"# } ?? "")
+         "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+         "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]
+                            \(allow.map { #", "allow": \#($0)"# } ?? "")\(rateLimit.map { #", "rateLimit": \#($0)"# } ?? "")}}}
+        """
+    }
+
+    func send(_ bridge: RunningBridge, _ id: String, extra: [(String, String)] = []) async throws -> WebhookClient.Response {
+        let body = #"{"id": "\#(id)"}"#
+        return try await bridge.post("/gh", headers: githubHeaders(body, delivery: id) + extra, body: body)
+    }
+
+    @Test("an address outside allow gets 403 forbidden and nothing is written; one inside is served")
+    func allowlist() async throws {
+        try await RunningBridge.with(config: Self.config(allow: #"["10.0.0.0/8", "2001:db8::/32"]"#)) { bridge in
+            let denied = try await send(bridge, "a-1")
+            #expect(denied.status == .forbidden)
+            #expect(denied.json == .object([("error", .string("forbidden"))]))
+            #expect(try bridge.lines("events.jsonl").isEmpty)
+        }
+        try await RunningBridge.with(config: Self.config(allow: #"["127.0.0.0/8"]"#)) { bridge in
+            let allowed = try await send(bridge, "a-2")
+            #expect(allowed.status == .ok)
+        }
+    }
+
+    @Test("X-Forwarded-For is believed only from a trusted proxy")
+    func forwardedFor() async throws {
+        let allow = #"["203.0.113.0/24"]"#
+        try await RunningBridge.with(config: Self.config(allow: allow, trusted: #"["127.0.0.1/32"]"#)) { bridge in
+            let proxied = try await send(bridge, "f-1", extra: [("X-Forwarded-For", "203.0.113.7")])
+            #expect(proxied.status == .ok)
+            // The client can prepend anything; the nearest untrusted hop decides.
+            let spoofed = try await send(bridge, "f-2", extra: [("X-Forwarded-For", "203.0.113.7, 198.51.100.9")])
+            #expect(spoofed.status == .forbidden)
+            let direct = try await send(bridge, "f-3")
+            #expect(direct.status == .forbidden)
+        }
+        try await RunningBridge.with(config: Self.config(allow: allow)) { bridge in
+            let untrusted = try await send(bridge, "f-4", extra: [("X-Forwarded-For", "203.0.113.7")])
+            #expect(untrusted.status == .forbidden)
+        }
+    }
+
+    @Test("over the source's rate limit: 429 rate_limited with Retry-After")
+    func rateLimit() async throws {
+        try await RunningBridge.with(config: Self.config(rateLimit: #"{"perSecond": 0.5, "burst": 2}"#)) { bridge in
+            #expect(try await send(bridge, "r-1").status == .ok)
+            #expect(try await send(bridge, "r-2").status == .ok)
+            let limited = try await send(bridge, "r-3")
+            #expect(limited.status == .tooManyRequests)
+            #expect(limited.json == .object([("error", .string("rate_limited"))]))
+            #expect(Int(limited.headers.first(name: "Retry-After") ?? "") ?? 0 >= 1)
+            #expect(try bridge.lines("events.jsonl").count == 2)
+        }
+    }
+
+    @Test("CIDRs: IPv4, IPv6, IPv4-mapped addresses, bare addresses")
+    func cidrs() throws {
+        let v4 = try #require(CIDR("10.1.0.0/16"))
+        #expect(v4.contains("10.1.255.3"))
+        #expect(!v4.contains("10.2.0.1"))
+        #expect(v4.contains("::ffff:10.1.2.3"))
+        let v6 = try #require(CIDR("2001:db8::/32"))
+        #expect(v6.contains("2001:db8:1::5"))
+        #expect(!v6.contains("2001:db9::1"))
+        let bare = try #require(CIDR("192.0.2.1"))
+        #expect(bare.contains("192.0.2.1"))
+        #expect(!bare.contains("192.0.2.2"))
+        #expect(CIDR("300.1.1.1/8") == nil)
+        #expect(CIDR("::1/129") == nil)
+        #expect(!v4.contains("not an address"))
+    }
+}
