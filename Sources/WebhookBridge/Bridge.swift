@@ -4,6 +4,7 @@ import RedisSink
 import Spool
 import Logging
 import NIOCore
+import Prometheus
 import ServiceLifecycle
 import WebhookCore
 
@@ -22,7 +23,9 @@ public struct Bridge: Sendable {
 
     /// Sets everything up and binds the listening socket; throws ``BridgeSetupError`` with a
     /// one-line reason when that is not possible.
-    public static func start(config: BridgeConfig, logger: Logger) async throws -> Bridge {
+    public static func start(config: BridgeConfig, logger: Logger, metrics: PrometheusCollectorRegistry? = nil) async throws
+        -> Bridge
+    {
         try refuseUnimplemented(config, logger: logger)
         let redis = RedisClients(timeoutMilliseconds: config.limits.ackTimeoutMs, logger: logger)
         var sinks: [String: any EventSink] = [:]
@@ -59,7 +62,7 @@ public struct Bridge: Sendable {
         let processor = WebhookProcessor(config: config, sinks: sinks, store: store, spool: spool, logger: logger)
         let ingress = try await HTTPIngress.bind(
             host: config.listen.host, port: config.listen.port, processor: processor,
-            maxBodyBytes: config.limits.maxBodyBytes, logger: logger)
+            maxBodyBytes: config.limits.maxBodyBytes, logger: logger, metrics: metrics)
         return Bridge(
             ingress: ingress, processor: processor, clients: redis.all, sinks: Array(sinks.values), spool: spool,
             forwarders: forwarders, logger: logger)

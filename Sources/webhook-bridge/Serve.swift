@@ -32,7 +32,7 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(1)
         }
         do {
-            let bridge = try await Bridge.start(config: bridgeConfig, logger: logger)
+            let bridge = try await Bridge.start(config: bridgeConfig, logger: logger, metrics: PrometheusExport.bootstrap())
             let reloader = ConfigReloader(processor: bridge.processor, logger: logger) {
                 do throws(ConfigFileError) {
                     return try loadConfig(path: path)

@@ -21,11 +21,20 @@ public final class KeepAliveConnection {
 
     deinit { close(fd) }
 
+    /// GETs `path` and returns the status code and body of the answer.
+    public func get(_ path: String) throws -> (status: Int, body: String) {
+        try exchange("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    }
+
     /// POSTs `body` with `headers` and returns the status code and body of the answer.
     public func post(_ path: String, headers: [(String, String)], body: String) throws -> (status: Int, body: String) {
         var request = "POST \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(body.utf8.count)\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         request += "\r\n" + body
+        return try exchange(request)
+    }
+
+    private func exchange(_ request: String) throws -> (status: Int, body: String) {
         let bytes = Array(request.utf8)
         guard send(fd, bytes, bytes.count, 0) == bytes.count else { throw ServerError("send failed") }
         var received: [UInt8] = []

@@ -79,6 +79,23 @@ struct CLITests {
         #expect(signed.stdout.split(separator: "\n").contains("X-GitHub-Delivery: cli-1"))
         #expect(signed.stdout.split(separator: "\n").contains { $0.hasPrefix("X-Hub-Signature-256: sha256=") })
 
+        // Prometheus text after that known traffic: one accepted, one refused.
+        let metrics = try KeepAliveConnection(port: port).get("/metrics")
+        #expect(metrics.status == 200)
+        let samples = Dictionary(
+            metrics.body.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { line -> (String, Double)? in
+                guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else {
+                    return nil
+                }
+                return (String(line[..<space]), value)
+            }, uniquingKeysWith: { $1 })
+        #expect(
+            samples[#"webhook_verifications{webhook_source="gh",webhook_result="ok",webhook_key="0"}"#] == 1, "\(metrics.body)")
+        #expect(samples[#"webhook_verifications{webhook_source="gh",webhook_result="signature_invalid"}"#] == 1)
+        #expect(samples[#"webhook_requests{webhook_source="gh",http_status="200"}"#] == 1)
+        #expect(samples[#"webhook_requests{webhook_source="gh",http_status="401"}"#] == 1)
+        #expect(samples[#"webhook_sink_deliveries{sink_name="archive",sink_result="ok"}"#] == 1)
+
         server.terminate()  // SIGTERM
         server.waitUntilExit()
         #expect(server.terminationReason == .exit)

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
 import WebhookCore
 
@@ -34,6 +35,7 @@ public final class HTTPIngress: Service {
     /// Binds `host:port`; throws ``BridgeSetupError`` when the address can't be taken.
     public static func bind(
         host: String, port: Int, processor: WebhookProcessor, maxBodyBytes: Int, logger: Logger,
+        metrics: PrometheusCollectorRegistry? = nil,
         drainTimeout: Duration = .seconds(10),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> HTTPIngress {
@@ -49,7 +51,8 @@ public final class HTTPIngress: Service {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
-                        HTTPIngressHandler(processor: processor, maxBodyBytes: maxBodyBytes, inFlight: inFlight))
+                        HTTPIngressHandler(processor: processor, maxBodyBytes: maxBodyBytes, inFlight: inFlight, metrics: metrics)
+                    )
                 }
             }
         do {

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import Prometheus
 import WebhookCore
 
 /// The per-connection HTTP/1.1 handler: routes by path, streams the body into one
@@ -25,10 +26,12 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let processor: WebhookProcessor
     private let maxBodyBytes: Int
     private let inFlight: InFlightRequests
+    private let metrics: PrometheusCollectorRegistry?
     private var state = State.idle
 
-    init(processor: WebhookProcessor, maxBodyBytes: Int, inFlight: InFlightRequests) {
+    init(processor: WebhookProcessor, maxBodyBytes: Int, inFlight: InFlightRequests, metrics: PrometheusCollectorRegistry?) {
         self.processor = processor
+        self.metrics = metrics
         self.maxBodyBytes = maxBodyBytes
         self.inFlight = inFlight
     }
@@ -105,6 +108,10 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 processor.requiredSinksReady
                 ? BridgeAnswer(status: .ok, body: JSONWriter.object(["status": "ready"]))
                 : BridgeAnswer(status: .serviceUnavailable, body: JSONWriter.object(["status": "unavailable"]))
+        case (.GET, "/metrics") where metrics != nil:
+            answer = BridgeAnswer(
+                status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                body: metrics!.emitToBuffer())
         default:
             answer = .notFound
         }

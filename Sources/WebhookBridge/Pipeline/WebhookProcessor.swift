@@ -69,7 +69,13 @@ public final class WebhookProcessor: Sendable {
     public func admit(path: String, peer: String?, headers: HTTPHeaders) -> BridgeAnswer? {
         guard let source = sourcesByPath.withLock({ $0[path] }) else { return nil }
         let client = Admission.clientAddress(peer: peer, headers: headers, trustedProxies: trustedProxies)
-        return source.admission.check(client: client)
+        guard let refusal = source.admission.check(client: client) else { return nil }
+        Counter(
+            label: "webhook.requests",
+            dimensions: [("webhook.source", source.config.name), ("http.status", String(refusal.status.code))]
+        )
+        .increment()
+        return refusal
     }
 
     /// True when `path` belongs to a source.
@@ -80,9 +86,19 @@ public final class WebhookProcessor: Sendable {
         sinks.values.allSatisfy { !requiredSinks.contains($0.name) || $0.isReady }
     }
 
-    /// Handles one POST to a source path.
+    /// Handles one POST to a source path; counts `webhook.requests` by source and status.
     public func handle(path: String, uri: String, headers: HTTPHeaders, body: ByteBuffer) async -> BridgeAnswer {
         guard let source = sourcesByPath.withLock({ $0[path] }) else { return .notFound }
+        let answer = await handle(source, uri: uri, headers: headers, body: body)
+        Counter(
+            label: "webhook.requests",
+            dimensions: [("webhook.source", source.config.name), ("http.status", String(answer.status.code))]
+        )
+        .increment()
+        return answer
+    }
+
+    private func handle(_ source: Source, uri: String, headers: HTTPHeaders, body: ByteBuffer) async -> BridgeAnswer {
         let receivedAt = Timestamp.now()
         let request = WebhookRequest(headers: headers, body: body, uri: uri, receivedAt: receivedAt)
         var logger = self.logger
