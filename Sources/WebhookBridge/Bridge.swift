@@ -62,7 +62,7 @@ public struct Bridge: Sendable {
         let processor = WebhookProcessor(config: config, sinks: sinks, store: store, spool: spool, logger: logger)
         let ingress = try await HTTPIngress.bind(
             host: config.listen.host, port: config.listen.port, processor: processor,
-            maxBodyBytes: config.limits.maxBodyBytes, logger: logger, metrics: metrics)
+            limits: config.limits, logger: logger, metrics: metrics)
         return Bridge(
             ingress: ingress, processor: processor, clients: redis.all, sinks: Array(sinks.values), spool: spool,
             forwarders: forwarders, logger: logger)

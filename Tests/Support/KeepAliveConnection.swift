@@ -2,7 +2,7 @@ import Foundation
 
 /// One HTTP/1.1 connection kept open across requests, over a plain blocking socket: for
 /// tests that must show a connection survives something (a config reload).
-public final class KeepAliveConnection {
+public final class KeepAliveConnection: @unchecked Sendable {
     private let fd: Int32
 
     public init(port: Int) throws {
@@ -20,6 +20,26 @@ public final class KeepAliveConnection {
     }
 
     deinit { close(fd) }
+
+    /// Sends raw bytes (a partial request, for slow-client tests).
+    public func sendRaw(_ text: String) throws {
+        let bytes = Array(text.utf8)
+        guard send(fd, bytes, bytes.count, 0) == bytes.count else { throw ServerError("send failed") }
+    }
+
+    /// Reads until the server closes the connection (or 10 s pass); returns what it sent
+    /// and whether the server closed it (false: the read timed out with it still open).
+    @discardableResult
+    public func readUntilClosed() -> (text: String, closedByServer: Bool) {
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &chunk, chunk.count, 0)
+            if count == 0 { return (String(decoding: received, as: UTF8.self), true) }
+            if count < 0 { return (String(decoding: received, as: UTF8.self), errno == ECONNRESET) }
+            received.append(contentsOf: chunk[0..<count])
+        }
+    }
 
     /// GETs `path` and returns the status code and body of the answer.
     public func get(_ path: String) throws -> (status: Int, body: String) {
@@ -55,5 +75,14 @@ public final class KeepAliveConnection {
             guard count > 0 else { throw ServerError("the connection closed") }
             received.append(contentsOf: chunk[0..<count])
         }
+    }
+}
+
+/// Runs blocking socket calls off Swift's cooperative pool, which an in-process server
+/// under test needs to answer them.
+public func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    // A thread of its own: blocking Dispatch's global threads would starve the pool too.
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }

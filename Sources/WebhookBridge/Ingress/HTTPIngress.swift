@@ -34,7 +34,7 @@ public final class HTTPIngress: Service {
 
     /// Binds `host:port`; throws ``BridgeSetupError`` when the address can't be taken.
     public static func bind(
-        host: String, port: Int, processor: WebhookProcessor, maxBodyBytes: Int, logger: Logger,
+        host: String, port: Int, processor: WebhookProcessor, limits: BridgeConfig.Limits, logger: Logger,
         metrics: PrometheusCollectorRegistry? = nil,
         drainTimeout: Duration = .seconds(10),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
@@ -51,7 +51,7 @@ public final class HTTPIngress: Service {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
-                        HTTPIngressHandler(processor: processor, maxBodyBytes: maxBodyBytes, inFlight: inFlight, metrics: metrics)
+                        HTTPIngressHandler(processor: processor, limits: limits, inFlight: inFlight, metrics: metrics)
                     )
                 }
             }

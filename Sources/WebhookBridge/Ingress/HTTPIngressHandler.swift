@@ -24,22 +24,69 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private let processor: WebhookProcessor
-    private let maxBodyBytes: Int
+    private let limits: BridgeConfig.Limits
+    private var maxBodyBytes: Int { limits.maxBodyBytes }
     private let inFlight: InFlightRequests
     private let metrics: PrometheusCollectorRegistry?
     private var state = State.idle
+    /// The running deadline: for a request head while idle, for the body while receiving.
+    private var deadline: Scheduled<Void>?
 
-    init(processor: WebhookProcessor, maxBodyBytes: Int, inFlight: InFlightRequests, metrics: PrometheusCollectorRegistry?) {
+    init(
+        processor: WebhookProcessor, limits: BridgeConfig.Limits, inFlight: InFlightRequests,
+        metrics: PrometheusCollectorRegistry?
+    ) {
         self.processor = processor
         self.metrics = metrics
-        self.maxBodyBytes = maxBodyBytes
+        self.limits = limits
         self.inFlight = inFlight
+    }
+
+    // MARK: - Deadlines (slow and idle clients)
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { armIdleDeadline(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armIdleDeadline(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+    }
+
+    /// A complete head must come within `idleTimeoutMs`; otherwise the connection closes.
+    private func armIdleDeadline(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(limits.idleTimeoutMs))) {
+            if case .idle = self.state { context.close(promise: nil) }
+        }
+    }
+
+    /// The body must be complete within `bodyTimeoutMs` of the head; otherwise 408 and close.
+    private func armBodyDeadline(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        deadline?.cancel()
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(limits.bodyTimeoutMs))) {
+            switch self.state {
+            case .receiving, .answerAtEnd:
+                self.state = .rejected
+                self.write(.error(.requestTimeout, "timeout"), for: head, context: context, forceClose: true)
+            default:
+                break
+            }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
             receiveHead(head, context: context)
+            switch state {
+            case .receiving, .answerAtEnd: armBodyDeadline(context: context, head: head)
+            default: deadline?.cancel()
+            }
             guard head.headers.first(name: "Expect")?.lowercased() == "100-continue", head.version != .http1_0 else { return }
             switch state {
             case .receiving:
@@ -65,6 +112,7 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
             body.writeBuffer(&chunk)
             state = .receiving(head: head, path: path, body: body)
         case .end:
+            deadline?.cancel()
             switch state {
             case .receiving(let head, let path, let body):
                 state = .processing
@@ -80,6 +128,11 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        if head.headers.count > limits.maxHeaderCount {
+            state = .rejected
+            write(.error(.requestHeaderFieldsTooLarge, "too_many_headers"), for: head, context: context, forceClose: true)
+            return
+        }
         if processor.hasSource(atPath: path) {
             guard head.method == .POST else {
                 state = .answerAtEnd(head: head, .methodNotAllowed)
@@ -87,6 +140,10 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             if let refusal = processor.admit(path: path, peer: context.channel.remoteAddress?.ipAddress, headers: head.headers) {
                 state = .answerAtEnd(head: head, refusal)
+                return
+            }
+            if inFlight.count >= limits.maxConcurrentRequests {
+                state = .answerAtEnd(head: head, .unavailable)
                 return
             }
             let declared = head.headers.first(name: "Content-Length").flatMap(Int.init)
@@ -163,6 +220,7 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !answer.body.isEmpty, request.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: answer.body)))), promise: nil)
         }
+        if keepAlive { armIdleDeadline(context: context) }
         let done = context.writeAndFlushPromise()
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
         if forceClose {

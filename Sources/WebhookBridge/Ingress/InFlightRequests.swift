@@ -15,6 +15,9 @@ final class InFlightRequests: Sendable {
 
     func begin() { state.withLock { $0.count += 1 } }
 
+    /// Requests being processed now.
+    var count: Int { state.withLock { $0.count } }
+
     func end() {
         let waiters = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
             state.count -= 1

@@ -29,6 +29,15 @@ public struct BridgeConfig: Sendable {
     public struct Limits: Sendable {
         public var maxBodyBytes = 1_048_576
         public var ackTimeoutMs = 5000
+        /// Extension: a connection must deliver a complete request head within this of opening
+        /// or of its previous answer, else it is closed (idle keep-alive and slow heads alike).
+        public var idleTimeoutMs = 30_000
+        /// Extension: a request's body must arrive within this of its head, else 408 and close.
+        public var bodyTimeoutMs = 30_000
+        /// Extension: requests being processed at once; beyond it, 503 at once.
+        public var maxConcurrentRequests = 4096
+        /// Extension: header fields per request; beyond it, 431.
+        public var maxHeaderCount = 100
     }
 
     /// `idempotency`.

@@ -51,9 +51,16 @@ public enum ConfigLoader {
 
         var limits = BridgeConfig.Limits()
         if let reader = root.object("limits") {
-            reader.rejectUnknownKeys(["maxBodyBytes", "ackTimeoutMs"])
+            reader.rejectUnknownKeys([
+                "maxBodyBytes", "ackTimeoutMs", "bodyTimeoutMs", "idleTimeoutMs", "maxConcurrentRequests",
+                "maxHeaderCount",
+            ])
             if let value = reader.integer("maxBodyBytes", in: 1...(1 << 30)) { limits.maxBodyBytes = value }
             if let value = reader.integer("ackTimeoutMs", in: 1...600_000) { limits.ackTimeoutMs = value }
+            if let value = reader.integer("bodyTimeoutMs", in: 1...3_600_000) { limits.bodyTimeoutMs = value }
+            if let value = reader.integer("idleTimeoutMs", in: 1...86_400_000) { limits.idleTimeoutMs = value }
+            if let value = reader.integer("maxConcurrentRequests", in: 1...1_000_000) { limits.maxConcurrentRequests = value }
+            if let value = reader.integer("maxHeaderCount", in: 1...10_000) { limits.maxHeaderCount = value }
         }
 
         var idempotency = BridgeConfig.Idempotency()
