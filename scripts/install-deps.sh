@@ -5,7 +5,7 @@
 # on PATH already (https://www.swift.org/install/linux/).
 set -euo pipefail
 
-packages=(pkg-config libssl-dev librdkafka-dev libhiredis-dev redis-server)
+packages=(pkg-config openssl libssl-dev librdkafka-dev libhiredis-dev redis-server)
 
 missing=()
 for package in "${packages[@]}"; do

@@ -15,6 +15,8 @@ import WebhookCore
 public struct Bridge: Sendable {
     public let ingress: HTTPIngress
     public let processor: WebhookProcessor
+    /// Set when `listen.tls` is: reloaded with the config on SIGHUP.
+    public let tls: TLSSettings?
     let clients: [RedisClient]
     let sinks: [any EventSink]
     let spool: Spool?
@@ -26,7 +28,7 @@ public struct Bridge: Sendable {
     public static func start(config: BridgeConfig, logger: Logger, metrics: PrometheusCollectorRegistry? = nil) async throws
         -> Bridge
     {
-        try refuseUnimplemented(config, logger: logger)
+        if let problem = sinkProblems(config).first { throw BridgeSetupError(problem) }
         let redis = RedisClients(timeoutMilliseconds: config.limits.ackTimeoutMs, logger: logger)
         var sinks: [String: any EventSink] = [:]
         for sink in config.sinks.values.sorted(by: { $0.name < $1.name }) {
@@ -60,11 +62,12 @@ public struct Bridge: Sendable {
             }
         }
         let processor = WebhookProcessor(config: config, sinks: sinks, store: store, spool: spool, logger: logger)
+        let tls = try config.listen.tls.map { try TLSSettings($0) }
         let ingress = try await HTTPIngress.bind(
             host: config.listen.host, port: config.listen.port, processor: processor,
-            limits: config.limits, logger: logger, metrics: metrics)
+            limits: config.limits, logger: logger, metrics: metrics, tls: tls)
         return Bridge(
-            ingress: ingress, processor: processor, clients: redis.all, sinks: Array(sinks.values), spool: spool,
+            ingress: ingress, processor: processor, tls: tls, clients: redis.all, sinks: Array(sinks.values), spool: spool,
             forwarders: forwarders, logger: logger)
     }
 
@@ -105,18 +108,6 @@ public struct Bridge: Sendable {
         }
     }
 
-    /// Parts of SPEC section 3 that validate but that this version can't serve yet, as
-    /// `json.path: reason`. `serve` refuses a config with any of them (running without an
-    /// allowlist or TLS the config asks for would be worse than not running);
-    /// `check-config` prints them as warnings.
-    public static func unavailableFeatures(_ config: BridgeConfig) -> [String] {
-        var found: [String] = []
-        if config.listen.tls != nil {
-            found.append("listen.tls: TLS is not available in this version yet; terminate TLS in a proxy in front")
-        }
-        return found
-    }
-
     /// Sink settings that validate as JSON but that the sink's library refuses (librdkafka's
     /// properties), as `json.path: reason`; checked offline, without connecting.
     public static func sinkProblems(_ config: BridgeConfig) -> [String] {
@@ -138,11 +129,6 @@ public struct Bridge: Sendable {
         return problems
     }
 
-    static func refuseUnimplemented(_ config: BridgeConfig, logger: Logger) throws {
-        for problem in unavailableFeatures(config) {
-            throw BridgeSetupError(problem)
-        }
-    }
 }
 
 /// One Redis client per URL, shared by the sinks and the idempotency store that name it.

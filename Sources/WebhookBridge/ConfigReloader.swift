@@ -8,12 +8,16 @@ import WebhookCore
 /// log line saying why, and the running one kept.
 public final class ConfigReloader: Service {
     private let processor: WebhookProcessor
+    private let tls: TLSSettings?
     private let load: @Sendable () throws -> BridgeConfig
     private let logger: Logger
 
     /// `load` reads and validates the config file, throwing its problems.
-    public init(processor: WebhookProcessor, logger: Logger, load: @escaping @Sendable () throws -> BridgeConfig) {
+    public init(
+        processor: WebhookProcessor, tls: TLSSettings? = nil, logger: Logger, load: @escaping @Sendable () throws -> BridgeConfig
+    ) {
         self.processor = processor
+        self.tls = tls
         self.load = load
         self.logger = logger
     }
@@ -31,8 +35,9 @@ public final class ConfigReloader: Service {
     public func reload() {
         do {
             let config = try load()
-            let problems = Bridge.sinkProblems(config) + Bridge.unavailableFeatures(config)
+            let problems = Bridge.sinkProblems(config)
             if let problem = problems.first { throw BridgeSetupError(problem) }
+            if let tls, let files = config.listen.tls { try tls.reload(files) }
             try processor.reload(config)
             logger.info("config reloaded", metadata: ["config.sources": "\(config.sources.count)"])
         } catch {

@@ -24,9 +24,6 @@ struct CheckConfig: ParsableCommand {
                     throw ConfigFileError(path: path, problems: sinkProblems.map { ConfigProblem(path: "", message: $0) })
                 }
                 print("\(path): valid")
-                for warning in Bridge.unavailableFeatures(config) {
-                    printError("\(path): warning: \(warning)")
-                }
                 for source in config.sortedSources {
                     let sinks = source.routes.routes.map { route in
                         let types = route.types.map { $0.map(\.description).joined(separator: ",") } ?? "*"

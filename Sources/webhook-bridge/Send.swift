@@ -1,5 +1,6 @@
 import ArgumentParser
 import NIOHTTP1
+import NIOSSL
 import WebhookBridge
 import WebhookCore
 
@@ -7,7 +8,7 @@ import WebhookCore
 struct Send: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Signs a body like sign and POSTs it; prints the status and the answer.",
-        discussion: "Exit 0 on a 2xx answer, 1 otherwise. Plain http:// only in this version."
+        discussion: "Exit 0 on a 2xx answer, 1 otherwise. https:// verifies the server against the system's trust roots."
     )
 
     @Argument(help: "Where to POST, e.g. http://127.0.0.1:8080/webhooks/github.")
@@ -27,7 +28,7 @@ struct Send: AsyncParsableCommand {
     func run() async throws {
         let (body, output) = try signing.sign(url: url ?? target)
         guard let destination = HTTPTarget(output.url ?? target) else {
-            throw ValidationError("\(target): only http://host[:port]/path URLs are supported in this version")
+            throw ValidationError("\(target): not an http(s)://host[:port]/path URL")
         }
         var extra: [(String, String)] = []
         for header in headers {
@@ -49,7 +50,7 @@ struct Send: AsyncParsableCommand {
         do {
             response = try await WebhookClient.send(
                 host: destination.host, port: destination.port, path: destination.path, headers: all, body: body,
-                timeout: .seconds(Int64(timeout)))
+                timeout: .seconds(Int64(timeout)), tls: destination.secure ? .makeClientConfiguration() : nil)
         } catch {
             printError("webhook-bridge: \(target): \(error)")
             throw ExitCode(1)
@@ -60,15 +61,18 @@ struct Send: AsyncParsableCommand {
     }
 }
 
-/// `http://host[:port]/path?query`, split for the client.
+/// `http(s)://host[:port]/path?query`, split for the client.
 struct HTTPTarget {
     let host: String
     let port: Int
     let path: String
+    let secure: Bool
 
     init?(_ url: String) {
-        guard url.hasPrefix("http://") else { return nil }
-        let rest = url.dropFirst(7)
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else { return nil }
+        secure = url.hasPrefix("https://")
+        let defaultPort = secure ? 443 : 80
+        let rest = url.dropFirst(secure ? 8 : 7)
         let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
         var authority = rest[..<slash]
         if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
@@ -77,7 +81,7 @@ struct HTTPTarget {
         if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
             host = String(authority[authority.index(after: authority.startIndex)..<close])
             let after = authority[authority.index(after: close)...]
-            guard after.isEmpty || after.hasPrefix(":"), let port = after.isEmpty ? 80 : Int(after.dropFirst()) else {
+            guard after.isEmpty || after.hasPrefix(":"), let port = after.isEmpty ? defaultPort : Int(after.dropFirst()) else {
                 return nil
             }
             self.port = port
@@ -87,7 +91,7 @@ struct HTTPTarget {
             self.port = port
         } else {
             host = String(authority)
-            port = 80
+            port = defaultPort
         }
         if host.isEmpty { return nil }
     }

@@ -33,7 +33,7 @@ struct Serve: AsyncParsableCommand {
         }
         do {
             let bridge = try await Bridge.start(config: bridgeConfig, logger: logger, metrics: PrometheusExport.bootstrap())
-            let reloader = ConfigReloader(processor: bridge.processor, logger: logger) {
+            let reloader = ConfigReloader(processor: bridge.processor, tls: bridge.tls, logger: logger) {
                 do throws(ConfigFileError) {
                     return try loadConfig(path: path)
                 } catch {

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// A minimal HTTP/1.1 client: one request per connection, the whole answer collected. It is
 /// what `webhook-bridge send` posts with and what the tests talk to the server through.
@@ -24,13 +25,19 @@ public enum WebhookClient {
     /// closed and the call throws.
     public static func send(
         host: String, port: Int, method: HTTPMethod = .POST, path: String, headers: [(String, String)] = [],
-        body: [UInt8] = [], chunked: Bool = false, timeout: TimeAmount = .seconds(30),
+        body: [UInt8] = [], chunked: Bool = false, timeout: TimeAmount = .seconds(30), tls: TLSConfiguration? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
+        let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(host: host, port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : host))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
                         wrappingChannelSynchronously: channel)

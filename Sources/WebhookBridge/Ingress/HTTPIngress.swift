@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Prometheus
 import ServiceLifecycle
 import WebhookCore
@@ -35,7 +36,7 @@ public final class HTTPIngress: Service {
     /// Binds `host:port`; throws ``BridgeSetupError`` when the address can't be taken.
     public static func bind(
         host: String, port: Int, processor: WebhookProcessor, limits: BridgeConfig.Limits, logger: Logger,
-        metrics: PrometheusCollectorRegistry? = nil,
+        metrics: PrometheusCollectorRegistry? = nil, tls: TLSSettings? = nil,
         drainTimeout: Duration = .seconds(10),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> HTTPIngress {
@@ -48,6 +49,9 @@ public final class HTTPIngress: Service {
             .childChannelInitializer { channel in
                 inFlight.track(channel)
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                         withPipeliningAssistance: true, withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(
