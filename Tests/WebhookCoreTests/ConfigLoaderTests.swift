@@ -210,3 +210,34 @@ struct ConfigLoaderTests {
         #expect(config.sources["s"]?.routes.sinks(forType: "charge.failed") == ["jobs"])
     }
 }
+
+@Suite("Config loader under random input")
+struct ConfigFuzzTests {
+    @Test("random and mutated documents: a config or a list of problems, never a crash")
+    func fuzz() {
+        var generator = SystemRandomNumberGenerator()
+        let seed = Array(ConfigLoaderTests.minimal.utf8)
+        let alphabet = Array(#"{}[]":,${}-0123456789.eE truefalsnul\"#.utf8)
+        for round in 0..<3000 {
+            var bytes = seed
+            if round % 3 == 0 {
+                bytes = (0..<Int.random(in: 0..<200, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            } else {
+                for _ in 0..<Int.random(in: 1...8, using: &generator) {
+                    let position = Int.random(in: 0..<bytes.count, using: &generator)
+                    switch Int.random(in: 0..<3, using: &generator) {
+                    case 0: bytes[position] = alphabet.randomElement(using: &generator)!
+                    case 1: bytes.remove(at: position)
+                    default: bytes.insert(alphabet.randomElement(using: &generator)!, at: position)
+                    }
+                    if bytes.isEmpty { bytes = [0x7B] }
+                }
+            }
+            do {
+                _ = try ConfigLoader.load(bytes, environment: ["GITHUB_SECRET": "s"])
+            } catch {
+                #expect(!error.problems.isEmpty)
+            }
+        }
+    }
+}

@@ -103,6 +103,9 @@ public final class WebhookProcessor: Sendable {
         let request = WebhookRequest(headers: headers, body: body, uri: uri, receivedAt: receivedAt)
         var logger = self.logger
         logger[metadataKey: "webhook.source"] = "\(source.config.name)"
+        // The provider's request id when it sends one, so a log line can be matched with the
+        // provider's delivery log; else one of ours.
+        logger[metadataKey: "http.request_id"] = "\(headers.first(name: "X-Request-Id") ?? Self.requestID())"
 
         // Verify.
         let verified: VerifiedWebhook
@@ -185,6 +188,15 @@ public final class WebhookProcessor: Sendable {
         await commit(key, logger: logger)
         return BridgeAnswer.event(.accepted, id: event.id, "queued")
     }
+
+    private static let requestCounter = Atomic<UInt64>(0)
+
+    /// A process-unique request id: a random prefix per process and a counter.
+    static func requestID() -> String {
+        "\(processPrefix)-\(requestCounter.add(1, ordering: .relaxed).oldValue)"
+    }
+
+    private static let processPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
 
     private func commit(_ key: IdempotencyKey, logger: Logger) async {
         do {
