@@ -78,6 +78,7 @@ let package = Package(
             dependencies: [
                 "WebhookCore",
                 "FileSink",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

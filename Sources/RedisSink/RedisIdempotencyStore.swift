@@ -30,6 +30,8 @@ public final class RedisIdempotencyStore: IdempotencyStore {
         self.prefix = prefix
     }
 
+    public var isReady: Bool { client.isReachable }
+
     func redisKey(_ key: IdempotencyKey) -> [UInt8] {
         Array("\(prefix)\(key.source.utf8.count):\(key.source):\(key.id)".utf8)
     }

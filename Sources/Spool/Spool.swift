@@ -1,5 +1,6 @@
 import FileSink
 import Logging
+import Metrics
 import NIOCore
 import Synchronization
 import WebhookCore
@@ -134,6 +135,7 @@ public final class Spool: Sendable {
             }
             throw Failure(description: "\(error)", isFull: false)
         }
+        Gauge(label: "webhook.spool.bytes").record(bytes)
         signals[sink]?.yield()
     }
 
@@ -143,6 +145,7 @@ public final class Spool: Sendable {
         CloudEventJSON.appendLine(
             event, to: &line, dataAsBase64: true, extensions: [("deadlettersink", sink), ("deadletterreason", reason)])
         _ = try await appender.append(line, to: deadLetterPath)
+        Counter(label: "webhook.dead_letters", dimensions: [("sink.name", sink)]).increment()
         logger.warning(
             "dead-lettered", metadata: ["sink.name": "\(sink)", "webhook.id": "\(event.id)", "sink.error": "\(reason)"])
     }
@@ -192,6 +195,13 @@ public final class Spool: Sendable {
             let size = Self.size(of: path)
             if unlink(path) == 0 { state.withLock { $0.bytes -= Int(size) } }
         }
+        Gauge(label: "webhook.spool.bytes").record(bytes)
+        let backlog = state.withLock { state -> Int64 in
+            guard let queue = state.queues[sink] else { return 0 }
+            return queue.cursor < queue.end
+                ? Int64(queue.end.segment - queue.cursor.segment) * segmentBytes + queue.end.offset - queue.cursor.offset : 0
+        }
+        Gauge(label: "webhook.spool.backlog_bytes", dimensions: [("sink.name", sink)]).record(backlog)
     }
 
     /// Stops accepting and closes the files.

@@ -95,6 +95,7 @@ struct CLITests {
         #expect(samples[#"webhook_requests{webhook_source="gh",http_status="200"}"#] == 1)
         #expect(samples[#"webhook_requests{webhook_source="gh",http_status="401"}"#] == 1)
         #expect(samples[#"webhook_sink_deliveries{sink_name="archive",sink_result="ok"}"#] == 1)
+        #expect(samples[#"webhook_idempotency{webhook_source="gh",webhook_outcome="new"}"#] == 1)
 
         server.terminate()  // SIGTERM
         server.waitUntilExit()

@@ -60,6 +60,17 @@ struct HardeningTests {
         }
     }
 
+    @Test("a header over NIO's 80 KiB limit gets 400 and the connection is closed")
+    func hugeHeader() async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            let connection = try KeepAliveConnection(port: bridge.port)
+            try connection.sendRaw("POST /gh HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "a", count: 90_000))\r\n\r\n")
+            let answer = try await offThePool { connection.readUntilClosed() }
+            #expect(answer.text.hasPrefix("HTTP/1.1 400"), "\(answer.text.prefix(100))")
+            #expect(answer.closedByServer)
+        }
+    }
+
     @Test("random bytes on the socket: an answer or a close, never a crash; the server keeps serving")
     func garbage() async throws {
         try await RunningBridge.with(config: Self.config) { bridge in

@@ -83,7 +83,7 @@ public final class WebhookProcessor: Sendable {
 
     /// True while every sink that can decide an answer is ready (`/readyz`).
     public var requiredSinksReady: Bool {
-        sinks.values.allSatisfy { !requiredSinks.contains($0.name) || $0.isReady }
+        store.isReady && sinks.values.allSatisfy { !requiredSinks.contains($0.name) || $0.isReady }
     }
 
     /// Handles one POST to a source path; counts `webhook.requests` by source and status.
@@ -143,15 +143,27 @@ public final class WebhookProcessor: Sendable {
 
         // Deduplicate.
         let key = IdempotencyKey(source: event.source, id: event.id)
+        let outcome: ReservationOutcome
         do {
-            switch try await store.reserve(key) {
-            case .reserved: break
-            case .duplicate: return .event(.ok, id: event.id, "duplicate")
-            case .inProgress: return .inProgress
-            }
+            outcome = try await store.reserve(key)
         } catch {
             logger.error("idempotency store failed", metadata: ["webhook.error": "\(error)"])
+            Counter(label: "webhook.idempotency", dimensions: [("webhook.source", event.source), ("webhook.outcome", "failed")])
+                .increment()
             return .unavailable
+        }
+        let outcomeName: String
+        switch outcome {
+        case .reserved: outcomeName = "new"
+        case .duplicate: outcomeName = "duplicate"
+        case .inProgress: outcomeName = "in_progress"
+        }
+        Counter(label: "webhook.idempotency", dimensions: [("webhook.source", event.source), ("webhook.outcome", outcomeName)])
+            .increment()
+        switch outcome {
+        case .reserved: break
+        case .duplicate: return .event(.ok, id: event.id, "duplicate")
+        case .inProgress: return .inProgress
         }
 
         // Route and deliver. A required sink with a spool backlog gets the event through the

@@ -32,4 +32,10 @@ public protocol IdempotencyStore: Sendable {
     func commit(_ key: IdempotencyKey) async throws
     /// Frees a reservation that did not end in a durable event.
     func release(_ key: IdempotencyKey) async
+    /// False while the store can't be reached (`/readyz`).
+    var isReady: Bool { get }
+}
+
+extension IdempotencyStore {
+    public var isReady: Bool { true }
 }
