@@ -86,3 +86,55 @@ extension String {
         return slice
     }
 }
+
+/// A header holding a timestamp and hex signatures as `key=value` items, as Stripe
+/// (`t=…,v1=…`) and Paddle (`ts=…;h1=…`) send: verifies that one signature is the HMAC-SHA256
+/// of `timestamp + separator + body` with one of the secrets, then the timestamp's age (stale
+/// only, as both providers' SDKs check). Returns the matching secret's index.
+func verifyTimestampedHeader(
+    _ request: WebhookRequest, header name: String, itemSeparator: Character, timestampKey: Substring, signatureKey: Substring,
+    contentSeparator: String, keyring: HMACKeyring, tolerance: Int
+) throws(VerificationFailure) -> Int {
+    guard let header = request.headers.first(name: name) else { throw .missing("\(name) is missing") }
+    var timestamp: String?
+    var signatures: [[UInt8]] = []
+    for item in header.split(separator: itemSeparator) {
+        let pair = item.split(separator: "=", maxSplits: 1)
+        guard pair.count == 2 else { continue }
+        switch pair[0].trimmingCharacters {
+        case timestampKey: timestamp = timestamp ?? String(pair[1])
+        case signatureKey:
+            if signatures.count < maximumSignatureCandidates, let mac = Hex.decode(pair[1]) { signatures.append(mac) }
+        default: continue
+        }
+    }
+    guard let timestamp, Int64(timestamp) != nil, !signatures.isEmpty else {
+        throw .invalid("\(name) has no \(timestampKey)= timestamp or no \(signatureKey)= signature")
+    }
+    let parts: [SignedPart] = [.text(timestamp + contentSeparator), .bytes(request.body)]
+    guard let index = keyring.firstMatch(.sha256, parts, candidates: signatures) else {
+        throw .invalid("\(name) matches no secret")
+    }
+    try checkTimestamp(
+        timestamp, header: "\(name) \(timestampKey)", tolerance: tolerance, now: request.receivedAt, direction: .pastOnly)
+    return index
+}
+
+/// Slack's and Zoom's `v0=<hex HMAC-SHA256 of "v0:<ts>:<body>">` with the timestamp in its
+/// own header, refused outside the tolerance either way. Returns the matching secret's index.
+func verifyV0Signature(
+    _ request: WebhookRequest, signatureHeader: String, timestampHeader: String, keyring: HMACKeyring, tolerance: Int
+) throws(VerificationFailure) -> Int {
+    guard let header = request.headers.first(name: signatureHeader) else { throw .missing("\(signatureHeader) is missing") }
+    guard let timestamp = request.headers.first(name: timestampHeader) else { throw .missing("\(timestampHeader) is missing") }
+    guard header.hasPrefix("v0="), let signature = Hex.decode(header.dropFirst(3)) else {
+        throw .invalid("\(signatureHeader) is not v0=<hex>")
+    }
+    guard Int64(timestamp) != nil else { throw .invalid("\(timestampHeader) is not a UNIX timestamp") }
+    guard let index = keyring.firstMatch(.sha256, [.text("v0:\(timestamp):"), .bytes(request.body)], candidates: [signature])
+    else {
+        throw .invalid("\(signatureHeader) matches no secret")
+    }
+    try checkTimestamp(timestamp, header: timestampHeader, tolerance: tolerance, now: request.receivedAt)
+    return index
+}

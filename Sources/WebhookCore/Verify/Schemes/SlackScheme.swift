@@ -13,19 +13,9 @@ public struct SlackScheme: WebhookScheme {
     }
 
     public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
-        guard let header = request.headers.first(name: "X-Slack-Signature") else {
-            throw .missing("X-Slack-Signature is missing")
-        }
-        guard let timestamp = request.headers.first(name: "X-Slack-Request-Timestamp") else {
-            throw .missing("X-Slack-Request-Timestamp is missing")
-        }
-        guard header.hasPrefix("v0="), let signature = Hex.decode(header.dropFirst(3)) else {
-            throw .invalid("X-Slack-Signature is not v0=<hex>")
-        }
-        guard Int64(timestamp) != nil else { throw .invalid("X-Slack-Request-Timestamp is not a UNIX timestamp") }
-        guard let index = keyring.firstMatch(.sha256, [.text("v0:\(timestamp):"), .bytes(request.body)], candidates: [signature])
-        else { throw .invalid("X-Slack-Signature matches no secret") }
-        try checkTimestamp(timestamp, header: "X-Slack-Request-Timestamp", tolerance: tolerance, now: request.receivedAt)
+        let index = try verifyV0Signature(
+            request, signatureHeader: "X-Slack-Signature", timestampHeader: "X-Slack-Request-Timestamp", keyring: keyring,
+            tolerance: tolerance)
 
         let json = request.bodyJSON
         if json?["type"]?.scalarText == "url_verification", let challenge = json?["challenge"]?.scalarText {

@@ -12,27 +12,9 @@ public struct StripeScheme: WebhookScheme {
     }
 
     public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
-        guard let header = request.headers.first(name: "Stripe-Signature") else { throw .missing("Stripe-Signature is missing") }
-        var timestamp: String?
-        var signatures: [[UInt8]] = []
-        for item in header.split(separator: ",") {
-            let pair = item.split(separator: "=", maxSplits: 1)
-            guard pair.count == 2 else { continue }
-            switch pair[0].trimmingCharacters {
-            case "t": timestamp = timestamp ?? String(pair[1])
-            case "v1": if signatures.count < maximumSignatureCandidates, let mac = Hex.decode(pair[1]) { signatures.append(mac) }
-            default: continue
-            }
-        }
-        guard let timestamp, Int64(timestamp) != nil, !signatures.isEmpty else {
-            throw .invalid("Stripe-Signature has no t= timestamp or no v1= signature")
-        }
-        guard let index = keyring.firstMatch(.sha256, [.text("\(timestamp)."), .bytes(request.body)], candidates: signatures)
-        else {
-            throw .invalid("Stripe-Signature matches no secret")
-        }
-        try checkTimestamp(
-            timestamp, header: "Stripe-Signature t", tolerance: tolerance, now: request.receivedAt, direction: .pastOnly)
+        let index = try verifyTimestampedHeader(
+            request, header: "Stripe-Signature", itemSeparator: ",", timestampKey: "t", signatureKey: "v1", contentSeparator: ".",
+            keyring: keyring, tolerance: tolerance)
         let json = request.bodyJSON
         return VerifiedWebhook(id: json?["id"]?.scalarText, type: json?["type"]?.scalarText, keyIndex: index)
     }

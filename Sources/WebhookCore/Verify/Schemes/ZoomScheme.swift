@@ -13,17 +13,9 @@ public struct ZoomScheme: WebhookScheme {
     }
 
     public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
-        guard let header = request.headers.first(name: "x-zm-signature") else { throw .missing("x-zm-signature is missing") }
-        guard let timestamp = request.headers.first(name: "x-zm-request-timestamp") else {
-            throw .missing("x-zm-request-timestamp is missing")
-        }
-        guard header.hasPrefix("v0="), let signature = Hex.decode(header.dropFirst(3)) else {
-            throw .invalid("x-zm-signature is not v0=<hex>")
-        }
-        guard Int64(timestamp) != nil else { throw .invalid("x-zm-request-timestamp is not a UNIX timestamp") }
-        guard let index = keyring.firstMatch(.sha256, [.text("v0:\(timestamp):"), .bytes(request.body)], candidates: [signature])
-        else { throw .invalid("x-zm-signature matches no secret") }
-        try checkTimestamp(timestamp, header: "x-zm-request-timestamp", tolerance: tolerance, now: request.receivedAt)
+        let index = try verifyV0Signature(
+            request, signatureHeader: "x-zm-signature", timestampHeader: "x-zm-request-timestamp", keyring: keyring,
+            tolerance: tolerance)
 
         let json = request.bodyJSON
         let event = json?["event"]?.scalarText
