@@ -1,9 +1,17 @@
 import Foundation
+import Synchronization
 
-/// `webhook-bridge serve` as a child process, for tests that kill it.
-public final class BridgeProcess {
+/// `webhook-bridge serve` as a child process, for tests that kill or signal it. Its log is
+/// drained continuously (so it never blocks on a full pipe) and can be waited on.
+public final class BridgeProcess: @unchecked Sendable {
     private let process = Process()
     private let log = Pipe()
+    private final class Log: Sendable {
+        let text = Mutex("")
+        let arrived = DispatchSemaphore(value: 0)
+    }
+    private let collected = Log()
+    private var arrived: DispatchSemaphore { collected.arrived }
 
     /// Starts the server on `config` and returns once it logs that it listens.
     public init(config: String, environment: [String: String] = [:]) throws {
@@ -12,20 +20,48 @@ public final class BridgeProcess {
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardError = log
         try process.run()
-        var seen = ""
-        while !seen.contains("listening") {
-            let chunk = log.fileHandleForReading.availableData
-            if chunk.isEmpty { throw ServerError("webhook-bridge exited: \(seen)") }
-            seen += String(decoding: chunk, as: UTF8.self)
+        let handle = log.fileHandleForReading
+        let collected = self.collected
+        Thread {
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                collected.text.withLock { $0 += String(decoding: chunk, as: UTF8.self) }
+                collected.arrived.signal()
+            }
+            collected.arrived.signal()
+        }.start()
+        guard waitForLog("listening", after: 0) else { throw ServerError("webhook-bridge did not start: \(logText)") }
+    }
+
+    /// Everything the server logged so far.
+    public var logText: String { collected.text.withLock { $0 } }
+
+    /// Waits (up to 30 s) until `needle` appears in the log after character `offset`.
+    public func waitForLog(_ needle: String, after offset: Int) -> Bool {
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            let found = collected.text.withLock { String($0.dropFirst(offset)).contains(needle) }
+            if found { return true }
+            if !process.isRunning && !collected.text.withLock({ String($0.dropFirst(offset)).contains(needle) }) { return false }
+            _ = arrived.wait(timeout: .now() + 1)
         }
-        log.fileHandleForReading.readabilityHandler = { handle in _ = handle.availableData }
+        return false
+    }
+
+    /// Sends SIGHUP and returns once the server logged the outcome (true: reloaded).
+    @discardableResult
+    public func reload() -> Bool {
+        let offset = collected.text.withLock { $0.count }
+        kill(process.processIdentifier, SIGHUP)
+        guard waitForLog("config reload", after: offset) else { return false }
+        return collected.text.withLock { String($0.dropFirst(offset)).contains("config reloaded") }
     }
 
     /// SIGKILL: no graceful anything.
     public func kill9() {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
-        log.fileHandleForReading.readabilityHandler = nil
     }
 
     deinit { if process.isRunning { kill9() } }

@@ -8,9 +8,11 @@ import WebhookCore
 @Suite("TLS termination")
 struct TLSTests {
     /// A self-signed certificate for 127.0.0.1 made with openssl for this test.
-    static func makeCertificate(in directory: TemporaryDirectory) throws -> (certificate: String, key: String) {
-        let certificate = directory.file("cert.pem")
-        let key = directory.file("key.pem")
+    static func makeCertificate(in directory: TemporaryDirectory, name: String = "cert") throws -> (
+        certificate: String, key: String
+    ) {
+        let certificate = directory.file("\(name).pem")
+        let key = directory.file("\(name)-key.pem")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
         process.arguments = [
@@ -75,5 +77,47 @@ struct TLSTests {
         } throws: { error in
             "\(error)".hasPrefix("listen.tls.certificate: cannot load")
         }
+    }
+
+    @Test("SIGHUP loads a renewed certificate: new connections get it")
+    func reloadCertificate() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let first = try Self.makeCertificate(in: directory, name: "first")
+        let second = try Self.makeCertificate(in: directory, name: "second")
+        let live = (certificate: directory.file("live.pem"), key: directory.file("live-key.pem"))
+        func install(_ pair: (certificate: String, key: String)) throws {
+            for (from, to) in [(pair.certificate, live.certificate), (pair.key, live.key)] {
+                try? FileManager.default.removeItem(atPath: to)
+                try FileManager.default.copyItem(atPath: from, toPath: to)
+            }
+        }
+        try install(first)
+        let port = try RedisServer.freePort()
+        let config = directory.file("config.json")
+        try Data(
+            """
+            {"listen": {"host": "127.0.0.1", "port": \(port), "tls": {"certificate": "\(live.certificate)", "privateKey": "\(live.key)"}},
+             "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
+             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "none"}, "sinks": ["archive"]}}}
+            """.utf8
+        ).write(to: URL(fileURLWithPath: config))
+        let bridge = try BridgeProcess(config: config)
+        func status(trusting pair: (certificate: String, key: String)) async -> UInt? {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            guard let roots = try? NIOSSLCertificate.fromPEMFile(pair.certificate) else { return nil }
+            tls.trustRoots = .certificates(roots)
+            return try? await WebhookClient.send(
+                host: "127.0.0.1", port: port, path: "/gh", body: Array("{}".utf8), timeout: .seconds(5), tls: tls
+            )
+            .status.code
+        }
+        #expect(await status(trusting: first) == 200)
+        #expect(await status(trusting: second) == nil)
+        try install(second)
+        #expect(try await offThePool { bridge.reload() })
+        #expect(await status(trusting: second) == 200)
+        #expect(await status(trusting: first) == nil)
+        bridge.kill9()
     }
 }
