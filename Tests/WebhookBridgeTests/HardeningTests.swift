@@ -8,7 +8,7 @@ import WebhookCore
 struct HardeningTests {
     static let config = """
         {"listen": {"host": "127.0.0.1", "port": 0},
-         "limits": {"idleTimeoutMs": 300, "bodyTimeoutMs": 300, "maxHeaderCount": 20},
+         "limits": {"idleTimeoutMs": 1000, "bodyTimeoutMs": 1000, "maxHeaderCount": 20},
          "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
          "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
         """
