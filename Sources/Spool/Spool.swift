@@ -39,6 +39,9 @@ public final class Spool: Sendable {
         let headers: [String]
         var cursor: Position
         var end: Position
+        /// The final size of each segment appends have moved on from. A reader may leave a
+        /// segment only at its sealed end: before that, an append to it may still be in flight.
+        var sealedEnds: [Int: Int64] = [:]
     }
 
     private let directory: String
@@ -77,7 +80,11 @@ public final class Spool: Sendable {
             let end = Position(segment: last, offset: Self.size(of: Self.segmentPath(folder, last)))
             if cursor > end { cursor = end }
             for segment in segments { bytes += Int(Self.size(of: Self.segmentPath(folder, segment))) }
-            queues[sink] = Queue(name: sink, directory: folder, headers: headers, cursor: cursor, end: end)
+            var queue = Queue(name: sink, directory: folder, headers: headers, cursor: cursor, end: end)
+            for segment in segments where segment < last {
+                queue.sealedEnds[segment] = Self.size(of: Self.segmentPath(folder, segment))
+            }
+            queues[sink] = queue
             let (stream, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
             signals[sink] = continuation
             wakeups[sink] = stream
@@ -111,7 +118,10 @@ public final class Spool: Sendable {
         // Reserve the room and pick the segment under the lock; rotate when it is big enough.
         let path: String? = state.withLock { state in
             guard state.bytes + size <= maxBytes, var queue = state.queues[sink] else { return nil }
-            if queue.end.offset >= segmentBytes { queue.end = Position(segment: queue.end.segment + 1, offset: 0) }
+            if queue.end.offset >= segmentBytes {
+                queue.sealedEnds[queue.end.segment] = queue.end.offset
+                queue.end = Position(segment: queue.end.segment + 1, offset: 0)
+            }
             queue.end.offset += Int64(size)
             state.queues[sink] = queue
             state.bytes += size
@@ -128,10 +138,13 @@ public final class Spool: Sendable {
             // (it reads lines, not offsets).
             state.withLock { state in
                 state.bytes -= size
-                if var queue = state.queues[sink], Self.segmentPath(queue.directory, queue.end.segment) == path {
+                guard var queue = state.queues[sink] else { return }
+                if Self.segmentPath(queue.directory, queue.end.segment) == path {
                     queue.end.offset -= Int64(size)
-                    state.queues[sink] = queue
+                } else if let segment = queue.sealedEnds.keys.first(where: { Self.segmentPath(queue.directory, $0) == path }) {
+                    queue.sealedEnds[segment]! -= Int64(size)
                 }
+                state.queues[sink] = queue
             }
             throw Failure(description: "\(error)", isFull: false)
         }
@@ -170,8 +183,8 @@ public final class Spool: Sendable {
                     continue
                 }
             }
-            // The end of this segment: move on to the next one, if there is one.
-            guard queue.cursor.segment < queue.end.segment else { return nil }
+            // The end of what is written: move on only from a sealed segment read to its end.
+            guard let sealed = queue.sealedEnds[queue.cursor.segment], queue.cursor.offset >= sealed else { return nil }
             let finished = queue.cursor.segment
             queue.cursor = Position(segment: finished + 1, offset: 0)
             try advance(sink, to: queue.cursor)
@@ -185,6 +198,7 @@ public final class Spool: Sendable {
             guard var queue = state.queues[sink] else { return ("", []) }
             let old = queue.cursor.segment
             queue.cursor = position
+            for segment in old..<position.segment { queue.sealedEnds[segment] = nil }
             state.queues[sink] = queue
             return (queue.directory, Array(old..<position.segment))
         }
