@@ -2,7 +2,7 @@
 CONFIG ?= config.example.json
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps build run test check-config format clean
+.PHONY: deps build run test bench bench-smoke check-config format clean
 
 deps:
 	@bash scripts/install-deps.sh
@@ -17,6 +17,14 @@ run: deps
 test: deps
 	swift build $(SWIFT_BUILD_FLAGS) --build-tests
 	swift test $(SWIFT_BUILD_FLAGS) --skip-build
+
+# Side by side with nginx and a Python receiver (bench/bench.py); results in .build-bench/run.
+bench:
+	bash bench/run.sh
+
+# One-second runs that check the benchmark works (CI); no timings are judged.
+bench-smoke:
+	bash bench/run.sh --smoke
 
 check-config: deps
 	swift package check-webhook-config $(CONFIG)

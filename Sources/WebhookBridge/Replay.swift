@@ -24,10 +24,13 @@ public enum Replay {
         let group = ServiceGroup(services: services, logger: logger)
         let running = Task { try await group.run() }
         var report = Report()
+        let metrics = SinkMetrics(sink: sink.name)
         for (index, line) in lines.enumerated() where !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) {
             do {
                 let event = try CloudEventJSON.decode(line)
-                switch await deliverWithDeadline(event, to: sink, milliseconds: config.limits.ackTimeoutMs) {
+                switch await deliverWithDeadline(
+                    event, to: sink, milliseconds: config.limits.ackTimeoutMs, metrics: metrics)
+                {
                 case .success: report.delivered += 1
                 case .failure(let error): report.failed.append((index + 1, error.reason))
                 }

@@ -187,12 +187,19 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// How long a rejected client may keep sending before the connection is closed.
     static let lingerAfterRejection = TimeAmount.seconds(2)
 
+    /// Requests of this connection run their tasks on its event loop (see
+    /// ``EventLoopTaskExecutor``); made with the first request.
+    private var executor: EventLoopTaskExecutor?
+
     private func process(head: HTTPRequestHead, path: String, body: ByteBuffer, context: ChannelHandlerContext) {
         let processor = self.processor
         let promise = context.eventLoop.makePromise(of: BridgeAnswer.self)
         inFlight.begin()
-        promise.completeWithTask {
-            await processor.handle(path: path, uri: head.uri, headers: head.headers, body: body)
+        let executor = self.executor ?? EventLoopTaskExecutor(context.eventLoop)
+        self.executor = executor
+        Task(executorPreference: executor) {
+            promise.succeed(
+                await processor.handle(path: path, uri: head.uri, headers: head.headers, body: body, on: executor))
         }
         let inFlight = self.inFlight
         promise.futureResult.assumeIsolated().whenComplete { result in

@@ -1,4 +1,5 @@
 import Metrics
+import NIOCore
 import Synchronization
 import WebhookCore
 
@@ -7,20 +8,19 @@ import WebhookCore
 ///
 /// The delivery is not awaited past the deadline (a task group would have to wait for it),
 /// so a stuck sink can't hold the provider's request; a late acknowledgement is only logged
-/// by the sink, and the provider's retry carries the same event id.
+/// by the sink, and the provider's retry carries the same event id. The delivery runs in a
+/// task on `executor`'s event loop and the deadline is a timer on that loop: both cheap
+/// when the caller runs there too, as a request does.
 func deliverWithDeadline(
-    _ event: WebhookEvent, to sink: any EventSink, milliseconds: Int
+    _ event: WebhookEvent, to sink: any EventSink, milliseconds: Int, metrics: SinkMetrics,
+    on executor: EventLoopTaskExecutor = .shared
 ) async -> Result<DeliveryReceipt, SinkError> {
     await withCheckedContinuation { (continuation: CheckedContinuation<Result<DeliveryReceipt, SinkError>, Never>) in
         let pending = ResumeOnce(continuation)
-        let timer = Task {
-            try? await Task.sleep(for: .milliseconds(milliseconds))
-            if !Task.isCancelled, let waiting = pending.take() {
-                waiting.resume(returning: .failure(.timedOut(sink: sink.name, afterMilliseconds: milliseconds)))
-            }
+        let timer = executor.eventLoop.scheduleTask(in: .milliseconds(Int64(milliseconds))) {
+            pending.take()?.resume(returning: .failure(.timedOut(sink: sink.name, afterMilliseconds: milliseconds)))
         }
-        Task {
-            let metrics = SinkMetrics(sink: sink.name)
+        Task(executorPreference: executor) {
             metrics.inFlight.increment()
             let started = ContinuousClock.now
             let result: Result<DeliveryReceipt, SinkError>
@@ -34,7 +34,7 @@ func deliverWithDeadline(
             metrics.inFlight.decrement()
             metrics.record(result, after: ContinuousClock.now - started)
             timer.cancel()
-            if let waiting = pending.take() { waiting.resume(returning: result) }
+            pending.take()?.resume(returning: result)
         }
     }
 }
@@ -51,23 +51,28 @@ private final class ResumeOnce<T: Sendable>: Sendable {
 /// Per-sink delivery metrics: `webhook.sink.deliveries` by result (`ok`, `failed`,
 /// `rejected`), `webhook.sink.latency` and `webhook.sink.in_flight`. Deliveries are counted
 /// when the sink answers, so one acknowledged after the deadline still counts as `ok`.
-struct SinkMetrics {
-    let sink: String
+/// Made once per sink and owner: making the handles is the expensive part.
+final class SinkMetrics: Sendable {
     let inFlight: Meter
+    private let ok: Counter
+    private let failed: Counter
+    private let rejected: Counter
+    private let latency: Timer
 
     init(sink: String) {
-        self.sink = sink
         self.inFlight = Meter(label: "webhook.sink.in_flight", dimensions: [("sink.name", sink)])
+        self.ok = Counter(label: "webhook.sink.deliveries", dimensions: [("sink.name", sink), ("sink.result", "ok")])
+        self.failed = Counter(label: "webhook.sink.deliveries", dimensions: [("sink.name", sink), ("sink.result", "failed")])
+        self.rejected = Counter(
+            label: "webhook.sink.deliveries", dimensions: [("sink.name", sink), ("sink.result", "rejected")])
+        self.latency = Timer(label: "webhook.sink.latency", dimensions: [("sink.name", sink)])
     }
 
     func record(_ result: Result<DeliveryReceipt, SinkError>, after duration: Duration) {
-        let outcome: String
         switch result {
-        case .success: outcome = "ok"
-        case .failure(let error): outcome = error.isPermanent ? "rejected" : "failed"
+        case .success: ok.increment()
+        case .failure(let error): (error.isPermanent ? rejected : failed).increment()
         }
-        Counter(label: "webhook.sink.deliveries", dimensions: [("sink.name", sink), ("sink.result", outcome)]).increment()
-        Timer(label: "webhook.sink.latency", dimensions: [("sink.name", sink)]).recordNanoseconds(
-            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        latency.recordNanoseconds(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 }

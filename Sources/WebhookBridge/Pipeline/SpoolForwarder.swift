@@ -27,6 +27,7 @@ final class SpoolForwarder: Service {
     }
 
     private func forward() async {
+        let metrics = SinkMetrics(sink: sink.name)
         var backoff: Duration = .milliseconds(100)
         var wakeups = spool.wakeups[sink.name]?.makeAsyncIterator()
         while !Task.isCancelled {
@@ -43,7 +44,7 @@ final class SpoolForwarder: Service {
                 if await wakeups?.next() == nil { return }
                 continue
             }
-            switch await deliverWithDeadline(event, to: sink, milliseconds: ackTimeoutMs) {
+            switch await deliverWithDeadline(event, to: sink, milliseconds: ackTimeoutMs, metrics: metrics) {
             case .success:
                 backoff = .milliseconds(100)
                 try? spool.advance(sink.name, to: position)

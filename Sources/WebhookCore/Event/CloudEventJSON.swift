@@ -50,8 +50,15 @@ public enum CloudEventJSON {
             out.writeString(",\"data\":")
             // Valid JSON holds CR and LF only as whitespace between tokens, so dropping them
             // keeps the value intact and the line one line.
-            for byte in event.data.readableBytesView where byte != 0x0A && byte != 0x0D {
-                out.writeInteger(byte)
+            // Copied in runs between the dropped bytes: byte by byte, this loop was a sixth of
+            // the CPU a file sink's request took.
+            event.data.withUnsafeReadableBytes { bytes in
+                var start = 0
+                for (index, byte) in bytes.enumerated() where byte == 0x0A || byte == 0x0D {
+                    if index > start { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start..<index])) }
+                    start = index + 1
+                }
+                if bytes.count > start { out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[start...])) }
             }
         } else {
             out.writeString(",\"data_base64\":\"")

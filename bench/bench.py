@@ -1,0 +1,366 @@
+#!/usr/bin/env python3
+"""`make bench`: webhook-bridge side by side with nginx and a Python receiver, in one run.
+
+Every target gets the same load from wrk on loopback: 1 KiB JSON events, each with its own id
+and a Standard Webhooks signature (bench/standard-webhooks.lua). For each target it measures
+the requests/s and latency at full load (64 connections), the p99 at half that rate (paced
+connections), the peak RSS of its processes, and, for the bridge, the time from exec to a
+200 on /readyz. It prints a Markdown table and the budget of issue 7.
+
+The targets:
+- nginx answering 200 to every POST: the machine's HTTP ceiling.
+- bench/receiver.py: FastAPI + standardwebhooks + confluent-kafka, answering after the delivery
+  report (acks=all), two uvicorn workers, one per core.
+- webhook-bridge (release build) with the same verification and a Kafka sink on the same
+  broker: librdkafka's mock cluster in its own process (bench/kafka-mock.c).
+- webhook-bridge with a Redis Streams sink (a redis-server this script starts, AOF fsynced
+  every second) and with a file sink (fsynced before each answer).
+
+`--smoke` runs each target for a second and checks that it works (every answer 2xx, the
+file sink holds every event answered); CI runs that. Timings are not checked in smoke mode.
+"""
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+KEY = "bench-secret-0123456789abcdef"
+SECRET = "whsec_" + base64.b64encode(KEY.encode()).decode()
+TOPIC = "webhooks"
+PATH = "/webhooks/bench"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_status(port: int, path: str) -> int | None:
+    """The status of a GET, or None when nothing answers yet."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
+            line = s.recv(64).split(b"\r\n", 1)[0].split()
+            return int(line[1]) if len(line) > 1 else None
+    except OSError:
+        return None
+
+
+def wait_ready(port: int, path: str, process: subprocess.Popen, timeout: float = 30) -> float:
+    """Seconds from now until `path` answers 200; fails if the process exits first."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise SystemExit(f"the process exited with {process.returncode} before it was ready")
+        if http_status(port, path) == 200:
+            return time.monotonic() - started
+        time.sleep(0.001)
+    raise SystemExit(f"nothing answered 200 on :{port}{path} within {timeout} s")
+
+
+def process_tree(pid: int) -> list[int]:
+    pids, frontier = [pid], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = Path(f"/proc/{parent}/task/{parent}/children")
+        if children.exists():
+            found = [int(p) for p in children.read_text().split()]
+            pids += found
+            frontier += found
+    return pids
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident set (VmHWM) summed over a process and its children."""
+    total_kb = 0
+    for p in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            pass
+    return total_kb / 1024
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.work = Path(args.work).resolve()
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.work.mkdir(parents=True)
+        self.services: list[subprocess.Popen] = []
+        self.run_id = str(int(time.time()))
+        self.failures: list[str] = []
+
+    def log(self, name: str):
+        return open(self.work / f"{name}.log", "w")
+
+    # MARK: Shared services
+
+    def start_kafka(self) -> str:
+        process = subprocess.Popen(
+            [self.args.kafka_mock, TOPIC, "6"], stdout=subprocess.PIPE, stderr=self.log("kafka-mock"), text=True
+        )
+        self.services.append(process)
+        bootstraps = process.stdout.readline().strip()
+        if not bootstraps:
+            raise SystemExit("the Kafka mock cluster did not start; see kafka-mock.log")
+        return bootstraps
+
+    def start_redis(self) -> int:
+        port = free_port()
+        data = self.work / "redis"
+        data.mkdir()
+        process = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", "",
+             "--appendonly", "yes", "--appendfsync", "everysec"],
+            stdout=self.log("redis"), stderr=subprocess.STDOUT,
+        )
+        self.services.append(process)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return port
+            except OSError:
+                time.sleep(0.01)
+        raise SystemExit("redis-server did not start; see redis.log")
+
+    # MARK: Targets
+
+    def nginx(self) -> tuple[subprocess.Popen, int]:
+        port = free_port()
+        conf = self.work / "nginx.conf"
+        conf.write_text(
+            f"worker_processes auto; daemon off; pid {self.work}/nginx.pid; error_log {self.work}/nginx-error.log;\n"
+            "events { worker_connections 4096; }\n"
+            f"http {{ access_log off; client_body_temp_path {self.work}/nginx-body;\n"
+            f"  server {{ listen 127.0.0.1:{port}; location / {{ return 200 '{{\"status\":\"accepted\"}}'; }} }} }}\n"
+        )
+        process = subprocess.Popen([self.args.nginx, "-c", str(conf)], stdout=self.log("nginx"), stderr=subprocess.STDOUT)
+        wait_ready(port, "/healthz", process)
+        return process, port
+
+    def python(self, bootstraps: str) -> tuple[subprocess.Popen, int]:
+        port = free_port()
+        env = dict(os.environ, BENCH_SECRET=SECRET, KAFKA_BOOTSTRAP_SERVERS=bootstraps, BENCH_TOPIC=TOPIC)
+        process = subprocess.Popen(
+            [self.args.python, "-m", "uvicorn", "receiver:app", "--app-dir", str(HERE), "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "2", "--loop", "uvloop", "--http", "httptools",
+             "--no-access-log", "--log-level", "warning"],
+            stdout=self.log("python"), stderr=subprocess.STDOUT, env=env,
+        )
+        wait_ready(port, "/healthz", process)
+        return process, port
+
+    def bridge(self, name: str, sink: dict) -> tuple[subprocess.Popen, int, float]:
+        port = free_port()
+        config = {
+            "listen": {"host": "127.0.0.1", "port": port},
+            "limits": {"maxBodyBytes": 1048576, "ackTimeoutMs": 5000},
+            "idempotency": {"store": "memory", "ttlSeconds": 86400},
+            "sinks": {name: sink},
+            "sources": {
+                "bench": {
+                    "path": PATH,
+                    "verify": {"scheme": "standard-webhooks", "secrets": [SECRET]},
+                    "sinks": [name],
+                }
+            },
+        }
+        path = self.work / f"bridge-{name}.json"
+        path.write_text(json.dumps(config, indent=2))
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [self.args.bridge, "serve", "--config", str(path)], stdout=self.log(f"bridge-{name}"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_ready(port, "/readyz", process)
+        return process, port, time.monotonic() - started
+
+    # MARK: Load
+
+    def wrk(self, port: int, seconds: float, connections: int, delay_ms: int = 0) -> dict:
+        result = self.work / "wrk-result.json"
+        result.unlink(missing_ok=True)
+        env = dict(
+            os.environ, BENCH_KEY=KEY, BENCH_PATH=PATH, BENCH_RUN=f"{self.run_id}{self.wrk_runs}",
+            BENCH_DELAY_MS=str(delay_ms), BENCH_RESULT=str(result),
+        )
+        self.wrk_runs += 1
+        threads = min(2, connections)
+        subprocess.run(
+            [self.args.wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+             "-s", str(HERE / "standard-webhooks.lua"), f"http://127.0.0.1:{port}/"],
+            check=True, env=env, stdout=subprocess.DEVNULL,
+        )
+        return json.loads(result.read_text())
+
+    wrk_runs = 0
+
+    def measure(self, name: str, process: subprocess.Popen, port: int) -> dict:
+        a = self.args
+        if a.warmup > 0:
+            self.wrk(port, a.warmup, a.connections)
+        full = self.wrk(port, a.duration, a.connections)
+        # Half the rate just measured, from connections that each pause `delay` ms between
+        # requests: about connections x 1000 / (delay + latency) requests/s. A short run
+        # calibrates the number of connections, then the measured run uses it.
+        delay_ms = 10
+        half_rps = full["rps"] / 2
+        connections = max(1, round(half_rps * delay_ms / 1000))
+        if not a.smoke:
+            calibration = self.wrk(port, 2, connections, delay_ms=delay_ms)
+            connections = max(1, round(connections * half_rps / max(calibration["rps"], 1)))
+        half = self.wrk(port, a.duration, connections, delay_ms=delay_ms)
+        row = {
+            "target": name, "rps": full["rps"], "p50_ms": full["p50_ms"], "p99_ms": full["p99_ms"],
+            "half_rps": half["rps"], "half_p99_ms": half["p99_ms"], "rss_mb": peak_rss_mb(process.pid),
+            "half_connections": connections, "requests": full["requests"] + half["requests"], "non2xx": full["non2xx"] + half["non2xx"],
+            "socket_errors": full["socket_errors"] + half["socket_errors"],
+        }
+        if process.poll() is not None:
+            self.failures.append(f"{name}: the process exited with {process.returncode} under load")
+        if row["non2xx"] or row["socket_errors"]:
+            self.failures.append(
+                f"{name}: {row['non2xx']} answers were not 2xx and {row['socket_errors']} socket errors"
+            )
+        if full["requests"] == 0:
+            self.failures.append(f"{name}: no request completed")
+        print(
+            f"  {name}: {row['rps']:.0f} req/s, p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms; "
+            f"at {row['half_rps']:.0f} req/s p99 {row['half_p99_ms']:.2f} ms; peak RSS {row['rss_mb']:.1f} MB",
+            flush=True,
+        )
+        return row
+
+    def run(self) -> int:
+        rows: dict[str, dict] = {}
+        try:
+            bootstraps = self.start_kafka()
+            redis_port = self.start_redis()
+            print(f"load: wrk -t2 -c{self.args.connections}, {self.args.duration} s a run, 1 KiB signed events", flush=True)
+
+            wanted = self.args.targets.split(",")
+            if "nginx" in wanted:
+                process, port = self.nginx()
+                try:
+                    rows["nginx"] = self.measure("nginx (200, no work)", process, port)
+                finally:
+                    stop(process)
+
+            if "python" in wanted:
+                process, port = self.python(bootstraps)
+                try:
+                    rows["python"] = self.measure("Python receiver, Kafka", process, port)
+                finally:
+                    stop(process)
+
+            events = self.work / "events.jsonl"
+            sinks = {
+                "kafka": {"type": "kafka", "brokers": bootstraps, "topic": TOPIC, "key": "{id}"},
+                "redis": {"type": "redis", "url": f"redis://127.0.0.1:{redis_port}/0", "stream": "webhooks:{source}"},
+                "file": {"type": "file", "path": str(events)},
+            }
+            for name, sink in sinks.items():
+                if name not in wanted:
+                    continue
+                process, port, startup = self.bridge(name, sink)
+                try:
+                    row = self.measure(f"webhook-bridge, {name} sink", process, port)
+                    row["startup_ms"] = startup * 1000
+                    rows[f"bridge-{name}"] = row
+                finally:
+                    stop(process)
+                if process.returncode != 0:
+                    self.failures.append(f"bridge with the {name} sink exited with {process.returncode} on SIGTERM")
+            written = sum(1 for _ in events.open()) if events.exists() else 0
+            if "bridge-file" in rows and written < rows["bridge-file"]["requests"]:
+                self.failures.append(
+                    f"file sink: {written} events in the file, {rows['bridge-file']['requests']} answered 2xx"
+                )
+        finally:
+            for service in self.services:
+                stop(service)
+
+        report = self.report(rows)
+        print()
+        print(report)
+        (self.work / "results.md").write_text(report + "\n")
+        (self.work / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+        for failure in self.failures:
+            print(f"FAILED: {failure}", file=sys.stderr)
+        return 1 if self.failures else 0
+
+    def report(self, rows: dict[str, dict]) -> str:
+        if not {"nginx", "python", "bridge-kafka"} <= rows.keys():
+            return "\n".join(json.dumps(row) for row in rows.values())
+        nginx, python, kafka = rows["nginx"]["rps"], rows["python"]["rps"], rows["bridge-kafka"]["rps"]
+        lines = [
+            "| target | req/s | p50 ms | p99 ms | p99 ms at half load | peak RSS MB | startup ms | x nginx | x Python |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for row in rows.values():
+            startup = f"{row['startup_ms']:.0f}" if "startup_ms" in row else ""
+            lines.append(
+                f"| {row['target']} | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+                f"{row['half_p99_ms']:.2f} (at {row['half_rps']:.0f}/s) | {row['rss_mb']:.0f} | {startup} | "
+                f"{row['rps'] / nginx:.2f} | {row['rps'] / python:.1f} |"
+            )
+        k = rows["bridge-kafka"]
+        budget = [
+            ("Kafka: >= 0.5x nginx req/s", kafka / nginx >= 0.5, f"{kafka / nginx:.2f}x"),
+            ("Kafka: >= 10x Python req/s", kafka / python >= 10, f"{kafka / python:.1f}x"),
+            ("Kafka: p99 < 5 ms at half load", k["half_p99_ms"] < 5, f"{k['half_p99_ms']:.2f} ms"),
+            ("Kafka: peak RSS < 100 MB", k["rss_mb"] < 100, f"{k['rss_mb']:.0f} MB"),
+            ("startup to ready < 200 ms", k["startup_ms"] < 200, f"{k['startup_ms']:.0f} ms"),
+        ]
+        lines += ["", "| budget (issue 7) | measured | met |", "| --- | ---: | --- |"]
+        lines += [f"| {what} | {value} | {'yes' if ok else 'no'} |" for what, ok, value in budget]
+        return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bridge", required=True, help="the webhook-bridge binary")
+    parser.add_argument("--kafka-mock", required=True, help="the bench/kafka-mock.c binary")
+    parser.add_argument("--python", default=sys.executable, help="a Python with bench/requirements.txt")
+    parser.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
+    parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
+    parser.add_argument("--work", default=".build-bench/run", help="a folder for configs, logs and results")
+    parser.add_argument("--duration", type=int, default=10, help="seconds of each measured run")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of load before measuring")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--targets", default="nginx,python,kafka,redis,file", help="which targets to run")
+    parser.add_argument("--smoke", action="store_true", help="one-second runs that check every target works")
+    args = parser.parse_args()
+    if args.smoke:
+        args.duration, args.warmup, args.connections = 1, 0, 8
+    return Bench(args).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
