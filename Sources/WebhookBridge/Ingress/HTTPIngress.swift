@@ -52,8 +52,10 @@ public final class HTTPIngress: Service {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
                     }
+                    // No outbound header validation: every response header is the bridge's
+                    // own (names and values it writes), so the check was pure cost.
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: true)
+                        withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(
                         HTTPIngressHandler(processor: processor, limits: limits, inFlight: inFlight, metrics: metrics)
                     )

@@ -29,8 +29,13 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let inFlight: InFlightRequests
     private let metrics: PrometheusCollectorRegistry?
     private var state = State.idle
-    /// The running deadline: for a request head while idle, for the body while receiving.
-    private var deadline: Scheduled<Void>?
+    /// When the current phase times out: a complete head while idle, the body while
+    /// receiving; nil while the request is processed.
+    private var deadline: NIODeadline?
+    /// The one pending timer and when it fires. Moving `deadline` later leaves it alone (it
+    /// re-arms itself when it fires early), so a keep-alive request does not cancel and
+    /// schedule timers: the timer fires about once per timeout, not once per request.
+    private var timer: (callback: NIOScheduledCallback, at: NIODeadline)?
 
     init(
         processor: WebhookProcessor, limits: BridgeConfig.Limits, inFlight: InFlightRequests,
@@ -54,28 +59,47 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        deadline?.cancel()
+        deadline = nil
+        timer?.callback.cancel()
+        timer = nil
     }
 
     /// A complete head must come within `idleTimeoutMs`; otherwise the connection closes.
     private func armIdleDeadline(context: ChannelHandlerContext) {
-        deadline?.cancel()
-        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(limits.idleTimeoutMs))) {
-            if case .idle = self.state { context.close(promise: nil) }
-        }
+        setDeadline(.now() + .milliseconds(Int64(limits.idleTimeoutMs)), context: context)
     }
 
     /// The body must be complete within `bodyTimeoutMs` of the head; otherwise 408 and close.
-    private func armBodyDeadline(context: ChannelHandlerContext, head: HTTPRequestHead) {
-        deadline?.cancel()
-        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(limits.bodyTimeoutMs))) {
-            switch self.state {
-            case .receiving, .answerAtEnd:
-                self.state = .rejected
-                self.write(.error(.requestTimeout, "timeout"), for: head, context: context, forceClose: true)
-            default:
-                break
-            }
+    private func armBodyDeadline(context: ChannelHandlerContext) {
+        setDeadline(.now() + .milliseconds(Int64(limits.bodyTimeoutMs)), context: context)
+    }
+
+    private func setDeadline(_ at: NIODeadline?, context: ChannelHandlerContext) {
+        deadline = at
+        guard let at else { return }
+        if let timer, timer.at <= at { return }
+        timer?.callback.cancel()
+        let expiry = DeadlineExpiry(handler: NIOLoopBound(self, eventLoop: context.eventLoop), context: NIOLoopBound(context, eventLoop: context.eventLoop))
+        timer = (try? context.eventLoop.scheduleCallback(at: at, handler: expiry)).map { ($0, at) }
+    }
+
+    /// The timer fired: act if the deadline has passed, else wait for the deadline.
+    fileprivate func timerFired(context: ChannelHandlerContext) {
+        timer = nil
+        guard let deadline else { return }
+        guard deadline <= .now() else {
+            setDeadline(deadline, context: context)
+            return
+        }
+        self.deadline = nil
+        switch state {
+        case .idle:
+            context.close(promise: nil)
+        case .receiving(let head, _, _), .answerAtEnd(let head, _):
+            state = .rejected
+            write(.error(.requestTimeout, "timeout"), for: head, context: context, forceClose: true)
+        case .rejected, .processing:
+            break
         }
     }
 
@@ -84,8 +108,8 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .head(let head):
             receiveHead(head, context: context)
             switch state {
-            case .receiving, .answerAtEnd: armBodyDeadline(context: context, head: head)
-            default: deadline?.cancel()
+            case .receiving, .answerAtEnd: armBodyDeadline(context: context)
+            default: setDeadline(nil, context: context)
             }
             guard head.headers.first(name: "Expect")?.lowercased() == "100-continue", head.version != .http1_0 else { return }
             switch state {
@@ -112,7 +136,7 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
             body.writeBuffer(&chunk)
             state = .receiving(head: head, path: path, body: body)
         case .end:
-            deadline?.cancel()
+            setDeadline(nil, context: context)
             switch state {
             case .receiving(let head, let path, let body):
                 state = .processing
@@ -193,23 +217,26 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func process(head: HTTPRequestHead, path: String, body: ByteBuffer, context: ChannelHandlerContext) {
         let processor = self.processor
-        let promise = context.eventLoop.makePromise(of: BridgeAnswer.self)
         inFlight.begin()
         let executor = self.executor ?? EventLoopTaskExecutor(context.eventLoop)
         self.executor = executor
+        let connection = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         Task(executorPreference: executor) {
-            promise.succeed(
-                await processor.handle(path: path, uri: head.uri, headers: head.headers, body: body, on: executor))
-        }
-        let inFlight = self.inFlight
-        promise.futureResult.assumeIsolated().whenComplete { result in
-            inFlight.end()
-            self.state = .idle
-            switch result {
-            case .success(let answer): self.write(answer, for: head, context: context)
-            case .failure: self.write(.unavailable, for: head, context: context)
+            let answer = await processor.handle(path: path, uri: head.uri, headers: head.headers, body: body, on: executor)
+            // The task prefers the connection's loop, so this is normally already on it.
+            let eventLoop = connection.eventLoop
+            if eventLoop.inEventLoop {
+                connection.value.handler.finish(answer, for: head, context: connection.value.context)
+            } else {
+                eventLoop.execute { connection.value.handler.finish(answer, for: head, context: connection.value.context) }
             }
         }
+    }
+
+    private func finish(_ answer: BridgeAnswer, for head: HTTPRequestHead, context: ChannelHandlerContext) {
+        inFlight.end()
+        state = .idle
+        write(answer, for: head, context: context)
     }
 
     private func write(
@@ -227,8 +254,12 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         if !answer.body.isEmpty, request.method != .HEAD {
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: answer.body)))), promise: nil)
         }
-        if keepAlive { armIdleDeadline(context: context) }
-        let done = context.writeAndFlushPromise()
+        if keepAlive {
+            armIdleDeadline(context: context)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+            return
+        }
+        let done = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
         if forceClose {
             done.futureResult.assumeIsolated().whenComplete { _ in
@@ -243,6 +274,10 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-extension ChannelHandlerContext {
-    fileprivate func writeAndFlushPromise() -> EventLoopPromise<Void> { eventLoop.makePromise() }
+/// Fires a connection's deadline timer on its event loop.
+private struct DeadlineExpiry: NIOScheduledCallbackHandler, Sendable {
+    let handler: NIOLoopBound<HTTPIngressHandler>
+    let context: NIOLoopBound<ChannelHandlerContext>
+
+    func handleScheduledCallback(eventLoop: some EventLoop) { handler.value.timerFired(context: context.value) }
 }

@@ -17,9 +17,10 @@ func deliverWithDeadline(
 ) async -> Result<DeliveryReceipt, SinkError> {
     await withCheckedContinuation { (continuation: CheckedContinuation<Result<DeliveryReceipt, SinkError>, Never>) in
         let pending = ResumeOnce(continuation)
-        let timer = executor.eventLoop.scheduleTask(in: .milliseconds(Int64(milliseconds))) {
-            pending.take()?.resume(returning: .failure(.timedOut(sink: sink.name, afterMilliseconds: milliseconds)))
-        }
+        // nil only while the event loop shuts down: the delivery then has no deadline.
+        let timer = try? executor.eventLoop.scheduleCallback(
+            in: .milliseconds(Int64(milliseconds)),
+            handler: TimeOut(pending: pending, sink: sink.name, milliseconds: milliseconds))
         Task(executorPreference: executor) {
             metrics.inFlight.increment()
             let started = ContinuousClock.now
@@ -33,9 +34,21 @@ func deliverWithDeadline(
             }
             metrics.inFlight.decrement()
             metrics.record(result, after: ContinuousClock.now - started)
-            timer.cancel()
+            timer?.cancel()
             pending.take()?.resume(returning: result)
         }
+    }
+}
+
+/// The deadline's side of the race (a scheduled callback costs less than a scheduled task,
+/// which carries a promise).
+private struct TimeOut: NIOScheduledCallbackHandler, Sendable {
+    let pending: ResumeOnce<Result<DeliveryReceipt, SinkError>>
+    let sink: String
+    let milliseconds: Int
+
+    func handleScheduledCallback(eventLoop: some EventLoop) {
+        pending.take()?.resume(returning: .failure(.timedOut(sink: sink, afterMilliseconds: milliseconds)))
     }
 }
 

@@ -3,13 +3,13 @@ import Crypto
 /// A source's HMAC secrets, in `secrets` order, and the one search every HMAC scheme does:
 /// which secret, if any, produced one of the signatures the request carries.
 public struct HMACKeyring: Sendable {
-    let keys: [SymmetricKey]
+    let keys: [HMACKey]
 
     /// Keys from the secret strings' UTF-8 bytes, as most providers use them.
-    public init(secrets: [String]) { self.keys = secrets.map { SymmetricKey(data: Array($0.utf8)) } }
+    public init(secrets: [String]) { self.keys = secrets.map { HMACKey(SymmetricKey(data: Array($0.utf8))) } }
 
     /// Keys from raw bytes (decoded from base64 by the scheme).
-    init(rawKeys: [[UInt8]]) { self.keys = rawKeys.map { SymmetricKey(data: $0) } }
+    init(rawKeys: [[UInt8]]) { self.keys = rawKeys.map { HMACKey(SymmetricKey(data: $0)) } }
 
     /// The index of the first secret whose MAC of `parts` equals one of `candidates`
     /// (compared in constant time), or nil. Each secret's MAC is computed once.

@@ -7,7 +7,7 @@ import Crypto
 public struct StandardWebhooksScheme: WebhookScheme {
     /// One configured secret.
     enum Key {
-        case symmetric(SymmetricKey)
+        case symmetric(HMACKey)
         case ed25519(Curve25519.Signing.PublicKey)
     }
 
@@ -33,7 +33,7 @@ public struct StandardWebhooksScheme: WebhookScheme {
                 guard let raw = Base64.decode(body), !raw.isEmpty else {
                     throw SecretError(index: index, reason: "must be whsec_ followed by base64 (or whpk_ and a public key)")
                 }
-                keys.append(.symmetric(SymmetricKey(data: raw)))
+                keys.append(.symmetric(HMACKey(SymmetricKey(data: raw))))
             }
         }
         self.keys = keys
