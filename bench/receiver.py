@@ -12,6 +12,7 @@ Environment: BENCH_SECRET (whsec_...), KAFKA_BOOTSTRAP_SERVERS, BENCH_TOPIC.
 import asyncio
 import os
 import threading
+from contextlib import asynccontextmanager
 
 from confluent_kafka import Producer
 from fastapi import FastAPI, Request
@@ -29,7 +30,6 @@ producer = Producer(
     }
 )
 seen: set[str] = set()
-app = FastAPI()
 
 
 def poll_forever() -> None:
@@ -37,9 +37,14 @@ def poll_forever() -> None:
         producer.poll(0.1)
 
 
-@app.on_event("startup")
-async def start_polling() -> None:
+@asynccontextmanager
+async def lifespan(app: FastAPI):
     threading.Thread(target=poll_forever, daemon=True).start()
+    yield
+    producer.flush(5)
+
+
+app = FastAPI(lifespan=lifespan)
 
 
 @app.get("/healthz")

@@ -1,3 +1,4 @@
+import Crypto
 import Synchronization
 
 /// The in-process store (`idempotency.store: "memory"`): bounded, with a TTL.
@@ -5,16 +6,41 @@ import Synchronization
 /// Accepted keys expire `ttl` after their commit. When `maximumKeys` is reached, expired keys
 /// go first and then the oldest accepted ones, so memory stays bounded under any load; a
 /// reservation in progress is never evicted.
+///
+/// A key is remembered as 128 bits of the SHA-256 of its source and id, not as the strings:
+/// about 70 bytes a key instead of 150, so the default million keys fit in ~70 MB. Two keys
+/// would have to share those 128 bits to be mistaken for each other (a chance around 1e-27
+/// among a million keys), and a request must pass signature verification to get here.
 public final class MemoryIdempotencyStore: IdempotencyStore {
-    private enum Entry {
-        case reserved
-        case accepted(expiresAt: Int64)
+    /// The digest a key is remembered by.
+    private struct Digest: Hashable {
+        let high: UInt64
+        let low: UInt64
+
+        init(_ key: IdempotencyKey) {
+            var hasher = SHA256()
+            var source = key.source
+            source.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+            hasher.update(data: [0])
+            var id = key.id
+            id.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+            var words = (UInt64(0), UInt64(0))
+            hasher.finalize().withUnsafeBytes { bytes in
+                words = (bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                    bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            }
+            (high, low) = words
+        }
     }
 
+    /// `reserved`, or the expiry (milliseconds since 1970) of an accepted key.
+    private typealias Entry = Int64
+    private static let reserved: Entry = -1
+
     private struct State {
-        var entries: [IdempotencyKey: Entry] = [:]
+        var entries: [Digest: Entry] = [:]
         /// Accepted keys in commit order, which is also expiry order (one TTL for all).
-        var acceptedOrder: [(key: IdempotencyKey, expiresAt: Int64)] = []
+        var acceptedOrder: [(key: Digest, expiresAt: Int64)] = []
         var orderHead = 0
     }
 
@@ -35,30 +61,33 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
 
     public func reserve(_ key: IdempotencyKey) async -> ReservationOutcome {
         let now = clock().millisecondsSince1970
+        let digest = Digest(key)
         return state.withLock { state in
             Self.evictExpired(&state, now: now)
-            switch state.entries[key] {
-            case .reserved: return .inProgress
-            case .accepted(let expiresAt) where expiresAt > now: return .duplicate
+            switch state.entries[digest] {
+            case Self.reserved?: return .inProgress
+            case let expiresAt? where expiresAt > now: return .duplicate
             default: break
             }
             if state.entries.count >= maximumKeys { Self.evictOldest(&state, keeping: maximumKeys - 1) }
-            state.entries[key] = .reserved
+            state.entries[digest] = Self.reserved
             return .reserved
         }
     }
 
     public func commit(_ key: IdempotencyKey) async {
         let expiresAt = clock().millisecondsSince1970 + ttlMilliseconds
+        let digest = Digest(key)
         state.withLock { state in
-            state.entries[key] = .accepted(expiresAt: expiresAt)
-            state.acceptedOrder.append((key, expiresAt))
+            state.entries[digest] = expiresAt
+            state.acceptedOrder.append((digest, expiresAt))
         }
     }
 
     public func release(_ key: IdempotencyKey) async {
+        let digest = Digest(key)
         state.withLock { state in
-            if case .reserved = state.entries[key] { state.entries[key] = nil }
+            if state.entries[digest] == Self.reserved { state.entries[digest] = nil }
         }
     }
 
@@ -83,7 +112,7 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
         let (key, expiresAt) = state.acceptedOrder[state.orderHead]
         state.orderHead += 1
         // Only drop the entry if this order record is its latest commit.
-        if case .accepted(let current) = state.entries[key], current == expiresAt { state.entries[key] = nil }
+        if state.entries[key] == expiresAt { state.entries[key] = nil }
     }
 
     private static func compact(_ state: inout State) {
