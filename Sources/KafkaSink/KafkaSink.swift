@@ -78,6 +78,12 @@ public final class KafkaSink: EventSink {
         }
     }
 
+    /// A topic without placeholders is known now: ask for its metadata at start.
+    private func warmUpConstantTopic() {
+        guard !topic.description.contains("{") else { return }
+        producer.warmUp(topic: topic.description)
+    }
+
     public var isReady: Bool { !stopping.load(ordering: .relaxed) && producer.isReachable }
 
     public func deliver(_ event: WebhookEvent) async throws -> DeliveryReceipt {
@@ -116,6 +122,7 @@ public final class KafkaSink: EventSink {
     public func run() async throws {
         let poller = EventPoller(producer: producer)
         poller.start()
+        warmUpConstantTopic()
         try? await gracefulShutdown()
         stopping.store(true, ordering: .relaxed)
         let flushed = await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
