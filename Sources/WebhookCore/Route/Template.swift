@@ -93,7 +93,7 @@ public struct TemplateError: Error, Sendable {
 
 /// What a rendered placeholder may contain where the name ends up (SPEC section 3: characters
 /// a Kafka topic or Redis key can't hold become `_`).
-public enum TemplateSanitizer: Sendable {
+public enum TemplateSanitizer: Sendable, Equatable {
     /// Kafka topic names: `[A-Za-z0-9._-]`.
     case kafkaTopic
     /// Kafka message keys: any bytes, kept as they are.
@@ -109,6 +109,11 @@ public enum TemplateSanitizer: Sendable {
         case .verbatim:
             return value
         case .kafkaTopic, .pathComponent:
+            // The usual value (a source name, a dotted event type) needs no change: checking
+            // its bytes is much cheaper than rebuilding it scalar by scalar.
+            if value.utf8.allSatisfy(Self.isNameByte), !(self == .pathComponent && value.utf8.allSatisfy { $0 == 0x2E }) {
+                return value
+            }
             var out = String(
                 String.UnicodeScalarView(
                     value.unicodeScalars.map { scalar in
@@ -122,11 +127,25 @@ public enum TemplateSanitizer: Sendable {
             }
             return out
         case .redisKey:
+            if value.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) { return value }  // printable ASCII
             return String(
                 String.UnicodeScalarView(
                     value.unicodeScalars.map { scalar in
                         scalar.properties.isWhitespace || scalar.value < 0x20 || scalar.value == 0x7F ? "_" : scalar
                     }))
+        }
+    }
+}
+
+extension TemplateSanitizer {
+    /// `[A-Za-z0-9._-]`, as bytes.
+    fileprivate static func isNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            return true
+        default:
+            return false
         }
     }
 }
