@@ -93,6 +93,19 @@ def peak_rss_mb(pid: int) -> float:
     return total_kb / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of every thread of a process and its children, in seconds."""
+    ticks = 0
+    for p in process_tree(pid):
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            except (OSError, IndexError, ValueError):
+                pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -225,7 +238,9 @@ class Bench:
         a = self.args
         if a.warmup > 0:
             self.wrk(port, a.warmup, a.connections)
+        cpu_before = cpu_seconds(process.pid)
         full = self.wrk(port, a.duration, a.connections)
+        cpu_us = (cpu_seconds(process.pid) - cpu_before) * 1e6 / max(full["requests"], 1)
         # Half the rate just measured, from connections that each pause `delay` ms between
         # requests: about connections x 1000 / (delay + latency) requests/s. A short run
         # calibrates the number of connections, then the measured run uses it.
@@ -237,7 +252,7 @@ class Bench:
             connections = max(1, round(connections * half_rps / max(calibration["rps"], 1)))
         half = self.wrk(port, a.duration, connections, delay_ms=delay_ms)
         row = {
-            "target": name, "rps": full["rps"], "p50_ms": full["p50_ms"], "p99_ms": full["p99_ms"],
+            "target": name, "rps": full["rps"], "p50_ms": full["p50_ms"], "p99_ms": full["p99_ms"], "cpu_us": cpu_us,
             "half_rps": half["rps"], "half_p99_ms": half["p99_ms"], "rss_mb": peak_rss_mb(process.pid),
             "half_connections": connections, "requests": full["requests"] + half["requests"], "non2xx": full["non2xx"] + half["non2xx"],
             "socket_errors": full["socket_errors"] + half["socket_errors"],
@@ -251,7 +266,8 @@ class Bench:
         if full["requests"] == 0:
             self.failures.append(f"{name}: no request completed")
         print(
-            f"  {name}: {row['rps']:.0f} req/s, p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms; "
+            f"  {name}: {row['rps']:.0f} req/s, p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, "
+            f"CPU {row['cpu_us']:.0f} us/request; "
             f"at {row['half_rps']:.0f} req/s p99 {row['half_p99_ms']:.2f} ms; peak RSS {row['rss_mb']:.1f} MB",
             flush=True,
         )
@@ -297,6 +313,16 @@ class Bench:
                     stop(process)
                 if process.returncode != 0:
                     self.failures.append(f"bridge with the {name} sink exited with {process.returncode} on SIGTERM")
+            # The machine's own latency at the bridge's half load: nginx under the same paced
+            # connections, so the p99 budget line can be read against it.
+            if "nginx" in wanted and "bridge-kafka" in rows:
+                process, port = self.nginx()
+                try:
+                    paced = self.wrk(port, self.args.duration, rows["bridge-kafka"]["half_connections"], delay_ms=10)
+                    rows["nginx"]["paced_like_kafka"] = {"rps": paced["rps"], "p99_ms": paced["p99_ms"]}
+                    print(f"  nginx at the Kafka bridge's half load: {paced['rps']:.0f} req/s, p99 {paced['p99_ms']:.2f} ms")
+                finally:
+                    stop(process)
             written = sum(1 for _ in events.open()) if events.exists() else 0
             if "bridge-file" in rows and written < rows["bridge-file"]["requests"]:
                 self.failures.append(
@@ -320,14 +346,15 @@ class Bench:
             return "\n".join(json.dumps(row) for row in rows.values())
         nginx, python, kafka = rows["nginx"]["rps"], rows["python"]["rps"], rows["bridge-kafka"]["rps"]
         lines = [
-            "| target | req/s | p50 ms | p99 ms | p99 ms at half load | peak RSS MB | startup ms | x nginx | x Python |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| target | req/s | p50 ms | p99 ms | p99 ms at half load | CPU us/req | peak RSS MB | startup ms "
+            "| x nginx | x Python |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for row in rows.values():
             startup = f"{row['startup_ms']:.0f}" if "startup_ms" in row else ""
             lines.append(
                 f"| {row['target']} | {row['rps']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
-                f"{row['half_p99_ms']:.2f} (at {row['half_rps']:.0f}/s) | {row['rss_mb']:.0f} | {startup} | "
+                f"{row['half_p99_ms']:.2f} (at {row['half_rps']:.0f}/s) | {row['cpu_us']:.0f} | {row['rss_mb']:.0f} | {startup} | "
                 f"{row['rps'] / nginx:.2f} | {row['rps'] / python:.1f} |"
             )
         k = rows["bridge-kafka"]
@@ -340,6 +367,13 @@ class Bench:
         ]
         lines += ["", "| budget (issue 7) | measured | met |", "| --- | ---: | --- |"]
         lines += [f"| {what} | {value} | {'yes' if ok else 'no'} |" for what, ok, value in budget]
+        if "paced_like_kafka" in rows["nginx"]:
+            paced = rows["nginx"]["paced_like_kafka"]
+            lines += [
+                "",
+                f"Reference: nginx under the same paced connections as the Kafka half-load run: "
+                f"{paced['rps']:.0f} req/s, p99 {paced['p99_ms']:.2f} ms.",
+            ]
         return "\n".join(lines)
 
 
