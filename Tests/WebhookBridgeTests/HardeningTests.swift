@@ -50,6 +50,27 @@ struct HardeningTests {
         }
     }
 
+    @Test("a keep-alive connection stays open while each request comes within idleTimeoutMs")
+    func busyKeepAlive() async throws {
+        // The connection's one timer is armed for the first idle second and re-arms itself
+        // when it fires while the deadline has moved on: four requests 600 ms apart span more
+        // than two idle timeouts on the same connection, which then closes once left idle.
+        try await RunningBridge.with(config: Self.config) { bridge in
+            let connection = try KeepAliveConnection(port: bridge.port)
+            for n in 1...4 {
+                if n > 1 { try await Task.sleep(for: .milliseconds(600)) }  // the spacing under test
+                let body = #"{"n": \#(n)}"#
+                let answer = try await offThePool {
+                    try connection.post("/gh", headers: githubHeaders(body, delivery: "busy-\(n)"), body: body)
+                }
+                #expect(answer.status == 200, "request \(n): \(answer.body)")
+            }
+            let rest = try await offThePool { connection.readUntilClosed() }
+            #expect(rest.closedByServer)
+            #expect(try bridge.lines("events.jsonl").count == 4)
+        }
+    }
+
     @Test("too many header fields: 431")
     func headerCount() async throws {
         try await RunningBridge.with(config: Self.config) { bridge in
