@@ -76,7 +76,8 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func setDeadline(_ at: NIODeadline?, context: ChannelHandlerContext) {
         deadline = at
-        guard let at else { return }
+        // No timer for a connection that is gone (an answer finished after the client left).
+        guard let at, context.channel.isActive else { return }
         if let timer, timer.at <= at { return }
         timer?.callback.cancel()
         let expiry = DeadlineExpiry(handler: NIOLoopBound(self, eventLoop: context.eventLoop), context: NIOLoopBound(context, eventLoop: context.eventLoop))
