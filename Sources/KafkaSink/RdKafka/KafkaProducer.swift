@@ -251,16 +251,31 @@ final class KafkaProducer: @unchecked Sendable {
     /// metadata refresh: the first message to a topic waited 0.9 s (measured against the mock
     /// cluster), and with it the provider's first request after a start. With the request,
     /// it waits about 2 ms.
+    ///
+    /// One request at a time, on a queue of its own; not while the brokers are down (a request
+    /// would only wait out its timeout); a failed request is tried again with the topic's next
+    /// message; at most ``maximumWarmedTopics`` topics, so templated topic names can't grow
+    /// the set without bound (later ones wait for the periodic refresh, as before).
     func warmUp(topic: String) {
-        guard state.withLock({ $0.warmedTopics.insert(topic).inserted }) else { return }
-        DispatchQueue.global().async { [self] in
-            guard let handle = rd_kafka_topic_new(self.handle, topic, nil) else { return }
-            var metadata: UnsafePointer<rd_kafka_metadata>?
-            _ = rd_kafka_metadata(self.handle, 0, handle, &metadata, 5000)
-            if let metadata { rd_kafka_metadata_destroy(metadata) }
-            rd_kafka_topic_destroy(handle)
+        let queued = state.withLock { state -> Bool in
+            guard !state.brokersDown, state.warmedTopics.count < Self.maximumWarmedTopics else { return false }
+            return state.warmedTopics.insert(topic).inserted
+        }
+        guard queued else { return }
+        metadataQueue.async { [self] in
+            var error = RD_KAFKA_RESP_ERR__FAIL
+            if let topicHandle = rd_kafka_topic_new(handle, topic, nil) {
+                var metadata: UnsafePointer<rd_kafka_metadata>?
+                error = rd_kafka_metadata(handle, 0, topicHandle, &metadata, 2000)
+                if let metadata { rd_kafka_metadata_destroy(metadata) }
+                rd_kafka_topic_destroy(topicHandle)
+            }
+            if error != RD_KAFKA_RESP_ERR_NO_ERROR { _ = state.withLock { $0.warmedTopics.remove(topic) } }
         }
     }
+
+    static let maximumWarmedTopics = 10_000
+    private let metadataQueue = DispatchQueue(label: "webhook-bridge.kafka-metadata")
 
     /// Waits (blocking) until queued messages are delivered or the timeout passes.
     func flush(timeoutMilliseconds: Int32) -> Bool {

@@ -306,8 +306,11 @@ struct RequestLogger: Sendable {
     /// provider's delivery log; else one of ours.
     var requestID: String { headers.first(name: "X-Request-Id") ?? "\(Self.processPrefix)-\(number)" }
 
-    func log(level: Logger.Level, _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:]) {
-        logger.log(level: level, message(), metadata: withContext(metadata))
+    func log(
+        level: Logger.Level, _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:],
+        file: String = #fileID, function: String = #function, line: UInt = #line
+    ) {
+        logger.log(level: level, message(), metadata: withContext(metadata), file: file, function: function, line: line)
     }
 
     private func withContext(_ metadata: Logger.Metadata) -> Logger.Metadata {
@@ -318,19 +321,31 @@ struct RequestLogger: Sendable {
         return all
     }
 
-    func info(_ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:]) {
-        log(level: .info, message(), metadata: metadata)
+    func info(
+        _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:],
+        file: String = #fileID, function: String = #function, line: UInt = #line
+    ) {
+        log(level: .info, message(), metadata: metadata, file: file, function: function, line: line)
     }
 
-    func notice(_ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:]) {
-        log(level: .notice, message(), metadata: metadata)
+    func notice(
+        _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:],
+        file: String = #fileID, function: String = #function, line: UInt = #line
+    ) {
+        log(level: .notice, message(), metadata: metadata, file: file, function: function, line: line)
     }
 
-    func warning(_ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:]) {
-        log(level: .warning, message(), metadata: metadata)
+    func warning(
+        _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:],
+        file: String = #fileID, function: String = #function, line: UInt = #line
+    ) {
+        log(level: .warning, message(), metadata: metadata, file: file, function: function, line: line)
     }
 
-    func error(_ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:]) {
-        log(level: .error, message(), metadata: metadata)
+    func error(
+        _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:],
+        file: String = #fileID, function: String = #function, line: UInt = #line
+    ) {
+        log(level: .error, message(), metadata: metadata, file: file, function: function, line: line)
     }
 }
