@@ -10,6 +10,8 @@ missing=()
 command -v wrk > /dev/null || missing+=(wrk)
 command -v nginx > /dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v gcc > /dev/null || missing+=(gcc)
+# Debian's python3 needs python3-venv for `python3 -m venv` (a pyenv or python.org build has it).
+python3 -c "import venv, ensurepip" 2> /dev/null || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
     SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
     $SUDO apt-get update -qq
