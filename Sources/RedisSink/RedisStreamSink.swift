@@ -42,12 +42,24 @@ public final class RedisStreamSink: EventSink {
         switch reply {
         case .string, .status:
             return DeliveryReceipt(sink: name, position: "\(key)/\(reply.text ?? "")")
-        case .error(let message):
-            // WRONGTYPE and friends: this event can never be added to that key.
+        case .error(let message) where Self.isPermanent(message):
             throw SinkError.rejected(sink: name, reason: "\(key): \(message)")
+        case .error(let message):
+            throw SinkError.unavailable(sink: name, reason: "\(key): \(message)")
         default:
             throw SinkError.unavailable(sink: name, reason: "\(key): unexpected reply \(reply)")
         }
+    }
+
+    /// Error replies that no retry can fix: the key holds another type (WRONGTYPE) or the
+    /// command itself is refused (ERR). A server that is loading, read-only during a
+    /// failover, out of memory, refusing writes after a failed save, or full of clients
+    /// answers with an error too, but only for a while: those are retried from the spool,
+    /// not dead-lettered.
+    static func isPermanent(_ message: String) -> Bool {
+        let code = message.prefix { $0 != " " }
+        if code == "WRONGTYPE" { return true }
+        return code == "ERR" && !message.hasPrefix("ERR max number of clients")
     }
 
     /// The client is its own service; the sink has nothing to run.

@@ -112,6 +112,28 @@ struct RedisSinkTests {
         }
     }
 
+    @Test("an error reply that lasts only a while (OOM) is a failure to retry, not a rejection for good")
+    func transientErrorReply() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        try await withClient(server.url) { client in
+            let sink = RedisStreamSink(name: "jobs", client: client, stream: try Template(parsing: "s"), maxLength: nil)
+            // A real server out of memory under noeviction refuses writes with -OOM.
+            _ = try await client.execute("CONFIG", "SET", "maxmemory-policy", "noeviction")
+            _ = try await client.execute("CONFIG", "SET", "maxmemory", "1")
+            await #expect {
+                _ = try await sink.deliver(redisEvent("oom"))
+            } throws: { error in
+                guard let error = error as? SinkError else { return false }
+                return !error.isPermanent && error.reason.contains("OOM")
+            }
+            _ = try await client.execute("CONFIG", "SET", "maxmemory", "0")
+            _ = try await sink.deliver(redisEvent("oom"))
+            guard case .integer(let length) = try await client.execute("XLEN", "s") else { Issue.record("no XLEN"); return }
+            #expect(length == 1)
+        }
+    }
+
     @Test("the idempotency store: one reservation wins, commit makes duplicates, release frees, TTL expires")
     func store() async throws {
         let server = try RedisServer()
