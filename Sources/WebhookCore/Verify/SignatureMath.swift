@@ -75,31 +75,22 @@ public func bodyHashID(_ body: ByteBuffer) -> String {
     return "sha256:" + Hex.encode(hasher.finalize())
 }
 
-/// Which side of now a signed timestamp may stray to: most providers' SDKs reject both a
-/// stale and a future timestamp; Stripe's and Paddle's reject only stale ones.
-enum ToleranceDirection {
-    case both
-    case pastOnly
-}
-
-/// Checks a signed UNIX timestamp (seconds) against the tolerance.
+/// Checks a signed UNIX timestamp (seconds) against the tolerance, in both directions: SPEC
+/// section 4 refuses a timestamp "outside toleranceSeconds", stale or future.
 @discardableResult
 func checkTimestamp(
-    _ text: String?, header: String, tolerance: Int, now: Timestamp, direction: ToleranceDirection = .both
+    _ text: String?, header: String, tolerance: Int, now: Timestamp
 ) throws(VerificationFailure) -> Int64 {
     guard let text, !text.isEmpty else { throw .missing("\(header) is missing") }
     guard let seconds = Int64(text.trimmingSpaces) else { throw .invalid("\(header) is not a UNIX timestamp") }
-    try checkAge(of: seconds, field: header, tolerance: tolerance, now: now, direction: direction)
+    try checkAge(of: seconds, field: header, tolerance: tolerance, now: now)
     return seconds
 }
 
 /// Checks that `seconds` lies within `tolerance` of now; overflow counts as expired.
-func checkAge(
-    of seconds: Int64, field: String, tolerance: Int, now: Timestamp, direction: ToleranceDirection
-) throws(VerificationFailure) {
+func checkAge(of seconds: Int64, field: String, tolerance: Int, now: Timestamp) throws(VerificationFailure) {
     let (age, overflow) = now.secondsSince1970.subtractingReportingOverflow(seconds)
-    let tooFar = direction == .both ? age.magnitude > UInt64(tolerance) : age > Int64(tolerance)
-    guard !overflow, !tooFar else { throw .expired("\(field) is too far from now") }
+    guard !overflow, age.magnitude <= UInt64(tolerance) else { throw .expired("\(field) is too far from now") }
 }
 
 extension String {
@@ -140,7 +131,7 @@ func verifyTimestampedHeader(
         throw .invalid("\(name) matches no secret")
     }
     try checkTimestamp(
-        timestamp, header: "\(name) \(timestampKey)", tolerance: tolerance, now: request.receivedAt, direction: .pastOnly)
+        timestamp, header: "\(name) \(timestampKey)", tolerance: tolerance, now: request.receivedAt)
     return index
 }
 

@@ -21,7 +21,7 @@ public struct LinearScheme: WebhookScheme {
         guard let text = json?["webhookTimestamp"]?.scalarText else { throw .missing("the body has no webhookTimestamp") }
         guard let milliseconds = Int64(text) else { throw .invalid("webhookTimestamp is not a number of milliseconds") }
         try checkAge(
-            of: milliseconds / 1000, field: "webhookTimestamp", tolerance: tolerance, now: request.receivedAt, direction: .both)
+            of: milliseconds / 1000, field: "webhookTimestamp", tolerance: tolerance, now: request.receivedAt)
         return VerifiedWebhook(
             id: request.headers.first(name: "Linear-Delivery"), type: json?["type"]?.scalarText, keyIndex: index)
     }

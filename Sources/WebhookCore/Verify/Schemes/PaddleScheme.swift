@@ -1,5 +1,5 @@
 /// Paddle Billing: `Paddle-Signature: ts=<unix>;h1=<hex HMAC-SHA256 of "<ts>:<body>">`, any
-/// number of `h1` entries (rotation); as in Paddle's SDKs only a stale timestamp is refused.
+/// number of `h1` entries (rotation); a timestamp outside the tolerance is refused either way.
 /// Id: body `event_id`; type: body `event_type`.
 public struct PaddleScheme: WebhookScheme {
     public let name = "paddle"

@@ -1,6 +1,7 @@
 /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]`, each `v1` an HMAC-SHA256 of
-/// `"<t>.<body>"` keyed with the whole `whsec_…` string. Like Stripe's SDKs, only a stale
-/// timestamp is refused, not a future one. Id and type come from the body.
+/// `"<t>.<body>"` keyed with the whole `whsec_…` string. A timestamp outside the tolerance
+/// is refused either way (SPEC section 4; Stripe's SDKs check only staleness). Id and type
+/// come from the body.
 public struct StripeScheme: WebhookScheme {
     public let name = "stripe"
     let keyring: HMACKeyring
