@@ -25,6 +25,9 @@ public final class DurableAppender: Sendable {
     private let queue: DispatchQueue
     private let state = Mutex(State())
     private let files = Mutex(OpenFiles())
+    /// Per path, the size up to which the file is fsynced by this appender (see
+    /// ``durableSize(of:)``).
+    private let durableSizes = Mutex<[String: Int64]>([:])
 
     private struct Pending {
         let path: String
@@ -50,6 +53,11 @@ public final class DurableAppender: Sendable {
     public func prepare(_ path: String) throws {
         _ = try openFile(path)
     }
+
+    /// How much of `path` is durable: what was there when this appender opened it, plus every
+    /// batch fsynced since. Bytes beyond it are being written (and may still be cut off if
+    /// the fsync fails), so a reader must not act on them. nil for a file not opened here.
+    public func durableSize(of path: String) -> Int64? { durableSizes.withLock { $0[path] } }
 
     /// False after a failed write until a write succeeds again, and after `close`.
     public var isHealthy: Bool { state.withLock { !$0.closed && !$0.failing } }
@@ -130,6 +138,8 @@ public final class DurableAppender: Sendable {
                 if ftruncate(fd, start) != 0 { files.withLock { $0.close(path) } }
                 throw error
             }
+            let durable = Int64(start) + Int64(batch.readableBytes)
+            durableSizes.withLock { $0[path] = durable }
             state.withLock { $0.failing = false }
             for (item, position) in zip(items, positions) {
                 item.continuation.resume(returning: position)
@@ -177,7 +187,14 @@ public final class DurableAppender: Sendable {
             }
             logger.warning("ended a partial last line", metadata: ["sink.name": "\(name)", "sink.path": "\(path)"])
         }
-        files.withLock { $0.insert(fd, for: path) }
+        let durable = Int64(lseek(fd, 0, SEEK_END))
+        let evicted = files.withLock { $0.insert(fd, for: path) }
+        durableSizes.withLock { sizes in
+            sizes[path] = max(sizes[path] ?? 0, durable)
+            // A closed file has nothing in flight; forgetting it keeps this map as small as
+            // the descriptor cache (a templated path can name many files).
+            if let evicted { sizes[evicted] = nil }
+        }
         return fd
     }
 
@@ -224,12 +241,17 @@ struct OpenFiles: ~Copyable {
         return entry.fd
     }
 
-    mutating func insert(_ fd: Int32, for path: String) {
+    /// Adds `fd`; returns the path whose descriptor was closed to make room, if any.
+    @discardableResult
+    mutating func insert(_ fd: Int32, for path: String) -> String? {
+        var evicted: String?
         if entries.count >= Self.limit, let oldest = entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
             close(oldest.key)
+            evicted = oldest.key
         }
         clock += 1
         entries[path] = (fd, clock)
+        return evicted
     }
 
     mutating func close(_ path: String) {

@@ -170,7 +170,10 @@ public final class Spool: Sendable {
         guard var queue = state.withLock({ $0.queues[sink] }) else { return nil }
         while queue.cursor < queue.end {
             let path = Self.segmentPath(queue.directory, queue.cursor.segment)
-            if let (line, nextOffset) = try Self.readLine(path, at: queue.cursor.offset) {
+            // Only fsynced lines: a line still being written could be cut off again if its
+            // fsync fails, and a cursor moved past it would then skip the next event.
+            let durable = appender.durableSize(of: path) ?? Int64.max
+            if let (line, nextOffset) = try Self.readLine(path, at: queue.cursor.offset), nextOffset <= durable {
                 let after = Position(segment: queue.cursor.segment, offset: nextOffset)
                 do {
                     return (try CloudEventJSON.decode(line), after)
