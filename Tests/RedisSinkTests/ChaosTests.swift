@@ -28,9 +28,17 @@ struct ChaosTests {
         ).write(to: URL(fileURLWithPath: config))
 
         let traffic = Traffic(port: port)
+        // Polls the providers' progress; fails the test rather than hang if it stalls.
         func waitForMore(_ count: Int) async {
             let target = traffic.answered + count
-            while traffic.answered < target { try? await Task.sleep(for: .milliseconds(10)) }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while traffic.answered < target {
+                guard ContinuousClock.now < deadline else {
+                    Issue.record("only \(traffic.answered) of \(target) requests answered after 60 s")
+                    return
+                }
+                try? await Task.sleep(for: .milliseconds(10))
+            }
         }
 
         var bridge: BridgeProcess? = try BridgeProcess(config: config)

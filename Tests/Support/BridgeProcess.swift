@@ -13,10 +13,11 @@ public final class BridgeProcess: @unchecked Sendable {
     private let collected = Log()
     private var arrived: DispatchSemaphore { collected.arrived }
 
-    /// Starts the server on `config` and returns once it logs that it listens.
-    public init(config: String, environment: [String: String] = [:]) throws {
+    /// Starts the server on `config` (nil: no `--config`, so the environment or the default
+    /// decides) and returns once it logs that it listens.
+    public init(config: String?, environment: [String: String] = [:]) throws {
         process.executableURL = CLI.binary
-        process.arguments = ["serve", "--config", config]
+        process.arguments = ["serve"] + (config.map { ["--config", $0] } ?? [])
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardError = log
         try process.run()
@@ -56,6 +57,19 @@ public final class BridgeProcess: @unchecked Sendable {
         kill(process.processIdentifier, SIGHUP)
         guard waitForLog("config reload", after: offset) else { return false }
         return collected.text.withLock { String($0.dropFirst(offset)).contains("config reloaded") }
+    }
+
+    /// Sends SIGHUP without waiting for the outcome (see ``reload()``).
+    public func hangUp() { kill(process.processIdentifier, SIGHUP) }
+
+    /// The length of the log so far, for ``waitForLog(_:after:)``.
+    public var logLength: Int { collected.text.withLock { $0.count } }
+
+    /// SIGTERM, then the exit status once the process ended.
+    public func terminate() -> Int32 {
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
     }
 
     /// SIGKILL: no graceful anything.

@@ -46,24 +46,8 @@ struct CLITests {
              "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["${GH_SECRET}"]}, "sinks": ["archive"]}}}
             """.utf8
         ).write(to: URL(fileURLWithPath: config))
-        let server = Process()
-        server.executableURL = CLI.binary
-        server.arguments = ["serve"]
-        server.environment = ProcessInfo.processInfo.environment.merging(["WEBHOOK_BRIDGE_CONFIG": config, "GH_SECRET": "s3"]) {
-            $1
-        }
-        let log = Pipe()
-        server.standardError = log
-        try server.run()
-        defer { if server.isRunning { server.terminate() } }
-        // Ready once it logs that it listens.
-        var seen = ""
-        while !seen.contains("listening") {
-            let chunk = log.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            seen += String(decoding: chunk, as: UTF8.self)
-        }
-        #expect(seen.contains("listening"), "\(seen)")
+        // No --config: WEBHOOK_BRIDGE_CONFIG names it. Returns once the server logs that it listens.
+        let server = try BridgeProcess(config: nil, environment: ["WEBHOOK_BRIDGE_CONFIG": config, "GH_SECRET": "s3"])
 
         let body = directory.file("body.json")
         try Data(#"{"hello": "world"}"#.utf8).write(to: URL(fileURLWithPath: body))
@@ -97,10 +81,7 @@ struct CLITests {
         #expect(samples[#"webhook_sink_deliveries{sink_name="archive",sink_result="ok"}"#] == 1)
         #expect(samples[#"webhook_idempotency{webhook_source="gh",webhook_outcome="new"}"#] == 1)
 
-        server.terminate()  // SIGTERM
-        server.waitUntilExit()
-        #expect(server.terminationReason == .exit)
-        #expect(server.terminationStatus == 0)
+        #expect(server.terminate() == 0)  // SIGTERM: a graceful stop exits 0
         let lines = try String(contentsOfFile: directory.file("events.jsonl"), encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 1)
     }
@@ -160,23 +141,7 @@ struct CLITests {
             ).write(to: URL(fileURLWithPath: config))
         }
         try write(secrets: #"["old-secret"]"#)
-        let server = Process()
-        server.executableURL = CLI.binary
-        server.arguments = ["serve", "--config", config]
-        let log = Pipe()
-        server.standardError = log
-        try server.run()
-        defer { if server.isRunning { server.terminate() } }
-        func waitForLog(_ text: String) -> Bool {
-            var seen = ""
-            while !seen.contains(text) {
-                let chunk = log.fileHandleForReading.availableData
-                if chunk.isEmpty { return false }
-                seen += String(decoding: chunk, as: UTF8.self)
-            }
-            return true
-        }
-        #expect(waitForLog("listening"))
+        let server = try BridgeProcess(config: config)  // returns once it logs that it listens
 
         let connection = try KeepAliveConnection(port: port)
         let first = #"{"n": 1}"#
@@ -186,8 +151,7 @@ struct CLITests {
 
         // Rotation: the new secret first, the old one still accepted until the provider switches.
         try write(secrets: #"["new-secret", "old-secret"]"#)
-        kill(server.processIdentifier, SIGHUP)
-        #expect(waitForLog("config reloaded"))
+        #expect(server.reload(), "\(server.logText)")
         let second = #"{"n": 2}"#
         let rotated = try connection.post(
             "/gh", headers: githubHeaders(second, delivery: "h-2", secret: "new-secret"), body: second)
@@ -195,15 +159,14 @@ struct CLITests {
 
         // An invalid config is refused; the running one keeps working on the same connection.
         try Data("{ not json".utf8).write(to: URL(fileURLWithPath: config))
-        kill(server.processIdentifier, SIGHUP)
-        #expect(waitForLog("config reload refused"))
+        let beforeRefusal = server.logLength
+        server.hangUp()
+        #expect(server.waitForLog("config reload refused", after: beforeRefusal), "\(server.logText)")
         let third = #"{"n": 3}"#
         #expect(
             try connection.post("/gh", headers: githubHeaders(third, delivery: "h-3", secret: "new-secret"), body: third).status
                 == 200)
 
-        server.terminate()
-        server.waitUntilExit()
-        #expect(server.terminationStatus == 0)
+        #expect(server.terminate() == 0)
     }
 }
