@@ -48,7 +48,7 @@ public final class KafkaSink: EventSink {
             try KafkaProducer.validate(configuration(brokers: brokers, properties: properties, ackTimeoutMs: ackTimeoutMs))
             return nil
         } catch {
-            return error.property.map { "properties.\($0): \(error.reason)" } ?? error.reason
+            return error.property.map { "properties.\($0): \(error.reason)" } ?? "properties: \(error.reason)"
         }
     }
 
@@ -74,7 +74,7 @@ public final class KafkaSink: EventSink {
                 logger: logger)
         } catch {
             throw SinkError.rejected(
-                sink: name, reason: error.property.map { "properties.\($0): \(error.reason)" } ?? error.reason)
+                sink: name, reason: error.property.map { "properties.\($0): \(error.reason)" } ?? "properties: \(error.reason)")
         }
     }
 

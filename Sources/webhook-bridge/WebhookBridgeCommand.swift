@@ -17,6 +17,25 @@ struct WebhookBridgeCommand: AsyncParsableCommand {
         abstract: "Receives webhooks, verifies them and writes them durably to Kafka, Redis Streams or files.",
         subcommands: [Serve.self, CheckConfig.self, Sign.self, Send.self, ReplayCommand.self]
     )
+
+    /// As ArgumentParser's own, except that every failure exits 1 (SPEC section 2 gives each
+    /// command 0 or 1; ArgumentParser would exit 64 for a usage or validation error, such as
+    /// `send` with a bad URL or an unreadable `--body`). `--help` still exits 0.
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }
+            let message = fullMessage(for: error)
+            if !message.isEmpty { printError(message) }
+            Glibc.exit(1)
+        }
+    }
 }
 
 /// Prints one line to standard error.

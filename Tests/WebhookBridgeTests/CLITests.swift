@@ -125,6 +125,28 @@ struct CLITests {
         #expect(unknown.stderr.contains("no sink named \"nope\""))
     }
 
+    @Test("every failure exits 1, usage errors included (SPEC section 2), and --help exits 0")
+    func exitCodes() throws {
+        let badURL = try CLI.run(["send", "not-a-url", "--scheme", "github", "--secret", "s", "--body", "-"])
+        #expect(badURL.status == 1, "\(badURL.stderr)")
+        #expect(badURL.stderr.contains("not-a-url"))
+        let noBody = try CLI.run(["send", "http://127.0.0.1:1/x", "--scheme", "github", "--secret", "s", "--body", "/no/such"])
+        #expect(noBody.status == 1, "\(noBody.stderr)")
+        let unknownScheme = try CLI.run(["sign", "--scheme", "nope", "--secret", "s"])
+        #expect(unknownScheme.status == 1)
+        let missingOption = try CLI.run(["sign", "--secret", "s"])
+        #expect(missingOption.status == 1)
+        #expect(try CLI.run(["--help"]).status == 0)
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let broken = directory.file("broken.json")
+        try Data("{ nope".utf8).write(to: URL(fileURLWithPath: broken))
+        let invalid = try CLI.run(["check-config", broken])
+        #expect(invalid.status == 1)
+        // Even a document-level problem has a JSON path: `$`, the root.
+        #expect(invalid.stderr.hasPrefix("\(broken): $: "), "\(invalid.stderr)")
+    }
+
     @Test("SIGHUP takes a rotated secret without dropping connections; an invalid config is refused and the old kept")
     func reload() throws {
         let directory = TemporaryDirectory()

@@ -120,7 +120,7 @@ struct ConfigLoaderTests {
 
     @Test("malformed JSON is reported with line and column")
     func malformedJSON() {
-        #expect(problems("{\n  \"sinks\": {,\n}") == ["not valid JSON at line 2, column 13: expected a member name"])
+        #expect(problems("{\n  \"sinks\": {,\n}") == ["$: not valid JSON at line 2, column 13: expected a member name"])
     }
 
     @Test("two sources can't share a path, and the bridge's own paths are reserved")

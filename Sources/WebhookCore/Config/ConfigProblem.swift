@@ -1,7 +1,8 @@
 /// One thing wrong with a config file, located by its JSON path
 /// (`sources.github.verify.secrets: must not be empty`).
 public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
-    /// Dotted path of the offending value; array items as `routes[0]`; empty for the document.
+    /// Dotted path of the offending value; array items as `routes[0]`; empty for the document,
+    /// which is printed as `$`, so every line reads `PATH: json.path: what is wrong`.
     public let path: String
     public let message: String
 
@@ -10,7 +11,7 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String { path.isEmpty ? message : "\(path): \(message)" }
+    public var description: String { "\(path.isEmpty ? "$" : path): \(message)" }
 }
 
 /// A config that failed validation: every problem found, in document order.
