@@ -21,9 +21,10 @@ struct CheckConfig: ParsableCommand {
                 let config = try loadConfig(path: path)
                 let sinkProblems = Bridge.sinkProblems(config)
                 if !sinkProblems.isEmpty {
-                    throw ConfigFileError(path: path, problems: sinkProblems.map { ConfigProblem(path: "", message: $0) })
+                    throw ConfigFileError(path: path, problems: sinkProblems.map(ConfigProblem.init(line:)))
                 }
                 print("\(path): valid")
+                for warning in config.warnings { printError("\(path): \(warning.path): warning: \(warning.message)") }
                 for source in config.sortedSources {
                     let sinks = source.routes.routes.map { route in
                         let types = route.types.map { $0.map(\.description).joined(separator: ",") } ?? "*"

@@ -31,6 +31,9 @@ struct Serve: AsyncParsableCommand {
             printError("webhook-bridge: \(error.lines[0])\(more)")
             throw ExitCode(1)
         }
+        for warning in bridgeConfig.warnings {
+            logger.warning("config: \(warning.path): \(warning.message)", metadata: ["config.path": "\(path)"])
+        }
         do {
             let bridge = try await Bridge.start(config: bridgeConfig, logger: logger, metrics: PrometheusExport.bootstrap())
             let reloader = ConfigReloader(processor: bridge.processor, tls: bridge.tls, logger: logger) {

@@ -11,6 +11,9 @@ public struct BridgeConfig: Sendable {
     public var sinks: [String: SinkConfig]
     /// Sources by name.
     public var sources: [String: SourceConfig]
+    /// Valid but probably not meant (a route no event can reach): `check-config` prints them
+    /// and `serve` logs them; neither refuses the config.
+    public var warnings: [ConfigProblem] = []
 
     /// `listen`.
     public struct Listen: Sendable {

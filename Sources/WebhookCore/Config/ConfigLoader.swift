@@ -25,8 +25,10 @@ public enum ConfigLoader {
         }
         let log = ProblemLog()
         let substituted = EnvironmentSubstitution.apply(to: document, path: "", environment: environment, log: log)
-        let config = read(substituted, log: log)
-        if let config, log.problems.isEmpty { return config }
+        if var config = read(substituted, log: log), log.problems.isEmpty {
+            config.warnings = log.warnings
+            return config
+        }
         throw ConfigError(problems: log.problems)
     }
 
@@ -269,7 +271,7 @@ public enum ConfigLoader {
                 continue
             }
             route.rejectUnknownKeys(["types", "sinks"])
-            if let catchAll { log.add(itemPath, "is never used: routes[\(catchAll)] has no types and matches every event") }
+            if let catchAll { log.warn(itemPath, "is never used: routes[\(catchAll)] has no types and matches every event") }
             let types = route.stringArray("types")
             if route.has("types"), types == nil { ok = false }
             guard let sinks = checkSinks(route.stringArray("sinks", required: true), route.childPath("sinks")) else {
@@ -406,10 +408,11 @@ public enum ConfigLoader {
             }
             switch (settings.signedContent.usesTimestamp, settings.timestampHeader != nil) {
             case (false, true):
-                log.add(
+                // Valid (SPEC section 4 lists the two as independent options): the header's
+                // timestamp is still checked against the tolerance.
+                log.warn(
                     reader.childPath("signedContent"),
-                    "must contain {timestamp} when timestampHeader is set; an unsigned timestamp protects nothing")
-                ok = false
+                    "has no {timestamp} while timestampHeader is set: the timestamp is checked but not signed, so a replay can carry a fresh one")
             case (true, false):
                 log.add(reader.childPath("signedContent"), "uses {timestamp} but timestampHeader is not set")
                 ok = false

@@ -11,6 +11,15 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
         self.message = message
     }
 
+    /// From a `json.path: what is wrong` line.
+    public init(line: String) {
+        if let separator = line.range(of: ": ") {
+            self.init(path: String(line[..<separator.lowerBound]), message: String(line[separator.upperBound...]))
+        } else {
+            self.init(path: "", message: line)
+        }
+    }
+
     public var description: String { "\(path.isEmpty ? "$" : path): \(message)" }
 }
 
@@ -26,9 +35,14 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
 /// Collects problems while a config is read, so that one run reports all of them.
 final class ProblemLog {
     private(set) var problems: [ConfigProblem] = []
+    private(set) var warnings: [ConfigProblem] = []
 
     func add(_ path: String, _ message: String) {
         problems.append(ConfigProblem(path: path, message: message))
+    }
+
+    func warn(_ path: String, _ message: String) {
+        warnings.append(ConfigProblem(path: path, message: message))
     }
 }
 
