@@ -58,6 +58,41 @@ struct KafkaBridgeTests {
         }
     }
 
+    @Test("brokers down with a spool: answered 202 queued, then forwarded to Kafka in order once they are back")
+    func spooledWhileDown() async throws {
+        let cluster = try MockKafkaCluster()
+        cluster.createTopic("webhooks.github", partitions: 1)
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "limits": {"ackTimeoutMs": 1000},
+             "spool": {"directory": "{dir}/spool"},
+             "sinks": {"bus": {"type": "kafka", "brokers": "\(cluster.bootstraps)", "topic": "webhooks.{source}",
+                               "key": "{id}"}},
+             "sources": {"github": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["bus"]}}}
+            """
+        try await RunningBridge.with(config: config) { bridge in
+            func send(_ id: String) async throws -> (Int, String) {
+                let body = #"{"delivery": "\#(id)"}"#
+                let answer = try await bridge.post("/gh", headers: githubHeaders(body, delivery: id), body: body)
+                return (Int(answer.status.code), String(decoding: answer.body, as: UTF8.self))
+            }
+            #expect(try await send("s-0").0 == 200)
+            for broker in Int32(1)...3 { cluster.setBroker(broker, up: false) }
+            // One at a time, so their order is the providers' order.
+            for n in 1...5 {
+                let (status, body) = try await send("s-\(n)")
+                #expect(status == 202, "s-\(n): \(body)")
+                #expect(body.contains(#""status":"queued""#), "\(body)")
+            }
+            // A retry of a spooled event is a duplicate: it is durable already.
+            #expect(try await send("s-3").1.contains("duplicate"))
+            for broker in Int32(1)...3 { cluster.setBroker(broker, up: true) }
+            let messages = await consume(
+                bootstraps: cluster.bootstraps, topic: "webhooks.github", partitions: 1, count: 6, timeout: 20)
+            #expect(messages.map { String(decoding: $0.key, as: UTF8.self) } == (0...5).map { "s-\($0)" })
+        }
+    }
+
     @Test("an event Kafka refuses for good goes to the dead letters with its reason, answered 202")
     func deadLetter() async throws {
         let cluster = try MockKafkaCluster()

@@ -64,7 +64,41 @@ struct IdempotencyTests {
             await store.commit(key)
         }
         #expect(store.count == 100)
+        // Exactly the newest 100 are remembered: 900 (the oldest kept) is still a duplicate,
+        // 899 (the newest evicted) is new again.
         #expect(await store.reserve(IdempotencyKey(source: "s", id: "999")) == .duplicate)
+        #expect(await store.reserve(IdempotencyKey(source: "s", id: "900")) == .duplicate)
+        #expect(await store.reserve(IdempotencyKey(source: "s", id: "899")) == .reserved)
+        #expect(await store.reserve(IdempotencyKey(source: "s", id: "0")) == .reserved)
+    }
+
+    @Test("a reservation in progress is never evicted, however many ids come after it")
+    func reservationSurvivesEviction() async {
+        let store = MemoryIdempotencyStore(ttlSeconds: 3600, maximumKeys: 10)
+        let held = IdempotencyKey(source: "s", id: "held")
+        #expect(await store.reserve(held) == .reserved)
+        for index in 0..<100 {
+            let key = IdempotencyKey(source: "s", id: "\(index)")
+            #expect(await store.reserve(key) == .reserved)
+            await store.commit(key)
+        }
+        #expect(await store.reserve(held) == .inProgress)
+        await store.commit(held)
+        #expect(await store.reserve(held) == .duplicate)
+    }
+
+    @Test("expired ids go before the bound is reached: a full store of expired ids takes new ones")
+    func expiredFirst() async {
+        let clock = ManualClock()
+        let store = MemoryIdempotencyStore(ttlSeconds: 10, maximumKeys: 1000, clock: clock.read)
+        for index in 0..<50 {
+            let key = IdempotencyKey(source: "s", id: "\(index)")
+            _ = await store.reserve(key)
+            await store.commit(key)
+        }
+        clock.advance(seconds: 11)
+        #expect(await store.reserve(IdempotencyKey(source: "s", id: "new")) == .reserved)
+        #expect(store.count == 1)
         #expect(await store.reserve(IdempotencyKey(source: "s", id: "0")) == .reserved)
     }
 }

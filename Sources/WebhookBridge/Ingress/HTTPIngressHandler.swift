@@ -80,7 +80,9 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         guard let at, context.channel.isActive else { return }
         if let timer, timer.at <= at { return }
         timer?.callback.cancel()
-        let expiry = DeadlineExpiry(handler: NIOLoopBound(self, eventLoop: context.eventLoop), context: NIOLoopBound(context, eventLoop: context.eventLoop))
+        let expiry = DeadlineExpiry(
+            handler: NIOLoopBound(self, eventLoop: context.eventLoop),
+            context: NIOLoopBound(context, eventLoop: context.eventLoop))
         timer = (try? context.eventLoop.scheduleCallback(at: at, handler: expiry)).map { ($0, at) }
     }
 

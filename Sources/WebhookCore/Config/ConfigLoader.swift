@@ -412,7 +412,8 @@ public enum ConfigLoader {
                 // timestamp is still checked against the tolerance.
                 log.warn(
                     reader.childPath("signedContent"),
-                    "has no {timestamp} while timestampHeader is set: the timestamp is checked but not signed, so a replay can carry a fresh one")
+                    "has no {timestamp} while timestampHeader is set: the timestamp is checked but not signed, so a replay can carry a fresh one"
+                )
             case (true, false):
                 log.add(reader.childPath("signedContent"), "uses {timestamp} but timestampHeader is not set")
                 ok = false

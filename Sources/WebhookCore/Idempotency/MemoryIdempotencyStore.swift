@@ -26,8 +26,10 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
             id.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
             var words = (UInt64(0), UInt64(0))
             hasher.finalize().withUnsafeBytes { bytes in
-                words = (bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
-                    bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+                words = (
+                    bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                    bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+                )
             }
             (high, low) = words
         }
