@@ -44,10 +44,21 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The fsynced append (group commit) and the atomic replace under the file sink and the
+        // spool, with errno classification (permanent or transient).
+        .target(
+            name: "DurableFile",
+            dependencies: [
+                "WebhookCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(
             name: "FileSink",
             dependencies: [
                 "WebhookCore",
+                "DurableFile",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -73,11 +84,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The local durable queue, its forwarders and its room: the whole spool in one folder.
         .target(
             name: "Spool",
             dependencies: [
                 "WebhookCore",
-                "FileSink",
+                "DurableFile",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -136,7 +148,14 @@ let package = Package(
             path: "Tests/Support"
         ),
         .testTarget(name: "WebhookCoreTests", dependencies: ["WebhookCore"]),
-        .testTarget(name: "FileSinkTests", dependencies: ["FileSink", "WebhookCore"]),
+        .testTarget(name: "FileSinkTests", dependencies: ["FileSink", "DurableFile", "WebhookCore", "BridgeTestSupport"]),
+        .testTarget(
+            name: "SpoolTests",
+            dependencies: [
+                "Spool", "DurableFile", "FileSink", "WebhookCore", "BridgeTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .testTarget(
             name: "RedisSinkTests",
             dependencies: [
@@ -154,7 +173,7 @@ let package = Package(
         .testTarget(
             name: "WebhookBridgeTests",
             dependencies: [
-                "WebhookBridge", "WebhookCore", "FileSink", "CRdKafka", "CHiredis", "BridgeTestSupport",
+                "WebhookBridge", "WebhookCore", "FileSink", "Spool", "CRdKafka", "CHiredis", "BridgeTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

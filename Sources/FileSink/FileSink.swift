@@ -1,3 +1,4 @@
+import DurableFile
 import Logging
 import NIOCore
 import ServiceLifecycle

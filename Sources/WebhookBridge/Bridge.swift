@@ -56,9 +56,13 @@ public struct Bridge: Sendable {
                 throw BridgeSetupError("spool.directory: \(error)")
             }
             for sink in required.sorted(by: { $0.name < $1.name }) {
+                let target = sinks[sink.name]!
+                let metrics = SinkMetrics(sink: sink.name)
+                let ackTimeoutMs = config.limits.ackTimeoutMs
                 forwarders.append(
-                    SpoolForwarder(
-                        spool: spool!, sink: sinks[sink.name]!, ackTimeoutMs: config.limits.ackTimeoutMs, logger: logger))
+                    SpoolForwarder(spool: spool!, sink: sink.name, logger: logger) { event in
+                        await deliverWithDeadline(event, to: target, milliseconds: ackTimeoutMs, metrics: metrics).map { _ in }
+                    })
             }
         }
         let processor = WebhookProcessor(config: config, sinks: sinks, store: store, spool: spool, logger: logger)

@@ -18,12 +18,14 @@ struct DeliveryFailureTests {
         """
     }
 
-    @Test("a required sink that can't write answers 503 with Retry-After; the retry is accepted once it can")
+    @Test(
+        "a required sink that can't write (a full disk) answers 503 with Retry-After; the retry is accepted once it can",
+        .enabled(if: TinyFilesystem.isAvailable, "a full disk is a tmpfs the test mounts, which needs root"))
     func unavailableThenRecovered() async throws {
-        try await RunningBridge.with(config: Self.config()) { bridge in
-            // A regular file where the sink needs a directory: open() fails.
-            let blocker = bridge.directory.file("github")
-            #expect(FileManager.default.createFile(atPath: blocker, contents: Data("x".utf8)))
+        let output = try TinyFilesystem(bytes: 1 << 20)
+        let config = Self.config().replacingOccurrences(of: "{dir}/{source}", with: output.path)
+        try await RunningBridge.with(config: config) { bridge in
+            output.fill()
             let body = #"{"n": 1}"#
             let failed = try await bridge.post("/gh", headers: githubHeaders(body, delivery: "r-1"), body: body)
             #expect(failed.status == .serviceUnavailable)
@@ -31,11 +33,12 @@ struct DeliveryFailureTests {
             #expect(failed.json == .object([("error", .string("unavailable"))]))
             #expect(try await bridge.get("/readyz").status == .serviceUnavailable)
 
-            try FileManager.default.removeItem(atPath: blocker)
+            output.free()
             let retried = try await bridge.post("/gh", headers: githubHeaders(body, delivery: "r-1"), body: body)
             #expect(retried.status == .ok)
             #expect(retried.json?["status"] == .string("accepted"))
-            #expect(try bridge.lines("github/events.jsonl").map { $0["id"] } == [.string("r-1")])
+            let lines = try String(contentsOfFile: output.path + "/events.jsonl", encoding: .utf8).split(separator: "\n")
+            #expect(lines.map { try? JSONParser.parse(Array($0.utf8))["id"] } == [.string("r-1")])
             #expect(try await bridge.get("/readyz").status == .ok)
         }
     }

@@ -1,3 +1,4 @@
+import Crypto
 import NIOHTTP1
 
 /// A name template for topics, keys, streams and file paths (SPEC section 3):
@@ -66,8 +67,14 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Renders the template for `event`; placeholder values are passed through `sanitizer`,
-    /// the literal parts are taken as configured.
+    /// the literal parts are taken as configured. A name made from request values never
+    /// comes out as one the sink refuses (SPEC section 8): see ``TemplateSanitizer/validName(_:)``.
     public func render(_ event: WebhookEvent, sanitizer: TemplateSanitizer) -> String {
+        let rendered = renderParts(event, sanitizer: sanitizer)
+        return parts.count == 1 && parts[0].isLiteral ? rendered : sanitizer.validName(rendered)
+    }
+
+    private func renderParts(_ event: WebhookEvent, sanitizer: TemplateSanitizer) -> String {
         var out = ""
         for part in parts {
             switch part {
@@ -83,6 +90,10 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     }
 
     public static func == (lhs: Template, rhs: Template) -> Bool { lhs.description == rhs.description }
+}
+
+extension Template.Part {
+    fileprivate var isLiteral: Bool { if case .literal = self { return true } else { return false } }
 }
 
 /// Why a template can't be parsed.
@@ -137,7 +148,43 @@ public enum TemplateSanitizer: Sendable, Equatable {
     }
 }
 
+// MARK: - Names the sink accepts
+
 extension TemplateSanitizer {
+    /// Kafka's longest topic name.
+    static let kafkaTopicLimit = 249
+    /// The longest file name (one path component) of Linux file systems, in bytes.
+    static let fileNameLimit = 255
+
+    /// `name` made into one the sink accepts: an empty Kafka topic or file name becomes `_`,
+    /// and a topic over 249 characters or a file name (any one path component) over 255
+    /// bytes is cut, with `-` and 16 hex digits of the SHA-256 of the whole value at its end,
+    /// so two long values that share their beginning still name two different places.
+    /// Names that need no change (nearly all of them) are returned as they are.
+    public func validName(_ name: String) -> String {
+        switch self {
+        case .verbatim, .redisKey:
+            return name
+        case .kafkaTopic:
+            if name.isEmpty || name == "." || name == ".." { return "_" }
+            return Self.shortened(name, limit: Self.kafkaTopicLimit)
+        case .pathComponent:
+            guard name.isEmpty || name.hasSuffix("/") || name.utf8.count > Self.fileNameLimit else { return name }
+            var components = name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            if components.last?.isEmpty ?? true { components[components.count - 1] = "_" }
+            return components.map { Self.shortened($0, limit: Self.fileNameLimit) }.joined(separator: "/")
+        }
+    }
+
+    private static func shortened(_ value: String, limit: Int) -> String {
+        let bytes = Array(value.utf8)
+        guard bytes.count > limit else { return value }
+        let digest = Hex.encode(Array(SHA256.hash(data: bytes).prefix(8)))
+        var cut = limit - 1 - digest.count
+        while cut > 0 && bytes[cut] & 0xC0 == 0x80 { cut -= 1 }  // not inside a UTF-8 character
+        return String(decoding: bytes[..<cut], as: UTF8.self) + "-" + digest
+    }
+
     /// `[A-Za-z0-9._-]`, as bytes.
     fileprivate static func isNameByte(_ byte: UInt8) -> Bool {
         switch byte {
@@ -149,3 +196,4 @@ extension TemplateSanitizer {
         }
     }
 }
+

@@ -55,5 +55,14 @@ public struct SinkError: Error, Sendable, CustomStringConvertible {
     }
 
     public var isPermanent: Bool { code == .rejected }
+    /// `unavailable`, `rejected` or `timed_out`: the kind of failure, for metrics and for
+    /// throttling repeated log lines.
+    public var kind: String {
+        switch code {
+        case .unavailable: return "unavailable"
+        case .rejected: return "rejected"
+        case .timedOut: return "timed_out"
+        }
+    }
     public var description: String { "sink \(sink): \(reason)" }
 }

@@ -13,6 +13,11 @@ import WebhookCore
 /// Appends lines to files and returns only once they are fsynced: the durable write under the
 /// file sink, the spool and the dead-letter file.
 ///
+/// Failures are classified from their errno (``FileFailure``): a path that can never be
+/// written (name too long, a directory in the way) fails only the lines for that path, as
+/// rejected for good, and leaves the appender healthy; a full disk or an I/O error fails the
+/// batch as transient and makes the appender unhealthy (`/readyz`) until a write succeeds.
+///
 /// Group commit: lines that arrive while a flush is running are written and synced together
 /// by the next one, so N concurrent appends cost about two fsyncs, not N. All file I/O runs
 /// on the appender's own serial queue, never on Swift's cooperative pool. A failed write is
@@ -80,6 +85,18 @@ public final class DurableAppender: Sendable {
         }
     }
 
+    /// Closes `path`'s descriptor (after any flush running now), so a file that was removed
+    /// gives its disk space back at once instead of when the descriptor cache evicts it.
+    public func forget(_ path: String) async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            queue.async {
+                self.files.withLock { $0.close(path) }
+                self.durableSizes.withLock { $0[path] = nil }
+                done.resume()
+            }
+        }
+    }
+
     /// Refuses further appends, lets the running flush finish and closes the files.
     public func shutdown() async {
         state.withLock { $0.closed = true }
@@ -118,7 +135,7 @@ public final class DurableAppender: Sendable {
         do {
             let fd = try openFile(path)
             let start = lseek(fd, 0, SEEK_END)
-            guard start >= 0 else { throw SinkError.unavailable(sink: name, reason: "\(path): \(errorText())") }
+            guard start >= 0 else { throw FileFailure.sinkError(sink: name, "seek", path, code: errno) }
             var batch = ByteBufferAllocator().buffer(capacity: items.reduce(0) { $0 + $1.line.readableBytes })
             var positions: [Int64] = []
             for item in items {
@@ -128,9 +145,7 @@ public final class DurableAppender: Sendable {
             }
             do {
                 try writeAll(fd, batch, path: path)
-                guard fdatasync(fd) == 0 else {
-                    throw SinkError.unavailable(sink: name, reason: "fsync \(path): \(errorText())")
-                }
+                guard fdatasync(fd) == 0 else { throw SinkError.unavailable(sink: name, reason: "fsync \(path): \(errorText())") }
             } catch {
                 // Cut off whatever part of the batch reached the file, so no half line stays
                 // in front of the next one. If even that fails, drop the descriptor: the next
@@ -146,10 +161,17 @@ public final class DurableAppender: Sendable {
             }
         } catch {
             let failure = error as? SinkError ?? .unavailable(sink: name, reason: "\(error)")
-            if !state.withLock({ $0.failing }) {
-                logger.error("durable append failed", metadata: ["sink.name": "\(name)", "sink.error": "\(failure.reason)"])
+            // A path that can never be written says nothing about the disk: only the lines
+            // for it fail, and the appender stays healthy.
+            if !failure.isPermanent {
+                let first = state.withLock { state in
+                    defer { state.failing = true }
+                    return !state.failing
+                }
+                if first {
+                    logger.error("durable append failed", metadata: ["sink.name": "\(name)", "sink.error": "\(failure.reason)"])
+                }
             }
-            state.withLock { $0.failing = true }
             for item in items { item.continuation.resume(throwing: failure) }
         }
     }
@@ -161,7 +183,7 @@ public final class DurableAppender: Sendable {
                 let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
-                    throw SinkError.unavailable(sink: name, reason: "write \(path): \(errorText())")
+                    throw FileFailure.sinkError(sink: name, "write", path, code: errno)
                 }
                 offset += written
             }
@@ -175,7 +197,7 @@ public final class DurableAppender: Sendable {
         if let fd = files.withLock({ $0.descriptor(for: path) }) { return fd }
         try createDirectories(forFile: path)
         let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw SinkError.unavailable(sink: name, reason: "open \(path): \(errorText())") }
+        guard fd >= 0 else { throw FileFailure.sinkError(sink: name, "open", path, code: errno) }
         syncDirectory(of: path)
         let size = lseek(fd, 0, SEEK_END)
         var last: UInt8 = 0
@@ -209,18 +231,8 @@ public final class DurableAppender: Sendable {
             if mkdir(current, 0o755) == 0 {
                 syncDirectory(of: current)
             } else if errno != EEXIST {
-                throw SinkError.unavailable(sink: name, reason: "mkdir \(current): \(errorText())")
+                throw FileFailure.sinkError(sink: name, "mkdir", current, code: errno)
             }
-        }
-    }
-
-    /// Syncs the directory holding `path`, so a new entry in it survives a crash.
-    private func syncDirectory(of path: String) {
-        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
-        let fd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd >= 0 {
-            _ = fsync(fd)
-            close(fd)
         }
     }
 

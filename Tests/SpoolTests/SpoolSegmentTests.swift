@@ -1,7 +1,7 @@
 import BridgeTestSupport
 import Logging
 import NIOCore
-import Spool
+@testable import Spool
 import Testing
 import WebhookCore
 
@@ -27,12 +27,12 @@ struct SpoolSegmentTests {
         let count = 300
         let reader = Task { () throws -> [String] in
             var seen: [String] = []
-            var wakeups = spool.wakeups["sink"]!.makeAsyncIterator()
+            let signal = spool.signal(for: "sink")!
             while seen.count < count {
                 if let (event, position) = try spool.next(for: "sink") {
                     seen.append(event.id)
-                    try spool.advance("sink", to: position)
-                } else if await wakeups.next() == nil {
+                    spool.advance("sink", to: position)
+                } else if await signal.wait(timeout: .seconds(30)) == .finished {
                     break
                 }
             }

@@ -1,0 +1,162 @@
+import BridgeTestSupport
+import DurableFile
+import Foundation
+import Logging
+import NIOCore
+import Testing
+import WebhookCore
+
+@testable import Spool
+
+func spoolEvent(_ id: String, padding: Int = 200) -> WebhookEvent {
+    WebhookEvent(
+        id: id, source: "s", type: "t", time: .now(), dataContentType: "application/json", scheme: "none", keyIndex: 0,
+        data: ByteBuffer(string: #"{"id": "\#(id)", "pad": "\#(String(repeating: "x", count: padding))"}"#))
+}
+
+var quietLogger: Logger {
+    var logger = Logger(label: "test")
+    logger.logLevel = .critical
+    return logger
+}
+
+/// Forwards everything `spool` holds for `sink` (as the forwarder does, without a sink) and
+/// returns the ids in order.
+@discardableResult
+func drain(_ spool: Spool, _ sink: String = "sink") async throws -> [String] {
+    var ids: [String] = []
+    while let (event, position) = try spool.next(for: sink) {
+        ids.append(event.id)
+        spool.advance(sink, to: position)
+    }
+    try await spool.saveCursor(sink)
+    return ids
+}
+
+@Suite("Spool room: maxBytes counts what is not forwarded yet")
+struct SpoolRoomTests {
+    @Test("a drained spool has its room back, in memory and after a restart, and its forwarded segments leave the disk")
+    func roomComesBack() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        // Room for about 60 of these ~400-byte lines; 200 go through in four rounds.
+        let maxBytes = 24 * 1024
+        var sent = 0
+        for round in 0..<4 {
+            let spool = try Spool(directory: directory.path, maxBytes: maxBytes, sinks: ["sink": []], logger: quietLogger)
+            #expect(spool.bytes == 0, "round \(round): a restart counts forwarded bytes as used")
+            for _ in 0..<50 {
+                try await spool.append(spoolEvent("e-\(sent)"), for: "sink")
+                sent += 1
+            }
+            #expect(spool.bytes > 0)
+            let forwarded = try await drain(spool)
+            #expect(forwarded == ((sent - 50)..<sent).map { "e-\($0)" })
+            #expect(spool.bytes == 0)
+            #expect(!spool.hasBacklog(for: "sink"))
+            try await spool.reclaim("sink")
+            #expect(spool.segmentFileBytes(for: "sink") == 0, "forwarded data is still on disk")
+            await spool.shutdown()
+        }
+    }
+
+    @Test("the segments a saved cursor has passed are deleted; the one being read stays")
+    func passedSegmentsDeleted() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let spool = try Spool(
+            directory: directory.path, maxBytes: 1 << 20, sinks: ["sink": []], segmentBytes: 2048, logger: quietLogger)
+        for index in 0..<40 { try await spool.append(spoolEvent("d-\(index)"), for: "sink") }
+        let before = spool.segmentFileBytes(for: "sink")
+        for _ in 0..<30 {
+            let (_, position) = try #require(try spool.next(for: "sink"))
+            spool.advance("sink", to: position)
+        }
+        try await spool.saveCursor("sink")
+        let after = spool.segmentFileBytes(for: "sink")
+        #expect(after < before / 2)
+        #expect(spool.backlogBytes(for: "sink") > 0)
+        // The rest is still there, in order, and after a restart too.
+        await spool.shutdown()
+        let reopened = try Spool(
+            directory: directory.path, maxBytes: 1 << 20, sinks: ["sink": []], segmentBytes: 2048, logger: quietLogger)
+        #expect(try await drain(reopened) == (30..<40).map { "d-\($0)" })
+        await reopened.shutdown()
+    }
+
+    @Test("dead letters count against maxBytes, and truncating the dead-letter file gives the room back")
+    func deadLettersCount() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let spool = try Spool(directory: directory.path, maxBytes: 4096, sinks: ["sink": []], logger: quietLogger)
+        var refused = false
+        for index in 0..<20 {
+            do {
+                try await spool.deadLetter(spoolEvent("p-\(index)"), sink: "sink", reason: "test")
+            } catch {
+                #expect(error.isFull)
+                refused = true
+                break
+            }
+        }
+        #expect(refused)
+        await #expect(throws: Spool.Failure.self) { try await spool.append(spoolEvent("next"), for: "sink") }
+        #expect(truncate(spool.deadLetterPath, 0) == 0)
+        try await spool.reclaim("sink")
+        try await spool.append(spoolEvent("next"), for: "sink")
+        await spool.shutdown()
+    }
+}
+
+@Suite(
+    "Spool cursor on a full disk", .serialized,
+    .enabled(if: TinyFilesystem.isAvailable, "a full disk is a tmpfs the test mounts, which needs root"))
+struct SpoolFullDiskTests {
+    @Test("a cursor that can't be saved on a full disk keeps the previous one; a restart re-sends only what followed it")
+    func cursorSurvivesFullDisk() async throws {
+        let disk = try TinyFilesystem(bytes: 512 * 1024)
+        let spool = try Spool(directory: disk.path + "/spool", maxBytes: 1 << 20, sinks: ["sink": []], logger: quietLogger)
+        for index in 0..<100 { try await spool.append(spoolEvent("c-\(index)"), for: "sink") }
+        // Forward 40 and save: the cursor is on disk.
+        for _ in 0..<40 {
+            let (_, position) = try #require(try spool.next(for: "sink"))
+            spool.advance("sink", to: position)
+        }
+        try await spool.saveCursor("sink")
+        // The disk fills up; the other 60 are forwarded, and saving their cursor fails.
+        disk.fill()
+        let rest = try {
+            var ids: [String] = []
+            while let (event, position) = try spool.next(for: "sink") {
+                ids.append(event.id)
+                spool.advance("sink", to: position)
+            }
+            return ids
+        }()
+        #expect(rest.count == 60)
+        await #expect(throws: AtomicFile.Failure.self) { try await spool.saveCursor("sink") }
+        let cursor = try String(contentsOfFile: disk.path + "/spool/sink/cursor", encoding: .utf8)
+        #expect(!cursor.isEmpty, "the cursor file was emptied by the failed save")
+        await spool.shutdown()
+
+        // A restart on the still-full disk re-sends the 60 after the saved cursor, not all 100.
+        let reopened = try Spool(directory: disk.path + "/spool", maxBytes: 1 << 20, sinks: ["sink": []], logger: quietLogger)
+        let again = try {
+            var ids: [String] = []
+            while let (event, position) = try reopened.next(for: "sink") {
+                ids.append(event.id)
+                reopened.advance("sink", to: position)
+            }
+            return ids
+        }()
+        #expect(again == (40..<100).map { "c-\($0)" })
+        // Room on the disk again: the save succeeds and a third start has nothing to send.
+        disk.free()
+        try await reopened.saveCursor("sink")
+        await reopened.shutdown()
+        let third = try Spool(directory: disk.path + "/spool", maxBytes: 1 << 20, sinks: ["sink": []], logger: quietLogger)
+        #expect(try third.next(for: "sink")?.0.id == nil)
+        #expect(third.bytes == 0)
+        await third.shutdown()
+    }
+}
