@@ -57,6 +57,12 @@ public final class KeepAliveConnection: @unchecked Sendable {
     private func exchange(_ request: String) throws -> (status: Int, body: String) {
         let bytes = Array(request.utf8)
         guard send(fd, bytes, bytes.count, 0) == bytes.count else { throw ServerError("send failed") }
+        let answer = try readAnswer()
+        return (answer.status, answer.body)
+    }
+
+    /// Reads one answer (status line, headers, a `Content-Length` body) without sending anything.
+    public func readAnswer() throws -> (status: Int, head: String, body: String) {
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -68,7 +74,7 @@ public final class KeepAliveConnection: @unchecked Sendable {
                 if received.count - headerEnd.upperBound >= length {
                     let status = Int(head.split(separator: " ")[1]) ?? 0
                     let bodyBytes = received[headerEnd.upperBound..<(headerEnd.upperBound + length)]
-                    return (status, String(decoding: bodyBytes, as: UTF8.self))
+                    return (status, head, String(decoding: bodyBytes, as: UTF8.self))
                 }
             }
             let count = recv(fd, &chunk, chunk.count, 0)

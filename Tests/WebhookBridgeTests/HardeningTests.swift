@@ -27,7 +27,8 @@ struct HardeningTests {
     func slowBody() async throws {
         try await RunningBridge.with(config: Self.config) { bridge in
             let connection = try KeepAliveConnection(port: bridge.port)
-            try connection.sendRaw("POST /gh HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"partial\":")
+            try connection.sendRaw(
+                "POST /gh HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=00\r\nContent-Length: 100\r\n\r\n{\"partial\":")
             let answer = try await offThePool { connection.readUntilClosed() }
             #expect(answer.text.hasPrefix("HTTP/1.1 408"), "\(answer.text)")
             #expect(answer.closedByServer)

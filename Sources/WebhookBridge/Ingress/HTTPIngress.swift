@@ -41,6 +41,7 @@ public final class HTTPIngress: Service {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> HTTPIngress {
         let inFlight = InFlightRequests()
+        let budget = BodyBudget(limit: limits.maxBufferedBytes)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -53,11 +54,14 @@ public final class HTTPIngress: Service {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
                     }
                     // No outbound header validation: every response header is the bridge's
-                    // own (names and values it writes), so the check was pure cost.
+                    // own (names and values it writes), so the check was pure cost. No NIO
+                    // error handler: the ingress handler answers parse errors itself, and
+                    // not at all after an answer that said `Connection: close`.
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: true, withOutboundHeaderValidation: false)
+                        withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(
-                        HTTPIngressHandler(processor: processor, limits: limits, inFlight: inFlight, metrics: metrics)
+                        HTTPIngressHandler(
+                            processor: processor, limits: limits, inFlight: inFlight, budget: budget, metrics: metrics)
                     )
                 }
             }

@@ -17,16 +17,20 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         case receiving(head: HTTPRequestHead, path: String, body: ByteBuffer)
         /// The answer is known before the body ends (404, 405, health); drop the body.
         case answerAtEnd(head: HTTPRequestHead, BridgeAnswer)
-        /// The body went over the limit and 413 was sent; ignore the rest until close.
-        case rejected
         /// The processor is working on the request.
         case processing
+        /// An answer with `Connection: close` was written (SPEC section 8): nothing more is
+        /// read from this connection, and it closes once the answer is out.
+        case closing
     }
 
     private let processor: WebhookProcessor
     private let limits: BridgeConfig.Limits
     private var maxBodyBytes: Int { limits.maxBodyBytes }
     private let inFlight: InFlightRequests
+    private let budget: BodyBudget
+    /// What this connection's current request holds of ``budget``.
+    private var reservedBytes = 0
     private let metrics: PrometheusCollectorRegistry?
     private var state = State.idle
     /// When the current phase times out: a complete head while idle, the body while
@@ -38,13 +42,14 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var timer: (callback: NIOScheduledCallback, at: NIODeadline)?
 
     init(
-        processor: WebhookProcessor, limits: BridgeConfig.Limits, inFlight: InFlightRequests,
+        processor: WebhookProcessor, limits: BridgeConfig.Limits, inFlight: InFlightRequests, budget: BodyBudget,
         metrics: PrometheusCollectorRegistry?
     ) {
         self.processor = processor
         self.metrics = metrics
         self.limits = limits
         self.inFlight = inFlight
+        self.budget = budget
     }
 
     // MARK: - Deadlines (slow and idle clients)
@@ -62,6 +67,36 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         deadline = nil
         timer?.callback.cancel()
         timer = nil
+        releaseBody()
+    }
+
+    /// A malformed request: 400 with `Connection: close`, and the connection closed once it is
+    /// out, rather than left open until the idle timeout. After an answer that already said
+    /// `Connection: close`, bytes the client sent behind it are not answered at all (the parser
+    /// reports them as an error: data after a close). NIO's pipelining handler holds a parse
+    /// error back until the answer owed before it is written, so this runs between requests.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        switch state {
+        case .closing:
+            return
+        case .processing:
+            // Not expected (see above); the answer in progress must not be interleaved.
+            return
+        case .idle, .receiving, .answerAtEnd:
+            releaseBody()
+            var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/")
+            head.headers.add(name: "Connection", value: "close")
+            write(.error(.badRequest, "bad_request"), for: head, context: context)
+        }
+    }
+
+    private func releaseBody() {
+        budget.release(reservedBytes)
+        reservedBytes = 0
     }
 
     /// A complete head must come within `idleTimeoutMs`; otherwise the connection closes.
@@ -99,14 +134,15 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .idle:
             context.close(promise: nil)
         case .receiving(let head, _, _), .answerAtEnd(let head, _):
-            state = .rejected
+            releaseBody()
             write(.error(.requestTimeout, "timeout"), for: head, context: context, forceClose: true)
-        case .rejected, .processing:
+        case .closing, .processing:
             break
         }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .closing = state { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
             receiveHead(head, context: context)
@@ -124,16 +160,27 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .answerAtEnd(_, let answer):
                 // The answer does not depend on a body the client has not sent yet: give it
                 // now and close, rather than invite a body only to discard it.
-                state = .rejected
                 write(answer, for: head, context: context, forceClose: true)
             default:
                 break
             }
         case .body(var chunk):
             guard case .receiving(let head, let path, var body) = state else { return }
-            guard body.readableBytes + chunk.readableBytes <= maxBodyBytes else {
+            let needed = body.readableBytes + chunk.readableBytes
+            guard needed <= maxBodyBytes else {
+                releaseBody()
                 reject(context: context, head: head)
                 return
+            }
+            if needed > reservedBytes {
+                // A body longer than declared, or chunked: reserve in steps of 64 KiB.
+                let more = min(max(needed - reservedBytes, 65536), maxBodyBytes - reservedBytes)
+                guard budget.reserve(more) else {
+                    releaseBody()
+                    write(.busy, for: head, context: context, forceClose: true)
+                    return
+                }
+                reservedBytes += more
             }
             state = .processing  // drop our reference so the append below does not copy
             body.writeBuffer(&chunk)
@@ -147,7 +194,7 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
             case .answerAtEnd(let head, let answer):
                 state = .idle
                 write(answer, for: head, context: context)
-            case .rejected, .processing, .idle:
+            case .closing, .processing, .idle:
                 break
             }
         }
@@ -156,21 +203,20 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         if head.headers.count > limits.maxHeaderCount {
-            state = .rejected
             write(.error(.requestHeaderFieldsTooLarge, "too_many_headers"), for: head, context: context, forceClose: true)
             return
         }
         if processor.hasSource(atPath: path) {
             guard head.method == .POST else {
-                state = .answerAtEnd(head: head, .methodNotAllowed)
+                refuse(.methodNotAllowed, head: head, context: context)
                 return
             }
             if let refusal = processor.admit(path: path, peer: context.channel.remoteAddress?.ipAddress, headers: head.headers) {
-                state = .answerAtEnd(head: head, refusal)
+                refuse(refusal, head: head, context: context)
                 return
             }
             if inFlight.count >= limits.maxConcurrentRequests {
-                state = .answerAtEnd(head: head, .unavailable)
+                refuse(.unavailable, head: head, context: context)
                 return
             }
             let declared = head.headers.first(name: "Content-Length").flatMap(Int.init)
@@ -178,8 +224,19 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 reject(context: context, head: head)
                 return
             }
-            // Grows as bytes arrive; a large declared length reserves nothing up front.
-            let capacity = min(declared ?? 4096, maxBodyBytes, 65536)
+            if let refusal = processor.refuseUnsigned(path: path, headers: head.headers) {
+                refuse(refusal, head: head, context: context)
+                return
+            }
+            // The declared body is reserved whole (and allocated once: growing a buffer by
+            // doubling briefly holds twice the bytes); a chunked one reserves as it arrives.
+            let declaredBytes = max(declared ?? 0, 0)
+            guard budget.reserve(declaredBytes) else {
+                refuse(.busy, head: head, context: context)
+                return
+            }
+            reservedBytes = declaredBytes
+            let capacity = declared ?? 4096
             state = .receiving(head: head, path: path, body: context.channel.allocator.buffer(capacity: capacity))
             return
         }
@@ -207,8 +264,19 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// still sends is read and dropped until it closes (a full close while it is still sending
     /// would reset the connection and lose the 413), for at most `lingerAfterRejection`.
     private func reject(context: ChannelHandlerContext, head: HTTPRequestHead) {
-        state = .rejected
         write(.tooLarge, for: head, context: context, forceClose: true)
+    }
+
+    /// A refusal decided from the head (405, 403, 429, 401 without a signature header, 503).
+    /// When a body is on its way it is answered now, before the body is read, and the
+    /// connection closed as for 413; a request without a body keeps its connection.
+    private func refuse(_ answer: BridgeAnswer, head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let declared = head.headers.first(name: "Content-Length").flatMap(Int.init) ?? 0
+        if declared > 0 || head.headers.contains(name: "Transfer-Encoding") {
+            write(answer, for: head, context: context, forceClose: true)
+        } else {
+            state = .answerAtEnd(head: head, answer)
+        }
     }
 
     /// How long a rejected client may keep sending before the connection is closed.
@@ -238,10 +306,15 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private func finish(_ answer: BridgeAnswer, for head: HTTPRequestHead, context: ChannelHandlerContext) {
         inFlight.end()
+        releaseBody()
         state = .idle
         write(answer, for: head, context: context)
     }
 
+    /// Writes `answer`. Keep-alive unless the client or `forceClose` says otherwise; after an
+    /// answer with `Connection: close` the connection reads nothing more (state `closing`).
+    /// `forceClose` is for answers given while a body may still be arriving: our side is shut
+    /// once the answer is out, and the rest is drained (see ``reject(context:head:)``).
     private func write(
         _ answer: BridgeAnswer, for request: HTTPRequestHead, context: ChannelHandlerContext, forceClose: Bool = false
     ) {
@@ -262,6 +335,8 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             return
         }
+        state = .closing
+        deadline = nil
         let done = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
         if forceClose {
@@ -271,7 +346,7 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
                     context.close(promise: nil)
                 }
             }
-        } else if !keepAlive {
+        } else {
             done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
         }
     }

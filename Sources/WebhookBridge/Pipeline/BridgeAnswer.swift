@@ -32,5 +32,7 @@ public struct BridgeAnswer: Sendable, Equatable {
     static let methodNotAllowed = BridgeAnswer(status: .methodNotAllowed, headers: [("Allow", "POST")], body: [])
     static let tooLarge = error(.payloadTooLarge, "too_large")
     static let unavailable = error(.serviceUnavailable, "unavailable", headers: [("Retry-After", "5")])
+    /// Bodies being received already fill `limits.maxBufferedBytes` (SPEC section 8).
+    static let busy = error(.serviceUnavailable, "busy", headers: [("Retry-After", "1")])
     static let inProgress = error(.conflict, "in_progress", headers: [("Retry-After", "1")])
 }

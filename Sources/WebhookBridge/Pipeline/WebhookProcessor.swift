@@ -58,6 +58,8 @@ public final class WebhookProcessor: Sendable {
     private let sinkMetrics = MetricCache<String, SinkMetrics> { SinkMetrics(sink: $0) }
     private let trustedProxies: [CIDR]
     private let logger: Logger
+    /// Delivery and spool failures: during an outage every request fails the same way.
+    private let failureLog = LogThrottle()
 
     public init(
         config: BridgeConfig, sinks: [String: any EventSink], store: any IdempotencyStore, spool: Spool? = nil, logger: Logger
@@ -106,6 +108,21 @@ public final class WebhookProcessor: Sendable {
         return refusal
     }
 
+    /// 401 `signature_missing` when the request carries none of its scheme's signature
+    /// headers, else nil; decided from the head, so an unsigned body is never buffered
+    /// (SPEC section 8).
+    public func refuseUnsigned(path: String, headers: HTTPHeaders) -> BridgeAnswer? {
+        guard let source = sourcesByPath.withLock({ $0[path] }),
+            let missing = source.config.scheme.missingSignature(in: headers)
+        else { return nil }
+        let logger = RequestLogger(
+            logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
+        logger.notice("webhook rejected", metadata: ["webhook.reason": "\(missing.code)", "webhook.detail": "\(missing.detail)"])
+        source.metrics.verifications[.init(result: missing.code, keyIndex: nil)].increment()
+        source.metrics.requests[HTTPResponseStatus.unauthorized.code].increment()
+        return .error(.unauthorized, missing.code)
+    }
+
     /// True when `path` belongs to a source.
     public func hasSource(atPath path: String) -> Bool { sourcesByPath.withLock { $0[path] != nil } }
 
@@ -150,13 +167,15 @@ public final class WebhookProcessor: Sendable {
         // provider has switched to the new one and the old can be removed.
         source.metrics.verifications[.init(result: "ok", keyIndex: verified.keyIndex)].increment()
         if let handshake = verified.handshake {
-            return BridgeAnswer(status: .ok, headers: [("Content-Type", handshake.contentType)], body: handshake.body)
+            return BridgeAnswer(
+                status: HTTPResponseStatus(statusCode: handshake.status), headers: [("Content-Type", handshake.contentType)],
+                body: handshake.body)
         }
 
         // Parsed at most once: by the scheme for its id or type, or here for the templates.
         let bodyJSON = source.templatesNeedJSON ? request.bodyJSON : request.json.valueIfParsed
         let event = WebhookEvent(
-            id: verified.id ?? bodyHashID(body), source: source.config.name, type: verified.type ?? "webhook",
+            id: EventID.usable(verified.id) ?? bodyHashID(body), source: source.config.name, type: verified.type ?? "webhook",
             time: receivedAt, dataContentType: headers.first(name: "Content-Type"), scheme: source.config.scheme.name,
             keyIndex: verified.keyIndex, data: body, requestHeaders: headers, bodyJSON: bodyJSON)
         logger.eventID = event.id
@@ -167,7 +186,11 @@ public final class WebhookProcessor: Sendable {
         do {
             outcome = try await store.reserve(key)
         } catch {
-            logger.error("idempotency store failed", metadata: ["webhook.error": "\(error)"])
+            if let suppressed = failureLog.admit("idempotency") {
+                var metadata: Logger.Metadata = ["webhook.error": "\(error)"]
+                if suppressed > 0 { metadata["log.suppressed"] = "\(suppressed)" }
+                logger.error("idempotency store failed", metadata: metadata)
+            }
             source.metrics.idempotency["failed"].increment()
             return .unavailable
         }
@@ -211,7 +234,11 @@ public final class WebhookProcessor: Sendable {
                 }
             }
         } catch {
-            logger.error("cannot spool the event", metadata: ["spool.error": "\(error)"])
+            if let suppressed = failureLog.admit("spool") {
+                var metadata: Logger.Metadata = ["spool.error": "\(error)"]
+                if suppressed > 0 { metadata["log.suppressed"] = "\(suppressed)" }
+                logger.error("cannot spool the event", metadata: metadata)
+            }
             await store.release(key)
             return .unavailable
         }
@@ -244,7 +271,7 @@ public final class WebhookProcessor: Sendable {
                 if case .failure(let error) = await deliverWithDeadline(
                     event, to: sink, milliseconds: ackTimeoutMs, metrics: metrics, on: executor)
                 {
-                    Self.log(error, required: false, logger: logger)
+                    self.log(error, required: false, logger: logger)
                 }
             }
         }
@@ -255,7 +282,7 @@ public final class WebhookProcessor: Sendable {
             let result = await deliverWithDeadline(
                 event, to: sink, milliseconds: ackTimeoutMs, metrics: sinkMetrics[sink.name], on: executor)
             guard case .failure(let error) = result else { return [] }
-            Self.log(error, required: true, logger: logger)
+            log(error, required: true, logger: logger)
             return [error]
         }
         return await withTaskGroup(of: SinkError?.self) { group in
@@ -272,17 +299,21 @@ public final class WebhookProcessor: Sendable {
             }
             var failures: [SinkError] = []
             for await case let error? in group {
-                Self.log(error, required: true, logger: logger)
+                log(error, required: true, logger: logger)
                 failures.append(error)
             }
             return failures
         }
     }
 
-    private static func log(_ error: SinkError, required: Bool, logger: RequestLogger) {
-        logger.log(
-            level: required ? .error : .warning, "delivery failed",
-            metadata: ["sink.name": "\(error.sink)", "sink.error": "\(error.reason)", "sink.required": "\(required)"])
+    /// One line per sink and kind of failure per interval, with the count left out since.
+    private func log(_ error: SinkError, required: Bool, logger: RequestLogger) {
+        guard let suppressed = failureLog.admit("\(error.sink) \(error.kind)") else { return }
+        var metadata: Logger.Metadata = [
+            "sink.name": "\(error.sink)", "sink.error": "\(error.reason)", "sink.required": "\(required)",
+        ]
+        if suppressed > 0 { metadata["log.suppressed"] = "\(suppressed)" }
+        logger.log(level: required ? .error : .warning, "delivery failed", metadata: metadata)
     }
 
     private func isRequired(_ sink: any EventSink) -> Bool { requiredSinks.contains(sink.name) }

@@ -41,6 +41,9 @@ public struct BridgeConfig: Sendable {
         public var maxConcurrentRequests = 4096
         /// Extension: header fields per request; beyond it, 431.
         public var maxHeaderCount = 100
+        /// Bytes of request bodies held at once across all connections (SPEC section 8):
+        /// a request that would pass it gets 503 `busy` before its body is read.
+        public var maxBufferedBytes = 134_217_728
     }
 
     /// `idempotency`.
@@ -119,5 +122,63 @@ public struct SourceConfig: Sendable {
     public struct RateLimit: Sendable, Equatable {
         public var perSecond: Double
         public var burst: Int
+    }
+}
+
+// MARK: - What a reload can't apply
+
+extension BridgeConfig {
+    /// The settings a SIGHUP reload does not apply (SPEC section 8: everything but sources,
+    /// secrets and routes), each as `json.path: value`, for telling which changed. Secrets
+    /// never appear here: Redis URLs are shown without their password.
+    public var restartOnlySettings: [String: String] {
+        var settings: [String: String] = [
+            "listen.host": listen.host, "listen.port": String(listen.port),
+            "listen.tls": listen.tls == nil ? "off" : "on",
+            "limits.maxBodyBytes": String(limits.maxBodyBytes), "limits.ackTimeoutMs": String(limits.ackTimeoutMs),
+            "limits.idleTimeoutMs": String(limits.idleTimeoutMs), "limits.bodyTimeoutMs": String(limits.bodyTimeoutMs),
+            "limits.maxConcurrentRequests": String(limits.maxConcurrentRequests),
+            "limits.maxHeaderCount": String(limits.maxHeaderCount),
+            "limits.maxBufferedBytes": String(limits.maxBufferedBytes),
+            "idempotency.ttlSeconds": String(idempotency.ttlSeconds), "idempotency.maxKeys": String(idempotency.maxKeys),
+            "spool": spool.map { "\($0.directory) \($0.maxBytes)" } ?? "off",
+            "trustedProxies": trustedProxies.map { "\($0)" }.joined(separator: ","),
+        ]
+        switch idempotency.store {
+        case .memory: settings["idempotency.store"] = "memory"
+        case .redis(let url): settings["idempotency.store"] = "redis " + Self.fingerprint(url)
+        }
+        for sink in sinks.values {
+            var text = "\(sink.typeName) required=\(sink.required)"
+            switch sink.kind {
+            case .file(let path): text += " path=\(path)"
+            case .kafka(let brokers, let topic, let key, let properties):
+                text += " brokers=\(brokers) topic=\(topic) key=\(key) properties="
+                text += properties.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.fingerprint($0.value))" }.joined(separator: ",")
+            case .redis(let url, let stream, let maxLength):
+                text += " url=\(Self.fingerprint(url)) stream=\(stream) maxLength=\(maxLength.map(String.init) ?? "-")"
+            }
+            settings["sinks.\(sink.name)"] = text
+        }
+        return settings
+    }
+
+    /// The restart-only settings whose value differs between `self` and `other` (added and
+    /// removed ones included), sorted.
+    public func restartOnlyChanges(to other: BridgeConfig) -> [String] {
+        let old = restartOnlySettings
+        let new = other.restartOnlySettings
+        return Set(old.keys).union(new.keys).filter { old[$0] != new[$0] }.sorted()
+    }
+
+    /// A value that may hold a secret (a URL with a password, a SASL property), compared but
+    /// never shown: its hash.
+    private static func fingerprint(_ value: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in value.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
     }
 }

@@ -55,7 +55,7 @@ public enum ConfigLoader {
         if let reader = root.object("limits") {
             reader.rejectUnknownKeys([
                 "maxBodyBytes", "ackTimeoutMs", "bodyTimeoutMs", "idleTimeoutMs", "maxConcurrentRequests",
-                "maxHeaderCount",
+                "maxHeaderCount", "maxBufferedBytes",
             ])
             if let value = reader.integer("maxBodyBytes", in: 1...(1 << 30)) { limits.maxBodyBytes = value }
             if let value = reader.integer("ackTimeoutMs", in: 1...600_000) { limits.ackTimeoutMs = value }
@@ -63,6 +63,15 @@ public enum ConfigLoader {
             if let value = reader.integer("idleTimeoutMs", in: 1...86_400_000) { limits.idleTimeoutMs = value }
             if let value = reader.integer("maxConcurrentRequests", in: 1...1_000_000) { limits.maxConcurrentRequests = value }
             if let value = reader.integer("maxHeaderCount", in: 1...10_000) { limits.maxHeaderCount = value }
+            if let value = reader.integer("maxBufferedBytes", in: 1...(1 << 40)) {
+                if value < limits.maxBodyBytes {
+                    log.add(
+                        reader.childPath("maxBufferedBytes"),
+                        "must be at least limits.maxBodyBytes (\(limits.maxBodyBytes)), or no body of that size could be received")
+                } else {
+                    limits.maxBufferedBytes = value
+                }
+            }
         }
 
         var idempotency = BridgeConfig.Idempotency()

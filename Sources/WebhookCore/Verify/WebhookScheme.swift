@@ -12,6 +12,21 @@ public protocol WebhookScheme: Sendable {
     var name: String { get }
     /// Verifies `request` or says why not.
     func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook
+    /// The headers that carry the signature: a request with none of them is refused from its
+    /// head, before its body is read (SPEC section 8). Empty for a scheme that signs nothing.
+    var signatureHeaders: [String] { get }
+}
+
+extension WebhookScheme {
+    public var signatureHeaders: [String] { [] }
+
+    /// 401 `signature_missing` when the request carries none of ``signatureHeaders``;
+    /// decided from the head alone.
+    public func missingSignature(in headers: HTTPHeaders) -> VerificationFailure? {
+        let names = signatureHeaders
+        guard !names.isEmpty, !names.contains(where: headers.contains(name:)) else { return nil }
+        return .missing("\(names.joined(separator: " or ")) is missing")
+    }
 }
 
 /// What a scheme sees of a request.
@@ -83,14 +98,22 @@ public struct VerifiedWebhook: Sendable, Equatable {
 }
 
 /// The answer to a provider's handshake (Slack url_verification, Zoom url_validation,
-/// Discord PING): a 200 with this JSON body.
+/// Discord PING): a 200 with this JSON body, or, for a handshake that lacks what it must
+/// echo, a 400 (``invalid(_:)``). Either way the request is not forwarded.
 public struct HandshakeAnswer: Sendable, Equatable {
+    public var status: Int
     public var body: [UInt8]
     public var contentType: String
 
-    public init(body: [UInt8], contentType: String = "application/json") {
+    public init(status: Int = 200, body: [UInt8], contentType: String = "application/json") {
+        self.status = status
         self.body = body
         self.contentType = contentType
+    }
+
+    /// 400 `{"error": "invalid_handshake"}`: a signed handshake without its challenge.
+    public static func invalid(_ missing: String) -> HandshakeAnswer {
+        HandshakeAnswer(status: 400, body: JSONWriter.object(["error": "invalid_handshake", "missing": missing]))
     }
 }
 

@@ -5,6 +5,7 @@ import Crypto
 /// type come from the body; a PING (`"type": 1`) is answered `{"type":1}` and not forwarded.
 public struct DiscordScheme: WebhookScheme {
     public let name = "discord"
+    public var signatureHeaders: [String] { ["X-Signature-Ed25519"] }
     let keys: [Curve25519.Signing.PublicKey]
     let tolerance: Int
 

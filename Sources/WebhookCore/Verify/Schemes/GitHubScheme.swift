@@ -2,6 +2,7 @@
 /// `X-GitHub-Delivery`, type from `X-GitHub-Event`.
 public struct GitHubScheme: WebhookScheme {
     public let name = "github"
+    public var signatureHeaders: [String] { ["X-Hub-Signature-256"] }
     let keyring: HMACKeyring
 
     public init(secrets: [String]) { self.keyring = HMACKeyring(secrets: secrets) }

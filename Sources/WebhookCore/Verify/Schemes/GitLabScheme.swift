@@ -3,6 +3,7 @@
 /// `X-Gitlab-Event`.
 public struct GitLabScheme: WebhookScheme {
     public let name = "gitlab"
+    public var signatureHeaders: [String] { ["X-Gitlab-Token"] }
     let tokens: [[UInt8]]
 
     public init(secrets: [String]) { self.tokens = secrets.map { Array($0.utf8) } }

@@ -60,6 +60,7 @@ public struct HMACScheme: WebhookScheme {
     }
 
     public let name = "hmac"
+    public var signatureHeaders: [String] { [settings.header] }
     let settings: Settings
     let keyring: HMACKeyring
     let tolerance: Int

@@ -3,6 +3,7 @@
 /// checks. Id: `Linear-Delivery`; type: body `type`.
 public struct LinearScheme: WebhookScheme {
     public let name = "linear"
+    public var signatureHeaders: [String] { ["Linear-Signature"] }
     let keyring: HMACKeyring
     let tolerance: Int
 

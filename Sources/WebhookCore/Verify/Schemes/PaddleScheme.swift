@@ -3,6 +3,7 @@
 /// Id: body `event_id`; type: body `event_type`.
 public struct PaddleScheme: WebhookScheme {
     public let name = "paddle"
+    public var signatureHeaders: [String] { ["Paddle-Signature"] }
     let keyring: HMACKeyring
     let tolerance: Int
 

@@ -6,6 +6,7 @@ import Crypto
 /// shows (base64 DER, or PEM). Id: the body hash; type: `sendgrid.events`.
 public struct SendGridScheme: WebhookScheme {
     public let name = "sendgrid"
+    public var signatureHeaders: [String] { [Self.signatureHeader] }
     let keys: [P256.Signing.PublicKey]
     let tolerance: Int
 

@@ -2,6 +2,7 @@
 /// `X-Shopify-Webhook-Id`, type from `X-Shopify-Topic`.
 public struct ShopifyScheme: WebhookScheme {
     public let name = "shopify"
+    public var signatureHeaders: [String] { ["X-Shopify-Hmac-Sha256"] }
     let keyring: HMACKeyring
 
     public init(secrets: [String]) { self.keyring = HMACKeyring(secrets: secrets) }

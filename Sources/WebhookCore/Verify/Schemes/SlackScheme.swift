@@ -4,6 +4,7 @@
 /// A `url_verification` request is answered with its `challenge` and not forwarded.
 public struct SlackScheme: WebhookScheme {
     public let name = "slack"
+    public var signatureHeaders: [String] { ["X-Slack-Signature"] }
     let keyring: HMACKeyring
     let tolerance: Int
 
@@ -18,7 +19,11 @@ public struct SlackScheme: WebhookScheme {
             tolerance: tolerance)
 
         let json = request.bodyJSON
-        if json?["type"]?.scalarText == "url_verification", let challenge = json?["challenge"]?.scalarText {
+        if json?["type"]?.scalarText == "url_verification" {
+            // Without a challenge there is nothing to echo: answered 400, never forwarded.
+            guard let challenge = json?["challenge"]?.scalarText else {
+                return VerifiedWebhook(id: nil, type: "url_verification", keyIndex: index, handshake: .invalid("challenge"))
+            }
             return VerifiedWebhook(
                 id: nil, type: "url_verification", keyIndex: index,
                 handshake: HandshakeAnswer(body: JSONWriter.object(["challenge": challenge])))

@@ -4,6 +4,7 @@
 /// `event_id`; type: body `type`.
 public struct SquareScheme: WebhookScheme {
     public let name = "square"
+    public var signatureHeaders: [String] { ["x-square-hmacsha256-signature"] }
     let keyring: HMACKeyring
     let publicURL: PublicURL
 

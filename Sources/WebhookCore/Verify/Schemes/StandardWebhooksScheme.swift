@@ -12,6 +12,7 @@ public struct StandardWebhooksScheme: WebhookScheme {
     }
 
     public let name: String
+    public var signatureHeaders: [String] { ["webhook-signature", "svix-signature"] }
     let keys: [Key]
     let tolerance: Int
     /// Signature entries looked at per request.

@@ -4,6 +4,7 @@
 /// come from the body.
 public struct StripeScheme: WebhookScheme {
     public let name = "stripe"
+    public var signatureHeaders: [String] { ["Stripe-Signature"] }
     let keyring: HMACKeyring
     let tolerance: Int
 

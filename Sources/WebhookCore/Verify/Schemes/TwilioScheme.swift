@@ -8,6 +8,7 @@ import Crypto
 /// `CallStatus` parameter, else `twilio`.
 public struct TwilioScheme: WebhookScheme {
     public let name = "twilio"
+    public var signatureHeaders: [String] { ["X-Twilio-Signature"] }
     let keyring: HMACKeyring
     let publicURL: PublicURL
 

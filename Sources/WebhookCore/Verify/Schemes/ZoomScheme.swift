@@ -4,6 +4,7 @@
 /// hex HMAC-SHA256 of the plain token with the matching secret) and not forwarded.
 public struct ZoomScheme: WebhookScheme {
     public let name = "zoom"
+    public var signatureHeaders: [String] { ["x-zm-signature"] }
     let keyring: HMACKeyring
     let tolerance: Int
 
@@ -19,7 +20,10 @@ public struct ZoomScheme: WebhookScheme {
 
         let json = request.bodyJSON
         let event = json?["event"]?.scalarText
-        if event == "endpoint.url_validation", let plainToken = json?["payload"]?["plainToken"]?.scalarText {
+        if event == "endpoint.url_validation" {
+            guard let plainToken = json?["payload"]?["plainToken"]?.scalarText else {
+                return VerifiedWebhook(id: nil, type: event, keyIndex: index, handshake: .invalid("payload.plainToken"))
+            }
             let encrypted = Hex.encode(keyring.mac(.sha256, [.text(plainToken)], keyIndex: index))
             return VerifiedWebhook(
                 id: nil, type: event, keyIndex: index,

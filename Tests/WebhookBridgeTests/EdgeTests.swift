@@ -1,0 +1,199 @@
+import BridgeTestSupport
+import Crypto
+import Foundation
+import Testing
+import WebhookBridge
+import WebhookCore
+
+/// Hostile and broken input over a real socket (SPEC section 8).
+@Suite("Hostile input: ids, names, unsigned bodies, connections, handshakes")
+struct EdgeTests {
+    static let config = """
+        {"listen": {"host": "127.0.0.1", "port": 0},
+         "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"},
+                   "byType": {"type": "file", "path": "{dir}/by-type/{type}.jsonl"}},
+         "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]},
+                     "typed": {"path": "/typed", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["byType"]},
+                     "slack": {"path": "/slack", "verify": {"scheme": "slack", "secrets": ["sl"]}, "sinks": ["archive"]},
+                     "zoom": {"path": "/zoom", "verify": {"scheme": "zoom", "secrets": ["zm"]}, "sinks": ["archive"]},
+                     "stripe": {"path": "/stripe", "verify": {"scheme": "stripe", "secrets": ["whsec_s"]}, "sinks": ["archive"]}}}
+        """
+
+    static func sha256ID(_ body: String) -> String { "sha256:" + Hex.encode(SHA256.hash(data: Array(body.utf8))) }
+
+    @Test(
+        "an empty, blank or overlong delivery id is replaced by the body hash; two such events never collide",
+        arguments: ["", "   ", String(repeating: "i", count: 257)])
+    func unusableIDs(id: String) async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            for n in 1...2 {
+                let body = #"{"n": \#(n)}"#
+                let answer = try await bridge.post("/gh", headers: githubHeaders(body, delivery: id), body: body)
+                #expect(answer.status == .ok)
+                #expect(answer.json?["status"] == .string("accepted"), "event \(n) with id \(id.debugDescription)")
+                #expect(answer.json?["id"] == .string(Self.sha256ID(body)))
+            }
+            #expect(try bridge.lines("events.jsonl").map { $0["id"]?.scalarText } == [1, 2].map { Self.sha256ID(#"{"n": \#($0)}"#) })
+        }
+    }
+
+    @Test(
+        "an empty, blank or control-character id in a signed body is replaced by the body hash",
+        arguments: ["", " \t ", "evt\u{1}1", "evt\n2026-12-01 critical forged"])
+    func unusableBodyIDs(id: String) async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            for n in 1...2 {
+                var idJSON: [UInt8] = []
+                JSONWriter.append(.string(id), to: &idJSON)
+                let body = #"{"id": \#(String(decoding: idJSON, as: UTF8.self)), "type": "charge.succeeded", "n": \#(n)}"#
+                let signed = try WebhookSigner.sign(
+                    scheme: "stripe",
+                    .init(body: Array(body.utf8), secret: "whsec_s", timestamp: Int64(Date().timeIntervalSince1970)))
+                let answer = try await bridge.post("/stripe", headers: signed.headers, body: body)
+                #expect(answer.json?["status"] == .string("accepted"), "event \(n) with id \(id.debugDescription)")
+                #expect(answer.json?["id"] == .string(Self.sha256ID(body)))
+            }
+        }
+    }
+
+    @Test("an id of exactly 256 bytes is used as given")
+    func longestID() async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            let id = String(repeating: "a", count: 256)
+            let body = #"{"n": 1}"#
+            let answer = try await bridge.post("/gh", headers: githubHeaders(body, delivery: id), body: body)
+            #expect(answer.json?["id"] == .string(id))
+        }
+    }
+
+    @Test("a 300-byte event type in a file name is cut with a hash: the event lands and the sink stays ready")
+    func longTypeInFileName() async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            let types = [String(repeating: "t", count: 300), String(repeating: "t", count: 299) + "u"]
+            for (n, type) in types.enumerated() {
+                let body = #"{"n": \#(n)}"#
+                let answer = try await bridge.post(
+                    "/typed", headers: githubHeaders(body, delivery: "long-\(n)", event: type), body: body)
+                #expect(answer.status == .ok, "\(answer.status) \(String(decoding: answer.body, as: UTF8.self))")
+            }
+            let files = try FileManager.default.contentsOfDirectory(atPath: bridge.directory.file("by-type")).sorted()
+            #expect(files.count == 2, "two long types that share their start must stay apart: \(files)")
+            #expect(files.allSatisfy { $0.utf8.count <= 255 })
+            #expect(try await bridge.get("/readyz").status == .ok)
+        }
+    }
+
+    @Test("a POST without the scheme's signature header is answered 401 from its head, before its body is sent")
+    func unsignedAnsweredFromHead() async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            let connection = try KeepAliveConnection(port: bridge.port)
+            // Announce a 1 MB body and send none of it: the answer must come anyway.
+            try connection.sendRaw("POST /gh HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+            let answer = try await offThePool { try connection.readAnswer() }
+            #expect(answer.status == 401)
+            #expect(answer.body == #"{"error":"signature_missing"}"#)
+            #expect(try bridge.lines("events.jsonl").isEmpty)
+        }
+    }
+
+    @Test("bodies being received are bounded by maxBufferedBytes: past it, 503 busy with Retry-After: 1, before the body")
+    func bufferedBytesBounded() async throws {
+        let config = Self.config.replacingOccurrences(
+            of: #""listen": {"host": "127.0.0.1", "port": 0},"#,
+            with: #""listen": {"host": "127.0.0.1", "port": 0}, "limits": {"maxBodyBytes": 600000, "maxBufferedBytes": 1000000},"#)
+        try await RunningBridge.with(config: config) { bridge in
+            let head = "POST /gh HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=00\r\nContent-Length: 500000\r\n"
+            // Two bodies of 500 kB are being received: their heads are in (the 100 Continue says
+            // so), their bodies not yet.
+            let first = try KeepAliveConnection(port: bridge.port)
+            try first.sendRaw(head + "Expect: 100-continue\r\n\r\n")
+            #expect(try await offThePool { try first.readAnswer() }.status == 100)
+            let second = try KeepAliveConnection(port: bridge.port)
+            try second.sendRaw(head + "Expect: 100-continue\r\n\r\n")
+            #expect(try await offThePool { try second.readAnswer() }.status == 100)
+            // A third would pass 1,000,000 bytes: refused from its head, before its body.
+            let third = try KeepAliveConnection(port: bridge.port)
+            try third.sendRaw(head + "\r\n")
+            let busy = try await offThePool { try third.readAnswer() }
+            #expect(busy.status == 503)
+            #expect(busy.body == #"{"error":"busy"}"#)
+            #expect(busy.head.contains("Retry-After: 1"))
+            // Once the first body is complete (and refused: its signature is wrong), room comes back.
+            try first.sendRaw(String(repeating: "x", count: 500_000))
+            let firstAnswer = try await offThePool { try first.readAnswer() }
+            #expect(firstAnswer.status == 401)
+            let again = try KeepAliveConnection(port: bridge.port)
+            try again.sendRaw(head + "\r\n" + String(repeating: "y", count: 500_000))
+            let againAnswer = try await offThePool { try again.readAnswer() }
+            #expect(againAnswer.status == 401, "room was not given back: \(againAnswer)")
+        }
+    }
+
+    @Test("a malformed request gets 400 and the connection is closed at once, not at the idle timeout")
+    func malformedClosed() async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            let connection = try KeepAliveConnection(port: bridge.port)
+            try connection.sendRaw("POST /gh HTTP/1.1\r\nHost: x\r\nContent-Length: nope\r\n\r\n")
+            let started = Date()
+            let result = try await offThePool { connection.readUntilClosed() }
+            #expect(result.text.hasPrefix("HTTP/1.1 400"), "\(result.text)")
+            #expect(result.closedByServer)
+            #expect(Date().timeIntervalSince(started) < 5, "closed only by the idle timeout")
+        }
+    }
+
+    @Test("after an answer with Connection: close, bytes already sent behind it are not parsed or answered")
+    func nothingAfterClose() async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            let connection = try KeepAliveConnection(port: bridge.port)
+            let body = #"{"n": 1}"#
+            try connection.sendRaw(
+                "POST /gh HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Hub-Signature-256: sha256=00\r\n"
+                    + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                    + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            let result = try await offThePool { connection.readUntilClosed() }
+            #expect(result.closedByServer)
+            #expect(result.text.components(separatedBy: "HTTP/1.1 ").count - 1 == 1, "\(result.text.debugDescription)")
+            #expect(result.text.hasPrefix("HTTP/1.1 401"))
+        }
+    }
+
+    func slackHeaders(_ body: String) -> [(String, String)] {
+        let timestamp = String(Int(Date().timeIntervalSince1970))
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Array("v0:\(timestamp):\(body)".utf8), using: SymmetricKey(data: Array("sl".utf8)))
+        return [
+            ("X-Slack-Signature", "v0=" + Hex.encode(mac)), ("X-Slack-Request-Timestamp", timestamp),
+            ("Content-Type", "application/json"),
+        ]
+    }
+
+    func zoomHeaders(_ body: String) -> [(String, String)] {
+        let timestamp = String(Int(Date().timeIntervalSince1970))
+        let mac = HMAC<SHA256>.authenticationCode(
+            for: Array("v0:\(timestamp):\(body)".utf8), using: SymmetricKey(data: Array("zm".utf8)))
+        return [
+            ("x-zm-signature", "v0=" + Hex.encode(mac)), ("x-zm-request-timestamp", timestamp),
+            ("Content-Type", "application/json"),
+        ]
+    }
+
+    @Test("a signed Slack url_verification or Zoom url_validation without its challenge is answered 400, not forwarded")
+    func handshakeWithoutChallenge() async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            let slack = #"{"type": "url_verification", "token": "t"}"#
+            let slackAnswer = try await bridge.post("/slack", headers: slackHeaders(slack), body: slack)
+            #expect(slackAnswer.status == .badRequest)
+            #expect(slackAnswer.json?["error"] == .string("invalid_handshake"))
+            let zoom = #"{"event": "endpoint.url_validation", "payload": {}}"#
+            let zoomAnswer = try await bridge.post("/zoom", headers: zoomHeaders(zoom), body: zoom)
+            #expect(zoomAnswer.status == .badRequest)
+            // With the challenge, still answered (and still not forwarded).
+            let complete = #"{"type": "url_verification", "challenge": "c-1"}"#
+            let completeAnswer = try await bridge.post("/slack", headers: slackHeaders(complete), body: complete)
+            #expect(completeAnswer.status == .ok)
+            #expect(completeAnswer.json == .object([("challenge", .string("c-1"))]))
+            #expect(try bridge.lines("events.jsonl").isEmpty)
+        }
+    }
+}
