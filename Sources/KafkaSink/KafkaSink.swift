@@ -2,6 +2,7 @@ import CRdKafka
 import Dispatch
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import ServiceLifecycle
 import Synchronization
@@ -15,11 +16,20 @@ import WebhookCore
 /// `acks=all` and `enable.idempotence=true`, and `message.timeout.ms` follows
 /// `limits.ackTimeoutMs` so librdkafka gives up when the provider's answer does, instead of
 /// delivering minutes later a message the provider was told failed.
+///
+/// A fatal producer error (librdkafka's rule: that producer instance can never produce
+/// again, e.g. the idempotent producer fenced after a broker froze) does not end the sink:
+/// the poller replaces the producer with a new one (``replaceFailedProducer(_:)``), the sends
+/// waiting on the old one fail as transient (spooled, or 503), and the sink becomes ready again.
 public final class KafkaSink: EventSink {
     public let name: String
     private let topic: Template
     private let key: Template
-    private let producer: KafkaProducer
+    private let configuration: [String: String]
+    /// The producer in use; replaced after a fatal error.
+    private let current: Mutex<KafkaProducer>
+    private var producer: KafkaProducer { current.withLock { $0 } }
+    private let restarts: Counter
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
     /// How long a graceful stop waits for messages still in flight.
@@ -68,10 +78,10 @@ public final class KafkaSink: EventSink {
             logger.warning(
                 "acks is not all: a 2xx will not mean every in-sync replica has the event", metadata: ["kafka.acks": "\(acks)"])
         }
+        self.configuration = Self.configuration(brokers: brokers, properties: properties, ackTimeoutMs: ackTimeoutMs)
+        self.restarts = Counter(label: "webhook.kafka.producer_restarts", dimensions: [("sink.name", name)])
         do {
-            self.producer = try KafkaProducer(
-                configuration: Self.configuration(brokers: brokers, properties: properties, ackTimeoutMs: ackTimeoutMs),
-                logger: logger)
+            self.current = Mutex(try KafkaProducer(configuration: configuration, logger: logger))
         } catch {
             throw SinkError.rejected(
                 sink: name, reason: error.property.map { "properties.\($0): \(error.reason)" } ?? "properties: \(error.reason)")
@@ -117,10 +127,42 @@ public final class KafkaSink: EventSink {
         }
     }
 
+    /// Replaces `failed` (which reported a fatal error) with a new producer; called by the
+    /// poller thread, retried with backoff while creating one fails. Sends still waiting on the
+    /// old producer fail as transient, so each is spooled or answered 503 exactly once; a
+    /// message the broker did take before the failure may then be delivered twice, under the
+    /// same CloudEvents id.
+    /// Returns false when no new producer could be made (the poller tries again later).
+    func replaceFailedProducer(_ failed: KafkaProducer) -> Bool {
+        let replacement: KafkaProducer
+        do {
+            replacement = try KafkaProducer(configuration: configuration, logger: logger)
+        } catch {
+            logger.error("cannot create a new kafka producer; retrying", metadata: ["kafka.error": "\(error.reason)"])
+            return false
+        }
+        current.withLock { $0 = replacement }
+        failed.failWaiting("fatal producer error: \(failed.fatalError ?? "unknown"); the producer was replaced")
+        restarts.increment()
+        logger.notice("kafka producer replaced after a fatal error")
+        warmUpConstantTopic()
+        return true
+    }
+
+    /// The producer's fatal error state, for tests: raises a fabricated fatal error in the
+    /// current producer (`rd_kafka_test_fatal_error`), as a fenced idempotent producer would.
+    @_spi(Testing) public func raiseFatalErrorForTesting() {
+        producer.raiseFatalErrorForTesting()
+    }
+
+    /// Producers replaced after a fatal error so far.
+    @_spi(Testing) public var producerGeneration: Int { producerGenerationCount.load(ordering: .relaxed) }
+    private let producerGenerationCount = Atomic<Int>(0)
+
     /// Polls librdkafka's events on a thread of its own until a graceful stop, then flushes
     /// what is in flight (bounded) and fails whatever could not be delivered.
     public func run() async throws {
-        let poller = EventPoller(producer: producer)
+        let poller = EventPoller(sink: self)
         poller.start()
         warmUpConstantTopic()
         try? await gracefulShutdown()
@@ -134,30 +176,51 @@ public final class KafkaSink: EventSink {
         await poller.stop()
         producer.failWaiting("the sink stopped before the broker acknowledged")
     }
+
+    /// One round of the poller thread: drains the current producer's events, probes the
+    /// brokers while they are reported down, and replaces a producer that failed for good.
+    fileprivate func poll(round: Int) -> Bool {
+        let producer = self.producer
+        producer.pollEvents(timeoutMilliseconds: 100)
+        if producer.fatalError != nil {
+            guard replaceFailedProducer(producer) else { return false }
+            producerGenerationCount.add(1, ordering: .relaxed)
+            return true
+        }
+        if !producer.isReachable, round % 10 == 0 { _ = producer.probeBrokers(timeoutMilliseconds: 500) }
+        return true
+    }
 }
 
-/// The thread that drains librdkafka's event queue, and probes the brokers while they are
-/// reported down so readiness comes back without a delivery.
+/// The thread that drains librdkafka's event queue, probes the brokers while they are
+/// reported down (so readiness comes back without a delivery), and replaces a producer that
+/// hit a fatal error, backing off (1 s doubling up to 30 s) while a new one can't be made.
 final class EventPoller: Sendable {
-    private let producer: KafkaProducer
+    private let sink: KafkaSink
     private let running = Atomic<Bool>(true)
     private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
     private let done = Atomic<Bool>(false)
 
-    init(producer: KafkaProducer) { self.producer = producer }
+    init(sink: KafkaSink) { self.sink = sink }
 
     func start() {
         let thread = Thread { [self] in
-            var sinceProbe = 0
+            var round = 0
+            var backoffMilliseconds = 1000
             while running.load(ordering: .relaxed) {
-                producer.pollEvents(timeoutMilliseconds: 100)
-                sinceProbe += 1
-                if !producer.isReachable, sinceProbe >= 10 {
-                    sinceProbe = 0
-                    _ = producer.probeBrokers(timeoutMilliseconds: 500)
+                round += 1
+                if sink.poll(round: round) {
+                    backoffMilliseconds = 1000
+                } else {
+                    var slept = 0
+                    while slept < backoffMilliseconds, running.load(ordering: .relaxed) {
+                        usleep(100_000)
+                        slept += 100
+                    }
+                    backoffMilliseconds = min(backoffMilliseconds * 2, 30_000)
                 }
             }
-            producer.pollEvents(timeoutMilliseconds: 0)
+            sink.finalPoll()
             let waiter = finished.withLock { waiter -> CheckedContinuation<Void, Never>? in
                 done.store(true, ordering: .relaxed)
                 return waiter.take()
@@ -180,4 +243,9 @@ final class EventPoller: Sendable {
             if alreadyDone { continuation.resume() }
         }
     }
+}
+
+extension KafkaSink {
+    /// The events left after the poller's last round.
+    fileprivate func finalPoll() { producer.pollEvents(timeoutMilliseconds: 0) }
 }

@@ -75,6 +75,9 @@ public struct Bridge: Sendable {
             forwarders: forwarders, logger: logger)
     }
 
+    /// The running sink called `name`, for tests that inject faults into it.
+    @_spi(Testing) public func sink(named name: String) -> (any EventSink)? { sinks.first { $0.name == name } }
+
     /// Runs until SIGTERM or SIGINT (or the surrounding task is cancelled), then stops
     /// gracefully: ingress first, sinks last.
     public func run(handleSignals: Bool = true, reloader: ConfigReloader? = nil) async throws {

@@ -109,6 +109,14 @@ final class KafkaProducer: @unchecked Sendable {
     /// True unless librdkafka reported every broker down since the last successful delivery.
     var isReachable: Bool { state.withLock { !$0.brokersDown && $0.fatal == nil } }
 
+    /// The fatal error this producer reported, if any: it can't produce again.
+    var fatalError: String? { state.withLock { $0.fatal } }
+
+    /// Raises a fabricated fatal error (`rd_kafka_test_fatal_error`), for tests.
+    func raiseFatalErrorForTesting() {
+        _ = rd_kafka_test_fatal_error(handle, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "raised by a test")
+    }
+
     /// Produces one message and waits for its delivery report.
     func send(topic: String, key: [UInt8], value: ByteBuffer, headers: [(String, [UInt8])]) async throws -> Delivery {
         try await withCheckedThrowingContinuation { continuation in
@@ -211,13 +219,16 @@ final class KafkaProducer: @unchecked Sendable {
                     $0.lastError = text
                 }
                 if fatal {
+                    // librdkafka's event carries the generic _FATAL; the underlying error says why.
+                    var reason = [CChar](repeating: 0, count: 512)
+                    let underlying = rd_kafka_fatal_error(handle, &reason, reason.count)
+                    let detail = "\(String(cString: rd_kafka_err2name(underlying))): \(KafkaSinkText.of(reason))"
+                    state.withLock { $0.fatal = detail }
                     logger.critical(
-                        "kafka producer failed for good; the sink stays unready until a restart",
-                        metadata: ["kafka.error": "\(text)"])
+                        "kafka producer failed for good; replacing it", metadata: ["kafka.error": "\(detail)"])
+                } else {
+                    logger.warning("kafka error", metadata: ["kafka.error": "\(text)"])
                 }
-                logger.warning(
-                    "kafka error",
-                    metadata: ["kafka.error": "\(text)", "kafka.fatal": "\(rd_kafka_event_error_is_fatal(event) != 0)"])
             case Int32(RD_KAFKA_EVENT_LOG):
                 var facility: UnsafePointer<CChar>?
                 var text: UnsafePointer<CChar>?
@@ -306,6 +317,10 @@ struct KafkaConfigurationError: Error, Sendable {
 }
 
 /// The text in a NUL-terminated C buffer.
-private func text(of buffer: [CChar]) -> String {
-    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+private func text(of buffer: [CChar]) -> String { KafkaSinkText.of(buffer) }
+
+enum KafkaSinkText {
+    static func of(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 }
