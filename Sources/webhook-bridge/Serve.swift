@@ -16,7 +16,7 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         let path = config ?? ProcessEnvironment.current["WEBHOOK_BRIDGE_CONFIG"] ?? "config.json"
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = EscapingLogHandler.standardError(label: label)
             handler.logLevel = ProcessEnvironment.current["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
             return handler
         }
@@ -36,7 +36,7 @@ struct Serve: AsyncParsableCommand {
         }
         do {
             let bridge = try await Bridge.start(config: bridgeConfig, logger: logger, metrics: PrometheusExport.bootstrap())
-            let reloader = ConfigReloader(processor: bridge.processor, tls: bridge.tls, logger: logger) {
+            let reloader = ConfigReloader(processor: bridge.processor, tls: bridge.tls, running: bridgeConfig, logger: logger) {
                 do throws(ConfigFileError) {
                     return try loadConfig(path: path)
                 } catch {

@@ -36,6 +36,9 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
 final class ProblemLog {
     private(set) var problems: [ConfigProblem] = []
     private(set) var warnings: [ConfigProblem] = []
+    /// Paths of strings that were one whole `${NAME}` reference: a number or a boolean may be
+    /// given that way (`"port": "${PORT}"`), and is read from the substituted text.
+    var wholeReferences: Set<String> = []
 
     func add(_ path: String, _ message: String) {
         problems.append(ConfigProblem(path: path, message: message))

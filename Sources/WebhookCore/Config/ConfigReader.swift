@@ -32,6 +32,24 @@ struct ConfigReader {
         }
     }
 
+    /// The digits of a number, or of a string that was one whole `${NAME}` reference.
+    private func numberText(_ key: String, _ value: JSONValue) -> String? {
+        switch value {
+        case .number(let literal): return literal
+        case .string(let text) where log.wholeReferences.contains(childPath(key)):
+            return String(text.trimmingSpaces)
+        default: return nil
+        }
+    }
+
+    /// What was found instead, for a problem message.
+    private func describe(_ key: String, _ value: JSONValue, number: Bool) -> String {
+        if case .string(let text) = value, log.wholeReferences.contains(childPath(key)) {
+            return "\"\(text)\" (from the environment)"
+        }
+        return number && value.kindName == "a number" ? "a decimal" : value.kindName
+    }
+
     func missing(_ key: String) {
         log.add(childPath(key), "is required")
     }
@@ -57,8 +75,8 @@ struct ConfigReader {
             if required { missing(key) }
             return nil
         }
-        guard case .number(let literal) = value, let number = Int(literal) else {
-            log.add(childPath(key), "must be an integer, not \(value.kindName == "a number" ? "a decimal" : value.kindName)")
+        guard let literal = numberText(key, value), let number = Int(literal) else {
+            log.add(childPath(key), "must be an integer, not \(describe(key, value, number: true))")
             return nil
         }
         guard range.contains(number) else {
@@ -77,8 +95,8 @@ struct ConfigReader {
             if required { missing(key) }
             return nil
         }
-        guard case .number(let literal) = value, let number = Double(literal) else {
-            log.add(childPath(key), "must be a number, not \(value.kindName)")
+        guard let literal = numberText(key, value), let number = Double(literal) else {
+            log.add(childPath(key), "must be a number, not \(describe(key, value, number: false))")
             return nil
         }
         guard number > minimumExclusive, number.isFinite else {
@@ -90,11 +108,12 @@ struct ConfigReader {
 
     func bool(_ key: String) -> Bool? {
         guard let value = raw(key) else { return nil }
-        guard case .bool(let flag) = value else {
-            log.add(childPath(key), "must be true or false, not \(value.kindName)")
-            return nil
+        if case .bool(let flag) = value { return flag }
+        if case .string(let text) = value, log.wholeReferences.contains(childPath(key)), text == "true" || text == "false" {
+            return text == "true"
         }
-        return flag
+        log.add(childPath(key), "must be true or false, not \(describe(key, value, number: false))")
+        return nil
     }
 
     /// An array of strings; each bad item is reported at its own index.

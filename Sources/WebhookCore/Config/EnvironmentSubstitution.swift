@@ -4,6 +4,9 @@ enum EnvironmentSubstitution {
     static func apply(to value: JSONValue, path: String, environment: [String: String], log: ProblemLog) -> JSONValue {
         switch value {
         case .string(let text):
+            if text.hasPrefix("${"), text.hasSuffix("}"), text.firstIndex(of: "}") == text.index(before: text.endIndex) {
+                log.wholeReferences.insert(path)
+            }
             return .string(substitute(text, path: path, environment: environment, log: log))
         case .array(let items):
             return .array(items.enumerated().map { apply(to: $1, path: "\(path)[\($0)]", environment: environment, log: log) })

@@ -1,0 +1,108 @@
+import BridgeTestSupport
+import Foundation
+import Testing
+import WebhookBridge
+import WebhookCore
+
+/// What the operator reads: lines a request can't forge, failures that don't flood, and
+/// reloads that say what they could not apply (SPEC section 8).
+@Suite("The log, as an operator reads it", .serialized)
+struct OperatorLogTests {
+    func stripeHeaders(_ body: String) throws -> [(String, String)] {
+        try WebhookSigner.sign(
+            scheme: "stripe", .init(body: Array(body.utf8), secret: "whsec_s", timestamp: Int64(Date().timeIntervalSince1970))
+        ).headers
+    }
+
+    @Test("a newline or terminal escape in a signed event's type is logged escaped: it can't start a forged line")
+    func noForgedLines() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        let config = directory.file("config.json")
+        try Data(
+            """
+            {"listen": {"host": "127.0.0.1", "port": \(port)},
+             "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
+             "sources": {"stripe": {"path": "/stripe", "verify": {"scheme": "stripe", "secrets": ["whsec_s"]},
+                                    "routes": [{"types": ["invoice.*"], "sinks": ["archive"]}]}}}
+            """.utf8
+        ).write(to: URL(fileURLWithPath: config))
+        let server = try BridgeProcess(config: config)
+        let forged = "2026-12-01T00:00:00+0000 critical webhook-bridge: forged"
+        // JSON escapes: the parsed type holds a real newline and a real ESC.
+        let body = #"{"id": "evt_1", "type": "charge\n\#(forged) \u001b[2J"}"#
+        let connection = try KeepAliveConnection(port: port)
+        // No route matches the type: the bridge logs it (info), with the type.
+        let offset = server.logLength
+        #expect(try connection.post("/stripe", headers: stripeHeaders(body), body: body).status == 200)
+        #expect(server.waitForLog("no route matches", after: offset), "\(server.logText)")
+        let log = server.logText
+        #expect(!log.split(separator: "\n").contains { $0.hasPrefix(forged) }, "\(log)")
+        #expect(!log.contains("\u{1b}"))
+        #expect(log.contains(#"charge\n2026-12-01T00:00:00+0000 critical webhook-bridge: forged \u{1b}[2J"#), "\(log)")
+        #expect(server.terminate() == 0)
+    }
+
+    @Test("during an outage, one failure line per interval with a count, not one per request")
+    func failuresThrottled() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        let nobody = try RedisServer.freePort()  // nothing listens there: every delivery fails
+        let config = directory.file("config.json")
+        try Data(
+            """
+            {"listen": {"host": "127.0.0.1", "port": \(port)},
+             "limits": {"ackTimeoutMs": 1000},
+             "sinks": {"jobs": {"type": "redis", "url": "redis://127.0.0.1:\(nobody)/0", "stream": "webhooks"}},
+             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["jobs"]}}}
+            """.utf8
+        ).write(to: URL(fileURLWithPath: config))
+        let server = try BridgeProcess(config: config)
+        let connection = try KeepAliveConnection(port: port)
+        for index in 0..<40 {
+            let body = #"{"n": \#(index)}"#
+            let status = try await offThePool {
+                try connection.post("/gh", headers: githubHeaders(body, delivery: "o-\(index)"), body: body).status
+            }
+            #expect(status == 503)
+        }
+        let lines = server.logText.split(separator: "\n").filter { $0.contains("delivery failed") }
+        #expect(lines.count == 1, "\(lines.joined(separator: "\n"))")
+        #expect(server.terminate() == 0)
+    }
+
+    @Test("SIGHUP applies secrets and warns by name about each changed key that needs a restart")
+    func reloadWarnsAboutRestartKeys() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        let otherPort = try RedisServer.freePort()
+        let config = directory.file("config.json")
+        func write(port: Int, maxBodyBytes: Int, secret: String) throws {
+            try Data(
+                """
+                {"listen": {"host": "127.0.0.1", "port": \(port)},
+                 "limits": {"maxBodyBytes": \(maxBodyBytes)},
+                 "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
+                 "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["\(secret)"]}, "sinks": ["archive"]}}}
+                """.utf8
+            ).write(to: URL(fileURLWithPath: config))
+        }
+        try write(port: port, maxBodyBytes: 4096, secret: "old")
+        let server = try BridgeProcess(config: config)
+        try write(port: otherPort, maxBodyBytes: 8192, secret: "new")
+        let offset = server.logLength
+        #expect(server.reload(), "\(server.logText)")
+        let log = String(server.logText.dropFirst(offset))
+        #expect(log.contains("listen.port changed but needs a restart"), "\(log)")
+        #expect(log.contains("limits.maxBodyBytes changed but needs a restart"), "\(log)")
+        #expect(!log.contains("limits.ackTimeoutMs"), "\(log)")
+        // The secret is applied; the port is the running one.
+        let connection = try KeepAliveConnection(port: port)
+        let body = #"{"n": 1}"#
+        #expect(try connection.post("/gh", headers: githubHeaders(body, delivery: "w-1", secret: "new"), body: body).status == 200)
+        #expect(server.terminate() == 0)
+    }
+}
