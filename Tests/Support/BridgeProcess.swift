@@ -35,6 +35,18 @@ public final class BridgeProcess: @unchecked Sendable {
         guard waitForLog("listening", after: 0) else { throw ServerError("webhook-bridge did not start: \(logText)") }
     }
 
+    /// The server's process id.
+    public var pid: Int32 { process.processIdentifier }
+
+    /// The server's peak resident memory (VmHWM), in bytes.
+    public var peakResidentBytes: Int? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { return nil }
+        return kilobytes * 1024
+    }
+
     /// Everything the server logged so far.
     public var logText: String { collected.text.withLock { $0 } }
 
