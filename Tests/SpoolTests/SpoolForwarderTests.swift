@@ -63,13 +63,3 @@ func readLines(_ path: String) -> [JSONValue] {
 }
 
 func readIDs(_ path: String) -> [String] { readLines(path).compactMap { $0["id"]?.scalarText } }
-
-/// Waits (bounded) for a condition only background work can make true.
-func eventually(_ seconds: Double = 15, _ condition: () throws -> Bool) async rethrows -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if try condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return try condition()
-}

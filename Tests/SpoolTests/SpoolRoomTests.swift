@@ -21,15 +21,15 @@ var quietLogger: Logger {
 }
 
 /// Forwards everything `spool` holds for `sink` (as the forwarder does, without a sink) and
-/// returns the ids in order.
+/// returns the ids in order; the cursor is saved unless `save` is false.
 @discardableResult
-func drain(_ spool: Spool, _ sink: String = "sink") async throws -> [String] {
+func drain(_ spool: Spool, _ sink: String = "sink", save: Bool = true) async throws -> [String] {
     var ids: [String] = []
     while let (event, position) = try spool.next(for: sink) {
         ids.append(event.id)
         spool.advance(sink, to: position)
     }
-    try await spool.saveCursor(sink)
+    if save { try await spool.saveCursor(sink) }
     return ids
 }
 
@@ -125,14 +125,7 @@ struct SpoolFullDiskTests {
         try await spool.saveCursor("sink")
         // The disk fills up; the other 60 are forwarded, and saving their cursor fails.
         disk.fill()
-        let rest = try {
-            var ids: [String] = []
-            while let (event, position) = try spool.next(for: "sink") {
-                ids.append(event.id)
-                spool.advance("sink", to: position)
-            }
-            return ids
-        }()
+        let rest = try await drain(spool, save: false)
         #expect(rest.count == 60)
         await #expect(throws: AtomicFile.Failure.self) { try await spool.saveCursor("sink") }
         let cursor = try String(contentsOfFile: disk.path + "/spool/sink/cursor", encoding: .utf8)
@@ -141,14 +134,7 @@ struct SpoolFullDiskTests {
 
         // A restart on the still-full disk re-sends the 60 after the saved cursor, not all 100.
         let reopened = try Spool(directory: disk.path + "/spool", maxBytes: 1 << 20, sinks: ["sink": []], logger: quietLogger)
-        let again = try {
-            var ids: [String] = []
-            while let (event, position) = try reopened.next(for: "sink") {
-                ids.append(event.id)
-                reopened.advance("sink", to: position)
-            }
-            return ids
-        }()
+        let again = try await drain(reopened, save: false)
         #expect(again == (40..<100).map { "c-\($0)" })
         // Room on the disk again: the save succeeds and a third start has nothing to send.
         disk.free()

@@ -82,3 +82,14 @@ public func githubHeaders(_ body: String, delivery: String, event: String = "pus
 extension WebhookClient.Response {
     public var json: JSONValue? { try? JSONParser.parse(body) }
 }
+
+/// Waits (bounded) for a condition only background work can make true (a forwarder
+/// draining the spool), polling it; returns whether it became true in time.
+public func eventually(_ seconds: Double = 15, _ condition: () throws -> Bool) async rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try condition()
+}

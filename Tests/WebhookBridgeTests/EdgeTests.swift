@@ -158,24 +158,20 @@ struct EdgeTests {
         }
     }
 
-    func slackHeaders(_ body: String) -> [(String, String)] {
+    /// Slack's and Zoom's `v0` signature headers for `body`.
+    func v0Headers(_ body: String, secret: String, signature: String, timestamp timestampHeader: String) -> [(String, String)] {
         let timestamp = String(Int(Date().timeIntervalSince1970))
         let mac = HMAC<SHA256>.authenticationCode(
-            for: Array("v0:\(timestamp):\(body)".utf8), using: SymmetricKey(data: Array("sl".utf8)))
-        return [
-            ("X-Slack-Signature", "v0=" + Hex.encode(mac)), ("X-Slack-Request-Timestamp", timestamp),
-            ("Content-Type", "application/json"),
-        ]
+            for: Array("v0:\(timestamp):\(body)".utf8), using: SymmetricKey(data: Array(secret.utf8)))
+        return [(signature, "v0=" + Hex.encode(mac)), (timestampHeader, timestamp), ("Content-Type", "application/json")]
+    }
+
+    func slackHeaders(_ body: String) -> [(String, String)] {
+        v0Headers(body, secret: "sl", signature: "X-Slack-Signature", timestamp: "X-Slack-Request-Timestamp")
     }
 
     func zoomHeaders(_ body: String) -> [(String, String)] {
-        let timestamp = String(Int(Date().timeIntervalSince1970))
-        let mac = HMAC<SHA256>.authenticationCode(
-            for: Array("v0:\(timestamp):\(body)".utf8), using: SymmetricKey(data: Array("zm".utf8)))
-        return [
-            ("x-zm-signature", "v0=" + Hex.encode(mac)), ("x-zm-request-timestamp", timestamp),
-            ("Content-Type", "application/json"),
-        ]
+        v0Headers(body, secret: "zm", signature: "x-zm-signature", timestamp: "x-zm-request-timestamp")
     }
 
     @Test("a signed Slack url_verification or Zoom url_validation without its challenge is answered 400, not forwarded")

@@ -4,16 +4,6 @@ import Testing
 import WebhookBridge
 import WebhookCore
 
-/// Waits (bounded) for a condition only the forwarder's background work can make true.
-func eventually(_ seconds: Double = 15, _ condition: () throws -> Bool) async rethrows -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if try condition() { return true }
-        try? await Task.sleep(for: .milliseconds(50))
-    }
-    return try condition()
-}
-
 @Suite(
     "The spool: nothing answered 2xx is lost", .serialized,
     .enabled(if: TinyFilesystem.isAvailable, "a full disk is a tmpfs the test mounts, which needs root"))
