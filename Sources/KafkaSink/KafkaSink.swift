@@ -142,6 +142,7 @@ public final class KafkaSink: EventSink {
             return false
         }
         current.withLock { $0 = replacement }
+        failed.retire()
         failed.failWaiting("fatal producer error: \(failed.fatalError ?? "unknown"); the producer was replaced")
         restarts.increment()
         logger.notice("kafka producer replaced after a fatal error")

@@ -78,7 +78,10 @@ public final class Spool: Sendable {
 
     private struct State {
         var queues: [String: Queue]
+        /// The dead-letter file's bytes, counting appends in flight.
         var deadLetterBytes: Int64
+        /// Dead-letter appends reserved and not yet finished (see ``reclaim(_:)``).
+        var deadLetterInFlight: Int64 = 0
         var pendingBytes: Int64 { queues.values.reduce(0) { $0 + $1.pending } }
     }
 
@@ -145,6 +148,9 @@ public final class Spool: Sendable {
         }
         for segment in segments where segment < cursor.segment { unlink(segmentPath(folder, segment)) }
         let kept = segments.filter { $0 >= cursor.segment }
+        // A line cut short by a crash was never fsynced, so never answered: cut it off, or the
+        // reader would wait at it for good (an older segment is never appended to again).
+        for segment in kept { cutTornTail(segmentPath(folder, segment), logger: logger) }
         let last = kept.last ?? cursor.segment
         var queue = Queue(
             name: sink, directory: folder, headers: headers, cursor: cursor, saved: cursor,
@@ -242,13 +248,18 @@ public final class Spool: Sendable {
         let room = state.withLock { state -> Bool in
             guard moving || state.pendingBytes + state.deadLetterBytes + size <= maxBytes else { return false }
             state.deadLetterBytes += size
+            state.deadLetterInFlight += size
             return true
         }
         guard room else { throw Failure(description: "the spool is full (spool.maxBytes = \(maxBytes))", isFull: true) }
         do {
             _ = try await appender.append(line, to: deadLetterPath)
+            state.withLock { $0.deadLetterInFlight -= size }
         } catch {
-            state.withLock { $0.deadLetterBytes -= size }
+            state.withLock { state in
+                state.deadLetterBytes -= size
+                state.deadLetterInFlight -= size
+            }
             throw Failure(description: "\(error)", isFull: false)
         }
         (deadLetterCounters[sink] ?? Counter(label: "webhook.dead_letters", dimensions: [("sink.name", sink)])).increment()
@@ -268,10 +279,13 @@ public final class Spool: Sendable {
         guard var queue = state.withLock({ $0.queues[sink] }) else { return nil }
         while queue.cursor < queue.end {
             let path = Self.segmentPath(queue.directory, queue.cursor.segment)
+            let read = try Self.readLine(path, at: queue.cursor.offset)
             // Only fsynced lines: a line still being written could be cut off again if its
-            // fsync fails, and a cursor moved past it would then skip the next event.
+            // fsync fails, and a cursor moved past it would then skip the next event. Asked
+            // after the read: a file the appender opens meanwhile then reports its size at
+            // opening (nil means it was not open, so what was read predates any append).
             let durable = appender.durableSize(of: path) ?? Int64.max
-            if let (line, nextOffset) = try Self.readLine(path, at: queue.cursor.offset), nextOffset <= durable {
+            if let (line, nextOffset) = read, nextOffset <= durable {
                 let after = Position(segment: queue.cursor.segment, offset: nextOffset)
                 do {
                     var event = try CloudEventJSON.decode(line)
@@ -345,8 +359,10 @@ public final class Spool: Sendable {
             queue.cursor = queue.end
             state.queues[sink] = queue
         }
+        // Appends in flight are counted on top of the file (one that already landed is then
+        // counted twice until the next reclaim: too much, never too little).
         let deadLetters = Self.size(of: deadLetterPath)
-        state.withLock { $0.deadLetterBytes = deadLetters }
+        state.withLock { $0.deadLetterBytes = deadLetters + $0.deadLetterInFlight }
         try await saveCursor(sink)
         recordBytes()
     }
@@ -375,6 +391,31 @@ public final class Spool: Sendable {
             if name.hasSuffix(".jsonl"), let number = Int(name.dropLast(6)) { found.append(number) }
         }
         return found.sorted()
+    }
+
+    /// Cuts `path` back to just after its last newline when it ends inside a line.
+    static func cutTornTail(_ path: String, logger: Logger) {
+        let fd = open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let size = Int64(lseek(fd, 0, SEEK_END))
+        var end = size
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while end > 0 {
+            let start = max(0, end - Int64(chunk.count))
+            let count = pread(fd, &chunk, Int(end - start), off_t(start))
+            guard count == Int(end - start) else { return }
+            if let newline = chunk[0..<count].lastIndex(of: 0x0A) {
+                end = start + Int64(newline) + 1
+                break
+            }
+            end = start
+        }
+        guard end < size else { return }
+        guard ftruncate(fd, off_t(end)) == 0, fsync(fd) == 0 else { return }
+        logger.warning(
+            "cut a spool line a crash left unfinished",
+            metadata: ["spool.path": "\(path)", "spool.bytes": "\(size - end)"])
     }
 
     static func size(of path: String) -> Int64 {

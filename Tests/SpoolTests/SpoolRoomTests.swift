@@ -84,6 +84,30 @@ struct SpoolRoomTests {
         await reopened.shutdown()
     }
 
+    @Test("a line a crash left unfinished at the end of an older segment does not stop the forwarder after a restart")
+    func tornLineInOlderSegment() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let spool = try Spool(
+            directory: directory.path, maxBytes: 1 << 20, sinks: ["sink": []], segmentBytes: 2048, logger: quietLogger)
+        for index in 0..<20 { try await spool.append(spoolEvent("t-\(index)"), for: "sink") }
+        await spool.shutdown()
+        // A write to the first segment was cut short by a crash (it was never fsynced, so
+        // never answered), while later segments hold events that were.
+        let first = Spool.segmentPath(directory.path + "/sink", Spool.segments(in: directory.path + "/sink")[0])
+        let handle = try #require(FileHandle(forWritingAtPath: first))
+        handle.seekToEndOfFile()
+        handle.write(Data(#"{"specversion": "1.0", "id": "torn"#.utf8))
+        try handle.close()
+
+        let reopened = try Spool(
+            directory: directory.path, maxBytes: 1 << 20, sinks: ["sink": []], segmentBytes: 2048, logger: quietLogger)
+        #expect(try await drain(reopened) == (0..<20).map { "t-\($0)" })
+        #expect(!reopened.hasBacklog(for: "sink"))
+        #expect(reopened.bytes == 0)
+        await reopened.shutdown()
+    }
+
     @Test("dead letters count against maxBytes, and truncating the dead-letter file gives the room back")
     func deadLettersCount() async throws {
         let directory = TemporaryDirectory()

@@ -102,8 +102,31 @@ final class KafkaProducer: @unchecked Sendable {
     }()
 
     deinit {
-        rd_kafka_queue_destroy(queue)
-        rd_kafka_destroy(handle)
+        let handles = Handles(handle: handle, queue: queue)
+        guard retired.load(ordering: .relaxed) else {
+            handles.destroy()
+            return
+        }
+        // A producer replaced after a fatal error may be released last by a delivery task on
+        // an event loop; rd_kafka_destroy can block for seconds, so it runs elsewhere.
+        DispatchQueue.global().async { handles.destroy() }
+    }
+
+    /// Set when the sink replaced this producer: its last release may happen on any thread.
+    private let retired = Atomic<Bool>(false)
+
+    /// Marks the producer as replaced (see `deinit`).
+    func retire() { retired.store(true, ordering: .relaxed) }
+
+    /// The C handles, destroyed once.
+    private struct Handles: @unchecked Sendable {
+        let handle: OpaquePointer
+        let queue: OpaquePointer
+
+        func destroy() {
+            rd_kafka_queue_destroy(queue)
+            rd_kafka_destroy(handle)
+        }
     }
 
     /// True unless librdkafka reported every broker down since the last successful delivery.

@@ -67,6 +67,9 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         deadline = nil
         timer?.callback.cancel()
         timer = nil
+        // A request being processed still holds its body: ``finish(_:for:context:)`` gives its
+        // budget back once the sinks have answered, even when the client has gone.
+        if case .processing = state { return }
         releaseBody()
     }
 

@@ -177,8 +177,8 @@ extension TemplateSanitizer {
     }
 
     private static func shortened(_ value: String, limit: Int) -> String {
+        guard value.utf8.count > limit else { return value }
         let bytes = Array(value.utf8)
-        guard bytes.count > limit else { return value }
         let digest = Hex.encode(Array(SHA256.hash(data: bytes).prefix(8)))
         var cut = limit - 1 - digest.count
         while cut > 0 && bytes[cut] & 0xC0 == 0x80 { cut -= 1 }  // not inside a UTF-8 character
