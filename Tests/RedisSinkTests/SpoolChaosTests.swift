@@ -99,7 +99,20 @@ struct SpoolChaosTests {
         // At least once: only the kill -9 may re-send, and at most one forwarder batch (64).
         let copies = inRedis.count + deadLettered.count - Set(inRedis).union(deadLettered).count
         #expect(copies <= 64, "\(copies) events delivered twice")
+        // Forwarded data leaves the disk: the forwarder, caught up, deletes the segment it
+        // was reading within its 10 s reclaim interval.
+        let drainedAt = Date()
+        let emptied = await eventually(30) { segmentBytes(spool + "/jobs") == 0 }
+        #expect(emptied, "forwarded segments still hold \(segmentBytes(spool + "/jobs")) bytes")
+        print("chaos: \(sent) events, \(copies) sent twice, segments empty \(Int(Date().timeIntervalSince(drainedAt))) s after draining")
         #expect(bridge.terminate() == 0)
+    }
+
+    private func segmentBytes(_ folder: String) -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return names.filter { $0.hasSuffix(".jsonl") }.reduce(0) { total, name in
+            total + ((try? FileManager.default.attributesOfItem(atPath: folder + "/" + name)[.size] as? Int) ?? 0)
+        }
     }
 
     private func deadLetterIDs(_ path: String) -> [String] {

@@ -83,6 +83,31 @@ struct EdgeTests {
         }
     }
 
+    @Test("an event a sink can never write is dead-lettered at once: the sink stays ready and the next event is not held back")
+    func poisonAtRequestTime() async throws {
+        let spool = TemporaryDirectory()
+        defer { spool.cleanup() }
+        let config = Self.config.replacingOccurrences(
+            of: #""listen": {"host": "127.0.0.1", "port": 0},"#,
+            with: #""listen": {"host": "127.0.0.1", "port": 0}, "spool": {"directory": "\#(spool.path)"},"#)
+        try await RunningBridge.with(config: config) { bridge in
+            // A directory where the poison events' file would be: EISDIR, for good.
+            try FileManager.default.createDirectory(
+                atPath: bridge.directory.file("by-type/poison.jsonl"), withIntermediateDirectories: true)
+            let poison = #"{"n": "poison"}"#
+            let refused = try await bridge.post("/typed", headers: githubHeaders(poison, delivery: "p-1", event: "poison"), body: poison)
+            #expect(refused.status == .accepted, "durable in the dead letters")
+            #expect(refused.json?["status"] == .string("queued"))
+            let good = #"{"n": "good"}"#
+            let accepted = try await bridge.post("/typed", headers: githubHeaders(good, delivery: "g-1", event: "good"), body: good)
+            #expect(accepted.status == .ok, "held back behind the poison event")
+            #expect(try await bridge.get("/readyz").status == .ok)
+            let deadLetters = try String(contentsOfFile: spool.file("dead-letter.jsonl"), encoding: .utf8).split(separator: "\n")
+            #expect(deadLetters.count == 1)
+            #expect(deadLetters.first?.contains(#""id":"p-1""#) ?? false, "\(deadLetters)")
+        }
+    }
+
     @Test("a POST without the scheme's signature header is answered 401 from its head, before its body is sent")
     func unsignedAnsweredFromHead() async throws {
         try await RunningBridge.with(config: Self.config) { bridge in

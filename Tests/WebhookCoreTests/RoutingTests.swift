@@ -73,6 +73,28 @@ struct RoutingTests {
                 == "/var/events/.._.._etc_passwd/__.jsonl")
     }
 
+    @Test("a rendered name the sink would refuse is made valid: cut with a hash of the whole value, never empty")
+    func namesMadeValid() throws {
+        let topic = try Template(parsing: "{type}")
+        let long = String(repeating: "a", count: 300)
+        let cut = topic.render(event(type: long), sanitizer: .kafkaTopic)
+        #expect(cut.count == 249)
+        #expect(cut.hasPrefix(String(repeating: "a", count: 232) + "-"))
+        // Two long values that share their first 249 characters stay apart.
+        #expect(topic.render(event(type: long + "b"), sanitizer: .kafkaTopic) != cut)
+        #expect(topic.render(event(type: ""), sanitizer: .kafkaTopic) == "_")
+        // A file name (one path component) stays within 255 bytes, even in the middle of a path.
+        let path = try Template(parsing: "/var/events/{type}/{id}.jsonl")
+        let rendered = path.render(event(id: "e", type: long), sanitizer: .pathComponent)
+        let components = rendered.split(separator: "/")
+        #expect(components.count == 4)
+        #expect(components.allSatisfy { $0.utf8.count <= 255 })
+        #expect(components[2].utf8.count == 255)
+        #expect(path.render(event(id: "e", type: "ok"), sanitizer: .pathComponent) == "/var/events/ok/e.jsonl")
+        // A name ending in the directory separator gets a file name.
+        #expect(try Template(parsing: "/var/events/{type}/").render(event(), sanitizer: .pathComponent).hasSuffix("/_"))
+    }
+
     @Test(
         "unknown placeholders and unbalanced braces are refused",
         arguments: ["{nope}", "a{source", "a}b", "{header:}", "{json:x}"])
