@@ -4,12 +4,6 @@ public enum ConfigLoader {
     /// Paths the bridge serves itself; a source can't take them.
     public static let reservedPaths: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
-    /// Every scheme of SPEC section 4.
-    static let specifiedSchemes: [String] = [
-        "stripe", "github", "standard-webhooks", "svix", "slack", "shopify", "twilio", "paddle", "square",
-        "gitlab", "linear", "zoom", "sendgrid", "discord", "hmac", "none",
-    ]
-
     /// Parses and validates `bytes`, substituting `${NAME}` from `environment`.
     public static func load(_ bytes: [UInt8], environment: [String: String]) throws(ConfigError) -> BridgeConfig {
         let document: JSONValue
@@ -309,145 +303,20 @@ public enum ConfigLoader {
     // MARK: - Verification
 
     static func readVerify(_ reader: ConfigReader, log: ProblemLog) -> (any WebhookScheme)? {
-        let common = ["scheme", "secrets", "toleranceSeconds"]
         guard let scheme = reader.string("scheme", required: true) else { return nil }
-        guard specifiedSchemes.contains(scheme) else {
-            let hint = closestKey(to: scheme, in: specifiedSchemes).map { "; did you mean \"\($0)\"?" } ?? ""
+        guard let provider = ProviderRegistry.named(scheme) else {
+            let names = ProviderRegistry.schemeNames
+            let hint = closestKey(to: scheme, in: names).map { "; did you mean \"\($0)\"?" } ?? ""
             log.add(reader.childPath("scheme"), "unknown scheme \"\(scheme)\"\(hint)")
             return nil
         }
+        guard provider.usesSecrets else {
+            reader.rejectUnknownKeys(["scheme"] + provider.keys)
+            return provider.make(VerifyConfig(scheme: scheme, secrets: nil, tolerance: 300, reader: reader, log: log))
+        }
+        reader.rejectUnknownKeys(["scheme", "secrets", "toleranceSeconds"] + provider.keys)
         let tolerance = reader.integer("toleranceSeconds", in: 0...Int(Int32.max)) ?? 300
-
-        if scheme == "none" {
-            reader.rejectUnknownKeys(["scheme"])
-            return NoneScheme()
-        }
         let secrets = reader.stringArray("secrets", required: true)
-
-        func keyScheme(_ make: ([String]) throws(SecretError) -> any WebhookScheme) -> (any WebhookScheme)? {
-            guard let secrets else { return nil }
-            do {
-                return try make(secrets)
-            } catch {
-                log.add("\(reader.childPath("secrets"))[\(error.index)]", error.reason)
-                return nil
-            }
-        }
-        switch scheme {
-        case "github":
-            reader.rejectUnknownKeys(common)
-            return secrets.map { GitHubScheme(secrets: $0) }
-        case "stripe":
-            reader.rejectUnknownKeys(common)
-            return secrets.map { StripeScheme(secrets: $0, toleranceSeconds: tolerance) }
-        case "slack":
-            reader.rejectUnknownKeys(common)
-            return secrets.map { SlackScheme(secrets: $0, toleranceSeconds: tolerance) }
-        case "shopify":
-            reader.rejectUnknownKeys(common)
-            return secrets.map { ShopifyScheme(secrets: $0) }
-        case "paddle":
-            reader.rejectUnknownKeys(common)
-            return secrets.map { PaddleScheme(secrets: $0, toleranceSeconds: tolerance) }
-        case "gitlab":
-            reader.rejectUnknownKeys(common)
-            return secrets.map { GitLabScheme(secrets: $0) }
-        case "linear":
-            reader.rejectUnknownKeys(common)
-            return secrets.map { LinearScheme(secrets: $0, toleranceSeconds: tolerance) }
-        case "zoom":
-            reader.rejectUnknownKeys(common)
-            return secrets.map { ZoomScheme(secrets: $0, toleranceSeconds: tolerance) }
-        case "twilio", "square":
-            reader.rejectUnknownKeys(common + ["publicUrl"])
-            let publicURL = reader.string("publicUrl")
-            if let publicURL, !(publicURL.hasPrefix("https://") || publicURL.hasPrefix("http://")) {
-                log.add(reader.childPath("publicUrl"), "must be the full URL the provider calls, starting with https://")
-                return nil
-            }
-            guard let secrets else { return nil }
-            return scheme == "twilio"
-                ? TwilioScheme(secrets: secrets, publicURL: PublicURL(publicURL))
-                : SquareScheme(secrets: secrets, publicURL: PublicURL(publicURL))
-        case "sendgrid":
-            reader.rejectUnknownKeys(common)
-            return keyScheme { secrets throws(SecretError) in try SendGridScheme(secrets: secrets, toleranceSeconds: tolerance) }
-        case "discord":
-            reader.rejectUnknownKeys(common)
-            return keyScheme { secrets throws(SecretError) in try DiscordScheme(secrets: secrets, toleranceSeconds: tolerance) }
-        case "standard-webhooks", "svix":
-            reader.rejectUnknownKeys(common)
-            return keyScheme { secrets throws(SecretError) in
-                try StandardWebhooksScheme(name: scheme, secrets: secrets, toleranceSeconds: tolerance)
-            }
-        case "hmac":
-            let keys = [
-                "header", "algorithm", "encoding", "prefix", "timestampHeader", "signedContent",
-                "idHeader", "idPointer", "typeHeader", "typePointer",
-            ]
-            reader.rejectUnknownKeys(common + keys)
-            guard let header = reader.string("header", required: true) else { return nil }
-            var settings = HMACScheme.Settings(header: header)
-            var ok = true
-            if let text = reader.string("algorithm") {
-                if let algorithm = HMACAlgorithm(rawValue: text) {
-                    settings.algorithm = algorithm
-                } else {
-                    log.add(reader.childPath("algorithm"), "must be sha1, sha256 or sha512")
-                    ok = false
-                }
-            }
-            if let text = reader.string("encoding") {
-                if let encoding = HMACScheme.SignatureEncoding(rawValue: text) {
-                    settings.encoding = encoding
-                } else {
-                    log.add(reader.childPath("encoding"), "must be hex or base64")
-                    ok = false
-                }
-            }
-            settings.prefix = reader.string("prefix", nonEmpty: false) ?? ""
-            settings.timestampHeader = reader.string("timestampHeader")
-            if let text = reader.string("signedContent") {
-                do {
-                    settings.signedContent = try HMACScheme.SignedContent(parsing: text)
-                } catch {
-                    log.add(reader.childPath("signedContent"), error.message)
-                    ok = false
-                }
-            }
-            switch (settings.signedContent.usesTimestamp, settings.timestampHeader != nil) {
-            case (false, true):
-                // Valid (SPEC section 4 lists the two as independent options): the header's
-                // timestamp is still checked against the tolerance.
-                log.warn(
-                    reader.childPath("signedContent"),
-                    "has no {timestamp} while timestampHeader is set: the timestamp is checked but not signed, so a replay can carry a fresh one"
-                )
-            case (true, false):
-                log.add(reader.childPath("signedContent"), "uses {timestamp} but timestampHeader is not set")
-                ok = false
-            default:
-                break
-            }
-            settings.idHeader = reader.string("idHeader")
-            settings.typeHeader = reader.string("typeHeader")
-            for key in ["idPointer", "typePointer"] {
-                guard let pointer = reader.string(key) else { continue }
-                guard pointer.hasPrefix("/") else {
-                    log.add(reader.childPath(key), "must be a JSON pointer starting with /")
-                    ok = false
-                    continue
-                }
-                if key == "idPointer" { settings.idPointer = pointer } else { settings.typePointer = pointer }
-            }
-            if settings.signedContent.usesID, settings.idHeader == nil, settings.idPointer == nil {
-                log.add(reader.childPath("signedContent"), "uses {id} but neither idHeader nor idPointer is set")
-                ok = false
-            }
-            guard ok, let secrets else { return nil }
-            return HMACScheme(settings: settings, secrets: secrets, toleranceSeconds: tolerance)
-        default:
-            return nil
-        }
+        return provider.make(VerifyConfig(scheme: scheme, secrets: secrets, tolerance: tolerance, reader: reader, log: log))
     }
 }

@@ -46,3 +46,18 @@ public struct DiscordScheme: WebhookScheme {
         return VerifiedWebhook(id: json?["id"]?.scalarText, type: type, keyIndex: index)
     }
 }
+
+extension Provider {
+    static let discord = Provider(
+        name: "discord", signature: "X-Signature-Ed25519: hex Ed25519 of X-Signature-Timestamp + body; secrets are hex public keys",
+        handshake: "signed POST PING: 200 {\"type\":1}", id: "body id", type: "body type",
+        make: { config in
+            config.withKeys { secrets throws(SecretError) in try DiscordScheme(secrets: secrets, toleranceSeconds: config.tolerance) }
+        },
+        signHeaders: { request throws(WebhookSigner.Failure) in
+            guard let seed = Hex.decode(request.secret), let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed),
+                let signature = try? key.signature(for: Array(request.timestamp.utf8) + request.body)
+            else { throw WebhookSigner.Failure("--secret: discord signs with an Ed25519 private key (64 hex digits)") }
+            return [("X-Signature-Ed25519", Hex.encode(signature)), ("X-Signature-Timestamp", request.timestamp)]
+        })
+}

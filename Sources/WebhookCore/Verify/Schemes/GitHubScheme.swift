@@ -22,3 +22,14 @@ public struct GitHubScheme: WebhookScheme {
             keyIndex: index)
     }
 }
+
+extension Provider {
+    static let github = Provider(
+        name: "github", signature: "X-Hub-Signature-256: sha256= hex HMAC-SHA256 of the body", id: "X-GitHub-Delivery",
+        type: "X-GitHub-Event",
+        make: { config in config.secrets.map { GitHubScheme(secrets: $0) } },
+        signHeaders: { request in
+            [("X-Hub-Signature-256", "sha256=" + Hex.encode(request.mac())), ("X-GitHub-Delivery", request.id)]
+                + request.typed("X-GitHub-Event")
+        })
+}

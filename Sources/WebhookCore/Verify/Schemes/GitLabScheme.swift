@@ -18,3 +18,13 @@ public struct GitLabScheme: WebhookScheme {
         return VerifiedWebhook(id: id, type: request.headers.first(name: "X-Gitlab-Event"), keyIndex: index)
     }
 }
+
+extension Provider {
+    static let gitlab = Provider(
+        name: "gitlab", signature: "X-Gitlab-Token equals a secret", id: "Idempotency-Key, else X-Gitlab-Event-UUID",
+        type: "X-Gitlab-Event",
+        make: { config in config.secrets.map { GitLabScheme(secrets: $0) } },
+        signHeaders: { request in
+            [("X-Gitlab-Token", request.secret), ("Idempotency-Key", request.id)] + request.typed("X-Gitlab-Event")
+        })
+}

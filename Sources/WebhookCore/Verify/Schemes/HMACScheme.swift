@@ -111,3 +111,97 @@ public struct HMACScheme: WebhookScheme {
         return VerifiedWebhook(id: id, type: type, keyIndex: matched)
     }
 }
+
+extension Provider {
+    static let hmac = Provider(
+        name: "hmac",
+        signature:
+            "configured: header, algorithm (sha1/sha256/sha512), encoding (hex/base64), prefix, timestampHeader with signedContent ({timestamp}, {body}, {id})",
+        id: "idHeader / idPointer, else hash", type: "typeHeader / typePointer, else webhook",
+        keys: [
+            "header", "algorithm", "encoding", "prefix", "timestampHeader", "signedContent", "idHeader", "idPointer",
+            "typeHeader", "typePointer",
+        ],
+        make: { config in
+            guard let header = config.reader.string("header", required: true) else { return nil }
+            var settings = HMACScheme.Settings(header: header)
+            var ok = true
+            if let text = config.reader.string("algorithm") {
+                if let algorithm = HMACAlgorithm(rawValue: text) {
+                    settings.algorithm = algorithm
+                } else {
+                    config.log.add(config.reader.childPath("algorithm"), "must be sha1, sha256 or sha512")
+                    ok = false
+                }
+            }
+            if let text = config.reader.string("encoding") {
+                if let encoding = HMACScheme.SignatureEncoding(rawValue: text) {
+                    settings.encoding = encoding
+                } else {
+                    config.log.add(config.reader.childPath("encoding"), "must be hex or base64")
+                    ok = false
+                }
+            }
+            settings.prefix = config.reader.string("prefix", nonEmpty: false) ?? ""
+            settings.timestampHeader = config.reader.string("timestampHeader")
+            if let text = config.reader.string("signedContent") {
+                do throws(TemplateError) {
+                    settings.signedContent = try HMACScheme.SignedContent(parsing: text)
+                } catch {
+                    config.log.add(config.reader.childPath("signedContent"), error.message)
+                    ok = false
+                }
+            }
+            switch (settings.signedContent.usesTimestamp, settings.timestampHeader != nil) {
+            case (false, true):
+                // Valid (SPEC section 4 lists the two as independent options): the header's
+                // timestamp is still checked against the tolerance.
+                config.log.warn(
+                    config.reader.childPath("signedContent"),
+                    "has no {timestamp} while timestampHeader is set: the timestamp is checked but not signed, so a replay can carry a fresh one"
+                )
+            case (true, false):
+                config.log.add(config.reader.childPath("signedContent"), "uses {timestamp} but timestampHeader is not set")
+                ok = false
+            default:
+                break
+            }
+            settings.idHeader = config.reader.string("idHeader")
+            settings.typeHeader = config.reader.string("typeHeader")
+            for key in ["idPointer", "typePointer"] {
+                guard let pointer = config.reader.string(key) else { continue }
+                guard pointer.hasPrefix("/") else {
+                    config.log.add(config.reader.childPath(key), "must be a JSON pointer starting with /")
+                    ok = false
+                    continue
+                }
+                if key == "idPointer" { settings.idPointer = pointer } else { settings.typePointer = pointer }
+            }
+            if settings.signedContent.usesID, settings.idHeader == nil, settings.idPointer == nil {
+                config.log.add(config.reader.childPath("signedContent"), "uses {id} but neither idHeader nor idPointer is set")
+                ok = false
+            }
+            guard ok, let secrets = config.secrets else { return nil }
+            return HMACScheme(settings: settings, secrets: secrets, toleranceSeconds: config.tolerance)
+        },
+        signHeaders: { request throws(WebhookSigner.Failure) in
+            guard let settings = request.input.hmac else {
+                throw WebhookSigner.Failure("hmac needs --signature-header (and the source's other hmac settings)")
+            }
+            let parts: [SignedPart] = settings.signedContent.parts.map { part in
+                switch part {
+                case .literal(let text): return .text(text)
+                case .timestamp: return .text(request.timestamp)
+                case .body: return .bytes(.init(bytes: request.body))
+                case .id: return .text(request.id)
+                }
+            }
+            let signature = settings.algorithm.mac(key: SymmetricKey(data: Array(request.secret.utf8)), parts: parts)
+            let encoded = settings.encoding == .hex ? Hex.encode(signature) : Base64.encode(signature)
+            var headers = [(settings.header, settings.prefix + encoded)]
+            if let header = settings.timestampHeader { headers.append((header, request.timestamp)) }
+            if let header = settings.idHeader { headers.append((header, request.id)) }
+            if let header = settings.typeHeader, let type = request.input.type { headers.append((header, type)) }
+            return headers
+        })
+}

@@ -27,3 +27,11 @@ public struct LinearScheme: WebhookScheme {
             id: request.headers.first(name: "Linear-Delivery"), type: json?["type"]?.scalarText, keyIndex: index)
     }
 }
+
+extension Provider {
+    static let linear = Provider(
+        name: "linear", signature: "Linear-Signature: hex HMAC-SHA256 of the body; body webhookTimestamp (ms) within tolerance",
+        id: "Linear-Delivery", type: "body type",
+        make: { config in config.secrets.map { LinearScheme(secrets: $0, toleranceSeconds: config.tolerance) } },
+        signHeaders: { request in [("Linear-Signature", Hex.encode(request.mac())), ("Linear-Delivery", request.id)] })
+}

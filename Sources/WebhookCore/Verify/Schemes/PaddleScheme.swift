@@ -21,3 +21,13 @@ public struct PaddleScheme: WebhookScheme {
         return VerifiedWebhook(id: json?["event_id"]?.scalarText, type: json?["event_type"]?.scalarText, keyIndex: index)
     }
 }
+
+extension Provider {
+    static let paddle = Provider(
+        name: "paddle", signature: "Paddle-Signature: ts=T;h1=S: hex HMAC-SHA256 of T:body", id: "body event_id",
+        type: "body event_type",
+        make: { config in config.secrets.map { PaddleScheme(secrets: $0, toleranceSeconds: config.tolerance) } },
+        signHeaders: { request in
+            [("Paddle-Signature", "ts=\(request.timestamp);h1=\(Hex.encode(request.mac(prefix: "\(request.timestamp):")))")]
+        })
+}

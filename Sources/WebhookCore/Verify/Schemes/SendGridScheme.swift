@@ -47,3 +47,29 @@ public struct SendGridScheme: WebhookScheme {
         return VerifiedWebhook(id: nil, type: "sendgrid.events", keyIndex: index)
     }
 }
+
+extension Provider {
+    static let sendgrid = Provider(
+        name: "sendgrid",
+        signature:
+            "X-Twilio-Email-Event-Webhook-Signature: base64 DER ECDSA P-256/SHA-256 of timestamp + body; secrets are the verification keys",
+        id: "hash", type: "sendgrid.events",
+        make: { config in
+            config.withKeys { secrets throws(SecretError) in try SendGridScheme(secrets: secrets, toleranceSeconds: config.tolerance) }
+        },
+        signHeaders: { request throws(WebhookSigner.Failure) in
+            let key: P256.Signing.PrivateKey?
+            if request.secret.contains("-----BEGIN") {
+                key = try? P256.Signing.PrivateKey(pemRepresentation: request.secret)
+            } else {
+                key = Base64.decode(request.secret).flatMap { try? P256.Signing.PrivateKey(derRepresentation: $0) }
+            }
+            guard let key, let signature = try? key.signature(for: Array(request.timestamp.utf8) + request.body) else {
+                throw WebhookSigner.Failure("--secret: sendgrid signs with a P-256 private key (base64 DER or PEM)")
+            }
+            return [
+                (SendGridScheme.signatureHeader, Base64.encode(signature.derRepresentation)),
+                (SendGridScheme.timestampHeader, request.timestamp),
+            ]
+        })
+}

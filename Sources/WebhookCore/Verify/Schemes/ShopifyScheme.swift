@@ -20,3 +20,14 @@ public struct ShopifyScheme: WebhookScheme {
             keyIndex: index)
     }
 }
+
+extension Provider {
+    static let shopify = Provider(
+        name: "shopify", signature: "X-Shopify-Hmac-Sha256: base64 HMAC-SHA256 of the body", id: "X-Shopify-Webhook-Id",
+        type: "X-Shopify-Topic",
+        make: { config in config.secrets.map { ShopifyScheme(secrets: $0) } },
+        signHeaders: { request in
+            [("X-Shopify-Hmac-Sha256", Base64.encode(request.mac())), ("X-Shopify-Webhook-Id", request.id)]
+                + request.typed("X-Shopify-Topic")
+        })
+}

@@ -32,3 +32,18 @@ public struct SlackScheme: WebhookScheme {
         return VerifiedWebhook(id: json?["event_id"]?.scalarText, type: type, keyIndex: index)
     }
 }
+
+extension Provider {
+    static let slack = Provider(
+        name: "slack",
+        signature: "X-Slack-Signature: v0= hex HMAC-SHA256 of v0:ts:body, X-Slack-Request-Timestamp within tolerance",
+        handshake: "signed POST url_verification: 200 {\"challenge\": …}", id: "body event_id, else hash",
+        type: "body event.type, else type",
+        make: { config in config.secrets.map { SlackScheme(secrets: $0, toleranceSeconds: config.tolerance) } },
+        signHeaders: { request in
+            [
+                ("X-Slack-Request-Timestamp", request.timestamp),
+                ("X-Slack-Signature", "v0=" + Hex.encode(request.mac(prefix: "v0:\(request.timestamp):"))),
+            ]
+        })
+}

@@ -1,3 +1,4 @@
+import Crypto
 /// Square: `x-square-hmacsha256-signature: <base64 HMAC-SHA256 of notification URL + body>`,
 /// keyed with the subscription's signature key. The notification URL is `verify.publicUrl`
 /// (the URL Square calls) or, without it, the URL rebuilt from the request. Id: body
@@ -25,4 +26,25 @@ public struct SquareScheme: WebhookScheme {
         let json = request.bodyJSON
         return VerifiedWebhook(id: json?["event_id"]?.scalarText, type: json?["type"]?.scalarText, keyIndex: index)
     }
+}
+
+extension Provider {
+    static let square = Provider(
+        name: "square", signature: "x-square-hmacsha256-signature: base64 HMAC-SHA256 of the notification URL + body",
+        id: "body event_id", type: "body type", keys: ["publicUrl"],
+        make: { config in
+            let url = config.publicURL()
+            guard let secrets = config.secrets else { return nil }
+            switch url {
+            case .failed: return nil
+            case .unset: return SquareScheme(secrets: secrets, publicURL: PublicURL(nil))
+            case .set(let text): return SquareScheme(secrets: secrets, publicURL: PublicURL(text))
+            }
+        },
+        signHeaders: { request throws(WebhookSigner.Failure) in
+            guard let url = request.input.url else {
+                throw WebhookSigner.Failure("--url: square signs the notification URL; give it")
+            }
+            return [("x-square-hmacsha256-signature", Base64.encode(request.mac(prefix: url)))]
+        })
 }

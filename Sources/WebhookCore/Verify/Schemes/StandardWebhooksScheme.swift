@@ -96,3 +96,37 @@ public struct SecretError: Error, Sendable {
     public let index: Int
     public let reason: String
 }
+
+extension Provider {
+    static let standardWebhooks = Provider(
+        name: "standard-webhooks", aliases: ["svix"],
+        signature:
+            "webhook-signature (svix-signature): v1, base64 HMAC-SHA256 of id.timestamp.body keyed with the base64 after whsec_; v1a, Ed25519 with a whpk_ key",
+        id: "webhook-id / svix-id", type: "body type",
+        make: { config in
+            config.withKeys { secrets throws(SecretError) in
+                try StandardWebhooksScheme(name: config.scheme, secrets: secrets, toleranceSeconds: config.tolerance)
+            }
+        },
+        signHeaders: { request throws(WebhookSigner.Failure) in
+            let prefix = request.scheme == "svix" ? "svix" : "webhook"
+            let signed = "\(request.id).\(request.timestamp)."
+            let signature: String
+            if request.secret.hasPrefix("whsk_") {
+                guard let raw = Base64.decode(request.secret.dropFirst(5)), raw.count >= 32,
+                    let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw.prefix(32))
+                else { throw WebhookSigner.Failure("--secret: whsk_ must be followed by a base64 Ed25519 private key") }
+                guard let bytes = try? key.signature(for: Array(signed.utf8) + request.body) else {
+                    throw WebhookSigner.Failure("Ed25519 signing failed")
+                }
+                signature = "v1a," + Base64.encode(Array(bytes))
+            } else {
+                let encoded = request.secret.hasPrefix("whsec_") ? request.secret.dropFirst(6) : request.secret[...]
+                guard let key = Base64.decode(encoded), !key.isEmpty else {
+                    throw WebhookSigner.Failure("--secret: must be whsec_ followed by base64 (or whsk_ and a private key)")
+                }
+                signature = "v1," + Base64.encode(request.mac(prefix: signed, key: key))
+            }
+            return [("\(prefix)-id", request.id), ("\(prefix)-timestamp", request.timestamp), ("\(prefix)-signature", signature)]
+        })
+}

@@ -30,3 +30,13 @@ extension Substring {
         return slice
     }
 }
+
+extension Provider {
+    static let stripe = Provider(
+        name: "stripe", signature: "Stripe-Signature: t=T,v1=S: hex HMAC-SHA256 of T.body, keyed with the whole whsec_ string",
+        id: "body id", type: "body type",
+        make: { config in config.secrets.map { StripeScheme(secrets: $0, toleranceSeconds: config.tolerance) } },
+        signHeaders: { request in
+            [("Stripe-Signature", "t=\(request.timestamp),v1=\(Hex.encode(request.mac(prefix: "\(request.timestamp).")))")]
+        })
+}

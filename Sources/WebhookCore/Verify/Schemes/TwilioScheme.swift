@@ -59,3 +59,34 @@ public struct TwilioScheme: WebhookScheme {
         return sorted.reduce(into: "") { $0 += $1.0 + $1.1 }
     }
 }
+
+extension Provider {
+    static let twilio = Provider(
+        name: "twilio",
+        signature:
+            "X-Twilio-Signature: base64 HMAC-SHA1 of the public URL + sorted form parameters (JSON: of the URL, whose bodySHA256 must match)",
+        id: "I-Twilio-Idempotency-Token, else hash", type: "MessageStatus / CallStatus, else twilio", keys: ["publicUrl"],
+        make: { config in
+            let url = config.publicURL()
+            guard let secrets = config.secrets else { return nil }
+            switch url {
+            case .failed: return nil
+            case .unset: return TwilioScheme(secrets: secrets, publicURL: PublicURL(nil))
+            case .set(let text): return TwilioScheme(secrets: secrets, publicURL: PublicURL(text))
+            }
+        },
+        sign: { request throws(WebhookSigner.Failure) in
+            guard var url = request.input.url else { throw WebhookSigner.Failure("--url: twilio signs the URL it calls; give it") }
+            var parameters = ""
+            if JSONParser.isValid(request.body) {
+                url += (url.contains("?") ? "&" : "?") + "bodySHA256=" + Hex.encode(SHA256.hash(data: request.body))
+            } else {
+                parameters = TwilioScheme.canonical(FormParameters.parse(request.body))
+            }
+            let signature = HMACAlgorithm.sha1.mac(
+                key: SymmetricKey(data: Array(request.secret.utf8)), parts: [.text(url + parameters)])
+            return WebhookSigner.Output(
+                headers: [("X-Twilio-Signature", Base64.encode(signature)), ("I-Twilio-Idempotency-Token", request.id)],
+                url: url)
+        })
+}

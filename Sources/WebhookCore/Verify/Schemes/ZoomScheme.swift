@@ -32,3 +32,17 @@ public struct ZoomScheme: WebhookScheme {
         return VerifiedWebhook(id: nil, type: event, keyIndex: index)
     }
 }
+
+extension Provider {
+    static let zoom = Provider(
+        name: "zoom", signature: "x-zm-signature: v0= hex HMAC-SHA256 of v0:ts:body, x-zm-request-timestamp within tolerance",
+        handshake: "signed POST endpoint.url_validation: 200 {\"plainToken\", \"encryptedToken\"}", id: "hash",
+        type: "body event",
+        make: { config in config.secrets.map { ZoomScheme(secrets: $0, toleranceSeconds: config.tolerance) } },
+        signHeaders: { request in
+            [
+                ("x-zm-request-timestamp", request.timestamp),
+                ("x-zm-signature", "v0=" + Hex.encode(request.mac(prefix: "v0:\(request.timestamp):"))),
+            ]
+        })
+}

@@ -1,0 +1,29 @@
+/// The built-in providers, in the order `providers` lists them. Adding a provider: one file
+/// with its scheme and its `Provider` (see `GitHubScheme.swift`), and one line here.
+public enum ProviderRegistry {
+    public static let all: [Provider] = [
+        .stripe,
+        .github,
+        .standardWebhooks,
+        .slack,
+        .shopify,
+        .twilio,
+        .paddle,
+        .square,
+        .gitlab,
+        .linear,
+        .zoom,
+        .sendgrid,
+        .discord,
+        .hmac,
+        .none,
+    ]
+
+    /// The provider `verify.scheme` names (by name or alias).
+    public static func named(_ scheme: String) -> Provider? {
+        all.first { $0.name == scheme || $0.aliases.contains(scheme) }
+    }
+
+    /// Every name and alias `verify.scheme` accepts.
+    public static var schemeNames: [String] { all.flatMap { [$0.name] + $0.aliases } }
+}
