@@ -211,7 +211,10 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         if processor.hasSource(atPath: path) {
             guard head.method == .POST else {
-                refuse(.methodNotAllowed, head: head, context: context)
+                let answer = processor.answerOtherMethod(
+                    path: path, method: head.method, uri: head.uri, peer: context.channel.remoteAddress?.ipAddress,
+                    headers: head.headers)
+                refuse(answer, head: head, context: context)
                 return
             }
             if let refusal = processor.admit(path: path, peer: context.channel.remoteAddress?.ipAddress, headers: head.headers) {

@@ -18,6 +18,13 @@ public struct BridgeAnswer: Sendable, Equatable {
             && lhs.headers.map { "\($0.0):\($0.1)" } == rhs.headers.map { "\($0.0):\($0.1)" }
     }
 
+    /// A provider's handshake answered as it requires.
+    init(_ handshake: HandshakeAnswer) {
+        var headers = handshake.headers
+        if let contentType = handshake.contentType { headers.insert(("Content-Type", contentType), at: 0) }
+        self.init(status: HTTPResponseStatus(statusCode: handshake.status), headers: headers, body: handshake.body)
+    }
+
     /// `{"id": ID, "status": STATUS}`.
     static func event(_ status: HTTPResponseStatus, id: String, _ outcome: String) -> BridgeAnswer {
         BridgeAnswer(status: status, body: JSONWriter.object(["id": id, "status": outcome]))
@@ -29,7 +36,6 @@ public struct BridgeAnswer: Sendable, Equatable {
     }
 
     static let notFound = error(.notFound, "not_found")
-    static let methodNotAllowed = BridgeAnswer(status: .methodNotAllowed, headers: [("Allow", "POST")], body: [])
     static let tooLarge = error(.payloadTooLarge, "too_large")
     static let unavailable = error(.serviceUnavailable, "unavailable", headers: [("Retry-After", "5")])
     /// Bodies being received already fill `limits.maxBufferedBytes` (SPEC section 8).

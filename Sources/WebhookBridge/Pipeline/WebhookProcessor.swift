@@ -123,6 +123,30 @@ public final class WebhookProcessor: Sendable {
         return .error(.unauthorized, missing.code)
     }
 
+    /// The answer to a request with another method than POST on a source path: its scheme's
+    /// handshake (GET, HEAD, OPTIONS) after the source's `allow` and `rateLimit`, else 405
+    /// with an `Allow` of POST and the methods the scheme answers.
+    public func answerOtherMethod(
+        path: String, method: HTTPMethod, uri: String, peer: String?, headers: HTTPHeaders
+    ) -> BridgeAnswer {
+        guard let source = sourcesByPath.withLock({ $0[path] }) else { return .notFound }
+        if let refusal = admit(path: path, peer: peer, headers: headers) { return refusal }
+        let scheme = source.config.scheme
+        let answer: BridgeAnswer
+        if scheme.handshakeMethods.contains(method) {
+            answer = BridgeAnswer(scheme.answerHandshake(HandshakeRequest(method: method, uri: uri, headers: headers)))
+            let logger = RequestLogger(
+                logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
+            logger.info(
+                "handshake answered", metadata: ["http.method": "\(method.rawValue)", "http.status": "\(answer.status.code)"])
+        } else {
+            let allowed = (["POST"] + scheme.handshakeMethods.map(\.rawValue)).joined(separator: ", ")
+            answer = BridgeAnswer(status: .methodNotAllowed, headers: [("Allow", allowed)], body: [])
+        }
+        source.metrics.requests[answer.status.code].increment()
+        return answer
+    }
+
     /// True when `path` belongs to a source.
     public func hasSource(atPath path: String) -> Bool { sourcesByPath.withLock { $0[path] != nil } }
 
@@ -153,6 +177,11 @@ public final class WebhookProcessor: Sendable {
         let request = WebhookRequest(headers: headers, body: body, uri: uri, receivedAt: receivedAt)
         var logger = RequestLogger(
             logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
+        // An unsigned handshake (Microsoft Graph's validationToken, WooCommerce's ping).
+        if let handshake = source.config.scheme.unsignedHandshake(request) {
+            logger.info("handshake answered", metadata: ["http.status": "\(handshake.status)"])
+            return BridgeAnswer(handshake)
+        }
 
         // Verify.
         let verified: VerifiedWebhook
@@ -166,11 +195,7 @@ public final class WebhookProcessor: Sendable {
         // The secret's index as a dimension: when the old secret's count stops growing, the
         // provider has switched to the new one and the old can be removed.
         source.metrics.verifications[.init(result: "ok", keyIndex: verified.keyIndex)].increment()
-        if let handshake = verified.handshake {
-            return BridgeAnswer(
-                status: HTTPResponseStatus(statusCode: handshake.status), headers: [("Content-Type", handshake.contentType)],
-                body: handshake.body)
-        }
+        if let handshake = verified.handshake { return BridgeAnswer(handshake) }
 
         // Parsed at most once: by the scheme for its id or type, or here for the templates.
         let bodyJSON = source.templatesNeedJSON ? request.bodyJSON : request.json.valueIfParsed

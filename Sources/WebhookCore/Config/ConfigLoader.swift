@@ -315,7 +315,7 @@ public enum ConfigLoader {
             return provider.make(VerifyConfig(scheme: scheme, secrets: nil, tolerance: 300, reader: reader, log: log))
         }
         reader.rejectUnknownKeys(["scheme", "secrets", "toleranceSeconds"] + provider.keys)
-        let tolerance = reader.integer("toleranceSeconds", in: 0...Int(Int32.max)) ?? 300
+        let tolerance = reader.integer("toleranceSeconds", in: 0...Int(Int32.max)) ?? provider.defaultTolerance
         let secrets = reader.stringArray("secrets", required: true)
         return provider.make(VerifyConfig(scheme: scheme, secrets: secrets, tolerance: tolerance, reader: reader, log: log))
     }

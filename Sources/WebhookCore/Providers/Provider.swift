@@ -24,12 +24,15 @@ public struct Provider: Sendable {
     public let keys: [String]
     /// False for a scheme that takes no `secrets` (and no tolerance): `none`.
     public let usesSecrets: Bool
+    /// `verify.toleranceSeconds` when not given.
+    public let defaultTolerance: Int
     let make: @Sendable (VerifyConfig) -> (any WebhookScheme)?
     let signer: (@Sendable (SigningRequest) throws(WebhookSigner.Failure) -> WebhookSigner.Output)?
 
     init(
         name: String, aliases: [String] = [], signature: String, handshake: String? = nil, id: String, type: String,
-        keys: [String] = [], usesSecrets: Bool = true, make: @escaping @Sendable (VerifyConfig) -> (any WebhookScheme)?,
+        keys: [String] = [], usesSecrets: Bool = true, defaultTolerance: Int = 300,
+        make: @escaping @Sendable (VerifyConfig) -> (any WebhookScheme)?,
         sign: (@Sendable (SigningRequest) throws(WebhookSigner.Failure) -> WebhookSigner.Output)?
     ) {
         self.name = name
@@ -40,6 +43,7 @@ public struct Provider: Sendable {
         self.type = type
         self.keys = keys
         self.usesSecrets = usesSecrets
+        self.defaultTolerance = defaultTolerance
         self.make = make
         self.signer = sign
     }
@@ -47,12 +51,13 @@ public struct Provider: Sendable {
     /// A provider whose signing is only headers.
     init(
         name: String, aliases: [String] = [], signature: String, handshake: String? = nil, id: String, type: String,
-        keys: [String] = [], usesSecrets: Bool = true, make: @escaping @Sendable (VerifyConfig) -> (any WebhookScheme)?,
+        keys: [String] = [], usesSecrets: Bool = true, defaultTolerance: Int = 300,
+        make: @escaping @Sendable (VerifyConfig) -> (any WebhookScheme)?,
         signHeaders: @escaping @Sendable (SigningRequest) throws(WebhookSigner.Failure) -> [(String, String)]
     ) {
         self.init(
             name: name, aliases: aliases, signature: signature, handshake: handshake, id: id, type: type, keys: keys,
-            usesSecrets: usesSecrets, make: make,
+            usesSecrets: usesSecrets, defaultTolerance: defaultTolerance, make: make,
             sign: { request throws(WebhookSigner.Failure) in WebhookSigner.Output(headers: try signHeaders(request)) })
     }
 

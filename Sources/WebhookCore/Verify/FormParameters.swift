@@ -10,6 +10,21 @@ public enum FormParameters {
         return pairs
     }
 
+    /// Percent-encoding of a query value: everything but unreserved characters.
+    public static func encode(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "%" + Hex.encode([byte]).uppercased()
+            }
+        }
+        return out
+    }
+
     /// Percent-decoding with `+` as space; malformed escapes are kept as they are.
     static func decode(_ bytes: ArraySlice<UInt8>) -> String {
         var out: [UInt8] = []

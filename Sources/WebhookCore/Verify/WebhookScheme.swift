@@ -13,12 +13,26 @@ public protocol WebhookScheme: Sendable {
     /// Verifies `request` or says why not.
     func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook
     /// The headers that carry the signature: a request with none of them is refused from its
-    /// head, before its body is read (SPEC section 8). Empty for a scheme that signs nothing.
+    /// head, before its body is read (SPEC section 8). Empty for a scheme that signs nothing,
+    /// or elsewhere (the body, the query), or that has unsigned handshakes.
     var signatureHeaders: [String] { get }
+    /// Methods besides POST that the scheme's handshake answers (GET, HEAD, OPTIONS); others
+    /// get 405 with an `Allow` of POST and these.
+    var handshakeMethods: [HTTPMethod] { get }
+    /// The answer to a request with one of ``handshakeMethods``.
+    func answerHandshake(_ request: HandshakeRequest) -> HandshakeAnswer
+    /// A POST answered before verification, when the provider's handshake is unsigned
+    /// (Microsoft Graph's `validationToken`, WooCommerce's ping); nil for everything else.
+    func unsignedHandshake(_ request: WebhookRequest) -> HandshakeAnswer?
 }
 
 extension WebhookScheme {
     public var signatureHeaders: [String] { [] }
+    public var handshakeMethods: [HTTPMethod] { [] }
+    public func answerHandshake(_ request: HandshakeRequest) -> HandshakeAnswer {
+        HandshakeAnswer(status: 405, body: [], contentType: nil)
+    }
+    public func unsignedHandshake(_ request: WebhookRequest) -> HandshakeAnswer? { nil }
 
     /// 401 `signature_missing` when the request carries none of ``signatureHeaders``;
     /// decided from the head alone.
@@ -97,23 +111,67 @@ public struct VerifiedWebhook: Sendable, Equatable {
     }
 }
 
-/// The answer to a provider's handshake (Slack url_verification, Zoom url_validation,
-/// Discord PING): a 200 with this JSON body, or, for a handshake that lacks what it must
-/// echo, a 400 (``invalid(_:)``). Either way the request is not forwarded.
+/// The answer to a provider's handshake, sent as it is and never forwarded: Slack
+/// url_verification, Zoom url_validation, Discord PING, Meta's `hub.challenge` GET, Twitch's
+/// challenge, Trello's HEAD, …. For a handshake that lacks what it must echo: a 400
+/// (``invalid(_:)``).
 public struct HandshakeAnswer: Sendable, Equatable {
     public var status: Int
     public var body: [UInt8]
-    public var contentType: String
+    /// nil: no `Content-Type` (an empty body).
+    public var contentType: String?
+    /// More headers the provider requires (`X-Content-Type-Options`, `WebHook-Allowed-Origin`).
+    public var headers: [(String, String)]
 
-    public init(status: Int = 200, body: [UInt8], contentType: String = "application/json") {
+    public init(status: Int = 200, body: [UInt8], contentType: String? = "application/json", headers: [(String, String)] = []) {
         self.status = status
         self.body = body
         self.contentType = contentType
+        self.headers = headers
     }
+
+    /// 200 `text/plain` holding `text` (Meta's and Dropbox's challenges, Twitch's, Graph's token).
+    public static func text(_ text: String, headers: [(String, String)] = []) -> HandshakeAnswer {
+        HandshakeAnswer(body: Array(text.utf8), contentType: "text/plain; charset=utf-8", headers: headers)
+    }
+
+    /// 200 with no body.
+    public static let empty = HandshakeAnswer(body: [], contentType: nil)
 
     /// 400 `{"error": "invalid_handshake"}`: a signed handshake without its challenge.
     public static func invalid(_ missing: String) -> HandshakeAnswer {
         HandshakeAnswer(status: 400, body: JSONWriter.object(["error": "invalid_handshake", "missing": missing]))
+    }
+
+    public static func == (lhs: HandshakeAnswer, rhs: HandshakeAnswer) -> Bool {
+        lhs.status == rhs.status && lhs.body == rhs.body && lhs.contentType == rhs.contentType
+            && lhs.headers.map { "\($0.0):\($0.1)" } == rhs.headers.map { "\($0.0):\($0.1)" }
+    }
+}
+
+/// A request with another method than POST, as a handshake sees it: from its head alone.
+public struct HandshakeRequest: Sendable {
+    public var method: HTTPMethod
+    /// The request target (path and query).
+    public var uri: String
+    public var headers: HTTPHeaders
+
+    public init(method: HTTPMethod, uri: String, headers: HTTPHeaders) {
+        self.method = method
+        self.uri = uri
+        self.headers = headers
+    }
+
+    /// The query parameter `name`, percent-decoded (`+` as a space), or nil.
+    public func query(_ name: String) -> String? { QueryString.value(name, in: uri) }
+}
+
+/// A query string's parameters.
+public enum QueryString {
+    /// The first value of `name` in `uri`'s query, percent-decoded (`+` as a space).
+    public static func value(_ name: String, in uri: String) -> String? {
+        guard let question = uri.firstIndex(of: "?") else { return nil }
+        return FormParameters.parse(uri[uri.index(after: question)...].utf8).first { $0.0 == name }?.1
     }
 }
 

@@ -59,13 +59,16 @@ public struct HMACScheme: WebhookScheme {
         var usesID: Bool { parts.contains { if case .id = $0 { return true } else { return false } } }
     }
 
-    public let name = "hmac"
+    public let name: String
     public var signatureHeaders: [String] { [settings.header] }
     let settings: Settings
     let keyring: HMACKeyring
     let tolerance: Int
 
-    public init(settings: Settings, secrets: [String], toleranceSeconds: Int) {
+    /// `name` is the scheme the events carry (`webhookscheme`): `hmac`, or a built-in provider
+    /// that is this engine with fixed settings.
+    public init(name: String = "hmac", settings: Settings, secrets: [String], toleranceSeconds: Int) {
+        self.name = name
         self.settings = settings
         self.keyring = HMACKeyring(secrets: secrets)
         self.tolerance = toleranceSeconds
