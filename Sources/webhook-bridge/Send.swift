@@ -25,7 +25,17 @@ struct Send: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the answer.")
     var timeout: Int = 30
 
+    @Flag(
+        help:
+            "Send the provider's setup handshake instead of an event, and check the answer as the provider would (meta: --secret is the verify token; okta: the Authorization value; event-grid: the code; dropbox, microsoft-graph: not used)."
+    )
+    var handshake = false
+
     func run() async throws {
+        if handshake {
+            try await rehearse()
+            return
+        }
         let (body, output) = try signing.sign(url: url ?? target)
         guard let destination = HTTPTarget(output.url ?? target) else {
             throw ValidationError("\(target): not an http(s)://host[:port]/path URL")
@@ -58,6 +68,38 @@ struct Send: AsyncParsableCommand {
         print("\(response.status.code) \(response.status.reasonPhrase)")
         if !response.body.isEmpty { print(response.text) }
         if !(200..<300).contains(response.status.code) { throw ExitCode(1) }
+    }
+}
+
+extension Send {
+    /// `--handshake`: the provider's setup request, and its verdict on the answer.
+    func rehearse() async throws {
+        let schemes = ProviderRegistry.all.filter { $0.rehearsal != nil }.map(\.name)
+        guard let rehearsal = ProviderRegistry.named(signing.scheme)?.rehearsal else {
+            throw ValidationError(
+                "--handshake: \(signing.scheme) has no handshake to rehearse; one of \(schemes.joined(separator: ", "))")
+        }
+        let request = rehearsal(target, signing.secret)
+        guard let destination = HTTPTarget(request.url) else {
+            throw ValidationError("\(target): not an http(s)://host[:port]/path URL")
+        }
+        let response: WebhookClient.Response
+        do {
+            response = try await WebhookClient.send(
+                host: destination.host, port: destination.port, method: request.method, path: destination.path,
+                headers: request.headers, body: request.body, timeout: .seconds(Int64(timeout)),
+                tls: destination.secure ? .makeClientConfiguration() : nil)
+        } catch {
+            printError("webhook-bridge: \(target): \(error)")
+            throw ExitCode(1)
+        }
+        print("\(response.status.code) \(response.status.reasonPhrase)")
+        if !response.body.isEmpty { print(response.text) }
+        if let problem = request.check(Int(response.status.code), response.headers, response.body) {
+            printError("webhook-bridge: \(signing.scheme) would not accept this answer: \(problem)")
+            throw ExitCode(1)
+        }
+        print("handshake accepted")
     }
 }
 

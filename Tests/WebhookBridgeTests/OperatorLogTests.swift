@@ -105,4 +105,42 @@ struct OperatorLogTests {
         #expect(try connection.post("/gh", headers: githubHeaders(body, delivery: "w-1", secret: "new"), body: body).status == 200)
         #expect(server.terminate() == 0)
     }
+
+    @Test("every 401 and 403 is logged at info with its reason and what was checked, never a secret")
+    func rejectionsExplained() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        let config = directory.file("config.json")
+        try Data(
+            """
+            {"listen": {"host": "127.0.0.1", "port": \(port)},
+             "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
+             "sources": {"stripe": {"path": "/stripe", "verify": {"scheme": "stripe", "secrets": ["whsec_first", "whsec_second"]},
+                                    "sinks": ["archive"]},
+                         "closed": {"path": "/closed", "verify": {"scheme": "none"}, "allow": ["10.0.0.0/8"], "sinks": ["archive"]}}}
+            """.utf8
+        ).write(to: URL(fileURLWithPath: config))
+        let server = try BridgeProcess(config: config)
+        let connection = try KeepAliveConnection(port: port)
+        let body = #"{"id": "evt_1", "type": "charge.succeeded"}"#
+        let now = Int64(Date().timeIntervalSince1970)
+        let forged = try WebhookSigner.sign(scheme: "stripe", .init(body: Array(body.utf8), secret: "whsec_other", timestamp: now))
+        #expect(try connection.post("/stripe", headers: forged.headers, body: body).status == 401)
+        let stale = try WebhookSigner.sign(
+            scheme: "stripe", .init(body: Array(body.utf8), secret: "whsec_first", timestamp: now - 3600))
+        #expect(try connection.post("/stripe", headers: stale.headers, body: body).status == 401)
+        #expect(try connection.post("/stripe", headers: [], body: body).status == 401)
+        #expect(try KeepAliveConnection(port: port).post("/closed", headers: [], body: body).status == 403)
+        #expect(server.waitForLog("is not in allow", after: 0), "\(server.logText)")
+        let lines = server.logText.split(separator: "\n").filter { $0.contains("webhook rejected") }
+        #expect(lines.count == 4, "\(lines)")
+        #expect(lines.allSatisfy { $0.contains(" info ") })
+        #expect(lines.contains { $0.contains("webhook.reason=signature_invalid") && $0.contains("none of 2 secrets") })
+        #expect(lines.contains { $0.contains("webhook.reason=timestamp_expired") && $0.contains("the tolerance is 300 s") })
+        #expect(lines.contains { $0.contains("webhook.reason=signature_missing") && $0.contains("Stripe-Signature is missing") })
+        #expect(lines.contains { $0.contains("webhook.reason=forbidden") && $0.contains("127.0.0.1") })
+        #expect(!server.logText.contains("whsec_first") && !server.logText.contains("whsec_second"))
+        #expect(server.terminate() == 0)
+    }
 }

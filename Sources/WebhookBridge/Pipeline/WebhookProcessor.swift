@@ -105,6 +105,13 @@ public final class WebhookProcessor: Sendable {
         let client = Admission.clientAddress(peer: peer, headers: headers, trustedProxies: trustedProxies)
         guard let refusal = source.admission.check(client: client) else { return nil }
         source.metrics.requests[refusal.status.code].increment()
+        if refusal.status == .forbidden {
+            let logger = RequestLogger(
+                logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
+            logger.info(
+                "webhook rejected",
+                metadata: ["webhook.reason": "forbidden", "webhook.detail": "client \(client ?? "unknown") is not in allow"])
+        }
         return refusal
     }
 
@@ -117,7 +124,7 @@ public final class WebhookProcessor: Sendable {
         else { return nil }
         let logger = RequestLogger(
             logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
-        logger.notice("webhook rejected", metadata: ["webhook.reason": "\(missing.code)", "webhook.detail": "\(missing.detail)"])
+        logger.info("webhook rejected", metadata: ["webhook.reason": "\(missing.code)", "webhook.detail": "\(missing.detail)"])
         source.metrics.verifications[.init(result: missing.code, keyIndex: nil)].increment()
         source.metrics.requests[HTTPResponseStatus.unauthorized.code].increment()
         return .error(.unauthorized, missing.code)
@@ -188,7 +195,7 @@ public final class WebhookProcessor: Sendable {
         do {
             verified = try source.config.scheme.verify(request)
         } catch {
-            logger.notice("webhook rejected", metadata: ["webhook.reason": "\(error.code)", "webhook.detail": "\(error.detail)"])
+            logger.info("webhook rejected", metadata: ["webhook.reason": "\(error.code)", "webhook.detail": "\(error.detail)"])
             source.metrics.verifications[.init(result: error.code, keyIndex: nil)].increment()
             return .error(.unauthorized, error.code)
         }

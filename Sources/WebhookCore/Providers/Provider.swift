@@ -27,6 +27,10 @@ public struct Provider: Sendable {
     /// `verify.toleranceSeconds` when not given.
     public let defaultTolerance: Int
     let make: @Sendable (VerifyConfig) -> (any WebhookScheme)?
+    /// The provider's setup request for `send --handshake`: given the target URL and
+    /// `--secret` (what the handshake presents: Meta's verify token, Okta's header value,
+    /// Event Grid's code).
+    public var rehearsal: (@Sendable (_ url: String, _ secret: String) -> HandshakeRehearsal)?
     let signer: (@Sendable (SigningRequest) throws(WebhookSigner.Failure) -> WebhookSigner.Output)?
 
     init(
@@ -59,6 +63,13 @@ public struct Provider: Sendable {
             name: name, aliases: aliases, signature: signature, handshake: handshake, id: id, type: type, keys: keys,
             usesSecrets: usesSecrets, defaultTolerance: defaultTolerance, make: make,
             sign: { request throws(WebhookSigner.Failure) in WebhookSigner.Output(headers: try signHeaders(request)) })
+    }
+
+    /// The provider with its setup request for `send --handshake`.
+    func rehearsing(_ make: @escaping @Sendable (_ url: String, _ secret: String) -> HandshakeRehearsal) -> Provider {
+        var provider = self
+        provider.rehearsal = make
+        return provider
     }
 
     /// True when `sign` and `send` can produce its requests.

@@ -22,6 +22,9 @@ public struct HMACKeyring: Sendable {
         return nil
     }
 
+    /// "none of N secrets", for a rejection's log line.
+    var tried: String { keys.count == 1 ? "the secret" : "none of \(keys.count) secrets" }
+
     /// The MAC of `parts` with the secret at `index` (handshake answers, signing).
     func mac(_ algorithm: HMACAlgorithm, _ parts: [SignedPart], keyIndex index: Int) -> [UInt8] {
         algorithm.mac(key: keys[index], parts: parts)

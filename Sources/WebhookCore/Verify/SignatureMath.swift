@@ -90,7 +90,10 @@ func checkTimestamp(
 /// Checks that `seconds` lies within `tolerance` of now; overflow counts as expired.
 func checkAge(of seconds: Int64, field: String, tolerance: Int, now: Timestamp) throws(VerificationFailure) {
     let (age, overflow) = now.secondsSince1970.subtractingReportingOverflow(seconds)
-    guard !overflow, age.magnitude <= UInt64(tolerance) else { throw .expired("\(field) is too far from now") }
+    guard !overflow else { throw .expired("\(field) is out of range") }
+    guard age.magnitude <= UInt64(tolerance) else {
+        throw .expired("\(field) is \(age) s \(age >= 0 ? "old" : "ahead"); the tolerance is \(tolerance) s")
+    }
 }
 
 extension String {
@@ -128,7 +131,7 @@ func verifyTimestampedHeader(
     }
     let parts: [SignedPart] = [.text(timestamp + contentSeparator), .bytes(request.body)]
     guard let index = keyring.firstMatch(.sha256, parts, candidates: signatures) else {
-        throw .invalid("\(name) matches no secret")
+        throw .invalid("\(name) does not match \(keyring.tried)")
     }
     try checkTimestamp(
         timestamp, header: "\(name) \(timestampKey)", tolerance: tolerance, now: request.receivedAt)
@@ -148,7 +151,7 @@ func verifyV0Signature(
     guard Int64(timestamp) != nil else { throw .invalid("\(timestampHeader) is not a UNIX timestamp") }
     guard let index = keyring.firstMatch(.sha256, [.text("v0:\(timestamp):"), .bytes(request.body)], candidates: [signature])
     else {
-        throw .invalid("\(signatureHeader) matches no secret")
+        throw .invalid("\(signatureHeader) does not match \(keyring.tried)")
     }
     try checkTimestamp(timestamp, header: timestampHeader, tolerance: tolerance, now: request.receivedAt)
     return index

@@ -36,4 +36,18 @@ extension Provider {
         handshake: "GET ?challenge=C: 200 text/plain C, X-Content-Type-Options: nosniff", id: "hash", type: "list_folder",
         make: { config in config.secrets.map { DropboxScheme(secrets: $0) } },
         signHeaders: { request in [("X-Dropbox-Signature", Hex.encode(request.mac()))] })
+    .rehearsing(DropboxScheme.rehearsal)
+}
+
+extension DropboxScheme {
+    /// Dropbox's verification GET (`--secret` is not used).
+    static func rehearsal(url: String, secret: String) -> HandshakeRehearsal {
+        let challenge = HandshakeRehearsal.challenge()
+        let expect = HandshakeRehearsal.expecting(Array(challenge.utf8), contentType: "text/plain")
+        return HandshakeRehearsal(method: .GET, url: HandshakeRehearsal.adding([("challenge", challenge)], to: url)) {
+            status, headers, body in
+            if let problem = expect(status, headers, body) { return problem }
+            return headers.first(name: "X-Content-Type-Options") == "nosniff" ? nil : "X-Content-Type-Options: nosniff is missing"
+        }
+    }
 }

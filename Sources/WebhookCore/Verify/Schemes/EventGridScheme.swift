@@ -71,4 +71,27 @@ extension Provider {
                 headers: [("aeg-event-type", "Notification")],
                 url: url + separator + "code=" + FormParameters.encode(request.secret))
         })
+    .rehearsing(EventGridScheme.rehearsal)
+}
+
+extension EventGridScheme {
+    /// Event Grid's SubscriptionValidation POST, with `--secret` as the code parameter.
+    static func rehearsal(url: String, secret: String) -> HandshakeRehearsal {
+        let code = HandshakeRehearsal.challenge()
+        var body: [UInt8] = []
+        JSONWriter.append(
+            .array([
+                .object([
+                    ("id", .string(WebhookSigner.randomID())), ("topic", .string("/rehearsal")), ("subject", .string("")),
+                    ("data", .object([("validationCode", .string(code))])),
+                    ("eventType", .string("Microsoft.EventGrid.SubscriptionValidationEvent")),
+                    ("eventTime", .string(Timestamp.now().rfc3339)), ("metadataVersion", .string("1")),
+                    ("dataVersion", .string("1")),
+                ])
+            ]), to: &body)
+        return HandshakeRehearsal(
+            method: .POST, url: HandshakeRehearsal.adding([("code", secret)], to: url),
+            headers: [("aeg-event-type", "SubscriptionValidation"), ("Content-Type", "application/json")], body: body,
+            check: HandshakeRehearsal.expecting(JSONWriter.object(["validationResponse": code])))
+    }
 }

@@ -15,7 +15,7 @@ public struct GitHubScheme: WebhookScheme {
             throw .invalid("X-Hub-Signature-256 is not sha256=<hex>")
         }
         guard let index = keyring.firstMatch(.sha256, [.bytes(request.body)], candidates: [signature]) else {
-            throw .invalid("X-Hub-Signature-256 matches no secret")
+            throw .invalid("X-Hub-Signature-256 does not match \(keyring.tried)")
         }
         return VerifiedWebhook(
             id: request.headers.first(name: "X-GitHub-Delivery"), type: request.headers.first(name: "X-GitHub-Event"),

@@ -12,7 +12,7 @@ public struct GitLabScheme: WebhookScheme {
         guard let token = request.headers.first(name: "X-Gitlab-Token") else { throw .missing("X-Gitlab-Token is missing") }
         let presented = Array(token.utf8)
         guard let index = tokens.firstIndex(where: { constantTimeEquals($0, presented) }) else {
-            throw .invalid("X-Gitlab-Token matches no secret")
+            throw .invalid("X-Gitlab-Token matches none of \(tokens.count) secrets")
         }
         let id = request.headers.first(name: "Idempotency-Key") ?? request.headers.first(name: "X-Gitlab-Event-UUID")
         return VerifiedWebhook(id: id, type: request.headers.first(name: "X-Gitlab-Event"), keyIndex: index)

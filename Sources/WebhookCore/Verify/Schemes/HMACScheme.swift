@@ -104,7 +104,7 @@ public struct HMACScheme: WebhookScheme {
             }
         }
         let matched = keyring.firstMatch(settings.algorithm, parts, candidates: [signature])
-        guard let matched else { throw .invalid("\(settings.header) matches no secret") }
+        guard let matched else { throw .invalid("\(settings.header) does not match \(keyring.tried)") }
         if let timestampHeader = settings.timestampHeader {
             try checkTimestamp(timestamp, header: timestampHeader, tolerance: tolerance, now: request.receivedAt)
         }

@@ -16,7 +16,7 @@ public struct LinearScheme: WebhookScheme {
         guard let header = request.headers.first(name: "Linear-Signature") else { throw .missing("Linear-Signature is missing") }
         guard let signature = Hex.decode(header) else { throw .invalid("Linear-Signature is not hex") }
         guard let index = keyring.firstMatch(.sha256, [.bytes(request.body)], candidates: [signature]) else {
-            throw .invalid("Linear-Signature matches no secret")
+            throw .invalid("Linear-Signature does not match \(keyring.tried)")
         }
         let json = request.bodyJSON
         guard let text = json?["webhookTimestamp"]?.scalarText else { throw .missing("the body has no webhookTimestamp") }

@@ -49,4 +49,15 @@ extension Provider {
             return MetaScheme(secrets: secrets, verifyToken: token)
         },
         signHeaders: { request in [("X-Hub-Signature-256", "sha256=" + Hex.encode(request.mac()))] })
+    .rehearsing(MetaScheme.rehearsal)
+}
+
+extension MetaScheme {
+    /// Meta's verification GET, with `--secret` as the verify token.
+    static func rehearsal(url: String, secret: String) -> HandshakeRehearsal {
+        let challenge = HandshakeRehearsal.challenge()
+        let target = HandshakeRehearsal.adding(
+            [("hub.mode", "subscribe"), ("hub.verify_token", secret), ("hub.challenge", challenge)], to: url)
+        return HandshakeRehearsal(method: .GET, url: target, check: HandshakeRehearsal.expecting(Array(challenge.utf8)))
+    }
 }

@@ -43,4 +43,17 @@ extension Provider {
         type: "body value[0].lifecycleEvent, else value[0].changeType",
         make: { config in config.secrets.map { MicrosoftGraphScheme(secrets: $0) } },
         sign: nil)
+    .rehearsing(MicrosoftGraphScheme.rehearsal)
+}
+
+extension MicrosoftGraphScheme {
+    /// Graph's endpoint validation POST (`--secret` is not used).
+    static func rehearsal(url: String, secret: String) -> HandshakeRehearsal {
+        let token = "Validation: Testing client application reachability for subscription Request-Id: "
+            + HandshakeRehearsal.challenge()
+        return HandshakeRehearsal(
+            method: .POST, url: HandshakeRehearsal.adding([("validationToken", token)], to: url),
+            headers: [("Content-Type", "text/plain; charset=utf-8")],
+            check: HandshakeRehearsal.expecting(Array(token.utf8), contentType: "text/plain"))
+    }
 }

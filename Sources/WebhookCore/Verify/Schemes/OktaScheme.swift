@@ -59,4 +59,15 @@ extension Provider {
             return config.secrets.map { OktaScheme(secrets: $0, header: header) }
         },
         signHeaders: { request in [("Authorization", request.secret)] })
+    .rehearsing(OktaScheme.rehearsal)
+}
+
+extension OktaScheme {
+    /// Okta's one-time verification GET, with `--secret` as the Authorization value.
+    static func rehearsal(url: String, secret: String) -> HandshakeRehearsal {
+        let challenge = HandshakeRehearsal.challenge()
+        return HandshakeRehearsal(
+            method: .GET, url: url, headers: [("Authorization", secret), ("X-Okta-Verification-Challenge", challenge)],
+            check: HandshakeRehearsal.expecting(JSONWriter.object(["verification": challenge])))
+    }
 }

@@ -13,7 +13,7 @@ public struct ShopifyScheme: WebhookScheme {
         }
         guard let signature = Base64.decode(header) else { throw .invalid("X-Shopify-Hmac-Sha256 is not base64") }
         guard let index = keyring.firstMatch(.sha256, [.bytes(request.body)], candidates: [signature]) else {
-            throw .invalid("X-Shopify-Hmac-Sha256 matches no secret")
+            throw .invalid("X-Shopify-Hmac-Sha256 does not match \(keyring.tried)")
         }
         return VerifiedWebhook(
             id: request.headers.first(name: "X-Shopify-Webhook-Id"), type: request.headers.first(name: "X-Shopify-Topic"),

@@ -21,7 +21,7 @@ public struct SquareScheme: WebhookScheme {
         guard let signature = Base64.decode(header) else { throw .invalid("x-square-hmacsha256-signature is not base64") }
         let url = publicURL.url(for: request)
         guard let index = keyring.firstMatch(.sha256, [.text(url), .bytes(request.body)], candidates: [signature]) else {
-            throw .invalid("x-square-hmacsha256-signature matches no secret for \(url)")
+            throw .invalid("x-square-hmacsha256-signature does not match \(keyring.tried) for \(url)")
         }
         let json = request.bodyJSON
         return VerifiedWebhook(id: json?["event_id"]?.scalarText, type: json?["type"]?.scalarText, keyIndex: index)

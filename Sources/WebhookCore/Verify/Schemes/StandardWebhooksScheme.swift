@@ -85,7 +85,7 @@ public struct StandardWebhooksScheme: WebhookScheme {
                 }
             }
         }
-        guard let matched else { throw .invalid("webhook-signature matches no secret") }
+        guard let matched else { throw .invalid("webhook-signature does not match \(keys.count == 1 ? "the secret" : "none of \(keys.count) secrets")") }
         try checkTimestamp(timestampText, header: "webhook-timestamp", tolerance: tolerance, now: request.receivedAt)
         return VerifiedWebhook(id: id, type: request.bodyJSON?["type"]?.scalarText, keyIndex: matched)
     }

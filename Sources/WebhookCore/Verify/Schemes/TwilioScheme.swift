@@ -41,7 +41,7 @@ public struct TwilioScheme: WebhookScheme {
             matched = keyring.firstMatch(.sha1, [.text(candidate + signedParameters)], candidates: [signature])
             if matched != nil { break }
         }
-        guard let matched else { throw .invalid("X-Twilio-Signature matches no secret for \(url)") }
+        guard let matched else { throw .invalid("X-Twilio-Signature does not match \(keyring.tried) for \(url)") }
         let status = parameters.first { $0.0 == "MessageStatus" }?.1 ?? parameters.first { $0.0 == "CallStatus" }?.1
         return VerifiedWebhook(
             id: request.headers.first(name: "I-Twilio-Idempotency-Token"), type: status ?? "twilio", keyIndex: matched)
