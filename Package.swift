@@ -40,6 +40,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                // RSA PKCS#1 v1.5 verification for AWS SNS signatures; part of swift-crypto,
+                // which is built already.
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -175,6 +178,7 @@ let package = Package(
             dependencies: [
                 "WebhookBridge", "WebhookCore", "FileSink", "Spool", "CRdKafka", "CHiredis", "BridgeTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

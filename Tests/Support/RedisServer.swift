@@ -85,5 +85,5 @@ public final class RedisServer: @unchecked Sendable {
 
 public struct ServerError: Error, CustomStringConvertible {
     public let description: String
-    init(_ description: String) { self.description = description }
+    public init(_ description: String) { self.description = description }
 }

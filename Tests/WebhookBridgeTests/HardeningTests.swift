@@ -61,13 +61,23 @@ struct HardeningTests {
         let config = Self.config.replacingOccurrences(of: #""idleTimeoutMs": 1000"#, with: #""idleTimeoutMs": 2000"#)
         try await RunningBridge.with(config: config) { bridge in
             let connection = try KeepAliveConnection(port: bridge.port)
+            let started = ContinuousClock.now
+            var answered = started
             for n in 1...5 {
                 if n > 1 { try await Task.sleep(for: .milliseconds(1200)) }  // the spacing under test
                 let body = #"{"n": \#(n)}"#
-                let answer = try await offThePool {
-                    try connection.post("/gh", headers: githubHeaders(body, delivery: "busy-\(n)"), body: body)
+                let sent = ContinuousClock.now
+                do {
+                    let answer = try await offThePool {
+                        try connection.post("/gh", headers: githubHeaders(body, delivery: "busy-\(n)"), body: body)
+                    }
+                    #expect(answer.status == 200, "request \(n): \(answer.body)")
+                } catch {
+                    Issue.record(
+                        "request \(n) sent \(sent - answered) after the previous answer (\(sent - started) in): \(error)")
+                    return
                 }
-                #expect(answer.status == 200, "request \(n): \(answer.body)")
+                answered = ContinuousClock.now
             }
             let rest = try await offThePool { connection.readUntilClosed() }
             #expect(rest.closedByServer)

@@ -26,7 +26,7 @@ public enum WebhookClient {
     public static func send(
         host: String, port: Int, method: HTTPMethod = .POST, path: String, headers: [(String, String)] = [],
         body: [UInt8] = [], chunked: Bool = false, timeout: TimeAmount = .seconds(30), tls: TLSConfiguration? = nil,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        maximumBodyBytes: Int = .max, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
         let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
         let channel = try await ClientBootstrap(group: group)
@@ -76,6 +76,9 @@ public enum WebhookClient {
                 case .head(let head):
                     response = Response(status: head.status, headers: head.headers, body: [])
                 case .body(var chunk):
+                    guard collected.readableBytes + chunk.readableBytes <= maximumBodyBytes else {
+                        throw Failure(description: "the answer is over \(maximumBodyBytes) bytes")
+                    }
                     collected.writeBuffer(&chunk)
                 case .end:
                     guard var response else { throw Failure(description: "answer without a head") }

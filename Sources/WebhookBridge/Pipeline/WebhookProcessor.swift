@@ -61,9 +61,14 @@ public final class WebhookProcessor: Sendable {
     /// Delivery and spool failures: during an outage every request fails the same way.
     private let failureLog = LogThrottle()
 
+    /// What schemes may use while verifying (the SNS certificate fetcher).
+    private let services: VerificationServices
+
     public init(
-        config: BridgeConfig, sinks: [String: any EventSink], store: any IdempotencyStore, spool: Spool? = nil, logger: Logger
+        config: BridgeConfig, sinks: [String: any EventSink], store: any IdempotencyStore, spool: Spool? = nil,
+        services: VerificationServices = VerificationServices(certificates: HTTPSCertificateFetcher()), logger: Logger
     ) {
+        self.services = services
         self.sourcesByPath = Mutex(Self.sources(of: config))
         self.sinks = sinks
         self.requiredSinks = Set(config.sinks.values.filter(\.required).map(\.name))
@@ -193,16 +198,24 @@ public final class WebhookProcessor: Sendable {
         // Verify.
         let verified: VerifiedWebhook
         do {
-            verified = try source.config.scheme.verify(request)
+            verified = try await source.config.scheme.verify(request, services: services)
         } catch {
-            logger.info("webhook rejected", metadata: ["webhook.reason": "\(error.code)", "webhook.detail": "\(error.detail)"])
             source.metrics.verifications[.init(result: error.code, keyIndex: nil)].increment()
+            if error.isUnavailable {
+                // Nothing wrong with the request: the provider retries it after a 503.
+                logger.warning("cannot verify now", metadata: ["webhook.detail": "\(error.detail)"])
+                return .unavailable
+            }
+            logger.info("webhook rejected", metadata: ["webhook.reason": "\(error.code)", "webhook.detail": "\(error.detail)"])
             return .error(.unauthorized, error.code)
         }
         // The secret's index as a dimension: when the old secret's count stops growing, the
         // provider has switched to the new one and the old can be removed.
         source.metrics.verifications[.init(result: "ok", keyIndex: verified.keyIndex)].increment()
-        if let handshake = verified.handshake { return BridgeAnswer(handshake) }
+        if let handshake = verified.handshake {
+            if let followUp = verified.followUp { self.followUp(followUp, logger: logger) }
+            return BridgeAnswer(handshake)
+        }
 
         // Parsed at most once: by the scheme for its id or type, or here for the templates.
         let bodyJSON = source.templatesNeedJSON ? request.bodyJSON : request.json.valueIfParsed
@@ -276,6 +289,28 @@ public final class WebhookProcessor: Sendable {
         }
         await commit(key, logger: logger)
         return BridgeAnswer.event(.accepted, id: event.id, "queued")
+    }
+
+    /// After an SNS subscription handshake: log its SubscribeURL (an operator confirms it by
+    /// opening it), or confirm it now (`verify.autoConfirm`), in the background.
+    private func followUp(_ followUp: HandshakeFollowUp, logger: RequestLogger) {
+        switch followUp {
+        case .subscription(let url, let topic, let confirm, let caFile):
+            logger.warning(
+                "sns subscription message: open the SubscribeURL to confirm, unless autoConfirm does",
+                metadata: ["sns.subscribe_url": "\(url)", "sns.topic": "\(topic)", "sns.auto_confirm": "\(confirm)"])
+            guard confirm, let fetcher = services.certificates else { return }
+            Task {
+                do {
+                    let status = try await fetcher.get(url, caFile: caFile)
+                    logger.log(
+                        level: (200..<300).contains(status) ? .info : .error, "sns subscription confirmed",
+                        metadata: ["sns.topic": "\(topic)", "http.status": "\(status)"])
+                } catch {
+                    logger.error("sns subscription not confirmed", metadata: ["sns.topic": "\(topic)", "sns.error": "\(error)"])
+                }
+            }
+        }
     }
 
     private static let requestCounter = Atomic<UInt64>(0)

@@ -21,6 +21,7 @@ public enum ProviderRegistry {
         .okta,
         .microsoftGraph,
         .eventGrid,
+        .sns,
         .trello,
         .woocommerce,
         .xero,

@@ -12,6 +12,10 @@ public protocol WebhookScheme: Sendable {
     var name: String { get }
     /// Verifies `request` or says why not.
     func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook
+    /// Verifies `request` with the bridge's services (a scheme that fetches certificates);
+    /// the default is ``verify(_:)``.
+    func verify(_ request: WebhookRequest, services: VerificationServices) async throws(VerificationFailure)
+        -> VerifiedWebhook
     /// The headers that carry the signature: a request with none of them is refused from its
     /// head, before its body is read (SPEC section 8). Empty for a scheme that signs nothing,
     /// or elsewhere (the body, the query), or that has unsigned handshakes.
@@ -27,6 +31,12 @@ public protocol WebhookScheme: Sendable {
 }
 
 extension WebhookScheme {
+    public func verify(_ request: WebhookRequest, services: VerificationServices) async throws(VerificationFailure)
+        -> VerifiedWebhook
+    {
+        try verify(request)
+    }
+
     public var signatureHeaders: [String] { [] }
     public var handshakeMethods: [HTTPMethod] { [] }
     public func answerHandshake(_ request: HandshakeRequest) -> HandshakeAnswer {
@@ -102,6 +112,8 @@ public struct VerifiedWebhook: Sendable, Equatable {
     public var keyIndex: Int
     /// Set when the request is a handshake the bridge answers without forwarding it.
     public var handshake: HandshakeAnswer?
+    /// What the bridge does after answering a handshake (SNS: log or confirm a subscription).
+    public var followUp: HandshakeFollowUp?
 
     public init(id: String?, type: String?, keyIndex: Int, handshake: HandshakeAnswer? = nil) {
         self.id = id
@@ -109,6 +121,31 @@ public struct VerifiedWebhook: Sendable, Equatable {
         self.keyIndex = keyIndex
         self.handshake = handshake
     }
+}
+
+/// Work a handshake leaves for the bridge.
+public enum HandshakeFollowUp: Sendable, Equatable {
+    /// An SNS subscription (or unsubscribe) confirmation: `url` is its SubscribeURL, logged at
+    /// warning; with `confirm`, the bridge GETs it itself (its host already checked), trusting
+    /// `caFile` too.
+    case subscription(url: String, topic: String, confirm: Bool, caFile: String?)
+}
+
+/// What a scheme may use while verifying, provided by the bridge: I/O the pure schemes of
+/// this module can't do themselves.
+public struct VerificationServices: Sendable {
+    /// Fetches signing certificates (SNS) over HTTPS.
+    public var certificates: (any CertificateFetcher)?
+
+    public init(certificates: (any CertificateFetcher)? = nil) { self.certificates = certificates }
+}
+
+/// Fetches a signing certificate over HTTPS (system trust roots plus an optional CA file),
+/// with a timeout, and returns its public key as DER SubjectPublicKeyInfo.
+public protocol CertificateFetcher: Sendable {
+    func publicKey(at url: String, caFile: String?) async throws -> [UInt8]
+    /// GETs `url` (an SNS SubscribeURL); returns the status.
+    func get(_ url: String, caFile: String?) async throws -> Int
 }
 
 /// The answer to a provider's handshake, sent as it is and never forwarded: Slack
@@ -181,6 +218,7 @@ public struct VerificationFailure: Error, Sendable, Equatable, CustomStringConve
         case signatureMissing = "signature_missing"
         case signatureInvalid = "signature_invalid"
         case timestampExpired = "timestamp_expired"
+        case unavailable = "unavailable"
     }
 
     private let _code: Code
@@ -201,4 +239,10 @@ public struct VerificationFailure: Error, Sendable, Equatable, CustomStringConve
     public static func invalid(_ detail: String) -> VerificationFailure { .init(.signatureInvalid, detail) }
     /// The signed timestamp is outside the tolerance.
     public static func expired(_ detail: String) -> VerificationFailure { .init(.timestampExpired, detail) }
+    /// Verification could not be done now, through no fault of the request (the signing
+    /// certificate could not be fetched): answered 503, so the provider retries.
+    public static func unavailable(_ detail: String) -> VerificationFailure { .init(.unavailable, detail) }
+
+    /// True for ``unavailable(_:)``.
+    public var isUnavailable: Bool { _code == .unavailable }
 }

@@ -1,0 +1,214 @@
+import BridgeTestSupport
+import Crypto
+import Foundation
+import Testing
+import WebhookBridge
+import WebhookCore
+import _CryptoExtras
+
+/// A local stand-in for SNS's certificate host: a CA made with openssl, an HTTPS server
+/// (Python's http.server with ssl, a real TLS server) for `localhost` serving the signing
+/// certificate and answering SubscribeURL GETs, and the signing key.
+final class SNSFixture: @unchecked Sendable {
+    let directory = TemporaryDirectory()
+    let port: Int
+    let signingKey: _RSA.Signing.PrivateKey
+    private let server = Process()
+    private let log = Pipe()
+    private let requests = RequestLog()
+
+    final class RequestLog: @unchecked Sendable {
+        let lock = NSLock()
+        var lines: [String] = []
+    }
+
+    var caFile: String { directory.file("ca.pem") }
+    var certificateURL: String { "https://localhost:\(port)/SimpleNotificationService-test.pem" }
+    func subscribeURL(_ token: String) -> String { "https://localhost:\(port)/confirm?Action=ConfirmSubscription&Token=\(token)" }
+
+    /// The paths the server was asked for, in order.
+    var paths: [String] { requests.lock.withLock { requests.lines } }
+
+    init() throws {
+        let d = directory
+        try FileManager.default.createDirectory(atPath: d.file("served"), withIntermediateDirectories: true)
+        try Data("subjectAltName=DNS:localhost\n".utf8).write(to: URL(fileURLWithPath: d.file("san.ext")))
+        let steps: [[String]] = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d.file("ca.key"), "-out", d.file("ca.pem"), "-days", "1",
+             "-subj", "/CN=webhook-bridge test CA"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", d.file("server.key"), "-out", d.file("server.csr"), "-subj", "/CN=localhost"],
+            ["x509", "-req", "-in", d.file("server.csr"), "-CA", d.file("ca.pem"), "-CAkey", d.file("ca.key"), "-CAcreateserial",
+             "-out", d.file("server.pem"), "-days", "1", "-extfile", d.file("san.ext")],
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d.file("signing.key"),
+             "-out", d.file("served/SimpleNotificationService-test.pem"), "-days", "1", "-subj", "/CN=sns.amazonaws.com"],
+        ]
+        for arguments in steps {
+            let openssl = Process()
+            openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            openssl.arguments = arguments
+            openssl.standardError = FileHandle.nullDevice
+            openssl.standardOutput = FileHandle.nullDevice
+            try openssl.run()
+            openssl.waitUntilExit()
+            guard openssl.terminationStatus == 0 else { throw ServerError("openssl \(arguments[0]) failed") }
+        }
+        signingKey = try _RSA.Signing.PrivateKey(pemRepresentation: String(contentsOfFile: d.file("signing.key"), encoding: .utf8))
+        port = try RedisServer.freePort()
+        let script = """
+            import http.server, ssl, sys
+            class Handler(http.server.SimpleHTTPRequestHandler):
+                def log_message(self, *args): pass
+                def do_GET(self):
+                    sys.stdout.write("GET " + self.path + "\\n"); sys.stdout.flush()
+                    if self.path.startswith("/confirm"):
+                        body = b"<ConfirmSubscriptionResponse/>"
+                        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+                        self.wfile.write(body)
+                    else:
+                        super().do_GET()
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(sys.argv[2], sys.argv[3])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            sys.stdout.write("ready\\n"); sys.stdout.flush()
+            server.serve_forever()
+            """
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        server.arguments = ["-c", script, String(port), d.file("server.pem"), d.file("server.key")]
+        server.currentDirectoryURL = URL(fileURLWithPath: d.file("served"))
+        server.standardOutput = log
+        try server.run()
+        let handle = log.fileHandleForReading
+        var seen = ""
+        while !seen.contains("ready\n") {
+            let chunk = handle.availableData
+            if chunk.isEmpty { throw ServerError("the test HTTPS server did not start: \(seen)") }
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        let requests = self.requests
+        Thread {
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { return }
+                let lines = String(decoding: chunk, as: UTF8.self).split(separator: "\n").map(String.init)
+                requests.lock.withLock { requests.lines += lines }
+            }
+        }.start()
+    }
+
+    deinit {
+        // SIGKILL: a child of the test process inherits its blocked signals, SIGTERM among them.
+        kill(server.processIdentifier, SIGKILL)
+        server.waitUntilExit()
+        directory.cleanup()
+    }
+
+    /// An SNS message signed as SNS signs it (SignatureVersion 1: SHA1, 2: SHA256).
+    func message(
+        type: String = "Notification", id: String, topic: String = "arn:aws:sns:us-east-1:123456789012:orders",
+        message: String = #"{"order": 1}"#, subject: String? = "Order", version: String = "1", certificateURL: String? = nil,
+        token: String = "2336412f37fb687f5d51e6e2425c464de12884e1d5a8c3a5f6d8e9ee8d5c7f0a", tamper: Bool = false
+    ) throws -> String {
+        var fields: [(String, String)] = [("Type", type), ("MessageId", id), ("TopicArn", topic), ("Message", message)]
+        if type == "Notification" {
+            if let subject { fields.append(("Subject", subject)) }
+        } else {
+            fields += [("Token", token), ("SubscribeURL", subscribeURL(token))]
+        }
+        fields += [("Timestamp", "2026-12-01T00:00:00.000Z"), ("SignatureVersion", version)]
+        let names =
+            type == "Notification"
+            ? ["Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"]
+            : ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
+        var stringToSign = ""
+        for name in names {
+            guard let value = fields.first(where: { $0.0 == name })?.1 else { continue }
+            stringToSign += name + "\n" + value + "\n"
+        }
+        let data = Array(stringToSign.utf8)
+        let signature =
+            version == "1"
+            ? try signingKey.signature(for: Insecure.SHA1.hash(data: data), padding: .insecurePKCS1v1_5)
+            : try signingKey.signature(for: SHA256.hash(data: data), padding: .insecurePKCS1v1_5)
+        fields.append(("Signature", Base64.encode(Array(signature.rawRepresentation))))
+        fields.append(("SigningCertURL", certificateURL ?? self.certificateURL))
+        if tamper, let index = fields.firstIndex(where: { $0.0 == "Message" }) { fields[index].1 += " " }
+        var bytes: [UInt8] = []
+        JSONWriter.append(.object(fields.map { ($0.0, JSONValue.string($0.1)) }), to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+@Suite("AWS SNS: signatures by a fetched certificate, topics, subscription confirmations", .serialized)
+struct SNSTests {
+    func config(_ fixture: SNSFixture, autoConfirm: Bool = false) -> String {
+        """
+        {"listen": {"host": "127.0.0.1", "port": 0},
+         "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+         "sources": {"aws": {"path": "/sns",
+                             "verify": {"scheme": "sns", "certificateHost": "^localhost$", "caFile": "\(fixture.caFile)",
+                                        "topicArns": ["arn:aws:sns:us-east-1:123456789012:orders"], "autoConfirm": \(autoConfirm)},
+                             "sinks": ["archive"]}}}
+        """
+    }
+
+    func post(_ bridge: RunningBridge, _ body: String) async throws -> WebhookClient.Response {
+        try await bridge.post("/sns", headers: [("Content-Type", "text/plain; charset=UTF-8"), ("x-amz-sns-message-type", "Notification")], body: body)
+    }
+
+    @Test("notifications signed with SignatureVersion 1 and 2 are accepted and land with MessageId and the topic name; the certificate is fetched once")
+    func notifications() async throws {
+        let fixture = try SNSFixture()
+        try await RunningBridge.with(config: config(fixture)) { bridge in
+            let first = try await post(bridge, try fixture.message(id: "msg-1", version: "1"))
+            #expect(first.status == .ok, "\(first.text)")
+            let second = try await post(bridge, try fixture.message(id: "msg-2", version: "2"))
+            #expect(second.status == .ok, "\(second.text)")
+            let lines = try bridge.lines("events.jsonl")
+            #expect(lines.map { $0["id"] } == [.string("msg-1"), .string("msg-2")])
+            #expect(lines.allSatisfy { $0["type"] == .string("orders") && $0["webhookscheme"] == .string("sns") })
+            #expect(fixture.paths.filter { $0.hasSuffix(".pem") }.count == 1, "\(fixture.paths)")
+        }
+    }
+
+    @Test("a tampered message, a foreign topic, a certificate on a foreign host, over http or not .pem: all refused, never fetched from elsewhere")
+    func refusals() async throws {
+        let fixture = try SNSFixture()
+        try await RunningBridge.with(config: config(fixture)) { bridge in
+            let tampered = try await post(bridge, try fixture.message(id: "t-1", tamper: true))
+            #expect(tampered.status == .unauthorized)
+            #expect(tampered.json == .object([("error", .string("signature_invalid"))]))
+            let foreignTopic = try await post(bridge, try fixture.message(id: "t-2", topic: "arn:aws:sns:us-east-1:999999999999:other"))
+            #expect(foreignTopic.json == .object([("error", .string("signature_invalid"))]))
+            let foreignHost = try await post(
+                bridge, try fixture.message(id: "t-3", certificateURL: "https://evil.example.com:\(fixture.port)/SimpleNotificationService-test.pem"))
+            #expect(foreignHost.status == .unauthorized)
+            let plainHTTP = try await post(
+                bridge, try fixture.message(id: "t-4", certificateURL: "http://localhost:\(fixture.port)/SimpleNotificationService-test.pem"))
+            #expect(plainHTTP.status == .unauthorized)
+            let notPEM = try await post(bridge, try fixture.message(id: "t-5", certificateURL: "https://localhost:\(fixture.port)/cert.txt"))
+            #expect(notPEM.status == .unauthorized)
+            let unsigned = try await post(bridge, #"{"Type": "Notification", "MessageId": "t-6"}"#)
+            #expect(unsigned.json == .object([("error", .string("signature_missing"))]))
+            #expect(try bridge.lines("events.jsonl").isEmpty)
+            // Only the foreign-topic and tampered ones got as far as the (allowed) certificate.
+            #expect(fixture.paths.allSatisfy { $0.hasSuffix("SimpleNotificationService-test.pem") }, "\(fixture.paths)")
+        }
+    }
+
+    @Test("a subscription confirmation is verified, answered 200 and not forwarded; with autoConfirm the bridge GETs the SubscribeURL")
+    func confirmation() async throws {
+        let fixture = try SNSFixture()
+        try await RunningBridge.with(config: config(fixture, autoConfirm: true)) { bridge in
+            let confirmation = try await post(bridge, try fixture.message(type: "SubscriptionConfirmation", id: "c-1", token: "tok-1"))
+            #expect(confirmation.status == .ok)
+            #expect(try bridge.lines("events.jsonl").isEmpty)
+            let confirmed = await eventually { fixture.paths.contains { $0.hasPrefix("GET /confirm?Action=ConfirmSubscription&Token=tok-1") } }
+            #expect(confirmed, "\(fixture.paths)")
+            let forged = try await post(
+                bridge, try fixture.message(type: "SubscriptionConfirmation", id: "c-2", token: "tok-2", tamper: true))
+            #expect(forged.status == .unauthorized)
+            #expect(!fixture.paths.contains { $0.contains("tok-2") })
+        }
+    }
+}
