@@ -86,7 +86,7 @@ struct HandshakeProviderTests {
             let event = try await request(
                 bridge, .POST, "/dropbox", headers: try signed("dropbox", body, secret: "dbx-secret"), body: body)
             #expect(event.status == .ok)
-            #expect(try bridge.lines("dbx.jsonl").first?["type"] == .string("list_folder"))
+            #expect(try bridge.lines("dbx.jsonl").map { $0["type"] } == [.string("list_folder")])
             let forged = try await request(
                 bridge, .POST, "/dropbox", headers: try signed("dropbox", body, secret: "other"), body: body)
             #expect(forged.status == .unauthorized)
@@ -109,7 +109,11 @@ struct HandshakeProviderTests {
                 bridge, .POST, "/okta", headers: [("Authorization", "Bearer okta-secret"), ("Content-Type", "application/json")],
                 body: body)
             #expect(event.json?["id"] == .string("evt-okta-1"))
-            #expect(try bridge.lines("okta.jsonl").first?["type"] == .string("user.session.start"))
+            let forged = try await request(
+                bridge, .POST, "/okta", headers: [("Authorization", "Bearer guess"), ("Content-Type", "application/json")],
+                body: body)
+            #expect(forged.status == .unauthorized)
+            #expect(try bridge.lines("okta.jsonl").map { $0["type"] } == [.string("user.session.start")])
         }
     }
 
@@ -214,7 +218,7 @@ struct HandshakeProviderTests {
                 bridge, .POST, "/trello",
                 headers: try signed("trello", body, secret: "trello-secret", url: "https://elsewhere.example.com/trello"), body: body)
             #expect(wrongURL.status == .unauthorized)
-            #expect(try bridge.lines("trello.jsonl").first?["type"] == .string("updateCard"))
+            #expect(try bridge.lines("trello.jsonl").map { $0["type"] } == [.string("updateCard")])
         }
     }
 
@@ -232,6 +236,9 @@ struct HandshakeProviderTests {
                 bridge, .POST, "/woo", headers: try signed("woocommerce", body, secret: "woo-secret", type: "order.created"),
                 body: body)
             #expect(event.status == .ok)
+            let tampered = try await request(
+                bridge, .POST, "/woo", headers: try signed("woocommerce", body, secret: "woo-secret"), body: body + " ")
+            #expect(tampered.status == .unauthorized)
             let lines = try bridge.lines("woo.jsonl")
             #expect(lines.count == 1)
             #expect(lines.first?["type"] == .string("order.created"))
