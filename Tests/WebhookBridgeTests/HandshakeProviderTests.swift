@@ -261,4 +261,30 @@ struct HandshakeProviderTests {
             #expect(try bridge.lines("xero.jsonl").first?["type"] == .string("xero.events"))
         }
     }
+
+    @Test("basic: a 401 carries WWW-Authenticate: Basic realm=\"webhook-bridge\", also from the head; the right credentials land")
+    func basic() async throws {
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "sinks": {"archive": {"type": "file", "path": "{dir}/{source}.jsonl"}},
+             "sources": {"b": {"path": "/basic", "verify": {"scheme": "basic", "secrets": ["hooks:s3cret"], "idPointer": "/id"},
+                               "sinks": ["archive"]}}}
+            """
+        try await RunningBridge.with(config: config) { bridge in
+            let body = #"{"id": "b-1"}"#
+            let missing = try await request(bridge, .POST, "/basic", headers: [("Content-Type", "application/json")], body: body)
+            #expect(missing.status == .unauthorized)
+            #expect(missing.headers.first(name: "WWW-Authenticate") == #"Basic realm="webhook-bridge""#)
+            let wrong = try await request(
+                bridge, .POST, "/basic", headers: [("Authorization", "Basic " + Base64.encode(Array("hooks:guess".utf8)))], body: body)
+            #expect(wrong.status == .unauthorized)
+            #expect(wrong.headers.first(name: "WWW-Authenticate") == #"Basic realm="webhook-bridge""#)
+            let right = try await request(
+                bridge, .POST, "/basic",
+                headers: [("Authorization", "Basic " + Base64.encode(Array("hooks:s3cret".utf8))), ("Content-Type", "application/json")],
+                body: body)
+            #expect(right.json?["id"] == .string("b-1"))
+            #expect(try bridge.lines("b.jsonl").count == 1)
+        }
+    }
 }

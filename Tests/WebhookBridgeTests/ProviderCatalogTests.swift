@@ -20,7 +20,7 @@ struct ProviderCatalogTests {
         let meta = entries.first { $0["name"]?.scalarText == "meta" }
         #expect(meta?["handshake"]?.scalarText?.contains("hub.challenge") == true)
         #expect(meta?["rehearseHandshake"] == .bool(true))
-        #expect(entries.first { $0["name"]?.scalarText == "standard-webhooks" }?["aliases"] == .array([.string("svix")]))
+        #expect(entries.first { $0["name"]?.scalarText == "standard-webhooks" }?["aliases"] == .array([.string("svix"), .string("clerk"), .string("resend")]))
         let text = try CLI.run(["providers"])
         #expect(text.stdout.split(separator: "\n").count == ProviderRegistry.all.count)
     }

@@ -132,7 +132,7 @@ public final class WebhookProcessor: Sendable {
         logger.info("webhook rejected", metadata: ["webhook.reason": "\(missing.code)", "webhook.detail": "\(missing.detail)"])
         source.metrics.verifications[.init(result: missing.code, keyIndex: nil)].increment()
         source.metrics.requests[HTTPResponseStatus.unauthorized.code].increment()
-        return .error(.unauthorized, missing.code)
+        return .error(.unauthorized, missing.code, headers: source.config.scheme.unauthorizedHeaders)
     }
 
     /// The answer to a request with another method than POST on a source path: its scheme's
@@ -207,7 +207,7 @@ public final class WebhookProcessor: Sendable {
                 return .unavailable
             }
             logger.info("webhook rejected", metadata: ["webhook.reason": "\(error.code)", "webhook.detail": "\(error.detail)"])
-            return .error(.unauthorized, error.code)
+            return .error(.unauthorized, error.code, headers: source.config.scheme.unauthorizedHeaders)
         }
         // The secret's index as a dimension: when the old secret's count stops growing, the
         // provider has switched to the new one and the old can be removed.

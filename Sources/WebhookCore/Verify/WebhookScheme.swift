@@ -25,6 +25,8 @@ public protocol WebhookScheme: Sendable {
     var handshakeMethods: [HTTPMethod] { get }
     /// The answer to a request with one of ``handshakeMethods``.
     func answerHandshake(_ request: HandshakeRequest) -> HandshakeAnswer
+    /// Headers a 401 for this scheme carries (`basic`: `WWW-Authenticate`).
+    var unauthorizedHeaders: [(String, String)] { get }
     /// A POST answered before verification, when the provider's handshake is unsigned
     /// (Microsoft Graph's `validationToken`, WooCommerce's ping); nil for everything else.
     func unsignedHandshake(_ request: WebhookRequest) -> HandshakeAnswer?
@@ -39,6 +41,7 @@ extension WebhookScheme {
 
     public var signatureHeaders: [String] { [] }
     public var handshakeMethods: [HTTPMethod] { [] }
+    public var unauthorizedHeaders: [(String, String)] { [] }
     public func answerHandshake(_ request: HandshakeRequest) -> HandshakeAnswer {
         HandshakeAnswer(status: 405, body: [], contentType: nil)
     }
@@ -49,7 +52,8 @@ extension WebhookScheme {
     public func missingSignature(in headers: HTTPHeaders) -> VerificationFailure? {
         let names = signatureHeaders
         guard !names.isEmpty, !names.contains(where: headers.contains(name:)) else { return nil }
-        return .missing("\(names.joined(separator: " or ")) is missing")
+        let named = names.count > 2 ? "\(names[0]) (or one of \(names.count - 1) more)" : names.joined(separator: " or ")
+        return .missing("\(named) is missing")
     }
 }
 

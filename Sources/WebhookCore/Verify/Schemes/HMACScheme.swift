@@ -16,6 +16,11 @@ public struct HMACScheme: WebhookScheme {
         public var idPointer: String?
         public var typeHeader: String?
         public var typePointer: String?
+        /// Built-in variants only: more headers that may carry the signature (DocuSign's
+        /// numbered ones), and a separator for several signatures in one header (PagerDuty's
+        /// `v1=a,v1=b`; each item then starts with ``prefix``).
+        public var extraHeaders: [String] = []
+        public var listSeparator: Character?
 
         public init(header: String) { self.header = header }
     }
@@ -60,7 +65,6 @@ public struct HMACScheme: WebhookScheme {
     }
 
     public let name: String
-    public var signatureHeaders: [String] { [settings.header] }
     let settings: Settings
     let keyring: HMACKeyring
     let tolerance: Int
@@ -74,16 +78,27 @@ public struct HMACScheme: WebhookScheme {
         self.tolerance = toleranceSeconds
     }
 
+    public var signatureHeaders: [String] { [settings.header] + settings.extraHeaders }
+
     public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
-        guard let header = request.headers.first(name: settings.header) else {
+        let values = signatureHeaders.compactMap { request.headers.first(name: $0) }
+        guard !values.isEmpty else {
+            if let missing = missingSignature(in: request.headers) { throw missing }
             throw .missing("\(settings.header) is missing")
         }
-        guard header.hasPrefix(settings.prefix) else {
-            throw .invalid("\(settings.header) does not start with the configured prefix")
+        var candidates: [[UInt8]] = []
+        for value in values {
+            let items = settings.listSeparator.map { value.split(separator: $0).map { String($0).trimmingSpaces } } ?? [value[...]]
+            for item in items.prefix(maximumSignatureCandidates) where item.hasPrefix(settings.prefix) {
+                let encoded = item.dropFirst(settings.prefix.count)
+                if let decoded = settings.encoding == .hex ? Hex.decode(encoded) : Base64.decode(encoded) {
+                    candidates.append(decoded)
+                }
+            }
         }
-        let encoded = header.dropFirst(settings.prefix.count)
-        let decoded = settings.encoding == .hex ? Hex.decode(encoded) : Base64.decode(encoded)
-        guard let signature = decoded else { throw .invalid("\(settings.header) is not \(settings.encoding.rawValue)") }
+        guard !candidates.isEmpty else {
+            throw .invalid("\(settings.header) is not \(settings.prefix)<\(settings.encoding.rawValue)>")
+        }
 
         var timestamp: String?
         if let timestampHeader = settings.timestampHeader {
@@ -103,7 +118,7 @@ public struct HMACScheme: WebhookScheme {
             case .id: return .text(id ?? "")
             }
         }
-        let matched = keyring.firstMatch(settings.algorithm, parts, candidates: [signature])
+        let matched = keyring.firstMatch(settings.algorithm, parts, candidates: candidates)
         guard let matched else { throw .invalid("\(settings.header) does not match \(keyring.tried)") }
         if let timestampHeader = settings.timestampHeader {
             try checkTimestamp(timestamp, header: timestampHeader, tolerance: tolerance, now: request.receivedAt)

@@ -99,7 +99,7 @@ public struct SecretError: Error, Sendable {
 
 extension Provider {
     static let standardWebhooks = Provider(
-        name: "standard-webhooks", aliases: ["svix"],
+        name: "standard-webhooks", aliases: ["svix", "clerk", "resend"],
         signature:
             "webhook-signature (svix-signature): v1, base64 HMAC-SHA256 of id.timestamp.body keyed with the base64 after whsec_; v1a, Ed25519 with a whpk_ key",
         id: "webhook-id / svix-id", type: "body type",
@@ -109,7 +109,7 @@ extension Provider {
             }
         },
         signHeaders: { request throws(WebhookSigner.Failure) in
-            let prefix = request.scheme == "svix" ? "svix" : "webhook"
+            let prefix = request.scheme == "standard-webhooks" ? "webhook" : "svix"  // Svix, Clerk and Resend send svix-*
             let signed = "\(request.id).\(request.timestamp)."
             let signature: String
             if request.secret.hasPrefix("whsk_") {

@@ -1,0 +1,208 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Testing
+import WebhookCore
+
+/// A source's scheme as the config loader builds it from a `verify` object.
+func catalogScheme(_ verify: String) throws -> any WebhookScheme {
+    let text = """
+        {"sinks": {"a": {"type": "file", "path": "./x.jsonl"}},
+         "sources": {"s": {"path": "/s", "verify": \(verify), "sinks": ["a"]}}}
+        """
+    return try ConfigLoader.load(Array(text.utf8), environment: [:]).sources["s"]!.scheme
+}
+
+@Suite("Provider vectors from the providers' own SDKs")
+struct CatalogVectorTests {
+    @Test("razorpay: razorpay-node's and razorpay-java's validateWebhookSignature vector")
+    func razorpay() throws {
+        // razorpay/razorpay-node test/utils/razorpay-utils.spec.js; razorpay-java UtilsTest.verifyWebhookSignature.
+        let scheme = try catalogScheme(#"{"scheme": "razorpay", "secrets": ["123456"]}"#)
+        let body = #"{"a":1,"b":2,"c":{"d":3}}"#
+        let good = [("X-Razorpay-Signature", "2fe04e22977002e6c7cb553adab8b460cb9e2a4970d5953cb27a8472752e3bbc")]
+        #expect(failureCode(scheme, request(good, body: body, at: 0)) == nil)
+        #expect(failureCode(scheme, request([("X-Razorpay-Signature", "sdfafds")], body: body, at: 0)) == "signature_invalid")
+    }
+
+    @Test("pagerduty: go-pagerduty's webhookv3 TestVerifySignature vector, alone and among several v1= values")
+    func pagerduty() throws {
+        // PagerDuty/go-pagerduty webhookv3/webhookv3_test.go (defaultBody, the secret and both signatures).
+        let scheme = try catalogScheme(
+            #"{"scheme": "pagerduty", "secrets": ["lDQHScfUeXUKaQRNF+8XIiDKZ7XX3itBAYzwU0TARw8lJqRnkKl2iB1anSb0Z+IK"]}"#)
+        let body = Self.pagerdutyBody
+        let valid = "v1=0c0b9495b893a39e70d1fea2fe11fbe0a825f88b9f67846f6cc07dd2bc5476cd"
+        let invalid = "v1=7020c8a7ec668a9b7012bc3dd82e483394b038f4230acc6785efbf2a7d8bcaf5"
+        let verified = try scheme.verify(request([("X-PagerDuty-Signature", valid)], body: body, at: 0))
+        #expect(verified.type == "incident.priority_updated")
+        #expect(failureCode(scheme, request([("X-PagerDuty-Signature", invalid)], body: body, at: 0)) == "signature_invalid")
+        #expect(failureCode(scheme, request([("X-PagerDuty-Signature", invalid + "," + valid)], body: body, at: 0)) == nil)
+    }
+
+    @Test("clerk and resend: the Standard Webhooks libraries' signing vector, with svix- headers", arguments: ["clerk", "resend"])
+    func standardWebhooksAliases(scheme name: String) throws {
+        // standard-webhooks/standard-webhooks libraries/python/tests/test_webhooks.py test_sign_function.
+        let scheme = try catalogScheme(#"{"scheme": "\#(name)", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}"#)
+        let headers = [
+            ("svix-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"), ("svix-timestamp", "1614265330"),
+            ("svix-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+        ]
+        let verified = try scheme.verify(request(headers, body: #"{"test": 2432232314}"#, at: 1_614_265_330))
+        #expect(verified.id == "msg_p5jXN8AQM9LWM0D4loKWxJek")
+        #expect(scheme.name == name)
+        let tampered = headers.map { $0.0 == "svix-signature" ? ($0.0, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLawdd") : $0 }
+        #expect(failureCode(scheme, request(tampered, body: #"{"test": 2432232314}"#, at: 1_614_265_330)) == "signature_invalid")
+    }
+
+    static let pagerdutyBody =
+        #"{"event":{"id":"01BWDWL3NYY7LUFPZCC28QUCMK","event_type":"incident.priority_updated","resource_type":"incident","occurred_at":"2021-04-26T17:36:27.458Z","agent":{"html_url":"https://acme.pagerduty.com/users/PLH1HKV","id":"PLH1HKV","self":"https://api.pagerduty.com/users/PLH1HKV","summary":"Tenex Engineer","type":"user_reference"},"client":null,"data":{"id":"PGR0VU2","type":"incident","self":"https://api.pagerduty.com/incidents/PGR0VU2","html_url":"https://acme.pagerduty.com/incidents/PGR0VU2","number":2,"status":"triggered","title":"A little bump in the road","service":{"html_url":"https://acme.pagerduty.com/services/PF9KMXH","id":"PF9KMXH","self":"https://api.pagerduty.com/services/PF9KMXH","summary":"API Service","type":"service_reference"},"assignees":[{"html_url":"https://acme.pagerduty.com/users/PTUXL6G","id":"PTUXL6G","self":"https://api.pagerduty.com/users/PTUXL6G","summary":"User 123","type":"user_reference"}],"escalation_policy":{"html_url":"https://acme.pagerduty.com/escalation_policies/PUS0KTE","id":"PUS0KTE","self":"https://api.pagerduty.com/escalation_policies/PUS0KTE","summary":"Default","type":"escalation_policy_reference"},"teams":[{"html_url":"https://acme.pagerduty.com/teams/PFCVPS0","id":"PFCVPS0","self":"https://api.pagerduty.com/teams/PFCVPS0","summary":"Engineering","type":"team_reference"}],"priority":{"html_url":"https://acme.pagerduty.com/account/incident_priorities","id":"PSO75BM","self":"https://api.pagerduty.com/priorities/PSO75BM","summary":"P1","type":"priority_reference"},"urgency":"high","conference_bridge":{"conference_number":1000,"conference_url":"https://example.com"},"resolve_reason":null}}}"#
+}
+
+/// Every secret-signed provider: what `sign` produces verifies; a tampered body (where the
+/// body is signed), a wrong secret, a missing header and (where a timestamp is signed) a
+/// stale timestamp are refused with the right code.
+@Suite("Every secret-signed provider: sign round trip and refusals")
+struct CatalogRoundTripTests {
+    struct Case: Sendable, CustomTestStringConvertible {
+        let scheme: String
+        var secret = "s3cret-value"
+        var other = "another-secret"
+        var extra = ""
+        var signsBody = true
+        var signsTimestamp = false
+        /// The header to drop for "missing", when the scheme does not refuse from the head
+        /// (WooCommerce's unsigned ping).
+        var signatureHeader: String? = nil
+        var testDescription: String { scheme }
+    }
+
+    static let cases: [Case] = [
+        Case(scheme: "stripe", signsTimestamp: true), Case(scheme: "github"),
+        Case(scheme: "standard-webhooks", secret: "whsec_c2VjcmV0", other: "whsec_b3RoZXI=", signsTimestamp: true),
+        Case(scheme: "svix", secret: "whsec_c2VjcmV0", other: "whsec_b3RoZXI=", signsTimestamp: true),
+        Case(scheme: "clerk", secret: "whsec_c2VjcmV0", other: "whsec_b3RoZXI=", signsTimestamp: true),
+        Case(scheme: "resend", secret: "whsec_c2VjcmV0", other: "whsec_b3RoZXI=", signsTimestamp: true),
+        Case(scheme: "slack", signsTimestamp: true), Case(scheme: "shopify"), Case(scheme: "paddle", signsTimestamp: true),
+        Case(scheme: "gitlab", signsBody: false), Case(scheme: "linear"), Case(scheme: "zoom", signsTimestamp: true),
+        Case(scheme: "meta", extra: #", "verifyToken": "vt""#), Case(scheme: "twitch", signsTimestamp: true),
+        Case(scheme: "dropbox"), Case(scheme: "okta", signsBody: false), Case(scheme: "woocommerce", signatureHeader: "X-WC-Webhook-Signature"), Case(scheme: "xero"),
+        Case(scheme: "bitbucket"), Case(scheme: "jira"), Case(scheme: "intercom"), Case(scheme: "typeform"),
+        Case(scheme: "calcom"), Case(scheme: "razorpay"), Case(scheme: "lemonsqueezy"), Case(scheme: "webex"),
+        Case(scheme: "docusign"), Case(scheme: "pagerduty"), Case(scheme: "telegram", signsBody: false),
+        Case(scheme: "basic", secret: "user:pass", other: "user:guess", signsBody: false),
+        Case(scheme: "token", signsBody: false),
+    ]
+
+    static let now: Int64 = 1_764_424_800
+
+    func signed(_ test: Case, secret: String, body: String, at time: Int64) throws -> [(String, String)] {
+        try WebhookSigner.sign(scheme: test.scheme, .init(body: Array(body.utf8), secret: secret, timestamp: time, type: "t.x"))
+            .headers
+    }
+
+    @Test("sign, then verify: accepted; tampered, wrong secret, missing, stale: refused", arguments: cases)
+    func roundTrip(_ test: Case) throws {
+        let scheme = try catalogScheme(#"{"scheme": "\#(test.scheme)", "secrets": ["\#(test.secret)"]\#(test.extra)}"#)
+        let body = #"{"id": "evt_1", "type": "t.x", "webhookTimestamp": \#(Self.now * 1000), "update_id": 7, "message": {}}"#
+        let headers = try signed(test, secret: test.secret, body: body, at: Self.now)
+        #expect(failureCode(scheme, request(headers, body: body, at: Self.now)) == nil, "\(headers)")
+        if test.signsBody {
+            #expect(failureCode(scheme, request(headers, body: body + " ", at: Self.now)) == "signature_invalid")
+        }
+        let forged = try signed(test, secret: test.other, body: body, at: Self.now)
+        #expect(failureCode(scheme, request(forged, body: body, at: Self.now)) == "signature_invalid")
+        let signatureNames = Set((scheme.signatureHeaders + [test.signatureHeader].compactMap { $0 }).map { $0.lowercased() })
+        let stripped = headers.filter { !signatureNames.contains($0.0.lowercased()) }
+        #expect(failureCode(scheme, request(stripped, body: body, at: Self.now)) == "signature_missing")
+        if test.signsTimestamp {
+            let stale = try signed(test, secret: test.secret, body: body, at: Self.now - 3600)
+            #expect(failureCode(scheme, request(stale, body: body, at: Self.now)) == "timestamp_expired")
+        }
+    }
+}
+
+/// Random and mutated requests through every provider of the registry, none signed with its
+/// secret: no crash, and nothing accepted.
+@Suite("Fuzz: every provider refuses what was not made with its secret")
+struct CatalogFuzzTests {
+    /// A `verify` object for each provider that needs more than a secret.
+    static func verify(for provider: Provider) -> String? {
+        switch provider.name {
+        case "none": return nil  // accepts everything by design
+        case "sns": return nil  // needs the bridge's certificate fetcher (its own tests cover refusals)
+        case "hmac": return #"{"scheme": "hmac", "secrets": ["fuzz-secret"], "header": "X-Sig", "prefix": "sha256="}"#
+        case "meta": return #"{"scheme": "meta", "secrets": ["fuzz-secret"], "verifyToken": "vt"}"#
+        case "sendgrid", "discord": return nil  // key pairs; their own tests refuse forgeries
+        case "standard-webhooks": return #"{"scheme": "standard-webhooks", "secrets": ["whsec_ZnV6ei1zZWNyZXQ="]}"#
+        default: return #"{"scheme": "\#(provider.name)", "secrets": ["fuzz-secret"]}"#
+        }
+    }
+
+    @Test("random and wrongly signed requests: never accepted, never a crash")
+    func fuzz() throws {
+        var generator = SeededGenerator(seed: 0x5EED)
+        var checked = 0
+        for provider in ProviderRegistry.all {
+            guard let verify = Self.verify(for: provider) else { continue }
+            let scheme = try catalogScheme(verify)
+            let headerNames =
+                scheme.signatureHeaders + [
+                    "webhook-id", "webhook-timestamp", "svix-id", "svix-timestamp", "X-Slack-Request-Timestamp",
+                    "x-zm-request-timestamp", "Twitch-Eventsub-Message-Id", "Twitch-Eventsub-Message-Timestamp", "Authorization",
+                ]
+            for round in 0..<300 {
+                var headers: [(String, String)] = []
+                for name in headerNames where Bool.random(using: &generator) {
+                    headers.append((name, Self.randomValue(&generator)))
+                }
+                var body = Self.randomBody(&generator)
+                if round % 3 == 0, provider.canSign {
+                    // Signed properly, but with another secret; then one byte of the body changed.
+                    let other = provider.name == "standard-webhooks" ? "whsec_b3RoZXI=" : "other-secret"
+                    if let signed = try? WebhookSigner.sign(
+                        scheme: provider.name,
+                        .init(body: Array(body.utf8), secret: other, timestamp: 1_764_424_800, url: "https://x.example/hook"))
+                    {
+                        headers = signed.headers
+                        if !body.isEmpty, Bool.random(using: &generator) { body = String(body.dropLast()) + "!" }
+                    }
+                }
+                let request = WebhookRequest(
+                    headers: HTTPHeaders(headers), body: ByteBuffer(string: body), uri: "/hook?code=\(round)",
+                    receivedAt: Timestamp(secondsSince1970: 1_764_424_800))
+                let accepted = (try? scheme.verify(request)) != nil
+                #expect(!accepted, "\(provider.name) accepted \(headers) \(body)")
+                checked += 1
+            }
+        }
+        #expect(checked >= 300 * 30)
+    }
+
+    static func randomValue(_ generator: inout SeededGenerator) -> String {
+        let alphabet = Array("abcdefABCDEF0123456789=,;:+/ v1t.sha256")
+        let length = Int.random(in: 0...90, using: &generator)
+        return String((0..<length).map { _ in alphabet.randomElement(using: &generator)! })
+    }
+
+    static func randomBody(_ generator: inout SeededGenerator) -> String {
+        switch Int.random(in: 0..<4, using: &generator) {
+        case 0: return ""
+        case 1: return #"{"id": "e", "type": "t", "value": [{"clientState": "guess"}], "events": []}"#
+        case 2: return "webhook_id=\(Int.random(in: 0...99, using: &generator))"
+        default: return randomValue(&generator)
+        }
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so a failure can be reproduced.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
