@@ -15,6 +15,9 @@ struct ProvidersCommand: ParsableCommand {
 
     func run() throws {
         if markdown {
+            let names = ProviderRegistry.schemeNames.count
+            print("\(ProviderRegistry.all.count) providers (\(names) scheme names with the aliases):")
+            print()
             print("| scheme | checks | handshake | id | type |")
             print("| --- | --- | --- | --- | --- |")
             for provider in ProviderRegistry.all {

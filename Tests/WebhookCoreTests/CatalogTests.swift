@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -54,6 +55,44 @@ struct CatalogVectorTests {
         #expect(failureCode(scheme, request(tampered, body: #"{"test": 2432232314}"#, at: 1_614_265_330)) == "signature_invalid")
     }
 
+    @Test("hubspot: hubspot-api-python's get_signature v3 vector")
+    func hubspot() throws {
+        // HubSpot/hubspot-api-python tests/spec/utils/test_signature.py test_get_signature__v3.
+        let scheme = try catalogScheme(
+            #"{"scheme": "hubspot", "secrets": ["yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"], "publicUrl": "https://www.example.com/webhook_uri", "toleranceSeconds": 300}"#
+        )
+        let headers = [
+            ("X-HubSpot-Signature-v3", "K36dawei4A+QBNolUOqo7s91KQDWQ5MXZ/QufNYuk/Y="), ("X-HubSpot-Request-Timestamp", "1693657560000"),
+        ]
+        let body = "{'example_field':'example_value'}"
+        #expect(failureCode(scheme, request(headers, body: body, at: 1_693_657_600)) == nil)
+        #expect(failureCode(scheme, request(headers, body: body, at: 1_693_667_560)) == "timestamp_expired")
+        let elsewhere = try catalogScheme(
+            #"{"scheme": "hubspot", "secrets": ["yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"], "publicUrl": "https://www.example.com/other"}"#)
+        #expect(failureCode(elsewhere, request(headers, body: body, at: 1_693_657_600)) == "signature_invalid")
+    }
+
+    @Test("mailgun: the signature in a JSON body or in form fields; stale, forged and missing refused")
+    func mailgun() throws {
+        let scheme = try catalogScheme(#"{"scheme": "mailgun", "secrets": ["key-signing"]}"#)
+        let timestamp = "1764424800"
+        let token = "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0"
+        func mac(_ key: String) -> String {
+            Hex.encode(HMAC<SHA256>.authenticationCode(for: Array((timestamp + token).utf8), using: SymmetricKey(data: Array(key.utf8))))
+        }
+        let json =
+            #"{"signature": {"timestamp": "\#(timestamp)", "token": "\#(token)", "signature": "\#(mac("key-signing"))"}, "event-data": {"id": "ev-1", "event": "delivered"}}"#
+        let verified = try scheme.verify(request([], body: json, at: 1_764_424_900))
+        #expect(verified.id == "ev-1")
+        #expect(verified.type == "delivered")
+        #expect(failureCode(scheme, request([], body: json, at: 1_764_434_800)) == "timestamp_expired")
+        let forged = json.replacingOccurrences(of: mac("key-signing"), with: mac("key-other"))
+        #expect(failureCode(scheme, request([], body: forged, at: 1_764_424_900)) == "signature_invalid")
+        let form = "timestamp=\(timestamp)&token=\(token)&signature=\(mac("key-signing"))&event=opened"
+        #expect(try scheme.verify(request([], body: form, at: 1_764_424_900)).type == "opened")
+        #expect(failureCode(scheme, request([], body: #"{"event-data": {}}"#, at: 1_764_424_900)) == "signature_missing")
+    }
+
     static let pagerdutyBody =
         #"{"event":{"id":"01BWDWL3NYY7LUFPZCC28QUCMK","event_type":"incident.priority_updated","resource_type":"incident","occurred_at":"2021-04-26T17:36:27.458Z","agent":{"html_url":"https://acme.pagerduty.com/users/PLH1HKV","id":"PLH1HKV","self":"https://api.pagerduty.com/users/PLH1HKV","summary":"Tenex Engineer","type":"user_reference"},"client":null,"data":{"id":"PGR0VU2","type":"incident","self":"https://api.pagerduty.com/incidents/PGR0VU2","html_url":"https://acme.pagerduty.com/incidents/PGR0VU2","number":2,"status":"triggered","title":"A little bump in the road","service":{"html_url":"https://acme.pagerduty.com/services/PF9KMXH","id":"PF9KMXH","self":"https://api.pagerduty.com/services/PF9KMXH","summary":"API Service","type":"service_reference"},"assignees":[{"html_url":"https://acme.pagerduty.com/users/PTUXL6G","id":"PTUXL6G","self":"https://api.pagerduty.com/users/PTUXL6G","summary":"User 123","type":"user_reference"}],"escalation_policy":{"html_url":"https://acme.pagerduty.com/escalation_policies/PUS0KTE","id":"PUS0KTE","self":"https://api.pagerduty.com/escalation_policies/PUS0KTE","summary":"Default","type":"escalation_policy_reference"},"teams":[{"html_url":"https://acme.pagerduty.com/teams/PFCVPS0","id":"PFCVPS0","self":"https://api.pagerduty.com/teams/PFCVPS0","summary":"Engineering","type":"team_reference"}],"priority":{"html_url":"https://acme.pagerduty.com/account/incident_priorities","id":"PSO75BM","self":"https://api.pagerduty.com/priorities/PSO75BM","summary":"P1","type":"priority_reference"},"urgency":"high","conference_bridge":{"conference_number":1000,"conference_url":"https://example.com"},"resolve_reason":null}}}"#
 }
@@ -73,6 +112,8 @@ struct CatalogRoundTripTests {
         /// The header to drop for "missing", when the scheme does not refuse from the head
         /// (WooCommerce's unsigned ping).
         var signatureHeader: String? = nil
+        /// The URL the provider calls, for URL-signed schemes (also their publicUrl).
+        var url: String? = nil
         var testDescription: String { scheme }
     }
 
@@ -91,13 +132,19 @@ struct CatalogRoundTripTests {
         Case(scheme: "docusign"), Case(scheme: "pagerduty"), Case(scheme: "telegram", signsBody: false),
         Case(scheme: "basic", secret: "user:pass", other: "user:guess", signsBody: false),
         Case(scheme: "token", signsBody: false),
+        Case(scheme: "calendly", signsTimestamp: true), Case(scheme: "mux", signsTimestamp: true),
+        Case(scheme: "zendesk", signsTimestamp: true), Case(scheme: "box", signsTimestamp: true),
+        Case(
+            scheme: "hubspot", extra: #", "publicUrl": "https://hooks.example.com/hubspot""#, signsTimestamp: true,
+            url: "https://hooks.example.com/hubspot"),
     ]
 
     static let now: Int64 = 1_764_424_800
 
     func signed(_ test: Case, secret: String, body: String, at time: Int64) throws -> [(String, String)] {
-        try WebhookSigner.sign(scheme: test.scheme, .init(body: Array(body.utf8), secret: secret, timestamp: time, type: "t.x"))
-            .headers
+        try WebhookSigner.sign(
+            scheme: test.scheme, .init(body: Array(body.utf8), secret: secret, timestamp: time, type: "t.x", url: test.url)
+        ).headers
     }
 
     @Test("sign, then verify: accepted; tampered, wrong secret, missing, stale: refused", arguments: cases)
