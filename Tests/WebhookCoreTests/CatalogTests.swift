@@ -93,6 +93,29 @@ struct CatalogVectorTests {
         #expect(failureCode(scheme, request([], body: #"{"event-data": {}}"#, at: 1_764_424_900)) == "signature_missing")
     }
 
+    @Test("box: box-node-sdk's validateMessage vector, with the primary key, the secondary key, either header")
+    func box() throws {
+        // box/box-node-sdk tests/lib/managers/webhooks-test.js validateMessage(): signed with
+        // 'SamplePrimaryKey' and 'SampleSecondaryKey'.
+        let body =
+            #"{"type":"webhook_event","webhook":{"id":"1234567890"},"trigger":"FILE.UPLOADED","source":{"id":"1234567890","type":"file","name":"Test.txt"}}"#
+        let headers = [
+            ("BOX-DELIVERY-TIMESTAMP", "2020-01-01T00:00:00-07:00"),
+            ("BOX-SIGNATURE-PRIMARY", "6TfeAW3A1PASkgboxxA5yqHNKOwFyMWuEXny/FPD5hI="),
+            ("BOX-SIGNATURE-SECONDARY", "v+1CD1Jdo3muIcbpv5lxxgPglOqMfsNHPV899xWYydo="),
+        ]
+        let at: Int64 = 1_577_862_000 + 60  // 2020-01-01T07:01:00Z
+        let both = try catalogScheme(#"{"scheme": "box", "secrets": ["SamplePrimaryKey", "SampleSecondaryKey"]}"#)
+        #expect(try both.verify(request(headers, body: body, at: at)) == VerifiedWebhook(id: nil, type: "FILE.UPLOADED", keyIndex: 0))
+        // Only the secondary key configured: the secondary header matches.
+        let secondary = try catalogScheme(#"{"scheme": "box", "secrets": ["SampleSecondaryKey"]}"#)
+        #expect(failureCode(secondary, request(headers, body: body, at: at)) == nil)
+        let wrong = try catalogScheme(#"{"scheme": "box", "secrets": ["IncorrectKey"]}"#)
+        #expect(failureCode(wrong, request(headers, body: body, at: at)) == "signature_invalid")
+        // Ten years later the same message is stale.
+        #expect(failureCode(both, request(headers, body: body, at: at + 315_360_000)) == "timestamp_expired")
+    }
+
     static let pagerdutyBody =
         #"{"event":{"id":"01BWDWL3NYY7LUFPZCC28QUCMK","event_type":"incident.priority_updated","resource_type":"incident","occurred_at":"2021-04-26T17:36:27.458Z","agent":{"html_url":"https://acme.pagerduty.com/users/PLH1HKV","id":"PLH1HKV","self":"https://api.pagerduty.com/users/PLH1HKV","summary":"Tenex Engineer","type":"user_reference"},"client":null,"data":{"id":"PGR0VU2","type":"incident","self":"https://api.pagerduty.com/incidents/PGR0VU2","html_url":"https://acme.pagerduty.com/incidents/PGR0VU2","number":2,"status":"triggered","title":"A little bump in the road","service":{"html_url":"https://acme.pagerduty.com/services/PF9KMXH","id":"PF9KMXH","self":"https://api.pagerduty.com/services/PF9KMXH","summary":"API Service","type":"service_reference"},"assignees":[{"html_url":"https://acme.pagerduty.com/users/PTUXL6G","id":"PTUXL6G","self":"https://api.pagerduty.com/users/PTUXL6G","summary":"User 123","type":"user_reference"}],"escalation_policy":{"html_url":"https://acme.pagerduty.com/escalation_policies/PUS0KTE","id":"PUS0KTE","self":"https://api.pagerduty.com/escalation_policies/PUS0KTE","summary":"Default","type":"escalation_policy_reference"},"teams":[{"html_url":"https://acme.pagerduty.com/teams/PFCVPS0","id":"PFCVPS0","self":"https://api.pagerduty.com/teams/PFCVPS0","summary":"Engineering","type":"team_reference"}],"priority":{"html_url":"https://acme.pagerduty.com/account/incident_priorities","id":"PSO75BM","self":"https://api.pagerduty.com/priorities/PSO75BM","summary":"P1","type":"priority_reference"},"urgency":"high","conference_bridge":{"conference_number":1000,"conference_url":"https://example.com"},"resolve_reason":null}}}"#
 }
