@@ -15,6 +15,11 @@ struct Sign: ParsableCommand {
     func run() throws {
         let (_, output) = try signing.sign(url: url)
         for (name, value) in output.headers { print("\(name): \(value)") }
+        if let body = output.body {
+            // The signature is inside the body (mailgun): print the body to send.
+            print()
+            print(String(decoding: body, as: UTF8.self))
+        }
         if let signedURL = output.url, signedURL != url {
             printError("note: send this request to \(signedURL)")
         }

@@ -87,7 +87,8 @@ struct SigningOptions: ParsableArguments {
             input.hmac = settings
         }
         do {
-            return (bytes, try WebhookSigner.sign(scheme: scheme, input))
+            let output = try WebhookSigner.sign(scheme: scheme, input)
+            return (output.body ?? bytes, output)
         } catch {
             throw ValidationError(error.description)
         }

@@ -91,6 +91,18 @@ struct CatalogVectorTests {
         let form = "timestamp=\(timestamp)&token=\(token)&signature=\(mac("key-signing"))&event=opened"
         #expect(try scheme.verify(request([], body: form, at: 1_764_424_900)).type == "opened")
         #expect(failureCode(scheme, request([], body: #"{"event-data": {}}"#, at: 1_764_424_900)) == "signature_missing")
+        // sign puts the signature into the body, JSON or form; it verifies, and not with another key.
+        for plain in [#"{"event-data": {"id": "ev-2", "event": "clicked"}}"#, "event=clicked&recipient=a%40b.example"] {
+            let signed = try WebhookSigner.sign(
+                scheme: "mailgun", .init(body: Array(plain.utf8), secret: "key-signing", timestamp: 1_764_424_800))
+            let body = String(decoding: try #require(signed.body), as: UTF8.self)
+            #expect(try scheme.verify(request([], body: body, at: 1_764_424_800)).type == "clicked")
+            let other = try WebhookSigner.sign(
+                scheme: "mailgun", .init(body: Array(plain.utf8), secret: "key-other", timestamp: 1_764_424_800))
+            #expect(
+                failureCode(scheme, request([], body: String(decoding: other.body ?? [], as: UTF8.self), at: 1_764_424_800))
+                    == "signature_invalid")
+        }
     }
 
     @Test("box: box-node-sdk's validateMessage vector, with the primary key, the secondary key, either header")

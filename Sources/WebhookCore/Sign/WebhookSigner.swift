@@ -37,6 +37,14 @@ public enum WebhookSigner {
         public var headers: [(String, String)]
         /// The URL to call, when signing changed it (Twilio JSON: `bodySHA256` appended).
         public var url: String?
+        /// The body to send, when the signature goes inside it (Mailgun).
+        public var body: [UInt8]?
+
+        public init(headers: [(String, String)], url: String? = nil, body: [UInt8]? = nil) {
+            self.headers = headers
+            self.url = url
+            self.body = body
+        }
     }
 
     /// Why a request can't be signed.

@@ -1,3 +1,4 @@
+import Crypto
 /// HubSpot (signature v3): `X-HubSpot-Signature-v3: <base64 HMAC-SHA256 of method + URL +
 /// body + X-HubSpot-Request-Timestamp>` keyed with the app's client secret; the timestamp is
 /// in milliseconds and must be within the tolerance. The URL is the one HubSpot called, with
@@ -116,5 +117,25 @@ extension Provider {
             "in the body: signature.signature = hex HMAC-SHA256 of signature.timestamp + signature.token (JSON, or the form fields signature, timestamp, token); timestamp within tolerance",
         id: "body event-data.id", type: "body event-data.event",
         make: { config in config.secrets.map { MailgunScheme(keyring: HMACKeyring(secrets: $0), tolerance: config.tolerance) } },
-        sign: nil)
+        sign: { request in
+            // The signature goes into the body: a JSON object gets its "signature" block, a
+            // form body the timestamp, token and signature fields.
+            let token = Hex.encode(Array(WebhookSigner.randomID().utf8.suffix(24)))
+            let mac = Hex.encode(HMACAlgorithm.sha256.mac(
+                key: SymmetricKey(data: Array(request.secret.utf8)), parts: [.text(request.timestamp + token)]))
+            let signature: JSONValue = .object([
+                ("timestamp", .string(request.timestamp)), ("token", .string(token)), ("signature", .string(mac)),
+            ])
+            var body: [UInt8] = []
+            if case .object(var members)? = try? JSONParser.parse(request.body) {
+                members.removeAll { $0.0 == "signature" }
+                members.insert(("signature", signature), at: 0)
+                JSONWriter.append(.object(members), to: &body)
+            } else {
+                body = request.body
+                if !body.isEmpty { body.append(UInt8(ascii: "&")) }
+                body += Array("timestamp=\(request.timestamp)&token=\(token)&signature=\(mac)".utf8)
+            }
+            return WebhookSigner.Output(headers: [], body: body)
+        })
 }
