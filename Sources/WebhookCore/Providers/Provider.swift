@@ -112,6 +112,18 @@ struct VerifyConfig {
     enum PublicURLSetting {
         case unset, set(String), failed
     }
+
+    /// A scheme made from `secrets` and `verify.publicUrl` (the URL-signed providers); nil
+    /// after a problem (already reported).
+    func withPublicURL(_ make: ([String], PublicURL) -> any WebhookScheme) -> (any WebhookScheme)? {
+        let url = publicURL()
+        guard let secrets else { return nil }
+        switch url {
+        case .failed: return nil
+        case .unset: return make(secrets, PublicURL(nil))
+        case .set(let text): return make(secrets, PublicURL(text))
+        }
+    }
 }
 
 /// What `sign` was asked for, with the pieces every provider's signing uses.

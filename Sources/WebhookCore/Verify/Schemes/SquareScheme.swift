@@ -32,15 +32,7 @@ extension Provider {
     static let square = Provider(
         name: "square", signature: "x-square-hmacsha256-signature: base64 HMAC-SHA256 of the notification URL + body",
         id: "body event_id", type: "body type", keys: ["publicUrl"],
-        make: { config in
-            let url = config.publicURL()
-            guard let secrets = config.secrets else { return nil }
-            switch url {
-            case .failed: return nil
-            case .unset: return SquareScheme(secrets: secrets, publicURL: PublicURL(nil))
-            case .set(let text): return SquareScheme(secrets: secrets, publicURL: PublicURL(text))
-            }
-        },
+        make: { config in config.withPublicURL { SquareScheme(secrets: $0, publicURL: $1) } },
         signHeaders: { request throws(WebhookSigner.Failure) in
             guard let url = request.input.url else {
                 throw WebhookSigner.Failure("--url: square signs the notification URL; give it")

@@ -37,15 +37,7 @@ extension Provider {
     static let trello = Provider(
         name: "trello", signature: "X-Trello-Webhook: base64 HMAC-SHA1 of body + publicUrl", handshake: "HEAD: 200",
         id: "body action.id", type: "body action.type", keys: ["publicUrl"],
-        make: { config in
-            let url = config.publicURL()
-            guard let secrets = config.secrets else { return nil }
-            switch url {
-            case .failed: return nil
-            case .unset: return TrelloScheme(secrets: secrets, publicURL: PublicURL(nil))
-            case .set(let text): return TrelloScheme(secrets: secrets, publicURL: PublicURL(text))
-            }
-        },
+        make: { config in config.withPublicURL { TrelloScheme(secrets: $0, publicURL: $1) } },
         signHeaders: { request throws(WebhookSigner.Failure) in
             guard let url = request.input.url else { throw WebhookSigner.Failure("--url: trello signs the callback URL; give it") }
             return [("X-Trello-Webhook", Base64.encode(request.mac(.sha1, suffix: url)))]

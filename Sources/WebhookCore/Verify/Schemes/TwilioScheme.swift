@@ -66,15 +66,7 @@ extension Provider {
         signature:
             "X-Twilio-Signature: base64 HMAC-SHA1 of the public URL + sorted form parameters (JSON: of the URL, whose bodySHA256 must match)",
         id: "I-Twilio-Idempotency-Token, else hash", type: "MessageStatus / CallStatus, else twilio", keys: ["publicUrl"],
-        make: { config in
-            let url = config.publicURL()
-            guard let secrets = config.secrets else { return nil }
-            switch url {
-            case .failed: return nil
-            case .unset: return TwilioScheme(secrets: secrets, publicURL: PublicURL(nil))
-            case .set(let text): return TwilioScheme(secrets: secrets, publicURL: PublicURL(text))
-            }
-        },
+        make: { config in config.withPublicURL { TwilioScheme(secrets: $0, publicURL: $1) } },
         sign: { request throws(WebhookSigner.Failure) in
             guard var url = request.input.url else { throw WebhookSigner.Failure("--url: twilio signs the URL it calls; give it") }
             var parameters = ""

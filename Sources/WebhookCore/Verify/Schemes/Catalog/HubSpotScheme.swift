@@ -50,17 +50,7 @@ extension Provider {
         signature:
             "X-HubSpot-Signature-v3: base64 HMAC-SHA256 of method + publicUrl (with query) + body + X-HubSpot-Request-Timestamp (ms, within tolerance)",
         id: "hash", type: "body [0].subscriptionType", keys: ["publicUrl"],
-        make: { config in
-            let url = config.publicURL()
-            guard let secrets = config.secrets else { return nil }
-            switch url {
-            case .failed: return nil
-            case .unset:
-                return HubSpotScheme(keyring: HMACKeyring(secrets: secrets), publicURL: PublicURL(nil), tolerance: config.tolerance)
-            case .set(let text):
-                return HubSpotScheme(keyring: HMACKeyring(secrets: secrets), publicURL: PublicURL(text), tolerance: config.tolerance)
-            }
-        },
+        make: { config in config.withPublicURL { HubSpotScheme(keyring: HMACKeyring(secrets: $0), publicURL: $1, tolerance: config.tolerance) } },
         signHeaders: { request throws(WebhookSigner.Failure) in
             guard let url = request.input.url else { throw WebhookSigner.Failure("--url: hubspot signs the URL it calls; give it") }
             let milliseconds = String(request.input.timestamp * 1000)
