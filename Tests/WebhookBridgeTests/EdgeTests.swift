@@ -121,6 +121,27 @@ struct EdgeTests {
         }
     }
 
+    @Test("woocommerce and event-grid: an unsigned body too long for the ping, or a wrong code, is refused from the head")
+    func providerHeadRefusals() async throws {
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"woo": {"path": "/woo", "verify": {"scheme": "woocommerce", "secrets": ["w"]}, "sinks": ["archive"]},
+                         "grid": {"path": "/grid", "verify": {"scheme": "event-grid", "secrets": ["c"]}, "sinks": ["archive"]}}}
+            """
+        try await RunningBridge.with(config: config) { bridge in
+            for head in [
+                "POST /woo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n",
+                "POST /grid?code=wrong HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n",
+            ] {
+                let connection = try KeepAliveConnection(port: bridge.port)
+                try connection.sendRaw(head)
+                let answer = try await offThePool { try connection.readAnswer() }
+                #expect(answer.status == 401, "\(head): \(answer)")
+            }
+        }
+    }
+
     @Test("bodies being received are bounded by maxBufferedBytes: past it, 503 busy with Retry-After: 1, before the body")
     func bufferedBytesBounded() async throws {
         let config = Self.config.replacingOccurrences(

@@ -188,11 +188,20 @@ struct SNSTests {
             #expect(plainHTTP.status == .unauthorized)
             let notPEM = try await post(bridge, try fixture.message(id: "t-5", certificateURL: "https://localhost:\(fixture.port)/cert.txt"))
             #expect(notPEM.status == .unauthorized)
+            // A certificate URL the (allowed) host has nothing at: refused as forged, not 503.
+            let nothingThere = try await post(
+                bridge, try fixture.message(id: "t-7", certificateURL: "https://localhost:\(fixture.port)/nothing-here.pem"))
+            #expect(nothingThere.json == .object([("error", .string("signature_invalid"))]))
+            let withQuery = try await post(
+                bridge, try fixture.message(id: "t-8", certificateURL: fixture.certificateURL + "?n=1"))
+            #expect(withQuery.json == .object([("error", .string("signature_invalid"))]))
             let unsigned = try await post(bridge, #"{"Type": "Notification", "MessageId": "t-6"}"#)
             #expect(unsigned.json == .object([("error", .string("signature_missing"))]))
             #expect(try bridge.lines("events.jsonl").isEmpty)
-            // Only the foreign-topic and tampered ones got as far as the (allowed) certificate.
-            #expect(fixture.paths.allSatisfy { $0.hasSuffix("SimpleNotificationService-test.pem") }, "\(fixture.paths)")
+            // Only the allowed host was asked, and nothing with a query.
+            #expect(
+                fixture.paths.allSatisfy { $0.hasSuffix("SimpleNotificationService-test.pem") || $0.hasSuffix("nothing-here.pem") },
+                "\(fixture.paths)")
         }
     }
 

@@ -88,7 +88,14 @@ struct CatalogVectorTests {
         #expect(failureCode(scheme, request([], body: json, at: 1_764_434_800)) == "timestamp_expired")
         let forged = json.replacingOccurrences(of: mac("key-signing"), with: mac("key-other"))
         #expect(failureCode(scheme, request([], body: forged, at: 1_764_424_900)) == "signature_invalid")
-        let form = "timestamp=\(timestamp)&token=\(token)&signature=\(mac("key-signing"))&event=opened"
+        // A captured signature block can't carry other event data: its token is spent.
+        let replayed = json.replacingOccurrences(of: "delivered", with: "complained")
+        #expect(failureCode(scheme, request([], body: replayed, at: 1_764_424_950)) == "signature_invalid")
+        let formToken = "f" + token.dropFirst()
+        func formMAC(_ key: String) -> String {
+            Hex.encode(HMAC<SHA256>.authenticationCode(for: Array((timestamp + formToken).utf8), using: SymmetricKey(data: Array(key.utf8))))
+        }
+        let form = "timestamp=\(timestamp)&token=\(formToken)&signature=\(formMAC("key-signing"))&event=opened"
         #expect(try scheme.verify(request([], body: form, at: 1_764_424_900)).type == "opened")
         #expect(failureCode(scheme, request([], body: #"{"event-data": {}}"#, at: 1_764_424_900)) == "signature_missing")
         // sign puts the signature into the body, JSON or form; it verifies, and not with another key.

@@ -277,5 +277,10 @@ struct ProviderConfigTests {
         let found = problems(meta)
         #expect(found.contains("sources.wa.verify.verifyToken: required for scheme meta (the token Meta's GET must present)"), "\(found)")
         #expect(found.contains { $0.hasPrefix("sources.grid.verify.verifyToken: unknown key") }, "\(found)")
+        let sns = """
+            {"sinks": {"a": {"type": "file", "path": "./x.jsonl"}},
+             "sources": {"aws": {"path": "/aws", "verify": {"scheme": "sns", "autoConfirm": true}, "sinks": ["a"]}}}
+            """
+        #expect(problems(sns).contains { $0.hasPrefix("sources.aws.verify.autoConfirm: needs topicArns") }, "\(problems(sns))")
     }
 }

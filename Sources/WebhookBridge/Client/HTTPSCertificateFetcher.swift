@@ -17,8 +17,12 @@ public struct HTTPSCertificateFetcher: CertificateFetcher {
 
     public func publicKey(at url: String, caFile: String?) async throws -> [UInt8] {
         let body = try await fetch(url, caFile: caFile, expectingOK: true).body
-        let certificate = try NIOSSLCertificate(bytes: body, format: .pem)
-        return try certificate.extractPublicKey().toSPKIBytes()
+        do {
+            let certificate = try NIOSSLCertificate(bytes: body, format: .pem)
+            return try certificate.extractPublicKey().toSPKIBytes()
+        } catch {
+            throw CertificateFetchFailure(description: "\(url) is not a PEM certificate", isDefinite: true)
+        }
     }
 
     public func get(_ url: String, caFile: String?) async throws -> Int {
@@ -32,7 +36,11 @@ public struct HTTPSCertificateFetcher: CertificateFetcher {
         let response = try await WebhookClient.send(
             host: target.host, port: target.port, method: .GET, path: target.path, timeout: timeout, tls: tls,
             maximumBodyBytes: 65536)
-        if expectingOK, response.status != .ok { throw Failure(description: "\(url) answered \(response.status.code)") }
+        if expectingOK, response.status != .ok {
+            // A 4xx is the host's final word; a 5xx may pass.
+            throw CertificateFetchFailure(
+                description: "\(url) answered \(response.status.code)", isDefinite: (400..<500).contains(response.status.code))
+        }
         return response
     }
 }

@@ -230,7 +230,7 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 reject(context: context, head: head)
                 return
             }
-            if let refusal = processor.refuseUnsigned(path: path, headers: head.headers) {
+            if let refusal = processor.refuseUnsigned(path: path, uri: head.uri, headers: head.headers) {
                 refuse(refusal, head: head, context: context)
                 return
             }

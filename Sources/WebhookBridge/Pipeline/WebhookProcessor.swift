@@ -58,6 +58,8 @@ public final class WebhookProcessor: Sendable {
     private let sinkMetrics = MetricCache<String, SinkMetrics> { SinkMetrics(sink: $0) }
     private let trustedProxies: [CIDR]
     private let logger: Logger
+    /// SNS SubscribeURLs already opened (bounded).
+    private let confirmedSubscriptions = Mutex<Set<String>>([])
     /// Delivery and spool failures: during an outage every request fails the same way.
     private let failureLog = LogThrottle()
 
@@ -123,9 +125,9 @@ public final class WebhookProcessor: Sendable {
     /// 401 `signature_missing` when the request carries none of its scheme's signature
     /// headers, else nil; decided from the head, so an unsigned body is never buffered
     /// (SPEC section 8).
-    public func refuseUnsigned(path: String, headers: HTTPHeaders) -> BridgeAnswer? {
+    public func refuseUnsigned(path: String, uri: String, headers: HTTPHeaders) -> BridgeAnswer? {
         guard let source = sourcesByPath.withLock({ $0[path] }),
-            let missing = source.config.scheme.missingSignature(in: headers)
+            let missing = source.config.scheme.refusalFromHead(uri: uri, headers: headers)
         else { return nil }
         let logger = RequestLogger(
             logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
@@ -149,8 +151,17 @@ public final class WebhookProcessor: Sendable {
             answer = BridgeAnswer(scheme.answerHandshake(HandshakeRequest(method: method, uri: uri, headers: headers)))
             let logger = RequestLogger(
                 logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
-            logger.info(
-                "handshake answered", metadata: ["http.method": "\(method.rawValue)", "http.status": "\(answer.status.code)"])
+            if answer.status == .unauthorized || answer.status == .forbidden {
+                logger.info(
+                    "webhook rejected",
+                    metadata: [
+                        "webhook.reason": "\(answer.status == .forbidden ? "forbidden" : "signature_invalid")",
+                        "webhook.detail": "the \(method.rawValue) handshake's token or credentials do not match the source's",
+                    ])
+            } else {
+                logger.info(
+                    "handshake answered", metadata: ["http.method": "\(method.rawValue)", "http.status": "\(answer.status.code)"])
+            }
         } else {
             let allowed = (["POST"] + scheme.handshakeMethods.map(\.rawValue)).joined(separator: ", ")
             answer = BridgeAnswer(status: .methodNotAllowed, headers: [("Allow", allowed)], body: [])
@@ -300,6 +311,12 @@ public final class WebhookProcessor: Sendable {
                 "sns subscription message: open the SubscribeURL to confirm, unless autoConfirm does",
                 metadata: ["sns.subscribe_url": "\(url)", "sns.topic": "\(topic)", "sns.auto_confirm": "\(confirm)"])
             guard confirm, let fetcher = services.certificates else { return }
+            // A confirmation replayed (its token lasts days) is not followed again.
+            let first = confirmedSubscriptions.withLock { confirmed -> Bool in
+                if confirmed.count >= 1024 { confirmed.removeAll() }
+                return confirmed.insert(url).inserted
+            }
+            guard first else { return }
             Task {
                 do {
                     let status = try await fetcher.get(url, caFile: caFile)

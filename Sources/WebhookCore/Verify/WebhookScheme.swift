@@ -25,6 +25,9 @@ public protocol WebhookScheme: Sendable {
     var handshakeMethods: [HTTPMethod] { get }
     /// The answer to a request with one of ``handshakeMethods``.
     func answerHandshake(_ request: HandshakeRequest) -> HandshakeAnswer
+    /// A refusal decided from the head alone (SPEC section 8: an unsigned body is never
+    /// buffered): by default, none of ``signatureHeaders`` present.
+    func refusalFromHead(uri: String, headers: HTTPHeaders) -> VerificationFailure?
     /// Headers a 401 for this scheme carries (`basic`: `WWW-Authenticate`).
     var unauthorizedHeaders: [(String, String)] { get }
     /// A POST answered before verification, when the provider's handshake is unsigned
@@ -42,6 +45,7 @@ extension WebhookScheme {
     public var signatureHeaders: [String] { [] }
     public var handshakeMethods: [HTTPMethod] { [] }
     public var unauthorizedHeaders: [(String, String)] { [] }
+    public func refusalFromHead(uri: String, headers: HTTPHeaders) -> VerificationFailure? { missingSignature(in: headers) }
     public func answerHandshake(_ request: HandshakeRequest) -> HandshakeAnswer {
         HandshakeAnswer(status: 405, body: [], contentType: nil)
     }
@@ -142,6 +146,19 @@ public struct VerificationServices: Sendable {
     public var certificates: (any CertificateFetcher)?
 
     public init(certificates: (any CertificateFetcher)? = nil) { self.certificates = certificates }
+}
+
+/// Why a certificate could not be had. `isDefinite`: the host answered and there is no usable
+/// certificate there (a 4xx, not a PEM RSA certificate), so a message naming it is refused;
+/// otherwise (network, timeout, 5xx, too many fetches) it may work later: 503.
+public struct CertificateFetchFailure: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public let isDefinite: Bool
+
+    public init(description: String, isDefinite: Bool) {
+        self.description = description
+        self.isDefinite = isDefinite
+    }
 }
 
 /// Fetches a signing certificate over HTTPS (system trust roots plus an optional CA file),

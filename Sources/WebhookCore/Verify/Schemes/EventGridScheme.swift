@@ -28,13 +28,28 @@ public struct EventGridScheme: WebhookScheme {
         return HandshakeAnswer(body: [], contentType: nil, headers: [("WebHook-Allowed-Origin", origin), ("Allow", "POST")])
     }
 
-    public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
-        guard let presented = QueryString.value(parameter, in: request.uri) else {
+    /// The code is in the URL: a missing or wrong one is refused before the body is read.
+    public func refusalFromHead(uri: String, headers: HTTPHeaders) -> VerificationFailure? {
+        do {
+            _ = try authorize(uri: uri)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    private func authorize(uri: String) throws(VerificationFailure) -> Int {
+        guard let presented = QueryString.value(parameter, in: uri) else {
             throw .missing("the query parameter \(parameter) is missing")
         }
         guard let index = tokens.index(of: presented) else {
             throw .invalid("the query parameter \(parameter) matches none of \(tokens.tokens.count) secrets")
         }
+        return index
+    }
+
+    public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
+        let index = try authorize(uri: request.uri)
         let json = request.bodyJSON
         if request.headers.first(name: "aeg-event-type") == "SubscriptionValidation" {
             guard let code = json?.value(atPointer: "/0/data/validationCode")?.scalarText else {

@@ -24,9 +24,12 @@ public struct MetaScheme: WebhookScheme {
     public var handshakeMethods: [HTTPMethod] { [.GET] }
 
     public func answerHandshake(_ request: HandshakeRequest) -> HandshakeAnswer {
-        guard request.query("hub.mode") == "subscribe", let token = request.query("hub.verify_token"),
-            verifyToken.index(of: token) != nil, let challenge = request.query("hub.challenge")
-        else { return HandshakeAnswer(status: 403, body: JSONWriter.object(["error": "forbidden"])) }
+        guard request.query("hub.mode") == "subscribe", let challenge = request.query("hub.challenge") else {
+            return .invalid("hub.mode=subscribe and hub.challenge")
+        }
+        guard let token = request.query("hub.verify_token"), verifyToken.index(of: token) != nil else {
+            return HandshakeAnswer(status: 403, body: JSONWriter.object(["error": "forbidden"]))
+        }
         return .text(challenge)
     }
 

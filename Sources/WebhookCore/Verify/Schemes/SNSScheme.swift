@@ -76,11 +76,14 @@ public final class SNSScheme: WebhookScheme {
         let der: [UInt8]
         do {
             der = try await cache.key(for: certificateURL) { try await fetcher.publicKey(at: certificateURL, caFile: self.caFile) }
+        } catch let failure as CertificateFetchFailure where failure.isDefinite {
+            // The host answered, with no certificate there: the message is not SNS's.
+            throw .invalid("\(certificateURL): \(failure.description)")
         } catch {
             throw .unavailable("cannot fetch \(certificateURL): \(error)")
         }
         guard let key = try? _RSA.Signing.PublicKey(derRepresentation: der) else {
-            throw .unavailable("\(certificateURL) does not hold an RSA key of 2048 bits or more")
+            throw .invalid("\(certificateURL) does not hold an RSA key of 2048 bits or more")
         }
         let rsaSignature = _RSA.Signing.RSASignature(rawRepresentation: signature)
         let data = Array(stringToSign.utf8)
@@ -108,15 +111,22 @@ public final class SNSScheme: WebhookScheme {
         return VerifiedWebhook(id: field("MessageId"), type: topicName, keyIndex: 0)
     }
 
-    /// https, a host matching `certificateHost`, and for a certificate a path ending `.pem`.
+    /// https, a host matching `certificateHost`, and for a certificate a path ending `.pem`
+    /// with no query, fragment, user or port (so one certificate has one URL, and a request
+    /// can't make the bridge fetch endless variants of it).
     func checkURL(_ url: String, what: String, pem: Bool) throws(VerificationFailure) {
         guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host else {
             throw .invalid("\(what) \(url) is not an https URL")
         }
+        guard components.user == nil, components.password == nil else { throw .invalid("\(what) \(url) has user information") }
         guard Self.host(host, matches: certificateHost) else {
             throw .invalid("\(what) host \(host) does not match verify.certificateHost")
         }
-        if pem, !components.path.hasSuffix(".pem") { throw .invalid("\(what) \(url) does not end in .pem") }
+        if pem {
+            guard components.path.hasSuffix(".pem"), components.query == nil, components.fragment == nil else {
+                throw .invalid("\(what) \(url) is not a .pem path without query or fragment")
+            }
+        }
     }
 
     static func host(_ host: String, matches pattern: String) -> Bool {
@@ -126,29 +136,67 @@ public final class SNSScheme: WebhookScheme {
 }
 
 /// Signing keys by certificate URL: at most ``limit`` (the oldest forgotten first), each
-/// fetched once; requests for a URL being fetched wait for that fetch. A failed fetch is not
-/// kept, so the next request tries again.
+/// fetched once; requests for a URL being fetched wait for that fetch. A failed fetch is
+/// remembered for ``failureTTL`` (the same unusable URL is not fetched again on every
+/// request), and at most ``maximumFetches`` fetches run at once (beyond, the request is
+/// answered 503 and SNS retries it).
 final class SigningKeyCache: Sendable {
     static let limit = 64
-    private let entries = Mutex<(tasks: [String: Task<[UInt8], any Error>], order: [String])>(([:], []))
+    static let failureTTL: Duration = .seconds(60)
+    static let maximumFetches = 8
+
+    private struct Entry {
+        let task: Task<[UInt8], any Error>
+        let number: UInt64
+        var failedAt: ContinuousClock.Instant?
+    }
+
+    private struct State {
+        var entries: [String: Entry] = [:]
+        var order: [String] = []
+        var running = 0
+        var fetches: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
 
     func key(for url: String, fetch: @escaping @Sendable () async throws -> [UInt8]) async throws -> [UInt8] {
-        let task = entries.withLock { state -> Task<[UInt8], any Error> in
-            if let task = state.tasks[url] { return task }
-            let task = Task { try await fetch() }
-            state.tasks[url] = task
-            state.order.append(url)
-            if state.order.count > Self.limit { state.tasks[state.order.removeFirst()] = nil }
-            return task
-        }
-        do {
-            return try await task.value
-        } catch {
-            entries.withLock { state in
-                state.tasks[url] = nil
+        let task = try state.withLock { state -> Task<[UInt8], any Error> in
+            if let entry = state.entries[url] {
+                guard let failedAt = entry.failedAt, ContinuousClock.now - failedAt >= Self.failureTTL else { return entry.task }
+                state.entries[url] = nil
                 state.order.removeAll { $0 == url }
             }
-            throw error
+            guard state.running < Self.maximumFetches else {
+                throw CertificateFetchFailure(description: "too many certificate fetches at once", isDefinite: false)
+            }
+            state.running += 1
+            state.fetches &+= 1
+            let number = state.fetches
+            let task = Task {
+                do {
+                    let key = try await fetch()
+                    self.finished(url, number: number, failed: false)
+                    return key
+                } catch {
+                    self.finished(url, number: number, failed: true)
+                    throw error
+                }
+            }
+            state.entries[url] = Entry(task: task, number: number)
+            state.order.append(url)
+            if state.order.count > Self.limit { state.entries[state.order.removeFirst()] = nil }
+            return task
+        }
+        return try await task.value
+    }
+
+    /// Fetch `number` ended: one fewer running; a failure is kept for ``failureTTL`` (unless
+    /// the entry was evicted and the URL fetched anew meanwhile).
+    private func finished(_ url: String, number: UInt64, failed: Bool) {
+        state.withLock { state in
+            state.running -= 1
+            if failed, state.entries[url]?.number == number { state.entries[url]?.failedAt = .now }
         }
     }
 }
@@ -177,6 +225,18 @@ extension Provider {
                 ok = false
             }
             let autoConfirm = config.reader.bool("autoConfirm") ?? false
+            if autoConfirm, topics == nil {
+                // Any AWS account could subscribe the endpoint and have the bridge confirm it.
+                config.log.add(
+                    config.reader.childPath("autoConfirm"),
+                    "needs topicArns: without it, a topic in any AWS account could subscribe this endpoint and be confirmed")
+                ok = false
+            }
+            if let host, !(host.hasPrefix("^") && host.hasSuffix("$")) {
+                config.log.warn(
+                    config.reader.childPath("certificateHost"),
+                    "is not anchored with ^ and $: it also matches longer host names (sns.amazonaws.com.example.net)")
+            }
             guard ok else { return nil }
             return SNSScheme(certificateHost: host, topicArns: topics, autoConfirm: autoConfirm, caFile: caFile)
         },

@@ -1,3 +1,5 @@
+import NIOHTTP1
+
 /// WooCommerce: `X-WC-Webhook-Signature: <base64 HMAC-SHA256 of the body>` keyed with the
 /// webhook's secret. Id: `X-WC-Webhook-Delivery-ID`; type: `X-WC-Webhook-Topic`.
 ///
@@ -15,6 +17,14 @@ public struct WooCommerceScheme: WebhookScheme {
         settings.idHeader = "X-WC-Webhook-Delivery-ID"
         settings.typeHeader = "X-WC-Webhook-Topic"
         self.events = HMACScheme(name: "woocommerce", settings: settings, secrets: secrets, toleranceSeconds: 0)
+    }
+
+    /// Unsigned and longer than the ping can be (or chunked): refused before its body is read.
+    public func refusalFromHead(uri: String, headers: HTTPHeaders) -> VerificationFailure? {
+        guard !headers.contains(name: "X-WC-Webhook-Signature") else { return nil }
+        let length = headers.first(name: "Content-Length").flatMap(Int.init)
+        guard length == nil || length! > 64 || headers.contains(name: "Transfer-Encoding") else { return nil }
+        return .missing("X-WC-Webhook-Signature is missing")
     }
 
     public func unsignedHandshake(_ request: WebhookRequest) -> HandshakeAnswer? {

@@ -1,3 +1,4 @@
+import Synchronization
 import Crypto
 /// HubSpot (signature v3): `X-HubSpot-Signature-v3: <base64 HMAC-SHA256 of method + URL +
 /// body + X-HubSpot-Request-Timestamp>` keyed with the app's client secret; the timestamp is
@@ -67,6 +68,9 @@ struct MailgunScheme: WebhookScheme {
     let name = "mailgun"
     let keyring: HMACKeyring
     let tolerance: Int
+    /// Only timestamp and token are signed, not the event: a token seen within the tolerance
+    /// is refused again (Mailgun's own advice), so a captured signature can't carry other data.
+    let seen = SeenTokens()
 
     func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
         var timestamp: String?
@@ -95,7 +99,10 @@ struct MailgunScheme: WebhookScheme {
         guard let index = keyring.firstMatch(.sha256, [.text(timestamp + token)], candidates: [mac]) else {
             throw .invalid("the body's signature does not match \(keyring.tried)")
         }
-        try checkTimestamp(timestamp, header: "signature.timestamp", tolerance: tolerance, now: request.receivedAt)
+        let seconds = try checkTimestamp(timestamp, header: "signature.timestamp", tolerance: tolerance, now: request.receivedAt)
+        guard seen.insert(token, until: seconds + Int64(tolerance), now: request.receivedAt.secondsSince1970) else {
+            throw .invalid("the body's signature token was already used")
+        }
         return VerifiedWebhook(id: id, type: type, keyIndex: index)
     }
 }
@@ -128,4 +135,25 @@ extension Provider {
             }
             return WebhookSigner.Output(headers: [], body: body)
         })
+}
+
+/// Tokens seen, each until its expiry (at most ``limit``; the soonest to expire go first).
+final class SeenTokens: Sendable {
+    static let limit = 100_000
+    private let tokens = Mutex<[String: Int64]>([:])
+
+    /// False when `token` was seen and has not expired.
+    func insert(_ token: String, until expiry: Int64, now: Int64) -> Bool {
+        tokens.withLock { tokens in
+            if let seenUntil = tokens[token], seenUntil >= now { return false }
+            if tokens.count >= Self.limit {
+                tokens = tokens.filter { $0.value >= now }
+                if tokens.count >= Self.limit, let soonest = tokens.min(by: { $0.value < $1.value }) {
+                    tokens[soonest.key] = nil
+                }
+            }
+            tokens[token] = expiry
+            return true
+        }
+    }
 }
