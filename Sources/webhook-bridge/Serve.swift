@@ -7,7 +7,8 @@ import WebhookCore
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Runs the server until SIGTERM or SIGINT.",
-        discussion: "--config defaults to $WEBHOOK_BRIDGE_CONFIG, then config.json. Log level: $LOG_LEVEL (default info)."
+        discussion:
+            "--config defaults to $WEBHOOK_BRIDGE_CONFIG, then config.json. Log level: $LOG_LEVEL (default info); LOG_FORMAT=json for one JSON object a line."
     )
 
     @Option(name: .long, help: "The config file.")
@@ -17,6 +18,7 @@ struct Serve: AsyncParsableCommand {
         let path = config ?? ProcessEnvironment.current["WEBHOOK_BRIDGE_CONFIG"] ?? "config.json"
         LoggingSystem.bootstrap { label in
             var handler = EscapingLogHandler.standardError(label: label)
+            handler.format = ProcessEnvironment.current["LOG_FORMAT"]?.lowercased() == "json" ? .json : .text
             handler.logLevel = ProcessEnvironment.current["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
             return handler
         }

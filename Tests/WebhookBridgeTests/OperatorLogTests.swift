@@ -143,4 +143,44 @@ struct OperatorLogTests {
         #expect(!server.logText.contains("whsec_first") && !server.logText.contains("whsec_second"))
         #expect(server.terminate() == 0)
     }
+
+    @Test("LOG_FORMAT=json: one JSON object a line with time, level, message, logger and each metadata key as a field")
+    func jsonLogs() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        let config = directory.file("config.json")
+        try Data(
+            """
+            {"listen": {"host": "127.0.0.1", "port": \(port)},
+             "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
+             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
+            """.utf8
+        ).write(to: URL(fileURLWithPath: config))
+        let server = try BridgeProcess(config: config, environment: ["LOG_FORMAT": "json"])
+        let connection = try KeepAliveConnection(port: port)
+        let body = #"{"n": 1}"#
+        var headers = githubHeaders(body, delivery: "j-1", secret: "wrong")
+        headers.append(("X-Request-Id", "req-json-1"))
+        #expect(try connection.post("/gh", headers: headers, body: body).status == 401)
+        #expect(server.waitForLog("webhook rejected", after: 0), "\(server.logText)")
+        #expect(server.terminate() == 0)
+        let lines = server.logText.split(separator: "\n")
+        #expect(lines.count >= 3)
+        var objects: [JSONValue] = []
+        for line in lines {
+            guard let object = try? JSONParser.parse(Array(line.utf8)) else {
+                Issue.record("not one JSON object: \(line)")
+                continue
+            }
+            objects.append(object)
+        }
+        #expect(objects.allSatisfy { $0["time"] != nil && $0["level"] != nil && $0["message"] != nil && $0["logger"] != nil })
+        let rejected = try #require(objects.first { $0["message"]?.scalarText == "webhook rejected" })
+        #expect(rejected["level"]?.scalarText == "info")
+        #expect(rejected["webhook.source"]?.scalarText == "gh")
+        #expect(rejected["webhook.reason"]?.scalarText == "signature_invalid")
+        #expect(rejected["logger"]?.scalarText == "webhook-bridge")
+        #expect(rejected["http.request_id"]?.scalarText == "req-json-1")
+    }
 }

@@ -1,4 +1,5 @@
 import Logging
+import WebhookCore
 import Synchronization
 
 #if canImport(Glibc)
@@ -50,17 +51,51 @@ public struct EscapingLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// `LOG_FORMAT`: `text` (this layout) or `json` (one JSON object a line).
+    public enum Format: Sendable { case text, json }
+    public var format: Format = .text
+
     public func log(event: LogEvent) {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { $1 } }
         if let explicit = event.metadata { all.merge(explicit) { $1 } }
         if let error = event.error { all["error.message"] = "\(error)" }
+        if format == .json {
+            write(Self.jsonLine(event: event, label: label, metadata: all))
+            return
+        }
         var line = Self.timestamp() + " \(event.level)" + (label.isEmpty ? "" : " ") + label + ":"
         for (key, value) in all.sorted(by: { $0.key < $1.key }) {
             line += " " + Self.escaped(key) + "=" + Self.escaped("\(value)")
         }
         line += " [" + event.source + "] " + Self.escaped("\(event.message)") + "\n"
         write(line)
+    }
+
+    /// `{"time": …, "level": …, "message": …, "logger": …, <metadata keys>…}` and a newline:
+    /// JSON escapes every control character, so a value from a request stays in its field.
+    static func jsonLine(event: LogEvent, label: String, metadata: Logger.Metadata) -> String {
+        var members: [(String, JSONValue)] = [
+            ("time", .string(Timestamp.now().rfc3339)), ("level", .string(event.level.rawValue)),
+            ("message", .string("\(event.message)")), ("logger", .string(label)),
+        ]
+        let reserved: Set<String> = ["time", "level", "message", "logger"]
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
+            members.append((reserved.contains(key) ? "metadata." + key : key, json(value)))
+        }
+        var bytes: [UInt8] = []
+        JSONWriter.append(.object(members), to: &bytes)
+        bytes.append(0x0A)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func json(_ value: Logger.MetadataValue) -> JSONValue {
+        switch value {
+        case .string(let text): return .string(text)
+        case .stringConvertible(let convertible): return .string(convertible.description)
+        case .array(let items): return .array(items.map(json))
+        case .dictionary(let members): return .object(members.sorted { $0.key < $1.key }.map { ($0.key, json($0.value)) })
+        }
     }
 
     /// `text` with control characters (C0, DEL, C1) written as `\n`, `\r`, `\t` or `\u{XX}`.
