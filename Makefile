@@ -15,6 +15,7 @@ run: deps
 	swift run $(SWIFT_BUILD_FLAGS) --skip-build webhook-bridge serve --config $(CONFIG)
 
 test: deps
+	bash scripts/install-test-tools.sh
 	swift build $(SWIFT_BUILD_FLAGS) --build-tests
 	swift test $(SWIFT_BUILD_FLAGS) --skip-build
 

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Tools some tests run besides the build: kubernetes-validate (PyPI), which checks
+# deploy/kubernetes against the Kubernetes schemas, in a venv of its own under .build-tools.
+# `make test` runs this; without it those tests are reported as skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -c "import venv, ensurepip" 2> /dev/null; then
+    # Debian's python3 needs python3-venv for `python3 -m venv`.
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3 python3-venv > /dev/null
+fi
+if [ ! -x .build-tools/venv/bin/kubernetes-validate ]; then
+    mkdir -p .build-tools
+    python3 -m venv .build-tools/venv
+    .build-tools/venv/bin/pip install -q --disable-pip-version-check kubernetes-validate
+fi
