@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Tools some tests run besides the build: kubernetes-validate (PyPI), which checks
-# deploy/kubernetes against the Kubernetes schemas, in a venv of its own under .build-tools.
+# deploy/kubernetes against the Kubernetes schemas, in a venv of its own under .build-tools,
+# and promtool (Debian's prometheus package), which checks the /metrics exposition.
 # `make test` runs this; without it those tests are reported as skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+if ! command -v promtool > /dev/null; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus > /dev/null
+fi
 if ! python3 -c "import venv, ensurepip" 2> /dev/null; then
     # Debian's python3 needs python3-venv for `python3 -m venv`.
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3 python3-venv > /dev/null
 fi

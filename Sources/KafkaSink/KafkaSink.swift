@@ -79,7 +79,7 @@ public final class KafkaSink: EventSink {
                 "acks is not all: a 2xx will not mean every in-sync replica has the event", metadata: ["kafka.acks": "\(acks)"])
         }
         self.configuration = Self.configuration(brokers: brokers, properties: properties, ackTimeoutMs: ackTimeoutMs)
-        self.restarts = Counter(label: "webhook.kafka.producer_restarts", dimensions: [("sink.name", name)])
+        self.restarts = Counter(label: "webhook.kafka.producer_restarts.total", dimensions: [("sink.name", name)])
         do {
             self.current = Mutex(try KafkaProducer(configuration: configuration, logger: logger))
         } catch {

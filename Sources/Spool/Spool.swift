@@ -127,7 +127,7 @@ public final class Spool: Sendable {
         self.state = Mutex(State(queues: queues, deadLetterBytes: Self.size(of: directory + "/dead-letter.jsonl")))
         self.signals = signals
         self.deadLetterCounters = Dictionary(
-            uniqueKeysWithValues: sinks.keys.map { ($0, Counter(label: "webhook.dead_letters", dimensions: [("sink.name", $0)])) }
+            uniqueKeysWithValues: sinks.keys.map { ($0, Counter(label: "webhook.dead_letters.total", dimensions: [("sink.name", $0)])) }
         )
         self.backlogGauges = Dictionary(
             uniqueKeysWithValues: sinks.keys.map {
@@ -262,7 +262,7 @@ public final class Spool: Sendable {
             }
             throw Failure(description: "\(error)", isFull: false)
         }
-        (deadLetterCounters[sink] ?? Counter(label: "webhook.dead_letters", dimensions: [("sink.name", sink)])).increment()
+        (deadLetterCounters[sink] ?? Counter(label: "webhook.dead_letters.total", dimensions: [("sink.name", sink)])).increment()
         recordBytes()
         logger.warning(
             "dead-lettered", metadata: ["sink.name": "\(sink)", "webhook.id": "\(event.id)", "sink.error": "\(reason)"])

@@ -26,4 +26,36 @@ public enum PrometheusExport {
                     }
                 }))
     }
+
+    /// What each metric counts, for the `# HELP` lines Prometheus' tools expect (swift-metrics
+    /// carries no help text).
+    static let help: [String: String] = [
+        "webhook_requests_total": "Answers to source paths, by source and HTTP status.",
+        "webhook_verifications_total": "Signature checks, by source, result and the index of the secret that matched.",
+        "webhook_idempotency_total": "Idempotency outcomes (new, duplicate, in_progress, failed), by source.",
+        "webhook_sink_deliveries_total": "Deliveries to sinks, by sink and result (ok, failed, rejected).",
+        "webhook_sink_latency_seconds": "Time from handing an event to a sink to its acknowledgement, by sink.",
+        "webhook_sink_in_flight": "Deliveries waiting for a sink's acknowledgement, by sink.",
+        "webhook_spool_bytes": "Bytes counted against spool.maxBytes: not yet forwarded, plus the dead letters.",
+        "webhook_spool_backlog_bytes": "Spooled bytes not yet forwarded, by sink.",
+        "webhook_dead_letters_total": "Events written to the dead-letter file, by sink.",
+        "webhook_kafka_producer_restarts_total": "Kafka producers replaced after a fatal error, by sink.",
+    ]
+
+    /// `text` (Prometheus exposition) with a `# HELP` line before every `# TYPE` line that has
+    /// none.
+    static func addingHelp(_ bytes: [UInt8]) -> [UInt8] {
+        var out = ""
+        var previous = ""
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# TYPE "), !previous.hasPrefix("# HELP ") {
+                let name = line.dropFirst(7).prefix { $0 != " " }
+                out += "# HELP \(name) \(help[String(name)] ?? "webhook-bridge metric \(name).")\n"
+            }
+            out += line + "\n"
+            previous = String(line)
+        }
+        if out.hasSuffix("\n\n") { out.removeLast() }
+        return Array(out.utf8)
+    }
 }

@@ -74,12 +74,12 @@ struct CLITests {
                 return (String(line[..<space]), value)
             }, uniquingKeysWith: { $1 })
         #expect(
-            samples[#"webhook_verifications{webhook_source="gh",webhook_result="ok",webhook_key="0"}"#] == 1, "\(metrics.body)")
-        #expect(samples[#"webhook_verifications{webhook_source="gh",webhook_result="signature_invalid"}"#] == 1)
-        #expect(samples[#"webhook_requests{webhook_source="gh",http_status="200"}"#] == 1)
-        #expect(samples[#"webhook_requests{webhook_source="gh",http_status="401"}"#] == 1)
-        #expect(samples[#"webhook_sink_deliveries{sink_name="archive",sink_result="ok"}"#] == 1)
-        #expect(samples[#"webhook_idempotency{webhook_source="gh",webhook_outcome="new"}"#] == 1)
+            samples[#"webhook_verifications_total{webhook_source="gh",webhook_result="ok",webhook_key="0"}"#] == 1, "\(metrics.body)")
+        #expect(samples[#"webhook_verifications_total{webhook_source="gh",webhook_result="signature_invalid"}"#] == 1)
+        #expect(samples[#"webhook_requests_total{webhook_source="gh",http_status="200"}"#] == 1)
+        #expect(samples[#"webhook_requests_total{webhook_source="gh",http_status="401"}"#] == 1)
+        #expect(samples[#"webhook_sink_deliveries_total{sink_name="archive",sink_result="ok"}"#] == 1)
+        #expect(samples[#"webhook_idempotency_total{webhook_source="gh",webhook_outcome="new"}"#] == 1)
 
         #expect(server.terminate() == 0)  // SIGTERM: a graceful stop exits 0
         let lines = try String(contentsOfFile: directory.file("events.jsonl"), encoding: .utf8).split(separator: "\n")

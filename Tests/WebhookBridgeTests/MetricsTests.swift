@@ -34,26 +34,26 @@ struct MetricsTests {
             _ = try await bridge.post("/r", headers: githubHeaders("{}", delivery: "m-bad", secret: "neither"), body: "{}")
         }
         let new = try metrics.expectCounter(
-            "webhook.verifications",
+            "webhook.verifications.total",
             [
                 ("webhook.source", "rotating"), ("webhook.result", "ok"), ("webhook.key", "1"),
             ])
         #expect(new.totalValue == 3)
         let old = try metrics.expectCounter(
-            "webhook.verifications",
+            "webhook.verifications.total",
             [
                 ("webhook.source", "rotating"), ("webhook.result", "ok"), ("webhook.key", "0"),
             ])
         #expect(old.totalValue == 1)
         let rejected = try metrics.expectCounter(
-            "webhook.verifications",
+            "webhook.verifications.total",
             [
                 ("webhook.source", "rotating"), ("webhook.result", "signature_invalid"),
             ])
         #expect(rejected.totalValue == 1)
-        let delivered = try metrics.expectCounter("webhook.sink.deliveries", [("sink.name", "metered"), ("sink.result", "ok")])
+        let delivered = try metrics.expectCounter("webhook.sink.deliveries.total", [("sink.name", "metered"), ("sink.result", "ok")])
         #expect(delivered.totalValue == 4)
-        let latency = try metrics.expectTimer("webhook.sink.latency", [("sink.name", "metered")])
+        let latency = try metrics.expectTimer("webhook.sink.latency.seconds", [("sink.name", "metered")])
         #expect(latency.values.count == 4)
     }
 }

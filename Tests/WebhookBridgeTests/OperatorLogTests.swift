@@ -183,4 +183,50 @@ struct OperatorLogTests {
         #expect(rejected["logger"]?.scalarText == "webhook-bridge")
         #expect(rejected["http.request_id"]?.scalarText == "req-json-1")
     }
+
+    @Test(
+        "GET /metrics after traffic passes promtool check metrics, with process_* metrics and the build info",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool"), "promtool is not installed (Debian's prometheus package; make test installs it)"))
+    func prometheusExposition() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        let config = directory.file("config.json")
+        try Data(
+            """
+            {"listen": {"host": "127.0.0.1", "port": \(port)},
+             "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
+             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
+            """.utf8
+        ).write(to: URL(fileURLWithPath: config))
+        let server = try BridgeProcess(config: config)
+        let connection = try KeepAliveConnection(port: port)
+        let body = #"{"n": 1}"#
+        #expect(try connection.post("/gh", headers: githubHeaders(body, delivery: "p-1"), body: body).status == 200)
+        #expect(try connection.post("/gh", headers: githubHeaders(body, delivery: "p-2", secret: "wrong"), body: body).status == 401)
+        let metrics = try connection.get("/metrics")
+        #expect(metrics.status == 200)
+        #expect(server.terminate() == 0)
+        for name in [
+            "webhook_requests_total{", "webhook_verifications_total{", "webhook_sink_deliveries_total{",
+            "webhook_sink_latency_seconds_bucket{", "webhook_idempotency_total{", "process_cpu_seconds_total ",
+            "process_resident_memory_bytes ", "process_open_fds ", "process_start_time_seconds ", "webhook_bridge_build_info{",
+        ] {
+            #expect(metrics.body.contains(name), "\(name) is missing")
+        }
+        let promtool = Process()
+        promtool.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
+        promtool.arguments = ["check", "metrics"]
+        let input = Pipe()
+        let output = Pipe()
+        promtool.standardInput = input
+        promtool.standardOutput = output
+        promtool.standardError = output
+        try promtool.run()
+        input.fileHandleForWriting.write(Data(metrics.body.utf8))
+        try input.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        promtool.waitUntilExit()
+        #expect(promtool.terminationStatus == 0, "\(text)")
+    }
 }

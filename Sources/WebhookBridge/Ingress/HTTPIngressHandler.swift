@@ -258,7 +258,11 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.GET, "/metrics") where metrics != nil:
             answer = BridgeAnswer(
                 status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
-                body: metrics!.emitToBuffer())
+                body: {
+                    var bytes = PrometheusExport.addingHelp(metrics!.emitToBuffer())
+                    ProcessMetrics.append(to: &bytes)
+                    return bytes
+                }())
         default:
             answer = .notFound
         }

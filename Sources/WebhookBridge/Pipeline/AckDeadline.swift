@@ -74,11 +74,11 @@ final class SinkMetrics: Sendable {
 
     init(sink: String) {
         self.inFlight = Meter(label: "webhook.sink.in_flight", dimensions: [("sink.name", sink)])
-        self.ok = Counter(label: "webhook.sink.deliveries", dimensions: [("sink.name", sink), ("sink.result", "ok")])
-        self.failed = Counter(label: "webhook.sink.deliveries", dimensions: [("sink.name", sink), ("sink.result", "failed")])
+        self.ok = Counter(label: "webhook.sink.deliveries.total", dimensions: [("sink.name", sink), ("sink.result", "ok")])
+        self.failed = Counter(label: "webhook.sink.deliveries.total", dimensions: [("sink.name", sink), ("sink.result", "failed")])
         self.rejected = Counter(
-            label: "webhook.sink.deliveries", dimensions: [("sink.name", sink), ("sink.result", "rejected")])
-        self.latency = Timer(label: "webhook.sink.latency", dimensions: [("sink.name", sink)])
+            label: "webhook.sink.deliveries.total", dimensions: [("sink.name", sink), ("sink.result", "rejected")])
+        self.latency = Timer(label: "webhook.sink.latency.seconds", dimensions: [("sink.name", sink)])
     }
 
     func record(_ result: Result<DeliveryReceipt, SinkError>, after duration: Duration) {

@@ -34,15 +34,15 @@ public final class WebhookProcessor: Sendable {
 
         init(source: String) {
             requests = MetricCache { status in
-                Counter(label: "webhook.requests", dimensions: [("webhook.source", source), ("http.status", String(status))])
+                Counter(label: "webhook.requests.total", dimensions: [("webhook.source", source), ("http.status", String(status))])
             }
             verifications = MetricCache { key in
                 var dimensions = [("webhook.source", source), ("webhook.result", key.result)]
                 if let index = key.keyIndex { dimensions.append(("webhook.key", String(index))) }
-                return Counter(label: "webhook.verifications", dimensions: dimensions)
+                return Counter(label: "webhook.verifications.total", dimensions: dimensions)
             }
             idempotency = MetricCache { outcome in
-                Counter(label: "webhook.idempotency", dimensions: [("webhook.source", source), ("webhook.outcome", outcome)])
+                Counter(label: "webhook.idempotency.total", dimensions: [("webhook.source", source), ("webhook.outcome", outcome)])
             }
         }
     }
