@@ -92,3 +92,10 @@ public final class BridgeProcess: @unchecked Sendable {
 
     deinit { if process.isRunning { kill9() } }
 }
+
+/// Writes `json` as `config.json` in `directory` and returns its path, for a `BridgeProcess`.
+public func writeConfig(_ json: String, in directory: TemporaryDirectory) throws -> String {
+    let path = directory.file("config.json")
+    try Data(json.utf8).write(to: URL(fileURLWithPath: path))
+    return path
+}

@@ -19,15 +19,13 @@ struct OperatorLogTests {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let port = try RedisServer.freePort()
-        let config = directory.file("config.json")
-        try Data(
+        let config = try writeConfig(
             """
             {"listen": {"host": "127.0.0.1", "port": \(port)},
              "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
              "sources": {"stripe": {"path": "/stripe", "verify": {"scheme": "stripe", "secrets": ["whsec_s"]},
                                     "routes": [{"types": ["invoice.*"], "sinks": ["archive"]}]}}}
-            """.utf8
-        ).write(to: URL(fileURLWithPath: config))
+            """, in: directory)
         let server = try BridgeProcess(config: config)
         let forged = "2026-12-01T00:00:00+0000 critical webhook-bridge: forged"
         // JSON escapes: the parsed type holds a real newline and a real ESC.
@@ -50,15 +48,13 @@ struct OperatorLogTests {
         defer { directory.cleanup() }
         let port = try RedisServer.freePort()
         let nobody = try RedisServer.freePort()  // nothing listens there: every delivery fails
-        let config = directory.file("config.json")
-        try Data(
+        let config = try writeConfig(
             """
             {"listen": {"host": "127.0.0.1", "port": \(port)},
              "limits": {"ackTimeoutMs": 1000},
              "sinks": {"jobs": {"type": "redis", "url": "redis://127.0.0.1:\(nobody)/0", "stream": "webhooks"}},
              "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["jobs"]}}}
-            """.utf8
-        ).write(to: URL(fileURLWithPath: config))
+            """, in: directory)
         let server = try BridgeProcess(config: config)
         let connection = try KeepAliveConnection(port: port)
         for index in 0..<40 {
@@ -111,16 +107,14 @@ struct OperatorLogTests {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let port = try RedisServer.freePort()
-        let config = directory.file("config.json")
-        try Data(
+        let config = try writeConfig(
             """
             {"listen": {"host": "127.0.0.1", "port": \(port)},
              "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
              "sources": {"stripe": {"path": "/stripe", "verify": {"scheme": "stripe", "secrets": ["whsec_first", "whsec_second"]},
                                     "sinks": ["archive"]},
                          "closed": {"path": "/closed", "verify": {"scheme": "none"}, "allow": ["10.0.0.0/8"], "sinks": ["archive"]}}}
-            """.utf8
-        ).write(to: URL(fileURLWithPath: config))
+            """, in: directory)
         let server = try BridgeProcess(config: config)
         let connection = try KeepAliveConnection(port: port)
         let body = #"{"id": "evt_1", "type": "charge.succeeded"}"#
@@ -149,14 +143,12 @@ struct OperatorLogTests {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let port = try RedisServer.freePort()
-        let config = directory.file("config.json")
-        try Data(
+        let config = try writeConfig(
             """
             {"listen": {"host": "127.0.0.1", "port": \(port)},
              "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
              "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
-            """.utf8
-        ).write(to: URL(fileURLWithPath: config))
+            """, in: directory)
         let server = try BridgeProcess(config: config, environment: ["LOG_FORMAT": "json"])
         let connection = try KeepAliveConnection(port: port)
         let body = #"{"n": 1}"#
@@ -191,14 +183,12 @@ struct OperatorLogTests {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let port = try RedisServer.freePort()
-        let config = directory.file("config.json")
-        try Data(
+        let config = try writeConfig(
             """
             {"listen": {"host": "127.0.0.1", "port": \(port)},
              "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
              "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
-            """.utf8
-        ).write(to: URL(fileURLWithPath: config))
+            """, in: directory)
         let server = try BridgeProcess(config: config)
         let connection = try KeepAliveConnection(port: port)
         let body = #"{"n": 1}"#

@@ -28,9 +28,8 @@ extension Provider {
             name: name, signature: "\(header): t=T,v1=S hex HMAC-SHA256 of T.body; T within tolerance", id: idText,
             type: typeText, keys: ["idHeader", "idPointer", "typeHeader", "typePointer"],
             make: { config in
-                guard let idSource = IDSource.read("id", from: config, default: id),
-                    let typeSource = IDSource.read("type", from: config, default: type), let secrets = config.secrets
-                else { return nil }
+                guard let found = config.sources(id: id, type: type) else { return nil }
+                let (idSource, typeSource, secrets) = found
                 return TimestampedHeaderScheme(
                     name: name, header: header, keyring: HMACKeyring(secrets: secrets), tolerance: config.tolerance, id: idSource,
                     type: typeSource)
@@ -95,9 +94,8 @@ extension Provider {
             "X-Zendesk-Webhook-Signature: base64 HMAC-SHA256 of X-Zendesk-Webhook-Signature-Timestamp + body; timestamp within tolerance",
         id: "body id, else hash", type: "body type, else zendesk", keys: ["idHeader", "idPointer", "typeHeader", "typePointer"],
         make: { config in
-            guard let id = IDSource.read("id", from: config, default: IDSource(pointer: "/id")),
-                let type = IDSource.read("type", from: config, default: IDSource(pointer: "/type")), let secrets = config.secrets
-            else { return nil }
+            guard let found = config.sources(id: IDSource(pointer: "/id"), type: IDSource(pointer: "/type")) else { return nil }
+            let (id, type, secrets) = found
             return TimestampedBodyScheme(
                 name: "zendesk", headers: ["X-Zendesk-Webhook-Signature"], timestampHeader: "X-Zendesk-Webhook-Signature-Timestamp",
                 timestampFirst: true, keyring: HMACKeyring(secrets: secrets), tolerance: config.tolerance, id: id, type: type,
@@ -117,9 +115,8 @@ extension Provider {
             "BOX-SIGNATURE-PRIMARY or BOX-SIGNATURE-SECONDARY: base64 HMAC-SHA256 of body + BOX-DELIVERY-TIMESTAMP (RFC 3339, within tolerance); either key",
         id: "body id", type: "body trigger", keys: ["idHeader", "idPointer", "typeHeader", "typePointer"],
         make: { config in
-            guard let id = IDSource.read("id", from: config, default: IDSource(pointer: "/id")),
-                let type = IDSource.read("type", from: config, default: IDSource(pointer: "/trigger")), let secrets = config.secrets
-            else { return nil }
+            guard let found = config.sources(id: IDSource(pointer: "/id"), type: IDSource(pointer: "/trigger")) else { return nil }
+            let (id, type, secrets) = found
             return TimestampedBodyScheme(
                 name: "box", headers: ["BOX-SIGNATURE-PRIMARY", "BOX-SIGNATURE-SECONDARY"], timestampHeader: "BOX-DELIVERY-TIMESTAMP",
                 timestampFirst: false, keyring: HMACKeyring(secrets: secrets), tolerance: config.tolerance, id: id, type: type,

@@ -72,6 +72,17 @@ struct IDSource: Sendable {
     }
 }
 
+extension VerifyConfig {
+    /// The id and type sources (`idHeader`/`idPointer`, `typeHeader`/`typePointer` over the
+    /// provider's defaults) and the secrets; nil after a problem (already reported).
+    func sources(id: IDSource, type: IDSource) -> (id: IDSource, type: IDSource, secrets: [String])? {
+        guard let idSource = IDSource.read("id", from: self, default: id),
+            let typeSource = IDSource.read("type", from: self, default: type), let secrets
+        else { return nil }
+        return (idSource, typeSource, secrets)
+    }
+}
+
 extension Provider {
     /// The generic shared-token scheme.
     static let token = Provider(
@@ -81,9 +92,8 @@ extension Provider {
         make: { config in
             let header = config.reader.string("header") ?? "Authorization"
             let prefix = config.reader.string("prefix", nonEmpty: false) ?? ""
-            guard let id = IDSource.read("id", from: config, default: IDSource()),
-                let type = IDSource.read("type", from: config, default: IDSource()), let secrets = config.secrets
-            else { return nil }
+            guard let found = config.sources(id: IDSource(), type: IDSource()) else { return nil }
+            let (id, type, secrets) = found
             return TokenScheme(
                 name: "token", header: header, prefix: prefix, tokens: SecretTokens(secrets), id: id, type: type,
                 refine: { verified, _ in if verified.type == nil { verified.type = "webhook" } })
@@ -98,9 +108,8 @@ extension Provider {
         type: "the update's field other than update_id (message, callback_query, …)",
         keys: ["idHeader", "idPointer", "typeHeader", "typePointer"],
         make: { config in
-            guard let id = IDSource.read("id", from: config, default: IDSource(pointer: "/update_id")),
-                let type = IDSource.read("type", from: config, default: IDSource()), let secrets = config.secrets
-            else { return nil }
+            guard let found = config.sources(id: IDSource(pointer: "/update_id"), type: IDSource()) else { return nil }
+            let (id, type, secrets) = found
             let typeConfigured = config.reader.has("typeHeader") || config.reader.has("typePointer")
             let updateKind: @Sendable (inout VerifiedWebhook, WebhookRequest) -> Void = { verified, request in
                 if case .object(let members)? = request.bodyJSON {
@@ -120,9 +129,8 @@ extension Provider {
         id: "idHeader / idPointer, else hash", type: "typeHeader / typePointer, else webhook",
         keys: ["idHeader", "idPointer", "typeHeader", "typePointer"],
         make: { config in
-            guard let id = IDSource.read("id", from: config, default: IDSource()),
-                let type = IDSource.read("type", from: config, default: IDSource()), let secrets = config.secrets
-            else { return nil }
+            guard let found = config.sources(id: IDSource(), type: IDSource()) else { return nil }
+            let (id, type, secrets) = found
             return BasicAuthScheme(tokens: SecretTokens(secrets), id: id, type: type)
         },
         signHeaders: { request in [("Authorization", "Basic " + Base64.encode(Array(request.secret.utf8)))] })
