@@ -171,7 +171,10 @@ class Bench:
             f"worker_processes auto; daemon off; pid {self.work}/nginx.pid; error_log {self.work}/nginx-error.log;\n"
             "events { worker_connections 4096; }\n"
             f"http {{ access_log off; client_body_temp_path {self.work}/nginx-body;\n"
-            f"  server {{ listen 127.0.0.1:{port}; location / {{ return 200 '{{\"status\":\"accepted\"}}'; }} }} }}\n"
+            f"  server {{ listen 127.0.0.1:{port}; location / {{ return 200 '{{\"status\":\"accepted\"}}'; }}\n"
+            # An OTLP/HTTP endpoint that takes every batch (an empty body is an empty
+            # ExportTraceServiceResponse): the collector for the traced bridge row.
+            "    location = /v1/traces { return 200 ''; } } }\n"
         )
         process = subprocess.Popen([self.args.nginx, "-c", str(conf)], stdout=self.log("nginx"), stderr=subprocess.STDOUT)
         wait_ready(port, "/healthz", process)
@@ -189,7 +192,7 @@ class Bench:
         wait_ready(port, "/healthz", process)
         return process, port
 
-    def bridge(self, name: str, sink: dict) -> tuple[subprocess.Popen, int, float]:
+    def bridge(self, name: str, sink: dict, tracing: dict | None = None) -> tuple[subprocess.Popen, int, float]:
         port = free_port()
         config = {
             "listen": {"host": "127.0.0.1", "port": port},
@@ -204,6 +207,8 @@ class Bench:
                 }
             },
         }
+        if tracing:
+            config["tracing"] = tracing
         path = self.work / f"bridge-{name}.json"
         path.write_text(json.dumps(config, indent=2))
         started = time.monotonic()
@@ -313,6 +318,22 @@ class Bench:
                     stop(process)
                 if process.returncode != 0:
                     self.failures.append(f"bridge with the {name} sink exited with {process.returncode} on SIGTERM")
+            # What tracing costs: the Kafka row again with every request traced (server span,
+            # three children, the event's traceparent), exported over OTLP/HTTP to an nginx
+            # that takes every batch. The rows above run with tracing off.
+            if "kafka-traced" in wanted:
+                collector, collector_port = self.nginx()
+                tracing = {"otlpEndpoint": f"http://127.0.0.1:{collector_port}", "sampleRatio": 1.0}
+                process, port, startup = self.bridge("kafka", sinks["kafka"], tracing=tracing)
+                try:
+                    row = self.measure("webhook-bridge, kafka sink, every request traced", process, port)
+                    row["startup_ms"] = startup * 1000
+                    rows["bridge-kafka-traced"] = row
+                finally:
+                    stop(process)
+                    stop(collector)
+                if process.returncode != 0:
+                    self.failures.append(f"traced bridge exited with {process.returncode} on SIGTERM")
             # The machine's own latency at the bridge's half load: nginx under the same paced
             # connections, so the p99 budget line can be read against it.
             if "nginx" in wanted and "bridge-kafka" in rows:
@@ -388,7 +409,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds of each measured run")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of load before measuring")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--targets", default="nginx,python,kafka,redis,file", help="which targets to run")
+    parser.add_argument("--targets", default="nginx,python,kafka,redis,file,kafka-traced", help="which targets to run")
     parser.add_argument("--smoke", action="store_true", help="one-second runs that check every target works")
     args = parser.parse_args()
     if args.smoke:

@@ -21,6 +21,7 @@ public struct Bridge: Sendable {
     let sinks: [any EventSink]
     let spool: Spool?
     let forwarders: [any Service]
+    let tracing: RequestTracing
     let logger: Logger
 
     /// Sets everything up and binds the listening socket; throws ``BridgeSetupError`` with a
@@ -65,14 +66,21 @@ public struct Bridge: Sendable {
                     })
             }
         }
-        let processor = WebhookProcessor(config: config, sinks: sinks, store: store, spool: spool, logger: logger)
+        let tracing: RequestTracing
+        do {
+            tracing = try RequestTracing.make(config.tracing, logger: logger)
+        } catch {
+            throw BridgeSetupError("tracing: \(error)")
+        }
+        let processor = WebhookProcessor(
+            config: config, sinks: sinks, store: store, spool: spool, tracing: tracing, logger: logger)
         let tls = try config.listen.tls.map { try TLSSettings($0) }
         let ingress = try await HTTPIngress.bind(
             host: config.listen.host, port: config.listen.port, processor: processor,
             limits: config.limits, logger: logger, metrics: metrics, tls: tls)
         return Bridge(
             ingress: ingress, processor: processor, tls: tls, clients: redis.all, sinks: Array(sinks.values), spool: spool,
-            forwarders: forwarders, logger: logger)
+            forwarders: forwarders, tracing: tracing, logger: logger)
     }
 
     /// The running sink called `name`, for tests that inject faults into it.
@@ -81,7 +89,9 @@ public struct Bridge: Sendable {
     /// Runs until SIGTERM or SIGINT (or the surrounding task is cancelled), then stops
     /// gracefully: ingress first, sinks last.
     public func run(handleSignals: Bool = true, reloader: ConfigReloader? = nil) async throws {
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = clients.map { .init(service: $0) }
+        // The span exporter stops last, so the spans of the last requests are sent.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = tracing.service.map { [.init(service: $0)] } ?? []
+        services += clients.map { .init(service: $0) }
         services += sinks.map { .init(service: $0) }
         if let spool { services.append(.init(service: SpoolService(spool: spool))) }
         services += forwarders.map { .init(service: $0) }

@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import Spool
 import Synchronization
+import Tracing
 import WebhookCore
 
 /// The pipeline behind every source path: verify -> idempotency -> route -> sinks -> answer
@@ -65,12 +66,16 @@ public final class WebhookProcessor: Sendable {
 
     /// What schemes may use while verifying (the SNS certificate fetcher).
     private let services: VerificationServices
+    /// Request spans and the trace context events carry.
+    private let tracing: RequestTracing
 
     public init(
         config: BridgeConfig, sinks: [String: any EventSink], store: any IdempotencyStore, spool: Spool? = nil,
-        services: VerificationServices = VerificationServices(certificates: HTTPSCertificateFetcher()), logger: Logger
+        services: VerificationServices = VerificationServices(certificates: HTTPSCertificateFetcher()),
+        tracing: RequestTracing = .passThrough, logger: Logger
     ) {
         self.services = services
+        self.tracing = tracing
         self.sourcesByPath = Mutex(Self.sources(of: config))
         self.sinks = sinks
         self.requiredSinks = Set(config.sinks.values.filter(\.required).map(\.name))
@@ -107,11 +112,14 @@ public final class WebhookProcessor: Sendable {
 
     /// The answer refusing a request to `path` from `peer` (403 not allowed, 429 rate
     /// limited), or nil to go on; decided from the head alone.
-    public func admit(path: String, peer: String?, headers: HTTPHeaders) -> BridgeAnswer? {
+    public func admit(method: HTTPMethod = .POST, path: String, peer: String?, headers: HTTPHeaders) -> BridgeAnswer? {
         guard let source = sourcesByPath.withLock({ $0[path] }) else { return nil }
         let client = Admission.clientAddress(peer: peer, headers: headers, trustedProxies: trustedProxies)
         guard let refusal = source.admission.check(client: client) else { return nil }
         source.metrics.requests[refusal.status.code].increment()
+        tracing.record(
+            method: method, path: path, source: source.config.name, headers: headers, answer: refusal,
+            outcome: refusal.status == .forbidden ? "forbidden" : "rate_limited")
         if refusal.status == .forbidden {
             let logger = RequestLogger(
                 logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
@@ -134,7 +142,10 @@ public final class WebhookProcessor: Sendable {
         logger.info("webhook rejected", metadata: ["webhook.reason": "\(missing.code)", "webhook.detail": "\(missing.detail)"])
         source.metrics.verifications[.init(result: missing.code, keyIndex: nil)].increment()
         source.metrics.requests[HTTPResponseStatus.unauthorized.code].increment()
-        return .error(.unauthorized, missing.code, headers: source.config.scheme.unauthorizedHeaders)
+        let answer = BridgeAnswer.error(.unauthorized, missing.code, headers: source.config.scheme.unauthorizedHeaders)
+        tracing.record(
+            method: .POST, path: path, source: source.config.name, headers: headers, answer: answer, outcome: missing.code)
+        return answer
     }
 
     /// The answer to a request with another method than POST on a source path: its scheme's
@@ -144,7 +155,7 @@ public final class WebhookProcessor: Sendable {
         path: String, method: HTTPMethod, uri: String, peer: String?, headers: HTTPHeaders
     ) -> BridgeAnswer {
         guard let source = sourcesByPath.withLock({ $0[path] }) else { return .notFound }
-        if let refusal = admit(path: path, peer: peer, headers: headers) { return refusal }
+        if let refusal = admit(method: method, path: path, peer: peer, headers: headers) { return refusal }
         let scheme = source.config.scheme
         let answer: BridgeAnswer
         if scheme.handshakeMethods.contains(method) {
@@ -167,6 +178,9 @@ public final class WebhookProcessor: Sendable {
             answer = BridgeAnswer(status: .methodNotAllowed, headers: [("Allow", allowed)], body: [])
         }
         source.metrics.requests[answer.status.code].increment()
+        tracing.record(
+            method: method, path: path, source: source.config.name, headers: headers, answer: answer,
+            outcome: answer.status == .methodNotAllowed ? "method_not_allowed" : "handshake")
         return answer
     }
 
@@ -188,13 +202,16 @@ public final class WebhookProcessor: Sendable {
         path: String, uri: String, headers: HTTPHeaders, body: ByteBuffer, on executor: EventLoopTaskExecutor
     ) async -> BridgeAnswer {
         guard let source = sourcesByPath.withLock({ $0[path] }) else { return .notFound }
-        let answer = await handle(source, uri: uri, headers: headers, body: body, on: executor)
+        let trace = tracing.start(method: .POST, path: path, source: source.config.name, headers: headers)
+        let answer = await handle(source, uri: uri, headers: headers, body: body, on: executor, trace: trace)
         source.metrics.requests[answer.status.code].increment()
+        trace.finish(answer: answer)
         return answer
     }
 
     private func handle(
-        _ source: Source, uri: String, headers: HTTPHeaders, body: ByteBuffer, on executor: EventLoopTaskExecutor
+        _ source: Source, uri: String, headers: HTTPHeaders, body: ByteBuffer, on executor: EventLoopTaskExecutor,
+        trace: RequestTrace
     ) async -> BridgeAnswer {
         let receivedAt = Timestamp.now()
         let request = WebhookRequest(headers: headers, body: body, uri: uri, receivedAt: receivedAt)
@@ -203,14 +220,19 @@ public final class WebhookProcessor: Sendable {
         // An unsigned handshake (Microsoft Graph's validationToken, WooCommerce's ping).
         if let handshake = source.config.scheme.unsignedHandshake(request) {
             logger.info("handshake answered", metadata: ["http.status": "\(handshake.status)"])
+            trace.span?.attributes["webhook.outcome"] = "handshake"
             return BridgeAnswer(handshake)
         }
 
         // Verify.
         let verified: VerifiedWebhook
+        let verifySpan = trace.child("webhook.verify")
+        verifySpan?.attributes["webhook.scheme"] = source.config.scheme.name
         do {
             verified = try await source.config.scheme.verify(request, services: services)
+            trace.noteVerification(verifySpan, result: "ok", keyIndex: verified.keyIndex)
         } catch {
+            trace.noteVerification(verifySpan, result: error.code, keyIndex: nil)
             source.metrics.verifications[.init(result: error.code, keyIndex: nil)].increment()
             if error.isUnavailable {
                 // Nothing wrong with the request: the provider retries it after a 503.
@@ -225,23 +247,33 @@ public final class WebhookProcessor: Sendable {
         source.metrics.verifications[.init(result: "ok", keyIndex: verified.keyIndex)].increment()
         if let handshake = verified.handshake {
             if let followUp = verified.followUp { self.followUp(followUp, logger: logger) }
+            trace.span?.attributes["webhook.outcome"] = "handshake"
             return BridgeAnswer(handshake)
         }
 
         // Parsed at most once: by the scheme for its id or type, or here for the templates.
         let bodyJSON = source.templatesNeedJSON ? request.bodyJSON : request.json.valueIfParsed
-        let event = WebhookEvent(
+        var event = WebhookEvent(
             id: EventID.usable(verified.id) ?? bodyHashID(body), source: source.config.name, type: verified.type ?? "webhook",
             time: receivedAt, dataContentType: headers.first(name: "Content-Type"), scheme: source.config.scheme.name,
             keyIndex: verified.keyIndex, data: body, requestHeaders: headers, bodyJSON: bodyJSON)
+        trace.stamp(&event)
         logger.eventID = event.id
+        if let span = trace.span {
+            span.attributes["webhook.id"] = event.id
+            span.attributes["webhook.type"] = event.type
+        }
 
         // Deduplicate.
         let key = IdempotencyKey(source: event.source, id: event.id)
         let outcome: ReservationOutcome
+        let idempotencySpan = trace.child("webhook.idempotency")
         do {
             outcome = try await store.reserve(key)
         } catch {
+            idempotencySpan?.recordError(error)
+            idempotencySpan?.setStatus(SpanStatus(code: .error))
+            idempotencySpan?.end()
             if let suppressed = failureLog.admit("idempotency") {
                 var metadata: Logger.Metadata = ["webhook.error": "\(error)"]
                 if suppressed > 0 { metadata["log.suppressed"] = "\(suppressed)" }
@@ -257,10 +289,16 @@ public final class WebhookProcessor: Sendable {
         case .inProgress: outcomeName = "in_progress"
         }
         source.metrics.idempotency[outcomeName].increment()
+        idempotencySpan?.attributes["webhook.idempotency"] = outcomeName
+        idempotencySpan?.end()
         switch outcome {
         case .reserved: break
-        case .duplicate: return .event(.ok, id: event.id, "duplicate")
-        case .inProgress: return .inProgress
+        case .duplicate:
+            trace.span?.attributes["webhook.outcome"] = "duplicate"
+            return .event(.ok, id: event.id, "duplicate")
+        case .inProgress:
+            trace.span?.attributes["webhook.outcome"] = "in_progress"
+            return .inProgress
         }
 
         // Route and deliver. A required sink with a spool backlog gets the event through the
@@ -271,9 +309,10 @@ public final class WebhookProcessor: Sendable {
         }
         let behindBacklog = targets.filter { isRequired($0) && (spool?.hasBacklog(for: $0.name) ?? false) }
         let direct = targets.filter { sink in !behindBacklog.contains { $0.name == sink.name } }
-        let failures = await deliver(event, to: direct, on: executor, logger: logger)
+        let failures = await deliver(event, to: direct, on: executor, logger: logger, trace: trace)
         if failures.isEmpty && behindBacklog.isEmpty {
             await commit(key, logger: logger)
+            trace.span?.attributes["webhook.outcome"] = "accepted"
             return .event(.ok, id: event.id, "accepted")
         }
         guard let spool else {
@@ -299,6 +338,7 @@ public final class WebhookProcessor: Sendable {
             return .unavailable
         }
         await commit(key, logger: logger)
+        trace.span?.attributes["webhook.outcome"] = "queued"
         return BridgeAnswer.event(.accepted, id: event.id, "queued")
     }
 
@@ -346,25 +386,27 @@ public final class WebhookProcessor: Sendable {
     /// Delivers to every target at once and returns the failures of required sinks. Sinks with
     /// `required: false` are not waited for: their failures are logged, never answered.
     private func deliver(
-        _ event: WebhookEvent, to targets: [any EventSink], on executor: EventLoopTaskExecutor, logger: RequestLogger
+        _ event: WebhookEvent, to targets: [any EventSink], on executor: EventLoopTaskExecutor, logger: RequestLogger,
+        trace: RequestTrace
     ) async -> [SinkError] {
         let ackTimeoutMs = self.ackTimeoutMs
         for sink in targets where !isRequired(sink) {
             let metrics = sinkMetrics[sink.name]
+            let span = trace.deliverySpan(sink: sink.name, required: false)
             Task(executorPreference: executor) {
-                if case .failure(let error) = await deliverWithDeadline(
-                    event, to: sink, milliseconds: ackTimeoutMs, metrics: metrics, on: executor)
-                {
-                    self.log(error, required: false, logger: logger)
-                }
+                let result = await deliverWithDeadline(event, to: sink, milliseconds: ackTimeoutMs, metrics: metrics, on: executor)
+                RequestTrace.end(span, result)
+                if case .failure(let error) = result { self.log(error, required: false, logger: logger) }
             }
         }
         let required = targets.filter(isRequired)
         if required.count == 1 {
             // The usual case: one required sink, awaited without a task group.
             let sink = required[0]
+            let span = trace.deliverySpan(sink: sink.name, required: true)
             let result = await deliverWithDeadline(
                 event, to: sink, milliseconds: ackTimeoutMs, metrics: sinkMetrics[sink.name], on: executor)
+            RequestTrace.end(span, result)
             guard case .failure(let error) = result else { return [] }
             log(error, required: true, logger: logger)
             return [error]
@@ -372,12 +414,12 @@ public final class WebhookProcessor: Sendable {
         return await withTaskGroup(of: SinkError?.self) { group in
             for sink in required {
                 let metrics = sinkMetrics[sink.name]
+                let span = trace.deliverySpan(sink: sink.name, required: true)
                 group.addTask(executorPreference: executor) {
-                    if case .failure(let error) = await deliverWithDeadline(
+                    let result = await deliverWithDeadline(
                         event, to: sink, milliseconds: ackTimeoutMs, metrics: metrics, on: executor)
-                    {
-                        return error
-                    }
+                    RequestTrace.end(span, result)
+                    if case .failure(let error) = result { return error }
                     return nil
                 }
             }

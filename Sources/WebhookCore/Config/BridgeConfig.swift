@@ -5,6 +5,9 @@ public struct BridgeConfig: Sendable {
     public var limits: Limits
     public var idempotency: Idempotency
     public var spool: Spool?
+    /// Request spans exported over OTLP; nil: no spans (an incoming `traceparent` is still
+    /// passed on to the events).
+    public var tracing: Tracing?
     /// Networks whose `X-Forwarded-For` is believed.
     public var trustedProxies: [CIDR]
     /// Sinks by name.
@@ -62,6 +65,37 @@ public struct BridgeConfig: Sendable {
     public struct Spool: Sendable {
         public var directory: String
         public var maxBytes = 1_073_741_824
+    }
+
+    /// `tracing`.
+    public struct Tracing: Sendable, Equatable {
+        public enum Transport: String, Sendable, CaseIterable {
+            case httpProtobuf = "http/protobuf"
+            case httpJSON = "http/json"
+            case grpc
+        }
+
+        /// The collector, as configured.
+        public var otlpEndpoint: String
+        public var serviceName = "webhook-bridge"
+        /// The share of new traces recorded; a request that carries a `traceparent` follows
+        /// its sampled flag instead.
+        public var sampleRatio = 1.0
+        /// `protocol`: by default gRPC when the endpoint's port is 4317 (the OTLP/gRPC port),
+        /// else HTTP with protobuf bodies.
+        public var transport: Transport
+        /// Sent with every export (a vendor's API key).
+        public var headers: [String: String] = [:]
+
+        /// Where spans are sent: the endpoint itself for gRPC and for an HTTP endpoint that
+        /// names `/v1/traces`, else the endpoint with `/v1/traces` appended (OTLP's base URL
+        /// convention).
+        public var tracesURL: String {
+            if transport == .grpc || otlpEndpoint.hasSuffix("/v1/traces") { return otlpEndpoint }
+            var base = Substring(otlpEndpoint)
+            while base.hasSuffix("/") { base = base.dropLast() }
+            return base + "/v1/traces"
+        }
     }
 
     /// Sources sorted by name, for stable output.
@@ -142,6 +176,10 @@ extension BridgeConfig {
             "limits.maxBufferedBytes": String(limits.maxBufferedBytes),
             "idempotency.ttlSeconds": String(idempotency.ttlSeconds), "idempotency.maxKeys": String(idempotency.maxKeys),
             "spool": spool.map { "\($0.directory) \($0.maxBytes)" } ?? "off",
+            "tracing": tracing.map {
+                "\($0.transport.rawValue) \($0.tracesURL) \($0.serviceName) \($0.sampleRatio) "
+                    + $0.headers.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.fingerprint($0.value))" }.joined(separator: ",")
+            } ?? "off",
             "trustedProxies": trustedProxies.map { "\($0)" }.joined(separator: ","),
         ]
         switch idempotency.store {

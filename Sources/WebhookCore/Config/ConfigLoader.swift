@@ -1,3 +1,5 @@
+import Foundation
+
 /// Reads and validates a config file (SPEC section 3). `serve`, `check-config` and reload all
 /// go through here, so they agree on what is valid.
 public enum ConfigLoader {
@@ -30,7 +32,7 @@ public enum ConfigLoader {
 
     static func read(_ document: JSONValue, log: ProblemLog) -> BridgeConfig? {
         guard let root = ConfigReader(document, path: "", log: log) else { return nil }
-        root.rejectUnknownKeys(["listen", "limits", "idempotency", "spool", "sinks", "sources", "trustedProxies"])
+        root.rejectUnknownKeys(["listen", "limits", "idempotency", "spool", "tracing", "sinks", "sources", "trustedProxies"])
 
         var listen = BridgeConfig.Listen()
         if let reader = root.object("listen") {
@@ -94,6 +96,7 @@ public enum ConfigLoader {
             }
         }
 
+        let tracing = root.object("tracing").flatMap { readTracing($0, log: log) }
         let trustedProxies = readCIDRs(root, "trustedProxies", log: log)
 
         var sinks: [String: SinkConfig] = [:]
@@ -131,8 +134,49 @@ public enum ConfigLoader {
         }
 
         return BridgeConfig(
-            listen: listen, limits: limits, idempotency: idempotency, spool: spool,
+            listen: listen, limits: limits, idempotency: idempotency, spool: spool, tracing: tracing,
             trustedProxies: trustedProxies ?? [], sinks: sinks, sources: sources)
+    }
+
+    // MARK: - Tracing
+
+    static func readTracing(_ reader: ConfigReader, log: ProblemLog) -> BridgeConfig.Tracing? {
+        reader.rejectUnknownKeys(["otlpEndpoint", "serviceName", "sampleRatio", "protocol", "headers"])
+        var port: Int?
+        var endpoint = reader.string("otlpEndpoint", required: true)
+        if let url = endpoint {
+            if let parsed = URLComponents(string: url), ["http", "https"].contains(parsed.scheme?.lowercased()),
+                parsed.host?.isEmpty == false
+            {
+                port = parsed.port ?? (parsed.scheme?.lowercased() == "https" ? 443 : 80)
+            } else {
+                log.add(reader.childPath("otlpEndpoint"), "must be an http:// or https:// URL with a host, not \"\(url)\"")
+                endpoint = nil
+            }
+        }
+        var transport: BridgeConfig.Tracing.Transport = port == 4317 ? .grpc : .httpProtobuf
+        if let name = reader.string("protocol") {
+            if let chosen = BridgeConfig.Tracing.Transport(rawValue: name) {
+                transport = chosen
+            } else {
+                let names = BridgeConfig.Tracing.Transport.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
+                log.add(reader.childPath("protocol"), "must be one of \(names), not \"\(name)\"")
+            }
+        }
+        let serviceName = reader.string("serviceName")
+        let sampleRatio = reader.number("sampleRatio", in: 0...1)
+        var headers: [String: String] = [:]
+        if let object = reader.object("headers") {
+            for (name, _) in object.members {
+                if let value = object.string(name, nonEmpty: false) { headers[name] = value }
+            }
+        }
+        guard let endpoint else { return nil }
+        var tracing = BridgeConfig.Tracing(otlpEndpoint: endpoint, transport: transport)
+        tracing.headers = headers
+        if let serviceName { tracing.serviceName = serviceName }
+        if let sampleRatio { tracing.sampleRatio = sampleRatio }
+        return tracing
     }
 
     // MARK: - Sinks

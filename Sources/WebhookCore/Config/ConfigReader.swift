@@ -91,16 +91,30 @@ struct ConfigReader {
     }
 
     func number(_ key: String, minimumExclusive: Double, required: Bool = false) -> Double? {
+        guard let number = number(key, required: required) else { return nil }
+        guard number > minimumExclusive, number.isFinite else {
+            log.add(childPath(key), "must be greater than \(Int(minimumExclusive))")
+            return nil
+        }
+        return number
+    }
+
+    func number(_ key: String, in range: ClosedRange<Double>, required: Bool = false) -> Double? {
+        guard let number = number(key, required: required) else { return nil }
+        guard range.contains(number) else {
+            log.add(childPath(key), "must be from \(range.lowerBound) to \(range.upperBound), not \(number)")
+            return nil
+        }
+        return number
+    }
+
+    private func number(_ key: String, required: Bool) -> Double? {
         guard let value = raw(key) else {
             if required { missing(key) }
             return nil
         }
         guard let literal = numberText(key, value), let number = Double(literal) else {
             log.add(childPath(key), "must be a number, not \(describe(key, value, number: false))")
-            return nil
-        }
-        guard number > minimumExclusive, number.isFinite else {
-            log.add(childPath(key), "must be greater than \(Int(minimumExclusive))")
             return nil
         }
         return number

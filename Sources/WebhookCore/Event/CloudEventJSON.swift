@@ -105,9 +105,12 @@ public enum CloudEventJSON {
             for (name, header) in members { if let text = header.scalarText { headers.add(name: name, value: text) } }
         }
         let time = value["time"]?.scalarText.flatMap(Timestamp.init(rfc3339:)) ?? Timestamp.now()
-        return WebhookEvent(
+        var event = WebhookEvent(
             id: try text("id"), source: try text("source"), type: try text("type"), time: time,
             dataContentType: value["datacontenttype"]?.scalarText, scheme: value["webhookscheme"]?.scalarText ?? "replay",
             keyIndex: Int(value["webhookkey"]?.scalarText ?? "0") ?? 0, data: data, requestHeaders: headers)
+        event.traceParent = value["traceparent"]?.scalarText
+        event.traceState = value["tracestate"]?.scalarText
+        return event
     }
 }

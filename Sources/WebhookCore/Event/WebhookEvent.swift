@@ -22,6 +22,11 @@ public struct WebhookEvent: Sendable {
     public var keyIndex: Int
     /// The raw request body, byte for byte.
     public var data: ByteBuffer
+    /// The CloudEvents distributed-tracing extension (`traceparent`, `tracestate`): the
+    /// bridge's request span, or the request's own `traceparent` when the bridge records no
+    /// spans; nil without a trace context.
+    public var traceParent: String?
+    public var traceState: String?
 
     /// The request's headers, for templates; not written to sinks.
     public var requestHeaders: HTTPHeaders
@@ -57,6 +62,10 @@ public struct WebhookEvent: Sendable {
         if let dataContentType { list.append(("datacontenttype", dataContentType)) }
         list.append(("webhookscheme", scheme))
         list.append(("webhookkey", String(keyIndex)))
+        if let traceParent {
+            list.append(("traceparent", traceParent))
+            if let traceState, !traceState.isEmpty { list.append(("tracestate", traceState)) }
+        }
         return list
     }
 }

@@ -1,0 +1,174 @@
+import Logging
+import NIOHTTP1
+import OTel
+import ServiceLifecycle
+import Tracing
+import W3CTraceContext
+import WebhookCore
+
+/// The trace of one request: its server span (when the bridge records spans) and the trace
+/// context its event carries (the CloudEvents distributed-tracing extension).
+///
+/// Without `tracing` and without an incoming `traceparent` it is ``none``: no span, no
+/// attribute, nothing allocated on the request path.
+struct RequestTrace: Sendable {
+    /// The request's server span; nil when the bridge records no spans.
+    let span: (any Span)?
+    /// What the event carries as `traceparent` and `tracestate`.
+    let traceParent: String?
+    let traceState: String?
+    private let tracer: (any Tracer)?
+
+    static let none = RequestTrace(span: nil, traceParent: nil, traceState: nil, tracer: nil)
+
+    fileprivate init(span: (any Span)?, traceParent: String?, traceState: String?, tracer: (any Tracer)?) {
+        self.span = span
+        self.traceParent = traceParent
+        self.traceState = traceState
+        self.tracer = tracer
+    }
+
+    /// A child span of the request's (verification, idempotency, a sink delivery).
+    func child(_ name: String, kind: SpanKind = .internal) -> (any Span)? {
+        guard let tracer, let span else { return nil }
+        return tracer.startSpan(name, context: span.context, ofKind: kind)
+    }
+
+    /// Stamps the trace context on `event`.
+    func stamp(_ event: inout WebhookEvent) {
+        event.traceParent = traceParent
+        event.traceState = traceState
+    }
+}
+
+/// Starts requests' traces: continues a W3C `traceparent` (and `tracestate`) from the
+/// request and, with `tracing` configured, records a server span per request with child
+/// spans, exported over OTLP by swift-otel.
+public final class RequestTracing: Sendable {
+    private let tracer: (any Tracer)?
+    /// The exporter's batching and its flush at shutdown; run with the bridge's services.
+    let service: (any Service)?
+
+    /// No spans; an incoming `traceparent` is still passed on to the event.
+    public static let passThrough = RequestTracing(tracer: nil, service: nil)
+
+    init(tracer: (any Tracer)?, service: (any Service)?) {
+        self.tracer = tracer
+        self.service = service
+    }
+
+    /// Builds the OTLP exporter for `config`. `OTEL_*` environment variables the exporter
+    /// knows (`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_CERTIFICATE`, …) override it.
+    public static func make(_ config: BridgeConfig.Tracing?, logger: Logger) throws -> RequestTracing {
+        guard let config else { return .passThrough }
+        var otel = OTel.Configuration.default
+        otel.serviceName = config.serviceName
+        otel.diagnosticLogger = .custom(logger)
+        otel.diagnosticLogLevel = .warning
+        otel.propagators = [.traceContext]
+        otel.logs.enabled = false
+        otel.metrics.enabled = false
+        otel.traces.enabled = true
+        otel.traces.exporter = .otlp
+        otel.traces.sampler = .parentBasedTraceIDRatio(ratio: config.sampleRatio) ?? .parentBasedAlwaysOn
+        otel.traces.otlpExporter.endpoint = config.tracesURL
+        otel.traces.otlpExporter.headers = config.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        switch config.transport {
+        case .grpc: otel.traces.otlpExporter.protocol = .grpc
+        case .httpProtobuf: otel.traces.otlpExporter.protocol = .httpProtobuf
+        case .httpJSON: otel.traces.otlpExporter.protocol = .httpJSON
+        }
+        let backend = try OTel.makeTracingBackend(configuration: otel)
+        return RequestTracing(tracer: backend.factory, service: backend.service)
+    }
+
+    /// The trace of a request to a source: ``RequestTrace/none`` unless spans are recorded or
+    /// the request carries a valid `traceparent`.
+    func start(method: HTTPMethod, path: String, source: String, headers: HTTPHeaders) -> RequestTrace {
+        guard let tracer else {
+            guard let traceParent = headers.first(name: "traceparent") else { return .none }
+            // Passed on as it came, when it is valid.
+            let traceState = headers.first(name: "tracestate")
+            guard (try? TraceContext(traceParentHeaderValue: traceParent, traceStateHeaderValue: traceState)) != nil
+            else { return .none }
+            return RequestTrace(span: nil, traceParent: traceParent, traceState: traceState, tracer: nil)
+        }
+        var context = ServiceContext.topLevel
+        tracer.extract(headers, into: &context, using: HTTPHeadersExtractor())
+        // OpenTelemetry's HTTP server span name: the method and the route.
+        let span = tracer.startSpan("\(method.rawValue) \(path)", context: context, ofKind: .server)
+        span.attributes["http.request.method"] = method.rawValue
+        span.attributes["url.path"] = path
+        span.attributes["http.route"] = path
+        span.attributes["webhook.source"] = source
+        var carrier: [String: String] = [:]
+        tracer.inject(span.context, into: &carrier, using: DictionaryInjector())
+        return RequestTrace(
+            span: span, traceParent: carrier["traceparent"], traceState: carrier["tracestate"], tracer: tracer)
+    }
+
+    /// Records a request answered without the pipeline (refused from its head, a handshake,
+    /// a method the source does not take) as one finished server span.
+    func record(
+        method: HTTPMethod, path: String, source: String, headers: HTTPHeaders, answer: BridgeAnswer, outcome: String
+    ) {
+        guard tracer != nil else { return }
+        let trace = start(method: method, path: path, source: source, headers: headers)
+        trace.span?.attributes["webhook.outcome"] = outcome
+        trace.finish(answer: answer)
+    }
+}
+
+extension RequestTrace {
+    /// Ends the server span with the answer's status (an error status for 5xx, as
+    /// OpenTelemetry's HTTP conventions say for servers).
+    func finish(answer: BridgeAnswer) {
+        guard let span else { return }
+        let status = Int(answer.status.code)
+        span.attributes["http.response.status_code"] = status
+        if status >= 500 { span.setStatus(SpanStatus(code: .error)) }
+        span.end()
+    }
+
+    /// Ends the verification span; the result (`ok` or the 401 code) goes on the request's
+    /// span too.
+    func noteVerification(_ verifySpan: (any Span)?, result: String, keyIndex: Int?) {
+        guard let span else { return }
+        span.attributes["webhook.verification"] = result
+        if let verifySpan {
+            verifySpan.attributes["webhook.verification"] = result
+            if let keyIndex { verifySpan.attributes["webhook.key"] = keyIndex }
+            verifySpan.end()
+        }
+    }
+
+    /// A sink delivery's span (a producer span: the event is handed to a queue).
+    func deliverySpan(sink: String, required: Bool) -> (any Span)? {
+        guard let span = child("webhook.deliver \(sink)", kind: .producer) else { return nil }
+        span.attributes["webhook.sink"] = sink
+        span.attributes["webhook.sink.required"] = required
+        return span
+    }
+
+    /// Ends a delivery's span with its result.
+    static func end(_ span: (any Span)?, _ result: Result<DeliveryReceipt, SinkError>) {
+        guard let span else { return }
+        switch result {
+        case .success(let receipt):
+            span.attributes["webhook.sink.result"] = "ok"
+            span.attributes["webhook.sink.position"] = receipt.position
+        case .failure(let error):
+            span.attributes["webhook.sink.result"] = error.isPermanent ? "rejected" : "failed"
+            span.setStatus(SpanStatus(code: .error, message: error.reason))
+        }
+        span.end()
+    }
+}
+
+private struct HTTPHeadersExtractor: Extractor {
+    func extract(key: String, from carrier: HTTPHeaders) -> String? { carrier.first(name: key) }
+}
+
+private struct DictionaryInjector: Injector {
+    func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
+}

@@ -1,0 +1,274 @@
+import BridgeTestSupport
+import Foundation
+import Synchronization
+import Testing
+import WebhookBridge
+import WebhookCore
+
+/// `scripts/otlp-receiver.py` as a child process: a real OTLP/HTTP and OTLP/gRPC endpoint
+/// (opentelemetry-proto's messages, grpcio's server) that prints every span it receives.
+final class OTLPReceiver: @unchecked Sendable {
+    static let python = DeployTests.root.appendingPathComponent(".build-tools/venv/bin/python").path
+    static var isInstalled: Bool {
+        guard FileManager.default.isExecutableFile(atPath: python) else { return false }
+        let check = Process()
+        check.executableURL = URL(fileURLWithPath: python)
+        check.arguments = ["-c", "import grpc, opentelemetry.proto"]
+        check.standardError = FileHandle.nullDevice
+        guard (try? check.run()) != nil else { return false }
+        check.waitUntilExit()
+        return check.terminationStatus == 0
+    }
+
+    struct ReceivedSpan: Sendable {
+        let json: JSONValue
+        var name: String { json["name"]?.scalarText ?? "" }
+        var traceID: String { json["trace_id"]?.scalarText ?? "" }
+        var spanID: String { json["span_id"]?.scalarText ?? "" }
+        var parentSpanID: String { json["parent_span_id"]?.scalarText ?? "" }
+        var kind: Int { Int(json["kind"]?.scalarText ?? "") ?? -1 }
+        var transport: String { json["transport"]?.scalarText ?? "" }
+        func attribute(_ name: String) -> String? { json["attributes"]?[name]?.scalarText }
+    }
+
+    private final class Output: Sendable {
+        let text = Mutex("")
+    }
+    private let process = Process()
+    private let output = Output()
+    let httpPort: Int
+    let grpcPort: Int
+
+    init() throws {
+        process.executableURL = URL(fileURLWithPath: Self.python)
+        process.arguments = [DeployTests.root.appendingPathComponent("scripts/otlp-receiver.py").path]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let handle = pipe.fileHandleForReading
+        // The first line names the ports; read it before the draining thread takes over.
+        var first = Data()
+        while !first.contains(0x0A) {
+            let chunk = handle.availableData
+            if chunk.isEmpty { throw ServerError("otlp-receiver.py ended: \(String(decoding: first, as: UTF8.self))") }
+            first += chunk
+        }
+        let text = String(decoding: first, as: UTF8.self)
+        let line = text.prefix { $0 != "\n" }
+        func port(_ name: String) -> Int? {
+            line.split(separator: " ").first { $0.hasPrefix(name + "=") }.flatMap { Int($0.dropFirst(name.count + 1)) }
+        }
+        guard let http = port("http"), let grpc = port("grpc") else { throw ServerError("otlp-receiver.py said: \(line)") }
+        httpPort = http
+        grpcPort = grpc
+        output.text.withLock { $0 = String(text.drop { $0 != "\n" }.dropFirst()) }
+        let output = self.output
+        Thread {
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                output.text.withLock { $0 += String(decoding: chunk, as: UTF8.self) }
+            }
+        }.start()
+    }
+
+    /// Every span received so far.
+    var spans: [ReceivedSpan] {
+        output.text.withLock { $0 }.split(separator: "\n").compactMap { line in
+            (try? JSONParser.parse(Array(line.utf8))).map(ReceivedSpan.init)
+        }
+    }
+
+    /// SIGKILL: a child of the test process inherits its blocked SIGTERM.
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { if process.isRunning { stop() } }
+}
+
+/// Request spans over OTLP and the CloudEvents distributed-tracing extension on events
+/// (SPEC section 9), checked against a real OTLP receiver, the real binary and librdkafka's
+/// mock cluster.
+@Suite("Tracing: request spans over OTLP and traceparent on events", .serialized)
+struct TracingTests {
+    static let traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+    static let callerSpanID = "00f067aa0ba902b7"
+    /// Spans are exported 50 ms after they end instead of the default 5 s.
+    static let environment = ["OTEL_BSP_SCHEDULE_DELAY": "50"]
+
+    func fileConfig(port: Int, directory: TemporaryDirectory, tracing: String?) -> String {
+        """
+        {"listen": {"host": "127.0.0.1", "port": \(port)},
+         \(tracing.map { "\"tracing\": \($0)," } ?? "")
+         "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
+         "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
+        """
+    }
+
+    func events(in directory: TemporaryDirectory) throws -> [JSONValue] {
+        guard let data = FileManager.default.contents(atPath: directory.file("events.jsonl")) else { return [] }
+        return try data.split(separator: 0x0A).map { try JSONParser.parse(Array($0)) }
+    }
+
+    @Test(
+        "OTLP/HTTP: the request's server span continues the caller's traceparent, with children for verify, idempotency and the sink; the event carries the server span",
+        .enabled(if: OTLPReceiver.isInstalled, "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)"))
+    func httpSpans() async throws {
+        let receiver = try OTLPReceiver()
+        defer { receiver.stop() }
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        let config = try writeConfig(
+            fileConfig(
+                port: port, directory: directory,
+                tracing: #"{"otlpEndpoint": "http://127.0.0.1:\#(receiver.httpPort)", "serviceName": "bridge-under-test"}"#),
+            in: directory)
+        let server = try BridgeProcess(config: config, environment: Self.environment)
+        let connection = try KeepAliveConnection(port: port)
+        let body = #"{"action": "opened"}"#
+        let traceparent = "00-\(Self.traceID)-\(Self.callerSpanID)-01"
+        let accepted = try connection.post(
+            "/gh", headers: githubHeaders(body, delivery: "d-1") + [("traceparent", traceparent), ("tracestate", "vendor=abc")],
+            body: body)
+        #expect(accepted.status == 200)
+        // Refused from its head (no signature): a span of its own, with the 401.
+        #expect(try connection.post("/gh", headers: [("Content-Type", "application/json")], body: body).status == 401)
+
+        #expect(await eventually { receiver.spans.count >= 5 }, "\(receiver.spans.map(\.json))")
+        let spans = receiver.spans
+        let servers = spans.filter { $0.kind == 2 }  // SPAN_KIND_SERVER
+        let request = try #require(servers.first { $0.traceID == Self.traceID }, "\(spans.map(\.json))")
+        #expect(request.name == "POST /gh")
+        #expect(request.parentSpanID == Self.callerSpanID)
+        #expect(request.transport == "http/protobuf")
+        #expect(request.json["service_name"]?.scalarText == "bridge-under-test")
+        #expect(request.attribute("http.request.method") == "POST")
+        #expect(request.attribute("url.path") == "/gh")
+        #expect(request.attribute("http.response.status_code") == "200")
+        #expect(request.attribute("webhook.source") == "gh")
+        #expect(request.attribute("webhook.id") == "d-1")
+        #expect(request.attribute("webhook.verification") == "ok")
+        #expect(request.attribute("webhook.outcome") == "accepted")
+
+        let children = spans.filter { $0.parentSpanID == request.spanID }
+        #expect(Set(children.map(\.name)) == ["webhook.verify", "webhook.idempotency", "webhook.deliver archive"])
+        #expect(children.allSatisfy { $0.traceID == Self.traceID })
+        #expect(children.first { $0.name == "webhook.deliver archive" }?.attribute("webhook.sink.result") == "ok")
+        #expect(children.first { $0.name == "webhook.idempotency" }?.attribute("webhook.idempotency") == "new")
+
+        let refused = try #require(servers.first { $0.attribute("http.response.status_code") == "401" })
+        #expect(refused.traceID != Self.traceID)
+        #expect(refused.attribute("webhook.outcome") == "signature_missing")
+
+        // The event names the bridge's request span as its parent, and keeps the tracestate.
+        let event = try #require(try events(in: directory).first)
+        #expect(event["traceparent"]?.scalarText == "00-\(Self.traceID)-\(request.spanID)-01")
+        #expect(event["tracestate"]?.scalarText == "vendor=abc")
+        #expect(server.terminate() == 0)
+    }
+
+    @Test(
+        "OTLP/gRPC into a Kafka sink: a request without traceparent starts a trace, and the Kafka message's ce_traceparent names its span",
+        .enabled(if: OTLPReceiver.isInstalled, "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)"))
+    func grpcSpansAndKafkaHeaders() async throws {
+        let receiver = try OTLPReceiver()
+        defer { receiver.stop() }
+        let cluster = try MockKafkaCluster()
+        cluster.createTopic("webhooks")
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        // Port 4317 means gRPC by default; any other port needs "protocol": "grpc".
+        let config = try writeConfig(
+            """
+            {"listen": {"host": "127.0.0.1", "port": \(port)},
+             "tracing": {"otlpEndpoint": "http://127.0.0.1:\(receiver.grpcPort)", "protocol": "grpc"},
+             "sinks": {"bus": {"type": "kafka", "brokers": "\(cluster.bootstraps)", "topic": "webhooks"}},
+             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["bus"]}}}
+            """, in: directory)
+        let server = try BridgeProcess(config: config, environment: Self.environment)
+        let connection = try KeepAliveConnection(port: port)
+        let body = #"{"action": "closed"}"#
+        #expect(try connection.post("/gh", headers: githubHeaders(body, delivery: "k-1"), body: body).status == 200)
+
+        #expect(await eventually { receiver.spans.contains { $0.kind == 2 } }, "\(receiver.spans.map(\.json))")
+        let request = try #require(receiver.spans.first { $0.kind == 2 })
+        #expect(request.transport == "grpc")
+        #expect(request.parentSpanID.isEmpty)
+        #expect(request.json["service_name"]?.scalarText == "webhook-bridge")
+        let messages = await consume(bootstraps: cluster.bootstraps, topic: "webhooks", count: 1, timeout: 10)
+        let message = try #require(messages.first)
+        #expect(message.header("ce_traceparent") == "00-\(request.traceID)-\(request.spanID)-01")
+        #expect(message.header("ce_tracestate") == nil)
+        #expect(await eventually { receiver.spans.contains { $0.name == "webhook.deliver bus" } })
+        let delivery = try #require(receiver.spans.first { $0.name == "webhook.deliver bus" })
+        #expect(delivery.parentSpanID == request.spanID)
+        #expect(delivery.kind == 4)  // SPAN_KIND_PRODUCER
+        #expect(server.terminate() == 0)
+    }
+
+    @Test("without tracing: a valid incoming traceparent is passed on to the event as it came, an invalid one or none adds nothing")
+    func passThrough() async throws {
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
+            """
+        try await RunningBridge.with(config: config) { bridge in
+            let traceparent = "00-\(Self.traceID)-\(Self.callerSpanID)-01"
+            let cases: [(id: String, trace: [(String, String)])] = [
+                ("with", [("traceparent", traceparent), ("tracestate", "a=1,b=2")]),
+                ("invalid", [("traceparent", "00-\(Self.traceID)-0000000000000000-01")]),
+                ("none", []),
+            ]
+            for (id, trace) in cases {
+                let body = #"{"case": "\#(id)"}"#
+                let answer = try await bridge.post("/gh", headers: githubHeaders(body, delivery: id) + trace, body: body)
+                #expect(answer.status == .ok)
+            }
+            let events = try bridge.lines("events.jsonl")
+            let byID = Dictionary(uniqueKeysWithValues: events.map { ($0["id"]?.scalarText ?? "", $0) })
+            #expect(byID["with"]?["traceparent"]?.scalarText == traceparent)
+            #expect(byID["with"]?["tracestate"]?.scalarText == "a=1,b=2")
+            #expect(byID["invalid"]?["traceparent"] == nil)
+            #expect(byID["none"]?["traceparent"] == nil)
+            #expect(byID["none"]?["tracestate"] == nil)
+        }
+    }
+
+    @Test("config: tracing's endpoint, protocol and sampleRatio are checked, each problem with its JSON path")
+    func configProblems() throws {
+        let config = """
+            {"tracing": {"otlpEndpoint": "collector:4318", "protocol": "thrift", "sampleRatio": 2, "exporter": "x"},
+             "sinks": {"archive": {"type": "file", "path": "/tmp/x.jsonl"}},
+             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["s"]}, "sinks": ["archive"]}}}
+            """
+        let error = #expect(throws: ConfigError.self) { try ConfigLoader.load(Array(config.utf8), environment: [:]) }
+        let text = error.map { "\($0)" } ?? ""
+        #expect(text.contains("tracing.otlpEndpoint"), "\(text)")
+        #expect(text.contains("tracing.protocol"), "\(text)")
+        #expect(text.contains("tracing.sampleRatio"), "\(text)")
+        #expect(text.contains("tracing.exporter"), "\(text)")
+
+        func tracing(_ json: String) throws -> BridgeConfig.Tracing? {
+            let text = """
+                {"tracing": \(json), "sinks": {"archive": {"type": "file", "path": "/tmp/x.jsonl"}},
+                 "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["s"]}, "sinks": ["archive"]}}}
+                """
+            return try ConfigLoader.load(Array(text.utf8), environment: [:]).tracing
+        }
+        let grpc = try #require(try tracing(#"{"otlpEndpoint": "http://collector:4317"}"#))
+        #expect(grpc.transport == .grpc)
+        #expect(grpc.tracesURL == "http://collector:4317")
+        let http = try #require(try tracing(#"{"otlpEndpoint": "https://otlp.example.com/", "sampleRatio": 0.25}"#))
+        #expect(http.transport == .httpProtobuf)
+        #expect(http.tracesURL == "https://otlp.example.com/v1/traces")
+        #expect(http.sampleRatio == 0.25)
+        let full = try #require(try tracing(#"{"otlpEndpoint": "http://c:4318/v1/traces", "protocol": "http/json"}"#))
+        #expect(full.tracesURL == "http://c:4318/v1/traces")
+        #expect(full.transport == .httpJSON)
+    }
+}
