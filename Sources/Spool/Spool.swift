@@ -234,6 +234,7 @@ public final class Spool: Sendable {
             throw Failure(description: "\(error)", isFull: false)
         }
         recordBytes()
+        backlogGauges[sink]?.record(backlogBytes(for: sink))
         signals[sink]?.signal()
     }
 

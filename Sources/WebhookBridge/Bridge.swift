@@ -86,6 +86,9 @@ public struct Bridge: Sendable {
     /// The running sink called `name`, for tests that inject faults into it.
     @_spi(Testing) public func sink(named name: String) -> (any EventSink)? { sinks.first { $0.name == name } }
 
+    /// The spool's backlog for `sink`, in bytes (nil without a spool).
+    @_spi(Testing) public func spoolBacklog(for sink: String) -> Int? { spool?.backlogBytes(for: sink) }
+
     /// Runs until SIGTERM or SIGINT (or the surrounding task is cancelled), then stops
     /// gracefully: ingress first, sinks last.
     public func run(handleSignals: Bool = true, reloader: ConfigReloader? = nil) async throws {

@@ -2,7 +2,7 @@ import BridgeTestSupport
 import CoreMetrics
 import MetricsTestKit
 import Testing
-import WebhookBridge
+@_spi(Testing) import WebhookBridge
 import WebhookCore
 
 /// One test metrics backend for the whole test process (the metrics system is global).
@@ -55,5 +55,28 @@ struct MetricsTests {
         #expect(delivered.totalValue == 4)
         let latency = try metrics.expectTimer("webhook.sink.latency.seconds", [("sink.name", "metered")])
         #expect(latency.values.count == 4)
+    }
+
+    @Test("a sink's spool backlog gauge grows as events are spooled, not only as the forwarder advances")
+    func backlogGrowsDuringOutage() async throws {
+        let metrics = SharedTestMetrics.instance
+        let nobody = try RedisServer.freePort()  // nothing listens there: every delivery fails
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "limits": {"ackTimeoutMs": 1000},
+             "spool": {"directory": "{dir}/spool"},
+             "sinks": {"outage": {"type": "redis", "url": "redis://127.0.0.1:\(nobody)/0", "stream": "s"}},
+             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["outage"]}}}
+            """
+        try await RunningBridge.with(config: config) { bridge in
+            for index in 0..<3 {
+                let body = #"{"n": \#(index)}"#
+                let answer = try await bridge.post("/gh", headers: githubHeaders(body, delivery: "b-\(index)"), body: body)
+                #expect(answer.status == .accepted)
+            }
+            let gauge = try metrics.expectGauge("webhook.spool.backlog_bytes", [("sink.name", "outage")])
+            #expect((gauge.lastValue ?? 0) > 0, "\(gauge.values)")
+            #expect(Int(gauge.lastValue ?? 0) == bridge.bridge.spoolBacklog(for: "outage"))
+        }
     }
 }
