@@ -52,13 +52,14 @@ public final class KafkaSink: EventSink {
         return configuration
     }
 
-    /// Checks the configuration with librdkafka, offline; returns `property: reason` lines.
-    public static func validate(brokers: String, properties: [String: String], ackTimeoutMs: Int) -> String? {
+    /// Checks the configuration with librdkafka, offline; the problem's path is relative to
+    /// the sink (`properties.NAME`).
+    public static func validate(brokers: String, properties: [String: String], ackTimeoutMs: Int) -> ConfigProblem? {
         do {
             try KafkaProducer.validate(configuration(brokers: brokers, properties: properties, ackTimeoutMs: ackTimeoutMs))
             return nil
         } catch {
-            return error.property.map { "properties.\($0): \(error.reason)" } ?? "properties: \(error.reason)"
+            return ConfigProblem(path: error.property.map { "properties.\($0)" } ?? "properties", message: error.reason)
         }
     }
 

@@ -1,3 +1,4 @@
+import WebhookCore
 import Dispatch
 import Logging
 import ServiceLifecycle

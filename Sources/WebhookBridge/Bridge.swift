@@ -29,7 +29,7 @@ public struct Bridge: Sendable {
     public static func start(config: BridgeConfig, logger: Logger, metrics: PrometheusCollectorRegistry? = nil) async throws
         -> Bridge
     {
-        if let problem = sinkProblems(config).first { throw BridgeSetupError(problem) }
+        if let problem = sinkProblems(config).first { throw BridgeSetupError("\(problem)") }
         let redis = RedisClients(timeoutMilliseconds: config.limits.ackTimeoutMs, logger: logger)
         var sinks: [String: any EventSink] = [:]
         for sink in config.sinks.values.sorted(by: { $0.name < $1.name }) {
@@ -128,25 +128,20 @@ public struct Bridge: Sendable {
         }
     }
 
-    /// Sink settings that validate as JSON but that the sink's library refuses (librdkafka's
-    /// properties), as `json.path: reason`; checked offline, without connecting.
-    public static func sinkProblems(_ config: BridgeConfig) -> [String] {
-        var problems: [String] = []
-        for sink in config.sinks.values.sorted(by: { $0.name < $1.name }) {
-            if case .kafka(let brokers, _, _, let properties) = sink.kind,
-                let problem = KafkaSink.validate(
-                    brokers: brokers, properties: properties, ackTimeoutMs: config.limits.ackTimeoutMs)
-            {
-                problems.append("sinks.\(sink.name).\(problem)")
-            }
-            if case .redis(let url, _, _) = sink.kind {
-                do { _ = try RedisEndpoint(url: url) } catch { problems.append("sinks.\(sink.name).url: \(error)") }
-            }
+    /// What only the sink libraries can judge (librdkafka's properties), checked offline,
+    /// without connecting; ``ConfigLoader`` runs it with every other check.
+    public static let sinkChecks: SinkChecks = { sink, limits in
+        guard case .kafka(let brokers, _, _, let properties) = sink.kind,
+            let problem = KafkaSink.validate(brokers: brokers, properties: properties, ackTimeoutMs: limits.ackTimeoutMs)
+        else { return [] }
+        return [problem]
+    }
+
+    /// ``sinkChecks`` over a config loaded without them, with paths from the document's root.
+    static func sinkProblems(_ config: BridgeConfig) -> [ConfigProblem] {
+        config.sinks.values.sorted(by: { $0.name < $1.name }).flatMap { sink in
+            sinkChecks(sink, config.limits).map { ConfigProblem(path: "sinks.\(sink.name).\($0.path)", message: $0.message) }
         }
-        if case .redis(let url) = config.idempotency.store {
-            do { _ = try RedisEndpoint(url: url) } catch { problems.append("idempotency.url: \(error)") }
-        }
-        return problems
     }
 
 }

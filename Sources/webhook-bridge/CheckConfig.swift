@@ -19,10 +19,6 @@ struct CheckConfig: ParsableCommand {
         for path in paths {
             do throws(ConfigFileError) {
                 let config = try loadConfig(path: path)
-                let sinkProblems = Bridge.sinkProblems(config)
-                if !sinkProblems.isEmpty {
-                    throw ConfigFileError(path: path, problems: sinkProblems.map(ConfigProblem.init(line:)))
-                }
                 print("\(path): valid")
                 for warning in config.warnings { printError("\(path): \(warning.path): warning: \(warning.message)") }
                 for source in config.sortedSources {

@@ -165,8 +165,8 @@ struct KafkaSinkTests {
             "\(error)".contains("properties.linger.ms:")
         }
         #expect(
-            KafkaSink.validate(brokers: "x:9092", properties: ["no.such.property": "1"], ackTimeoutMs: 5000)?.hasPrefix(
-                "properties.no.such.property:") == true)
+            KafkaSink.validate(brokers: "x:9092", properties: ["no.such.property": "1"], ackTimeoutMs: 5000)?.path
+                == "properties.no.such.property")
         #expect(KafkaSink.validate(brokers: "x:9092", properties: ["compression.type": "lz4"], ackTimeoutMs: 5000) == nil)
     }
 

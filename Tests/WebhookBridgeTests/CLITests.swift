@@ -33,6 +33,30 @@ struct CLITests {
             ])
     }
 
+    @Test("one check-config run lists the structural problems and those only the sink libraries judge (librdkafka's properties, Redis URLs)")
+    func checkConfigOneRun() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let path = directory.file("bad.json")
+        try Data(
+            #"""
+            {"idempotency": {"store": "redis", "url": "redis://cache:notaport"},
+             "sinks": {"bus": {"type": "kafka", "brokers": "k:9092", "topic": "t", "properties": {"linger.ms": "soon"}},
+                       "jobs": {"type": "redis", "url": "http://cache:6379", "stream": "s"}},
+             "sources": {"s": {"path": "/s", "verify": {"scheme": "github"}, "sinks": ["bus", "jobs"]}}}
+            """#.utf8
+        )
+        .write(to: URL(fileURLWithPath: path))
+        let result = try CLI.run(["check-config", path])
+        #expect(result.status == 1)
+        let paths = result.stderr.split(separator: "\n").map { line in
+            line.dropFirst(path.count + 2).prefix { $0 != ":" }
+        }
+        #expect(
+            Set(paths) == ["idempotency.url", "sinks.bus.properties.linger.ms", "sinks.jobs.url", "sources.s.verify.secrets"],
+            "\(result.stderr)")
+    }
+
     @Test("serve answers what send signs, and stops with exit 0 on SIGTERM")
     func serveAndSend() throws {
         let directory = TemporaryDirectory()

@@ -1,3 +1,4 @@
+import WebhookCore
 import CHiredis
 
 #if canImport(Glibc)

@@ -1,5 +1,8 @@
 import Foundation
 
+/// A sink library's own checks of one sink's settings (see ``ConfigLoader/load(_:environment:sinkChecks:)``).
+public typealias SinkChecks = @Sendable (_ sink: SinkConfig, _ limits: BridgeConfig.Limits) -> [ConfigProblem]
+
 /// Reads and validates a config file (SPEC section 3). `serve`, `check-config` and reload all
 /// go through here, so they agree on what is valid.
 public enum ConfigLoader {
@@ -7,7 +10,13 @@ public enum ConfigLoader {
     public static let reservedPaths: Set<String> = ["/healthz", "/readyz", "/metrics"]
 
     /// Parses and validates `bytes`, substituting `${NAME}` from `environment`.
-    public static func load(_ bytes: [UInt8], environment: [String: String]) throws(ConfigError) -> BridgeConfig {
+    ///
+    /// - Parameter sinkChecks: what only a sink's library can judge (librdkafka's
+    ///   `properties`), run on every sink that parsed in the same pass as everything else,
+    ///   so one run reports every problem. Its paths are relative to the sink.
+    public static func load(
+        _ bytes: [UInt8], environment: [String: String], sinkChecks: SinkChecks? = nil
+    ) throws(ConfigError) -> BridgeConfig {
         let document: JSONValue
         do {
             document = try JSONParser.parse(bytes)
@@ -21,7 +30,15 @@ public enum ConfigLoader {
         }
         let log = ProblemLog()
         let substituted = EnvironmentSubstitution.apply(to: document, path: "", environment: environment, log: log)
-        if var config = read(substituted, log: log), log.problems.isEmpty {
+        let config = read(substituted, log: log)
+        if let config, let sinkChecks {
+            for sink in config.sinks.values.sorted(by: { $0.name < $1.name }) {
+                for problem in sinkChecks(sink, config.limits) {
+                    log.add(joinPath("sinks.\(sink.name)", problem.path), problem.message)
+                }
+            }
+        }
+        if var config, log.problems.isEmpty {
             config.warnings = log.warnings
             return config
         }
@@ -233,11 +250,13 @@ public enum ConfigLoader {
     }
 
     static func checkRedisURL(_ url: String, path: String, log: ProblemLog) -> Bool {
-        guard url.hasPrefix("redis://") || url.hasPrefix("rediss://") || url.hasPrefix("unix://") else {
-            log.add(path, "must be a redis://host:port/db URL")
+        do {
+            _ = try RedisEndpoint(url: url)
+            return true
+        } catch {
+            log.add(path, "\(error)")
             return false
         }
-        return true
     }
 
     // MARK: - Sources

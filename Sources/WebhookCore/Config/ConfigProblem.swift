@@ -11,15 +11,6 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
         self.message = message
     }
 
-    /// From a `json.path: what is wrong` line.
-    public init(line: String) {
-        if let separator = line.range(of: ": ") {
-            self.init(path: String(line[..<separator.lowerBound]), message: String(line[separator.upperBound...]))
-        } else {
-            self.init(path: "", message: line)
-        }
-    }
-
     public var description: String { "\(path.isEmpty ? "$" : path): \(message)" }
 }
 
