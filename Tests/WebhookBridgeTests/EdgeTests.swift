@@ -238,4 +238,29 @@ struct EdgeTests {
             #expect(try bridge.lines("events.jsonl").isEmpty)
         }
     }
+
+    @Test("a reload between a request's head and its body does not change the source it is checked against")
+    func reloadMidRequest() async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            let body = #"{"n": "mid-reload"}"#
+            let connection = try KeepAliveConnection(port: bridge.port)
+            var head = "POST /gh HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\nExpect: 100-continue\r\n"
+            for (name, value) in githubHeaders(body, delivery: "r-1") { head += "\(name): \(value)\r\n" }
+            try connection.sendRaw(head + "\r\n")
+            // 100 Continue: the head has been routed and admitted. Now a reload drops /gh.
+            #expect(try await offThePool { try connection.readAnswer() }.status == 100)
+            let reloaded = Self.config.replacingOccurrences(
+                of: #""gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]},"#,
+                with: "")
+            #expect(reloaded != Self.config)
+            try bridge.bridge.processor.reload(
+                ConfigLoader.load(Array(reloaded.replacingOccurrences(of: "{dir}", with: bridge.directory.path).utf8), environment: [:]))
+            try connection.sendRaw(body)
+            let answer = try await offThePool { try connection.readAnswer() }
+            #expect(answer.status == 200, "\(answer)")
+            #expect(try bridge.lines("events.jsonl").count == 1)
+            // A new request to /gh finds no source.
+            #expect(try await bridge.post("/gh", headers: githubHeaders(body, delivery: "r-2"), body: body).status == .notFound)
+        }
+    }
 }

@@ -14,7 +14,7 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
         /// Between requests.
         case idle
         /// Reading the body of a POST to a source.
-        case receiving(head: HTTPRequestHead, path: String, body: ByteBuffer)
+        case receiving(head: HTTPRequestHead, source: WebhookProcessor.Source, body: ByteBuffer)
         /// The answer is known before the body ends (404, 405, health); drop the body.
         case answerAtEnd(head: HTTPRequestHead, BridgeAnswer)
         /// The processor is working on the request.
@@ -168,7 +168,7 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 break
             }
         case .body(var chunk):
-            guard case .receiving(let head, let path, var body) = state else { return }
+            guard case .receiving(let head, let source, var body) = state else { return }
             let needed = body.readableBytes + chunk.readableBytes
             guard needed <= maxBodyBytes else {
                 releaseBody()
@@ -187,13 +187,13 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             state = .processing  // drop our reference so the append below does not copy
             body.writeBuffer(&chunk)
-            state = .receiving(head: head, path: path, body: body)
+            state = .receiving(head: head, source: source, body: body)
         case .end:
             setDeadline(nil, context: context)
             switch state {
-            case .receiving(let head, let path, let body):
+            case .receiving(let head, let source, let body):
                 state = .processing
-                process(head: head, path: path, body: body, context: context)
+                process(head: head, source: source, body: body, context: context)
             case .answerAtEnd(let head, let answer):
                 state = .idle
                 write(answer, for: head, context: context)
@@ -209,15 +209,15 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
             write(.error(.requestHeaderFieldsTooLarge, "too_many_headers"), for: head, context: context, forceClose: true)
             return
         }
-        if processor.hasSource(atPath: path) {
+        if let source = processor.source(atPath: path) {
             guard head.method == .POST else {
                 let answer = processor.answerOtherMethod(
-                    path: path, method: head.method, uri: head.uri, peer: context.channel.remoteAddress?.ipAddress,
+                    source, method: head.method, uri: head.uri, peer: context.channel.remoteAddress?.ipAddress,
                     headers: head.headers)
                 refuse(answer, head: head, context: context)
                 return
             }
-            if let refusal = processor.admit(path: path, peer: context.channel.remoteAddress?.ipAddress, headers: head.headers) {
+            if let refusal = processor.admit(source, peer: context.channel.remoteAddress?.ipAddress, headers: head.headers) {
                 refuse(refusal, head: head, context: context)
                 return
             }
@@ -230,7 +230,7 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
                 reject(context: context, head: head)
                 return
             }
-            if let refusal = processor.refuseUnsigned(path: path, uri: head.uri, headers: head.headers) {
+            if let refusal = processor.refuseUnsigned(source, uri: head.uri, headers: head.headers) {
                 refuse(refusal, head: head, context: context)
                 return
             }
@@ -243,7 +243,7 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             reservedBytes = declaredBytes
             let capacity = declared ?? 4096
-            state = .receiving(head: head, path: path, body: context.channel.allocator.buffer(capacity: capacity))
+            state = .receiving(head: head, source: source, body: context.channel.allocator.buffer(capacity: capacity))
             return
         }
         let answer: BridgeAnswer
@@ -296,14 +296,16 @@ final class HTTPIngressHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// ``EventLoopTaskExecutor``); made with the first request.
     private var executor: EventLoopTaskExecutor?
 
-    private func process(head: HTTPRequestHead, path: String, body: ByteBuffer, context: ChannelHandlerContext) {
+    private func process(
+        head: HTTPRequestHead, source: WebhookProcessor.Source, body: ByteBuffer, context: ChannelHandlerContext
+    ) {
         let processor = self.processor
         inFlight.begin()
         let executor = self.executor ?? EventLoopTaskExecutor(context.eventLoop)
         self.executor = executor
         let connection = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         Task(executorPreference: executor) {
-            let answer = await processor.handle(path: path, uri: head.uri, headers: head.headers, body: body, on: executor)
+            let answer = await processor.handle(source, uri: head.uri, headers: head.headers, body: body, on: executor)
             // The task prefers the connection's loop, so this is normally already on it.
             let eventLoop = connection.eventLoop
             if eventLoop.inEventLoop {

@@ -10,7 +10,9 @@ import WebhookCore
 /// The pipeline behind every source path: verify -> idempotency -> route -> sinks -> answer
 /// (SPEC sections 4 to 6). It knows nothing of sockets; the ingress hands it a complete request.
 public final class WebhookProcessor: Sendable {
-    /// A source with what the pipeline precomputes for it.
+    /// A source with what the pipeline precomputes for it. The ingress resolves it once from
+    /// a request's head (``source(atPath:)``) and keeps it to the answer, so a reload between
+    /// the head and the body does not change what the request is checked against.
     struct Source: Sendable {
         let config: SourceConfig
         /// A sink template reads the body (`{json:/pointer}`), so parse it for the event.
@@ -110,10 +112,13 @@ public final class WebhookProcessor: Sendable {
         sourcesByPath.withLock { $0 = sources }
     }
 
-    /// The answer refusing a request to `path` from `peer` (403 not allowed, 429 rate
+    /// The source serving `path`, as configured now.
+    func source(atPath path: String) -> Source? { sourcesByPath.withLock { $0[path] } }
+
+    /// The answer refusing a request to `source` from `peer` (403 not allowed, 429 rate
     /// limited), or nil to go on; decided from the head alone.
-    public func admit(method: HTTPMethod = .POST, path: String, peer: String?, headers: HTTPHeaders) -> BridgeAnswer? {
-        guard let source = sourcesByPath.withLock({ $0[path] }) else { return nil }
+    func admit(_ source: Source, method: HTTPMethod = .POST, peer: String?, headers: HTTPHeaders) -> BridgeAnswer? {
+        let path = source.config.path
         let client = Admission.clientAddress(peer: peer, headers: headers, trustedProxies: trustedProxies)
         guard let refusal = source.admission.check(client: client) else { return nil }
         source.metrics.requests[refusal.status.code].increment()
@@ -133,10 +138,9 @@ public final class WebhookProcessor: Sendable {
     /// 401 `signature_missing` when the request carries none of its scheme's signature
     /// headers, else nil; decided from the head, so an unsigned body is never buffered
     /// (SPEC section 8).
-    public func refuseUnsigned(path: String, uri: String, headers: HTTPHeaders) -> BridgeAnswer? {
-        guard let source = sourcesByPath.withLock({ $0[path] }),
-            let missing = source.config.scheme.refusalFromHead(uri: uri, headers: headers)
-        else { return nil }
+    func refuseUnsigned(_ source: Source, uri: String, headers: HTTPHeaders) -> BridgeAnswer? {
+        guard let missing = source.config.scheme.refusalFromHead(uri: uri, headers: headers) else { return nil }
+        let path = source.config.path
         let logger = RequestLogger(
             logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
         logger.info("webhook rejected", metadata: ["webhook.reason": "\(missing.code)", "webhook.detail": "\(missing.detail)"])
@@ -151,11 +155,11 @@ public final class WebhookProcessor: Sendable {
     /// The answer to a request with another method than POST on a source path: its scheme's
     /// handshake (GET, HEAD, OPTIONS) after the source's `allow` and `rateLimit`, else 405
     /// with an `Allow` of POST and the methods the scheme answers.
-    public func answerOtherMethod(
-        path: String, method: HTTPMethod, uri: String, peer: String?, headers: HTTPHeaders
+    func answerOtherMethod(
+        _ source: Source, method: HTTPMethod, uri: String, peer: String?, headers: HTTPHeaders
     ) -> BridgeAnswer {
-        guard let source = sourcesByPath.withLock({ $0[path] }) else { return .notFound }
-        if let refusal = admit(method: method, path: path, peer: peer, headers: headers) { return refusal }
+        let path = source.config.path
+        if let refusal = admit(source, method: method, peer: peer, headers: headers) { return refusal }
         let scheme = source.config.scheme
         let answer: BridgeAnswer
         if scheme.handshakeMethods.contains(method) {
@@ -184,9 +188,6 @@ public final class WebhookProcessor: Sendable {
         return answer
     }
 
-    /// True when `path` belongs to a source.
-    public func hasSource(atPath path: String) -> Bool { sourcesByPath.withLock { $0[path] != nil } }
-
     /// True while every sink that can decide an answer is ready (`/readyz`).
     public var requiredSinksReady: Bool {
         store.isReady && sinks.values.allSatisfy { !requiredSinks.contains($0.name) || $0.isReady }
@@ -195,21 +196,21 @@ public final class WebhookProcessor: Sendable {
     /// Handles one POST to a source path; counts `webhook.requests` by source and status.
     /// Deliveries run on `executor`: the ingress passes the connection's event loop.
     public func handle(path: String, uri: String, headers: HTTPHeaders, body: ByteBuffer) async -> BridgeAnswer {
-        await handle(path: path, uri: uri, headers: headers, body: body, on: .shared)
+        guard let source = source(atPath: path) else { return .notFound }
+        return await handle(source, uri: uri, headers: headers, body: body, on: .shared)
     }
 
     func handle(
-        path: String, uri: String, headers: HTTPHeaders, body: ByteBuffer, on executor: EventLoopTaskExecutor
+        _ source: Source, uri: String, headers: HTTPHeaders, body: ByteBuffer, on executor: EventLoopTaskExecutor
     ) async -> BridgeAnswer {
-        guard let source = sourcesByPath.withLock({ $0[path] }) else { return .notFound }
-        let trace = tracing.start(method: .POST, path: path, source: source.config.name, headers: headers)
-        let answer = await handle(source, uri: uri, headers: headers, body: body, on: executor, trace: trace)
+        let trace = tracing.start(method: .POST, path: source.config.path, source: source.config.name, headers: headers)
+        let answer = await process(source, uri: uri, headers: headers, body: body, on: executor, trace: trace)
         source.metrics.requests[answer.status.code].increment()
         trace.finish(answer: answer)
         return answer
     }
 
-    private func handle(
+    private func process(
         _ source: Source, uri: String, headers: HTTPHeaders, body: ByteBuffer, on executor: EventLoopTaskExecutor,
         trace: RequestTrace
     ) async -> BridgeAnswer {
