@@ -33,10 +33,20 @@ struct WebhookBridgeCommand: AsyncParsableCommand {
             if exitCode(for: error) == .success { exit(withError: error) }
             let message = fullMessage(for: error)
             if !message.isEmpty { printError(message) }
-            Glibc.exit(1)
+            systemExit(1)
         }
     }
 }
+
+// The C functions by module name: inside types the names `exit` and `write` are
+// ArgumentParser's and TextOutputStream's.
+#if canImport(Glibc)
+    private let systemExit = Glibc.exit
+    private let systemWrite = Glibc.write
+#elseif canImport(Darwin)
+    private let systemExit = Darwin.exit
+    private let systemWrite = Darwin.write
+#endif
 
 /// Prints one line to standard error.
 func printError(_ line: String) {
@@ -50,7 +60,7 @@ struct StandardError: TextOutputStream {
         text.withUTF8 { bytes in
             var offset = 0
             while offset < bytes.count {
-                let written = Glibc.write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                let written = systemWrite(2, bytes.baseAddress! + offset, bytes.count - offset)
                 if written <= 0 { return }
                 offset += written
             }

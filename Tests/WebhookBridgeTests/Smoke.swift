@@ -1,2 +1,0 @@
-import BridgeTestSupport
-import Testing
