@@ -46,9 +46,14 @@ struct Serve: AsyncParsableCommand {
                 }
             }
             try await bridge.run(reloader: reloader)
+            StandardErrorLog.shared.flush()
         } catch let error as BridgeSetupError {
+            StandardErrorLog.shared.flush()
             printError("webhook-bridge: \(path): \(error)")
             throw ExitCode(1)
+        } catch {
+            StandardErrorLog.shared.flush()
+            throw error
         }
     }
 }

@@ -1,6 +1,5 @@
 import Logging
 import WebhookCore
-import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -20,25 +19,11 @@ public struct EscapingLogHandler: LogHandler {
     private let label: String
     private let write: @Sendable (String) -> Void
 
-    /// Writes to standard error, one line per `write(2)` (serialized, so lines never interleave).
+    /// Writes to standard error through ``StandardErrorLog/shared``: off the caller's thread,
+    /// whole lines in order.
     public static func standardError(label: String) -> EscapingLogHandler {
-        EscapingLogHandler(label: label) { line in
-            var line = line
-            standardErrorLock.withLock { _ in
-                line.withUTF8 { bytes in
-                    var offset = 0
-                    while offset < bytes.count {
-                        let written = systemWrite(2, bytes.baseAddress! + offset, bytes.count - offset)
-                        if written < 0 && errno == EINTR { continue }
-                        if written <= 0 { return }
-                        offset += written
-                    }
-                }
-            }
-        }
+        EscapingLogHandler(label: label) { StandardErrorLog.shared.write($0) }
     }
-
-    private static let standardErrorLock = Mutex(())
 
     /// Hands each formatted line (newline included) to `write`.
     public init(label: String, write: @escaping @Sendable (String) -> Void) {
@@ -129,9 +114,3 @@ public struct EscapingLogHandler: LogHandler {
         return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
-
-#if canImport(Glibc)
-    private let systemWrite = Glibc.write
-#elseif canImport(Darwin)
-    private let systemWrite = Darwin.write
-#endif
