@@ -29,7 +29,7 @@ public final class FileSink: EventSink {
         CloudEventJSON.appendLine(event, to: &line)
         let path = pathTemplate.render(event, sanitizer: .pathComponent)
         let offset = try await appender.append(line, to: path)
-        return DeliveryReceipt(sink: name, position: "\(path):\(offset)")
+        return DeliveryReceipt(sink: name, place: path, offset: .byte(Int64(offset)))
     }
 
     /// Waits for shutdown, then lets the running flush finish and closes the files.

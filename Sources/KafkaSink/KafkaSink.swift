@@ -108,7 +108,8 @@ public final class KafkaSink: EventSink {
         do {
             let delivery = try await producer.send(
                 topic: topicName, key: Array(key.render(event, sanitizer: .verbatim).utf8), value: event.data, headers: headers)
-            return DeliveryReceipt(sink: name, position: "\(topicName)/\(delivery.partition)@\(delivery.offset)")
+            return DeliveryReceipt(
+                sink: name, place: topicName, offset: .partition(delivery.partition, offset: delivery.offset))
         } catch let failure as KafkaProducer.Failure {
             let reason = "\(topicName): \(failure.description)"
             throw Self.isPermanent(failure.code)

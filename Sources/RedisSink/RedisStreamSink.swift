@@ -41,7 +41,7 @@ public final class RedisStreamSink: EventSink {
         }
         switch reply {
         case .string, .status:
-            return DeliveryReceipt(sink: name, position: "\(key)/\(reply.text ?? "")")
+            return DeliveryReceipt(sink: name, place: key, offset: .entry(reply.text ?? ""))
         case .error(let message) where Self.isPermanent(message):
             throw SinkError.rejected(sink: name, reason: "\(key): \(message)")
         case .error(let message):

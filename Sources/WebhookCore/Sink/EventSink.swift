@@ -14,15 +14,36 @@ public protocol EventSink: Service {
     var isReady: Bool { get }
 }
 
-/// Where an event ended up.
+/// Where an event ended up. Kept as parts and formatted only when read (a span's
+/// attribute, a log line): most receipts are never looked at.
 public struct DeliveryReceipt: Sendable, Equatable {
-    public let sink: String
-    /// Sink-specific position: a file path and offset, a Kafka partition and offset, a stream id.
-    public let position: String
+    public enum Offset: Sendable, Equatable {
+        /// A file's byte offset.
+        case byte(Int64)
+        /// A Kafka partition's offset.
+        case partition(Int32, offset: Int64)
+        /// A Redis stream entry id.
+        case entry(String)
+    }
 
-    public init(sink: String, position: String) {
+    public let sink: String
+    /// The file, topic or stream key.
+    public let place: String
+    public let offset: Offset
+
+    public init(sink: String, place: String, offset: Offset) {
         self.sink = sink
-        self.position = position
+        self.place = place
+        self.offset = offset
+    }
+
+    /// `path:offset`, `topic/partition@offset` or `stream/entry-id`.
+    public var position: String {
+        switch offset {
+        case .byte(let byte): return "\(place):\(byte)"
+        case .partition(let partition, let offset): return "\(place)/\(partition)@\(offset)"
+        case .entry(let id): return "\(place)/\(id)"
+        }
     }
 }
 
