@@ -15,9 +15,18 @@ public final class BridgeProcess: @unchecked Sendable {
 
     /// Starts the server on `config` (nil: no `--config`, so the environment or the default
     /// decides) and returns once it logs that it listens.
-    public init(config: String?, environment: [String: String] = [:]) throws {
-        process.executableURL = CLI.binary
-        process.arguments = ["serve"] + (config.map { ["--config", $0] } ?? [])
+    ///
+    /// - Parameter unprivileged: run it as user and group `nobody` (65534) through
+    ///   `setpriv`, as a container or systemd would; needs root.
+    public init(config: String?, environment: [String: String] = [:], unprivileged: Bool = false) throws {
+        let arguments = ["serve"] + (config.map { ["--config", $0] } ?? [])
+        if unprivileged {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.binary.path] + arguments
+        } else {
+            process.executableURL = CLI.binary
+            process.arguments = arguments
+        }
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardError = log
         try process.run()

@@ -219,4 +219,29 @@ struct OperatorLogTests {
         promtool.waitUntilExit()
         #expect(promtool.terminationStatus == 0, "\(text)")
     }
+
+    @Test(
+        "run as an unprivileged user, the server answers (TCP_NODELAY is set at the TCP level: as SOL_SOCKET it was SO_DEBUG, refused to non-root, and every connection was closed)",
+        .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root to drop to nobody with setpriv"))
+    func unprivilegedUser() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        chmod(directory.path, 0o777)
+        let port = try RedisServer.freePort()
+        let config = try writeConfig(
+            """
+            {"listen": {"host": "127.0.0.1", "port": \(port)},
+             "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
+             "sources": {"stripe": {"path": "/stripe", "verify": {"scheme": "stripe", "secrets": ["whsec_s"]}, "sinks": ["archive"]}}}
+            """, in: directory)
+        chmod(config, 0o644)
+        let server = try BridgeProcess(config: config, unprivileged: true)
+        let connection = try KeepAliveConnection(port: port)
+        #expect(try connection.get("/healthz").status == 200)
+        let body = #"{"id": "evt_nobody", "type": "charge.succeeded"}"#
+        #expect(try connection.post("/stripe", headers: stripeHeaders(body), body: body).status == 200)
+        let owner = try FileManager.default.attributesOfItem(atPath: directory.file("events.jsonl"))[.ownerAccountID] as? Int
+        #expect(owner == 65534, "the event file is written by the unprivileged server")
+        server.kill9()
+    }
 }
