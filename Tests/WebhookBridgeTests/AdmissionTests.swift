@@ -54,7 +54,7 @@ struct AdmissionTests {
 
     @Test("over the source's rate limit: 429 rate_limited with Retry-After")
     func rateLimit() async throws {
-        try await RunningBridge.with(config: Self.config(rateLimit: #"{"perSecond": 0.5, "burst": 2}"#)) { bridge in
+        try await RunningBridge.with(config: Self.config(rateLimit: #"{"perSecond": 0.05, "burst": 2}"#)) { bridge in
             #expect(try await send(bridge, "r-1").status == .ok)
             #expect(try await send(bridge, "r-2").status == .ok)
             let limited = try await send(bridge, "r-3")
