@@ -2,7 +2,7 @@
 CONFIG ?= config.example.json
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps build run test bench bench-smoke check-config format clean version image-test
+.PHONY: deps build run test bench bench-smoke check-config format clean version dist image-test
 
 deps:
 	@bash scripts/install-deps.sh
@@ -34,6 +34,10 @@ check-config: deps
 version:
 	@sh scripts/version.sh
 
+# dist/webhook-bridge-VERSION-linux-ARCH.tar.gz: the release binary, example configs, deploy/, README.
+dist: deps
+	bash scripts/dist.sh
+
 # Builds the container image (Containerfile) with podman around a host-built binary and checks
 # it serves; needs root, apt and deb.debian.org (see the script's header).
 image-test:
@@ -43,4 +47,4 @@ format:
 	swift format --in-place --recursive --parallel Package.swift Sources Tests Plugins
 
 clean:
-	rm -rf .build prebuilt
+	rm -rf .build dist prebuilt
