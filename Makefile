@@ -2,7 +2,7 @@
 CONFIG ?= config.example.json
 SWIFT_BUILD_FLAGS ?=
 
-.PHONY: deps build run test bench bench-smoke check-config format clean
+.PHONY: deps build run test bench bench-smoke check-config format clean version dist image-test
 
 deps:
 	@bash scripts/install-deps.sh
@@ -30,8 +30,21 @@ bench-smoke:
 check-config: deps
 	swift package check-webhook-config $(CONFIG)
 
+# The version, from Sources/WebhookBridge/ProcessMetrics.swift (also in /metrics).
+version:
+	@sh scripts/version.sh
+
+# dist/webhook-bridge-VERSION-linux-ARCH.tar.gz: the release binary, example configs, deploy/, README.
+dist: deps
+	bash scripts/dist.sh
+
+# Builds the container image (Containerfile) with podman around a host-built binary and checks
+# it serves; needs root, apt and deb.debian.org (see the script's header).
+image-test:
+	bash scripts/image-test.sh
+
 format:
 	swift format --in-place --recursive --parallel Package.swift Sources Tests Plugins
 
 clean:
-	rm -rf .build
+	rm -rf .build dist prebuilt
