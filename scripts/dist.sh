@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make dist`: the release binary (Swift stdlib linked in) and what it needs to be deployed,
 # as dist/webhook-bridge-VERSION-linux-ARCH.tar.gz with one top directory of the same name:
-#   bin/webhook-bridge, the example configs (*.json at the repo root), deploy/, README.md
+#   bin/webhook-bridge, the example configs (*.json at the repo root), deploy/, docs/, README.md
 #   (and LICENSE when there is one).
 # The binary still needs librdkafka1, libhiredis0.14 and libssl3 on the target (Debian 12).
 set -euo pipefail
@@ -23,7 +23,7 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/$name/bin"
 # Without the debug sections (symbols stay, for backtraces): about a third smaller.
 strip --strip-debug -o "$stage/$name/bin/webhook-bridge" "$binary"
-files=(./*.json deploy README.md)
+files=(./*.json deploy docs README.md)
 [ -e LICENSE ] && files+=(LICENSE)
 cp -R "${files[@]}" "$stage/$name/"
 
