@@ -1,4 +1,3 @@
-import CRdKafka
 import Dispatch
 import Foundation
 import Logging
@@ -112,20 +111,8 @@ public final class KafkaSink: EventSink {
                 sink: name, place: topicName, offset: .partition(delivery.partition, offset: delivery.offset))
         } catch let failure as KafkaProducer.Failure {
             let reason = "\(topicName): \(failure.description)"
-            throw Self.isPermanent(failure.code)
+            throw failure.isPermanent
                 ? SinkError.rejected(sink: name, reason: reason) : SinkError.unavailable(sink: name, reason: reason)
-        }
-    }
-
-    /// Errors that no retry can fix: the event goes to the dead letters, not back to the queue.
-    static func isPermanent(_ code: rd_kafka_resp_err_t) -> Bool {
-        switch code {
-        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
-            RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION,
-            RD_KAFKA_RESP_ERR__INVALID_ARG, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
-            return true
-        default:
-            return false
         }
     }
 

@@ -29,3 +29,27 @@ public struct CLI {
             stderr: String(decoding: stderr, as: UTF8.self))
     }
 }
+
+/// Runs the tool at `path` to its end (in `directory`, with `input` on its standard input);
+/// its exit status and what it printed on standard output and error together.
+public func runTool(
+    _ path: String, _ arguments: [String], in directory: URL? = nil, input: Data? = nil
+) throws -> (status: Int32, output: String) {
+    let tool = Process()
+    tool.executableURL = URL(fileURLWithPath: path)
+    tool.arguments = arguments
+    if let directory { tool.currentDirectoryURL = directory }
+    let output = Pipe()
+    tool.standardOutput = output
+    tool.standardError = output
+    let stdin = Pipe()
+    if input != nil { tool.standardInput = stdin }
+    try tool.run()
+    if let input {
+        stdin.fileHandleForWriting.write(input)
+        try stdin.fileHandleForWriting.close()
+    }
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    tool.waitUntilExit()
+    return (tool.terminationStatus, text)
+}

@@ -21,16 +21,8 @@ struct DeployTests {
         let path = directory.file("webhook-bridge.service")
         try Data(unit.replacingOccurrences(of: "/usr/local/bin/webhook-bridge", with: CLI.binary.path).utf8)
             .write(to: URL(fileURLWithPath: path))
-        let verify = Process()
-        verify.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-analyze")
-        verify.arguments = ["verify", path]
-        let output = Pipe()
-        verify.standardOutput = output
-        verify.standardError = output
-        try verify.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        verify.waitUntilExit()
-        #expect(verify.terminationStatus == 0, "\(text)")
+        let (status, text) = try runTool("/usr/bin/systemd-analyze", ["verify", path])
+        #expect(status == 0, "\(text)")
         #expect(text.isEmpty, "systemd-analyze had remarks: \(text)")
         #expect(unit.contains("ExecReload=/bin/kill -HUP $MAINPID"))
         #expect(unit.contains("StateDirectory=webhook-bridge"))
@@ -47,16 +39,8 @@ struct DeployTests {
         let files = ["secret.yaml", "statefulset.yaml", "service.yaml", "poddisruptionbudget.yaml"].map {
             directory.appendingPathComponent($0).path
         }
-        let validate = Process()
-        validate.executableURL = URL(fileURLWithPath: Self.kubernetesValidate)
-        validate.arguments = files
-        let output = Pipe()
-        validate.standardOutput = output
-        validate.standardError = output
-        try validate.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        validate.waitUntilExit()
-        #expect(validate.terminationStatus == 0, "\(text)")
+        let (status, text) = try runTool(Self.kubernetesValidate, files)
+        #expect(status == 0, "\(text)")
         for resource in [
             "secret/webhook-bridge-secrets", "statefulset/webhook-bridge", "service/webhook-bridge",
             "service/webhook-bridge-headless", "poddisruptionbudget/webhook-bridge",

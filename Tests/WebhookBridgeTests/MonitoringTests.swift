@@ -14,17 +14,8 @@ struct MonitoringTests {
 
     /// Runs promtool with `arguments` in `directory`; its exit status and what it printed.
     static func promtool(_ arguments: [String], in directory: URL) throws -> (status: Int32, text: String) {
-        let promtool = Process()
-        promtool.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
-        promtool.arguments = arguments
-        promtool.currentDirectoryURL = directory
-        let output = Pipe()
-        promtool.standardOutput = output
-        promtool.standardError = output
-        try promtool.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        promtool.waitUntilExit()
-        return (promtool.terminationStatus, text)
+        let result = try runTool("/usr/bin/promtool", arguments, in: directory)
+        return (result.status, result.output)
     }
 
     /// The names of the alerts in alerts.yaml (`- alert: NAME` lines).

@@ -204,20 +204,8 @@ struct OperatorLogTests {
         ] {
             #expect(metrics.body.contains(name), "\(name) is missing")
         }
-        let promtool = Process()
-        promtool.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
-        promtool.arguments = ["check", "metrics"]
-        let input = Pipe()
-        let output = Pipe()
-        promtool.standardInput = input
-        promtool.standardOutput = output
-        promtool.standardError = output
-        try promtool.run()
-        input.fileHandleForWriting.write(Data(metrics.body.utf8))
-        try input.fileHandleForWriting.close()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        promtool.waitUntilExit()
-        #expect(promtool.terminationStatus == 0, "\(text)")
+        let (status, text) = try runTool("/usr/bin/promtool", ["check", "metrics"], input: Data(metrics.body.utf8))
+        #expect(status == 0, "\(text)")
     }
 
     @Test(

@@ -40,6 +40,20 @@ final class KafkaProducer: @unchecked Sendable {
             self.code = code
             self.description = description
         }
+
+        /// No retry can fix it (too large, unknown or invalid topic, not authorized): the event
+        /// goes to the dead letters, not back to the queue.
+        var isPermanent: Bool {
+            switch code {
+            case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE, RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE,
+                RD_KAFKA_RESP_ERR_INVALID_RECORD, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+                RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION, RD_KAFKA_RESP_ERR__INVALID_ARG, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+                RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+                return true
+            default:
+                return false
+            }
+        }
     }
 
     private struct State {
