@@ -53,16 +53,17 @@ public final class HTTPIngress: Service {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
                     }
-                    // No outbound header validation: every response header is the bridge's
-                    // own (names and values it writes), so the check was pure cost. No NIO
-                    // error handler: the ingress handler answers parse errors itself, and
-                    // not at all after an answer that said `Connection: close`.
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                        withPipeliningAssistance: true, withErrorHandling: false, withOutboundHeaderValidation: false)
-                    try channel.pipeline.syncOperations.addHandler(
+                    // NIO's decoder (llhttp) and pipelining handler (requests answered in
+                    // order, one at a time); the answers are written by our own encoder, one
+                    // buffer each. No NIO error handler: the ingress handler answers parse
+                    // errors itself, and not at all after an answer that said `Connection: close`.
+                    try channel.pipeline.syncOperations.addHandlers([
+                        HTTPAnswerEncoder(),
+                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
+                        HTTPServerPipelineHandler(),
                         HTTPIngressHandler(
-                            processor: processor, limits: limits, inFlight: inFlight, budget: budget, metrics: metrics)
-                    )
+                            processor: processor, limits: limits, inFlight: inFlight, budget: budget, metrics: metrics),
+                    ])
                 }
             }
         do {
