@@ -32,24 +32,21 @@ public final class RedisIdempotencyStore: IdempotencyStore {
 
     public var isReady: Bool { client.isReachable }
 
-    func redisKey(_ key: IdempotencyKey) -> [UInt8] {
-        Array("\(prefix)\(key.source.utf8.count):\(key.source):\(key.id)".utf8)
+    func redisKey(_ key: IdempotencyKey) -> String {
+        "\(prefix)\(key.source.utf8.count):\(key.source):\(key.id)"
     }
 
     public func reserve(_ key: IdempotencyKey) async throws -> ReservationOutcome {
         let token = "pending:" + randomToken()
         let name = redisKey(key)
         for _ in 0..<3 {
-            let set = try await client.execute([
-                Array("SET".utf8), name, Array(token.utf8), Array("NX".utf8), Array("PX".utf8),
-                Array(String(reservationMilliseconds).utf8),
-            ])
+            let set = try await client.execute(RedisCommand(["SET", name, token, "NX", "PX", String(reservationMilliseconds)]))
             if case .status("OK") = set {
                 tokens.withLock { $0[key] = token }
                 return .reserved
             }
             if case .error(let message) = set { throw RedisClient.Failure(description: message) }
-            switch try await client.execute([Array("GET".utf8), name]) {
+            switch try await client.execute("GET", name) {
             case .string(let value) where value == Array("done".utf8): return .duplicate
             case .string: return .inProgress
             case .null: continue  // expired between SET and GET: try again
@@ -61,18 +58,14 @@ public final class RedisIdempotencyStore: IdempotencyStore {
 
     public func commit(_ key: IdempotencyKey) async throws {
         tokens.withLock { _ = $0.removeValue(forKey: key) }
-        let reply = try await client.execute([
-            Array("SET".utf8), redisKey(key), Array("done".utf8), Array("PX".utf8), Array(String(ttlMilliseconds).utf8),
-        ])
+        let reply = try await client.execute("SET", redisKey(key), "done", "PX", String(ttlMilliseconds))
         if case .error(let message) = reply { throw RedisClient.Failure(description: message) }
     }
 
     public func release(_ key: IdempotencyKey) async {
         guard let token = tokens.withLock({ $0.removeValue(forKey: key) }) else { return }
         // If Redis is unreachable the reservation simply expires.
-        _ = try? await client.execute([
-            Array("EVAL".utf8), Array(Self.releaseScript.utf8), [UInt8(ascii: "1")], redisKey(key), Array(token.utf8),
-        ])
+        _ = try? await client.execute("EVAL", Self.releaseScript, "1", redisKey(key), token)
     }
 
     private func randomToken() -> String {

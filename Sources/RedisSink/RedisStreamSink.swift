@@ -24,15 +24,21 @@ public final class RedisStreamSink: EventSink {
 
     public func deliver(_ event: WebhookEvent) async throws -> DeliveryReceipt {
         let key = stream.render(event, sanitizer: .redisKey)
-        var command: [[UInt8]] = [Array("XADD".utf8), Array(key.utf8)]
-        if let maxLength { command += [Array("MAXLEN".utf8), [UInt8(ascii: "~")], Array(String(maxLength).utf8)] }
-        command.append([UInt8(ascii: "*")])
-        for attribute in event.attributes {
-            command.append(Array(attribute.name.utf8))
-            command.append(Array(attribute.value.utf8))
+        // The body goes straight from the event into the command's bytes: its one copy.
+        var command = RedisCommand("XADD", capacity: event.data.readableBytes + key.utf8.count + 384)
+        command.append(key)
+        if let maxLength {
+            command.append("MAXLEN")
+            command.append("~")
+            command.append(maxLength)
         }
-        command.append(Array("data".utf8))
-        command.append(Array(event.data.readableBytesView))
+        command.append("*")
+        for attribute in event.attributes {
+            command.append(attribute.name)
+            command.append(attribute.value)
+        }
+        command.append("data")
+        command.append(event.data)
         let reply: RedisReply
         do {
             reply = try await client.execute(command)

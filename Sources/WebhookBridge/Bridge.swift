@@ -166,7 +166,7 @@ final class RedisClients {
         } catch {
             throw BridgeSetupError("\(path): \(error)")
         }
-        let client = RedisClient(endpoint: endpoint, connections: 2, timeoutMilliseconds: timeoutMilliseconds, logger: logger)
+        let client = RedisClient(endpoint: endpoint, timeoutMilliseconds: timeoutMilliseconds, logger: logger)
         byURL[url] = client
         all.append(client)
         return client
