@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 import WebhookCore
@@ -24,18 +25,25 @@ public final class RedisClient: Service {
     private let next = Atomic<Int>(0)
     private let timeout: TimeAmount
 
+    /// Throws ``Failure`` when the `rediss://` files can't be loaded (the message names
+    /// the option and the file).
     public init(
         endpoint: RedisEndpoint, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         timeoutMilliseconds: Int, logger: Logger
-    ) {
+    ) throws(Failure) {
         var setup: [ByteBuffer] = []
         if let password = endpoint.password {
             setup.append(RedisCommand(endpoint.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]).encoded())
         }
         if endpoint.database != 0 { setup.append(RedisCommand(["SELECT", String(endpoint.database)]).encoded()) }
+        var serverHostname: String?
+        if case .tcp(let host, _) = endpoint.address, (try? SocketAddress(ipAddress: host, port: 0)) == nil {
+            serverHostname = host
+        }
         let timeout = TimeAmount.milliseconds(Int64(timeoutMilliseconds))
         let settings = RedisConnection.Settings(
-            endpoint: endpoint, timeout: timeout, setup: setup, logger: logger)
+            endpoint: endpoint, tls: try endpoint.tls?.makeContext(), serverHostname: serverHostname, timeout: timeout,
+            setup: setup, logger: logger)
         self.timeout = timeout
         self.connections = group.makeIterator().map { RedisConnection(eventLoop: $0, settings: settings) }
     }

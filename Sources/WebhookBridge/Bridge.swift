@@ -166,7 +166,12 @@ final class RedisClients {
         } catch {
             throw BridgeSetupError("\(path): \(error)")
         }
-        let client = RedisClient(endpoint: endpoint, timeoutMilliseconds: timeoutMilliseconds, logger: logger)
+        let client: RedisClient
+        do {
+            client = try RedisClient(endpoint: endpoint, timeoutMilliseconds: timeoutMilliseconds, logger: logger)
+        } catch {
+            throw BridgeSetupError("\(path): \(error)")
+        }
         byURL[url] = client
         all.append(client)
         return client

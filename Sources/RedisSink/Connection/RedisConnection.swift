@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 import WebhookCore
 
@@ -16,6 +17,10 @@ final class RedisConnection: @unchecked Sendable {
     /// What every connection of one client shares.
     struct Settings: Sendable {
         let endpoint: RedisEndpoint
+        let tls: NIOSSLContext?
+        /// For SNI and the certificate's name; nil for an IP address, which is checked
+        /// against the certificate's IP addresses instead.
+        let serverHostname: String?
         let timeout: TimeAmount
         /// AUTH and SELECT, sent first on every new connection.
         let setup: [ByteBuffer]
@@ -79,6 +84,9 @@ final class RedisConnection: @unchecked Sendable {
             .channelInitializer { channel in
                 do {
                     let pipeline = channel.pipeline.syncOperations
+                    if let tls = settings.tls {
+                        try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: settings.serverHostname))
+                    }
                     try pipeline.addHandler(RedisChannelHandler(connection: self, settings: settings))
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
@@ -157,10 +165,12 @@ final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    /// A connection error in a line: of a failed connect to a name with several addresses,
-    /// the first address's error.
+    /// A connection error in a line: TLS failures say so, and of a failed connect to a name
+    /// with several addresses, the first address's error.
     static func describe(_ error: any Error) -> String {
         switch error {
+        case is NIOSSLError, is NIOSSLExtraError, is BoringSSLError:
+            return "TLS: \(error)"
         case let error as NIOConnectionError:
             guard let first = error.connectionErrors.first else { return "cannot resolve \(error.host)" }
             return "\(first.target): \(describe(first.error))"

@@ -251,8 +251,9 @@ public enum ConfigLoader {
 
     static func checkRedisURL(_ url: String, path: String, log: ProblemLog) -> Bool {
         do {
-            _ = try RedisEndpoint(url: url)
-            return true
+            let problems = try RedisEndpoint(url: url).problems()
+            for problem in problems { log.add(path, problem) }
+            return problems.isEmpty
         } catch {
             log.add(path, "\(error)")
             return false
