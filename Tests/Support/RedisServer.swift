@@ -2,19 +2,31 @@ import Foundation
 
 /// A real `redis-server` (Debian's package) on a free loopback port, started by the test and
 /// stopped by it. Readiness is its own "Ready to accept connections" line, not a sleep.
+/// With `tls`, the port speaks only TLS (`--port 0 --tls-port`), with the server certificate
+/// of `tls`; `clientCertificates` makes it require one signed by `tls`'s CA.
 public final class RedisServer: @unchecked Sendable {
     public let port: Int
+    public let tls: TestCertificates?
+    private let clientCertificates: Bool
     /// With a directory, Redis keeps an append-only file fsynced on every write, so what it
     /// acknowledged survives its own kill; without, it keeps nothing.
     private let persistentDirectory: String?
     private var process: Process?
     private var exited = DispatchSemaphore(value: 0)
 
-    public var url: String { "redis://127.0.0.1:\(port)/0" }
+    /// A URL the bridge can use: with TLS, trusting the test CA, with the client
+    /// certificate when the server requires one.
+    public var url: String {
+        guard let tls else { return "redis://127.0.0.1:\(port)/0" }
+        let client = clientCertificates ? "&cert=\(tls.clientCertificate)&key=\(tls.clientKey)" : ""
+        return "rediss://127.0.0.1:\(port)/0?ca=\(tls.caFile)\(client)"
+    }
 
-    public init(persistentIn directory: String? = nil) throws {
+    public init(persistentIn directory: String? = nil, tls: TestCertificates? = nil, clientCertificates: Bool = false) throws {
         self.port = try Self.freePort()
         self.persistentDirectory = directory
+        self.tls = tls
+        self.clientCertificates = clientCertificates
         try start()
     }
 
@@ -31,6 +43,13 @@ public final class RedisServer: @unchecked Sendable {
         process.arguments = [
             "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--daemonize", "no", "--loglevel", "notice",
         ]
+        if let tls {
+            process.arguments! += [
+                "--port", "0", "--tls-port", String(port), "--tls-cert-file", tls.serverCertificate,
+                "--tls-key-file", tls.serverKey, "--tls-ca-cert-file", tls.caFile,
+                "--tls-auth-clients", clientCertificates ? "yes" : "no",
+            ]
+        }
         if let persistentDirectory {
             process.arguments! += ["--dir", persistentDirectory, "--appendonly", "yes", "--appendfsync", "always"]
         } else {

@@ -42,16 +42,7 @@ final class SNSFixture: @unchecked Sendable {
             ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d.file("signing.key"),
              "-out", d.file("served/SimpleNotificationService-test.pem"), "-days", "1", "-subj", "/CN=sns.amazonaws.com"],
         ]
-        for arguments in steps {
-            let openssl = Process()
-            openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            openssl.arguments = arguments
-            openssl.standardError = FileHandle.nullDevice
-            openssl.standardOutput = FileHandle.nullDevice
-            try openssl.run()
-            openssl.waitUntilExit()
-            guard openssl.terminationStatus == 0 else { throw ServerError("openssl \(arguments[0]) failed") }
-        }
+        for arguments in steps { try TestCertificates.openssl(arguments) }
         signingKey = try _RSA.Signing.PrivateKey(pemRepresentation: String(contentsOfFile: d.file("signing.key"), encoding: .utf8))
         port = try RedisServer.freePort()
         let script = """
