@@ -42,8 +42,9 @@ func readWithGroup(_ client: RedisClient, stream: String) async throws -> [[Stri
     }
 }
 
-func withClient<T>(_ url: String, _ body: (RedisClient) async throws -> T) async throws -> T {
-    let client = try RedisClient(endpoint: try RedisEndpoint(url: url), timeoutMilliseconds: 2000, logger: quietLogger())
+func withClient<T>(_ url: String, timeoutMilliseconds: Int = 2000, _ body: (RedisClient) async throws -> T) async throws -> T {
+    let client = try RedisClient(
+        endpoint: try RedisEndpoint(url: url), timeoutMilliseconds: timeoutMilliseconds, logger: quietLogger())
     let group = ServiceGroup(services: [client], logger: quietLogger())
     let task = Task { try await group.run() }
     defer { task.cancel() }
@@ -130,6 +131,35 @@ struct RedisSinkTests {
             _ = try await sink.deliver(redisEvent("oom"))
             guard case .integer(let length) = try await client.execute("XLEN", "s") else { Issue.record("no XLEN"); return }
             #expect(length == 1)
+        }
+    }
+
+    @Test("a server that stops answering: the command fails after the timeout, as retryable; the client recovers")
+    func commandTimeout() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        try await withClient(server.url, timeoutMilliseconds: 300) { client in
+            let sink = RedisStreamSink(name: "jobs", client: client, stream: try Template(parsing: "s"), maxLength: nil)
+            _ = try await sink.deliver(redisEvent("before"))
+            // Redis holds every client's commands for 1.5 s (the PAUSE itself is answered).
+            #expect(try await client.execute("CLIENT", "PAUSE", "1500", "ALL") == .status("OK"))
+            let started = ContinuousClock.now
+            await #expect {
+                _ = try await sink.deliver(redisEvent("paused"))
+            } throws: { error in
+                guard let error = error as? SinkError else { return false }
+                return !error.isPermanent && error.reason.contains("no reply within 300 ms")
+            }
+            #expect(ContinuousClock.now - started < .seconds(1))
+            try await Task.sleep(for: .milliseconds(1600))
+            // The connection was closed; a new one (after at most a short backoff) delivers.
+            var delivered = false
+            for _ in 0..<50 where !delivered {
+                delivered = (try? await sink.deliver(redisEvent("after"))) != nil
+                if !delivered { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(delivered)
+            #expect(client.isReachable)
         }
     }
 
