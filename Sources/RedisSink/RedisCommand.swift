@@ -63,44 +63,41 @@ public struct RedisCommand: Sendable {
     /// The bytes to send: the header written into the room kept for it, in place (the
     /// command is consumed, so its buffer is not shared and nothing is copied).
     consuming func encoded() -> ByteBuffer {
-        let length = Self.headerLength(count)
-        let start = buffer.readerIndex - length
-        buffer.setInteger(UInt8(ascii: "*"), at: start)
-        Self.setDecimal(count, endingAt: buffer.readerIndex - 2, in: &buffer)
-        buffer.setInteger(UInt8(ascii: "\r"), at: buffer.readerIndex - 2)
-        buffer.setInteger(UInt8(ascii: "\n"), at: buffer.readerIndex - 1)
-        buffer.moveReaderIndex(to: start)
+        let count = self.count
+        withUnsafeTemporaryAllocation(byteCount: Self.headerRoom, alignment: 1) { header in
+            let length = Self.render(count, prefix: UInt8(ascii: "*"), into: header)
+            buffer.setBytes(UnsafeRawBufferPointer(rebasing: header[..<length]), at: buffer.readerIndex - length)
+            buffer.moveReaderIndex(to: buffer.readerIndex - length)
+        }
         return buffer
     }
 
-    /// `$<length>\r\n`, written without an intermediate string.
+    /// `$<length>\r\n`, written in one go (per-byte writes showed in profiles).
     private mutating func writeLength(_ length: Int) {
-        let size = Self.headerLength(length)
-        buffer.writeInteger(UInt8(ascii: "$"))
-        buffer.writeRepeatingByte(UInt8(ascii: "\r"), count: size - 2)
-        Self.setDecimal(length, endingAt: buffer.writerIndex - 1, in: &buffer)
-        buffer.writeInteger(UInt8(ascii: "\n"))
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.headerRoom) { out in
+            Self.render(length, prefix: UInt8(ascii: "$"), into: out)
+        }
     }
 
-    /// The size of `<prefix><value>\r\n` for a value of 0 or more.
-    private static func headerLength(_ value: Int) -> Int {
+    /// Writes `<prefix><value>\r\n` (a value of 0 or more) at the start of `out`, which
+    /// has room for it; returns its size.
+    private static func render(_ value: Int, prefix: UInt8, into out: UnsafeMutableRawBufferPointer) -> Int {
         var digits = 1
         var rest = value / 10
         while rest > 0 {
             digits += 1
             rest /= 10
         }
-        return digits + 3
-    }
-
-    /// Writes `value`'s decimal digits so that the last one is just before `end`.
-    private static func setDecimal(_ value: Int, endingAt end: Int, in buffer: inout ByteBuffer) {
-        var rest = value
-        var index = end
+        out[0] = prefix
+        rest = value
+        var index = digits
         repeat {
-            index -= 1
-            buffer.setInteger(UInt8(ascii: "0") + UInt8(rest % 10), at: index)
+            out[index] = UInt8(ascii: "0") + UInt8(rest % 10)
             rest /= 10
+            index -= 1
         } while rest > 0
+        out[digits + 1] = UInt8(ascii: "\r")
+        out[digits + 2] = UInt8(ascii: "\n")
+        return digits + 3
     }
 }
