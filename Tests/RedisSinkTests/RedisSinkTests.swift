@@ -163,6 +163,35 @@ struct RedisSinkTests {
         }
     }
 
+    @Test("a password-protected Redis: AUTH (password, or ACL user and password) is sent first; a wrong one fails clearly")
+    func authentication() async throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        try await withClient(server.url) { client async throws in
+            #expect(try await client.execute("ACL", "SETUSER", "bridge", "on", ">u-s3cret", "~*", "+@all") == .status("OK"))
+            #expect(try await client.execute("CONFIG", "SET", "requirepass", "s3cret") == .status("OK"))
+        }
+        let base = "127.0.0.1:\(server.port)/0"
+        for url in ["redis://:s3cret@\(base)", "redis://bridge:u-s3cret@\(base)"] {
+            try await withClient(url) { client async throws in
+                #expect(try await client.execute("PING") == .status("PONG"), "\(url)")
+            }
+        }
+        try await withClient("redis://:wrong@\(base)") { client in
+            await #expect {
+                _ = try await client.execute("PING")
+            } throws: { error in
+                error is RedisClient.Failure && "\(error)".contains("WRONGPASS")
+            }
+            #expect(!client.isReachable)
+        }
+        // Without a password, the command itself is refused: an error reply.
+        try await withClient("redis://\(base)") { client in
+            guard case .error(let message) = try await client.execute("PING") else { Issue.record("PING answered"); return }
+            #expect(message.hasPrefix("NOAUTH"))
+        }
+    }
+
     @Test("the idempotency store: one reservation wins, commit makes duplicates, release frees, TTL expires")
     func store() async throws {
         let server = try RedisServer()
