@@ -15,6 +15,13 @@ final class HTTPAnswerEncoder: ChannelOutboundHandler, RemovableChannelHandler {
     /// Promises of the parts written before the end: completed with the one write.
     private var promises: [EventLoopPromise<Void>] = []
 
+    /// An answer cut off by the connection's end: its parts' promises fail, never leak.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        pending = nil
+        for promise in promises { promise.fail(ChannelError.ioOnClosedChannel) }
+        promises.removeAll()
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(let head):
