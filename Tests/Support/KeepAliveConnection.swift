@@ -4,6 +4,9 @@ import Foundation
 /// tests that must show a connection survives something (a config reload).
 public final class KeepAliveConnection: @unchecked Sendable {
     private let fd: Int32
+    /// Bytes read past the last answer (the start of the next one, when answers to
+    /// pipelined requests arrive together).
+    private var unread: [UInt8] = []
 
     public init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -31,7 +34,8 @@ public final class KeepAliveConnection: @unchecked Sendable {
     /// and whether the server closed it (false: the read timed out with it still open).
     @discardableResult
     public func readUntilClosed() -> (text: String, closedByServer: Bool) {
-        var received: [UInt8] = []
+        var received = unread
+        unread = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = recv(fd, &chunk, chunk.count, 0)
@@ -63,7 +67,8 @@ public final class KeepAliveConnection: @unchecked Sendable {
 
     /// Reads one answer (status line, headers, a `Content-Length` body) without sending anything.
     public func readAnswer() throws -> (status: Int, head: String, body: String) {
-        var received: [UInt8] = []
+        var received = unread
+        unread = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             if let headerEnd = received.firstRange(of: Array("\r\n\r\n".utf8)) {
@@ -74,6 +79,7 @@ public final class KeepAliveConnection: @unchecked Sendable {
                 if received.count - headerEnd.upperBound >= length {
                     let status = Int(head.split(separator: " ")[1]) ?? 0
                     let bodyBytes = received[headerEnd.upperBound..<(headerEnd.upperBound + length)]
+                    unread = Array(received[(headerEnd.upperBound + length)...])
                     return (status, head, String(decoding: bodyBytes, as: UTF8.self))
                 }
             }

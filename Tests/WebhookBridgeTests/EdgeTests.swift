@@ -239,6 +239,60 @@ struct EdgeTests {
         }
     }
 
+    @Test("pipelined requests in one write are answered in order, each once, events and built-in endpoints mixed")
+    func pipelinedInOrder() async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            let connection = try KeepAliveConnection(port: bridge.port)
+            var requests = ""
+            var expected: [(status: Int, id: String?)] = []
+            for n in 0..<12 {
+                let body = #"{"n": \#(n)}"#
+                switch n % 4 {
+                case 0, 1:
+                    // Signed events: each answered only once the file sink has fsynced it.
+                    requests += "POST /gh HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n"
+                    for (name, value) in githubHeaders(body, delivery: "p-\(n)") { requests += "\(name): \(value)\r\n" }
+                    requests += "\r\n" + body
+                    expected.append((200, "p-\(n)"))
+                case 2:
+                    requests += "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                    expected.append((200, nil))
+                default:
+                    requests += "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+                    expected.append((404, nil))
+                }
+            }
+            try connection.sendRaw(requests)
+            for (index, want) in expected.enumerated() {
+                let answer = try await offThePool { try connection.readAnswer() }
+                #expect(answer.status == want.status, "answer \(index): \(answer)")
+                if let id = want.id {
+                    #expect(answer.body.contains("\"\(id)\""), "answer \(index) is not for \(id): \(answer.body)")
+                }
+            }
+            // Still open and in step: one more request gets its own answer.
+            #expect(try connection.get("/healthz").status == 200)
+            #expect(try bridge.lines("events.jsonl").count == 6)
+        }
+    }
+
+    @Test("a malformed request pipelined behind an event waits its turn: the event's 200, then 400 and the close")
+    func malformedBehindEvent() async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            let connection = try KeepAliveConnection(port: bridge.port)
+            let body = #"{"n": "before-garbage"}"#
+            var request = "POST /gh HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n"
+            for (name, value) in githubHeaders(body, delivery: "g-1") { request += "\(name): \(value)\r\n" }
+            try connection.sendRaw(request + "\r\n" + body + "GET /healthz HTTP/1.1\r\nContent-Length: nope\r\n\r\n")
+            let first = try await offThePool { try connection.readAnswer() }
+            #expect(first.status == 200, "\(first)")
+            #expect(first.body.contains("g-1"))
+            let rest = try await offThePool { connection.readUntilClosed() }
+            #expect(rest.text.hasPrefix("HTTP/1.1 400"), "\(rest.text.debugDescription)")
+            #expect(rest.closedByServer)
+        }
+    }
+
     @Test("a reload between a request's head and its body does not change the source it is checked against")
     func reloadMidRequest() async throws {
         try await RunningBridge.with(config: Self.config) { bridge in

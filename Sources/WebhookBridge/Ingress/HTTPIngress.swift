@@ -53,16 +53,14 @@ public final class HTTPIngress: Service {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
                     }
-                    // NIO's decoder (llhttp) and pipelining handler (requests answered in
-                    // order, one at a time); the answers are written by our own encoder, one
-                    // buffer each. No NIO error handler: the ingress handler answers parse
-                    // errors itself, and not at all after an answer that said `Connection: close`.
+                    // NIO's decoder (llhttp); pipelining, deadlines and the answers (one
+                    // buffer each) are the connection handler's. No NIO error handler: parse
+                    // errors are answered in turn, and not at all after `Connection: close`.
                     try channel.pipeline.syncOperations.addHandlers([
-                        HTTPAnswerEncoder(),
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
-                        HTTPServerPipelineHandler(),
-                        HTTPIngressHandler(
-                            processor: processor, limits: limits, inFlight: inFlight, budget: budget, metrics: metrics),
+                        HTTPConnectionHandler(
+                            requests: SourceRequests(processor: processor, limits: limits, inFlight: inFlight, budget: budget),
+                            endpoints: BuiltInEndpoints(processor: processor, metrics: metrics)),
                     ])
                 }
             }

@@ -35,8 +35,8 @@ final class InFlightRequests: Sendable {
         channel.closeFuture.whenComplete { _ in self.state.withLock { _ = $0.connections.removeValue(forKey: id) } }
     }
 
-    /// Asks every connection to close once its current request is answered (NIO's HTTP
-    /// pipeline handler adds `Connection: close` to that answer; idle ones close at once).
+    /// Asks every connection to close once its current request is answered (the connection
+    /// handler adds `Connection: close` to that answer; idle ones close at once).
     func quiesceConnections() {
         for channel in state.withLock({ Array($0.connections.values) }) {
             channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())

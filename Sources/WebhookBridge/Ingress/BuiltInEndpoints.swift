@@ -1,0 +1,32 @@
+import NIOHTTP1
+import Prometheus
+import WebhookCore
+
+/// The bridge's own paths: `/healthz`, `/readyz`, `/metrics` (when enabled); every other
+/// path that is not a source's is 404. Their answers never depend on the request's body.
+struct BuiltInEndpoints: Sendable {
+    let processor: WebhookProcessor
+    let metrics: PrometheusCollectorRegistry?
+
+    func answer(method: HTTPMethod, path: Substring) -> BridgeAnswer {
+        switch (method, path) {
+        case (.GET, "/healthz"), (.HEAD, "/healthz"):
+            return Self.healthy
+        case (.GET, "/readyz"), (.HEAD, "/readyz"):
+            return processor.requiredSinksReady ? Self.ready : Self.notReady
+        case (.GET, "/metrics"):
+            guard let metrics else { return .notFound }
+            var bytes = PrometheusExport.addingHelp(metrics.emitToBuffer())
+            ProcessMetrics.append(to: &bytes)
+            return BridgeAnswer(
+                status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: bytes)
+        default:
+            return .notFound
+        }
+    }
+
+    private static let healthy = BridgeAnswer(status: .ok, body: JSONWriter.object(["status": "ok"]))
+    private static let ready = BridgeAnswer(status: .ok, body: JSONWriter.object(["status": "ready"]))
+    private static let notReady = BridgeAnswer(
+        status: .serviceUnavailable, body: JSONWriter.object(["status": "unavailable"]))
+}

@@ -1,0 +1,382 @@
+import NIOCore
+import NIOHTTP1
+import WebhookCore
+
+/// One HTTP/1.1 connection, after NIO's request decoder (llhttp): its requests in order,
+/// its deadlines, and its answers, each written as one buffer. What a request is answered
+/// with is decided elsewhere: ``BuiltInEndpoints`` for the bridge's own paths,
+/// ``SourceRequests`` for a source's head, the ``WebhookProcessor`` for a complete request.
+///
+/// Pipelining is handled here: parts of the next request that arrive while one is being
+/// processed wait in ``queued`` (with the socket's reads held back) and are taken once the
+/// answer is written, so answers go out in the order the requests came.
+final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        /// Between requests.
+        case idle
+        /// Reading the body of a POST to a source. The source is the one its head was routed
+        /// to: a reload before the body ends does not change it.
+        case receiving(head: HTTPRequestHead, source: WebhookProcessor.Source, body: ByteBuffer)
+        /// The answer is known before the body ends (404, 405, health): drop the body.
+        case answerAtEnd(head: HTTPRequestHead, BridgeAnswer)
+        /// The processor is working on the request.
+        case processing
+        /// An answer with `Connection: close` was written (SPEC section 8): nothing more is
+        /// read from this connection, and it closes once the answer is out.
+        case closing
+    }
+
+    /// What arrived behind a request still being processed.
+    private enum Queued {
+        case part(HTTPServerRequestPart)
+        case parseError
+    }
+
+    private let requests: SourceRequests
+    private let endpoints: BuiltInEndpoints
+    private var limits: BridgeConfig.Limits { requests.limits }
+    private var state = State.idle
+    private var queued = CircularBuffer<Queued>(initialCapacity: 4)
+    /// A `read` held back while parts wait in ``queued``.
+    private var readHeld = false
+    /// A graceful stop asked this connection to close after its current answer.
+    private var quiescing = false
+    private var deadline = ConnectionDeadline()
+    /// What this connection's current request holds of the body budget.
+    private var reservedBytes = 0
+    /// Requests of this connection run their tasks on its event loop (see
+    /// ``EventLoopTaskExecutor``); made with the first request.
+    private var executor: EventLoopTaskExecutor?
+
+    /// How long a rejected client may keep sending before the connection is closed.
+    static let lingerAfterRejection = TimeAmount.seconds(2)
+
+    init(requests: SourceRequests, endpoints: BuiltInEndpoints) {
+        self.requests = requests
+        self.endpoints = endpoints
+    }
+
+    // MARK: - The connection
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { armIdleDeadline(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armIdleDeadline(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline.cancel()
+        queued.removeAll()
+        // A request being processed still holds its body: ``finish(_:for:context:)`` gives its
+        // budget back once the sinks have answered, even when the client has gone.
+        if case .processing = state { return }
+        releaseBody()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .closing = state { return }
+        let part = unwrapInboundIn(data)
+        if isBusy {
+            queued.append(.part(part))
+            return
+        }
+        handle(part, context: context)
+    }
+
+    /// Reads wait while parts of a later request are queued: a pipelining client can't make
+    /// the bridge buffer more than the decoder's one read ahead.
+    func read(context: ChannelHandlerContext) {
+        guard queued.isEmpty else {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    /// A malformed request: 400 with `Connection: close`, and the connection closed once it is
+    /// out, rather than left open until the idle timeout. Behind a request still being
+    /// processed it waits its turn. After an answer that said `Connection: close`, bytes the
+    /// client sent behind it are not answered at all (the parser reports them as an error).
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError else {
+            context.fireErrorCaught(error)
+            return
+        }
+        if isBusy {
+            queued.append(.parseError)
+            return
+        }
+        answerParseError(context: context)
+    }
+
+    /// A graceful stop: an idle connection closes now; a busy one says `Connection: close`
+    /// in its current answer.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ChannelShouldQuiesceEvent else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        quiescing = true
+        if case .idle = state, queued.isEmpty {
+            state = .closing
+            context.close(promise: nil)
+        }
+    }
+
+    private var isBusy: Bool {
+        if case .processing = state { return true }
+        return !queued.isEmpty
+    }
+
+    private func answerParseError(context: ChannelHandlerContext) {
+        switch state {
+        case .closing, .processing:
+            return
+        case .idle, .receiving, .answerAtEnd:
+            releaseBody()
+            write(.error(.badRequest, "bad_request"), version: .http1_1, keepAlive: false, context: context)
+        }
+    }
+
+    /// Takes what waited behind the answer just written, until a request is processed again.
+    private func takeQueued(context: ChannelHandlerContext) {
+        while let next = queued.first {
+            switch state {
+            case .processing: return
+            case .closing:
+                queued.removeAll()
+            default:
+                queued.removeFirst()
+                switch next {
+                case .part(let part): handle(part, context: context)
+                case .parseError: answerParseError(context: context)
+                }
+            }
+        }
+        if readHeld {
+            readHeld = false
+            context.read()
+        }
+    }
+
+    // MARK: - Deadlines (slow and idle clients)
+
+    /// A complete head must come within `idleTimeoutMs`; otherwise the connection closes.
+    private func armIdleDeadline(context: ChannelHandlerContext) {
+        setDeadline(.now() + .milliseconds(Int64(limits.idleTimeoutMs)), context: context)
+    }
+
+    /// The body must be complete within `bodyTimeoutMs` of the head; otherwise 408 and close.
+    private func armBodyDeadline(context: ChannelHandlerContext) {
+        setDeadline(.now() + .milliseconds(Int64(limits.bodyTimeoutMs)), context: context)
+    }
+
+    private func setDeadline(_ at: NIODeadline?, context: ChannelHandlerContext) {
+        deadline.set(at, on: context.channel, expiry: self.expiry(context: context))
+    }
+
+    private func expiry(context: ChannelHandlerContext) -> DeadlineExpiry {
+        DeadlineExpiry(
+            handler: NIOLoopBound(self, eventLoop: context.eventLoop),
+            context: NIOLoopBound(context, eventLoop: context.eventLoop))
+    }
+
+    /// The timer fired: act if the deadline has passed.
+    fileprivate func timerFired(context: ChannelHandlerContext) {
+        guard deadline.fired(on: context.channel, expiry: self.expiry(context: context)) else { return }
+        switch state {
+        case .idle:
+            state = .closing
+            context.close(promise: nil)
+        case .receiving(let head, _, _), .answerAtEnd(let head, _):
+            releaseBody()
+            write(.error(.requestTimeout, "timeout"), for: head, context: context, forceClose: true)
+        case .closing, .processing:
+            break
+        }
+    }
+
+    // MARK: - Requests
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
+        case .head(let head):
+            receiveHead(head, context: context)
+            switch state {
+            case .receiving, .answerAtEnd: armBodyDeadline(context: context)
+            case .idle, .processing: setDeadline(nil, context: context)
+            case .closing: break
+            }
+            guard head.version != .http1_0, let expect = head.headers.first(name: "Expect"),
+                expect.lowercased() == "100-continue"
+            else { return }
+            switch state {
+            case .receiving:
+                // curl and others wait (a second, in curl's case) for 100 Continue before
+                // sending a body over 1 KiB; the limit has been checked, so invite it now.
+                context.writeAndFlush(
+                    wrapOutboundOut(HTTPAnswerWriter.continueAnswer(allocator: context.channel.allocator)), promise: nil)
+            case .answerAtEnd(_, let answer):
+                // The answer does not depend on a body the client has not sent yet: give it
+                // now and close, rather than invite a body only to discard it.
+                write(answer, for: head, context: context, forceClose: true)
+            default:
+                break
+            }
+        case .body(var chunk):
+            guard case .receiving(let head, let source, var body) = state else { return }
+            let needed = body.readableBytes + chunk.readableBytes
+            guard needed <= limits.maxBodyBytes else {
+                releaseBody()
+                write(.tooLarge, for: head, context: context, forceClose: true)
+                return
+            }
+            if needed > reservedBytes {
+                guard let more = requests.reserveMore(needed: needed, reserved: reservedBytes) else {
+                    releaseBody()
+                    write(.busy, for: head, context: context, forceClose: true)
+                    return
+                }
+                reservedBytes += more
+            }
+            state = .processing  // drop our reference so the append below does not copy
+            body.writeBuffer(&chunk)
+            state = .receiving(head: head, source: source, body: body)
+        case .end:
+            setDeadline(nil, context: context)
+            switch state {
+            case .receiving(let head, let source, let body):
+                state = .processing
+                process(head: head, source: source, body: body, context: context)
+            case .answerAtEnd(let head, let answer):
+                state = .idle
+                write(answer, for: head, context: context)
+            case .closing, .processing, .idle:
+                break
+            }
+        }
+    }
+
+    /// Routes a head: a source's path to ``SourceRequests``, any other to ``BuiltInEndpoints``.
+    private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        if head.headers.count > limits.maxHeaderCount {
+            write(.error(.requestHeaderFieldsTooLarge, "too_many_headers"), for: head, context: context, forceClose: true)
+            return
+        }
+        let path = head.uri.firstIndex(of: "?").map { head.uri[..<$0] } ?? head.uri[...]
+        guard let source = requests.processor.source(atPath: String(path)) else {
+            state = .answerAtEnd(head: head, endpoints.answer(method: head.method, path: path))
+            return
+        }
+        switch requests.admit(head, to: source, peer: context.channel.remoteAddress?.ipAddress) {
+        case .receive(let reserved, let capacity):
+            reservedBytes = reserved
+            state = .receiving(head: head, source: source, body: context.channel.allocator.buffer(capacity: capacity))
+        case .tooLarge:
+            write(.tooLarge, for: head, context: context, forceClose: true)
+        case .refuse(let answer):
+            // When a body is on its way it is answered now, before the body is read, and the
+            // connection closed as for 413; a request without a body keeps its connection.
+            let declared = head.headers.first(name: "Content-Length").flatMap(Int.init) ?? 0
+            if declared > 0 || head.headers.contains(name: "Transfer-Encoding") {
+                write(answer, for: head, context: context, forceClose: true)
+            } else {
+                state = .answerAtEnd(head: head, answer)
+            }
+        }
+    }
+
+    private func process(
+        head: HTTPRequestHead, source: WebhookProcessor.Source, body: ByteBuffer, context: ChannelHandlerContext
+    ) {
+        let processor = requests.processor
+        requests.inFlight.begin()
+        let executor = self.executor ?? EventLoopTaskExecutor(context.eventLoop)
+        self.executor = executor
+        let connection = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        Task(executorPreference: executor) {
+            let answer = await processor.handle(source, uri: head.uri, headers: head.headers, body: body, on: executor)
+            // The task prefers the connection's loop, so this is normally already on it.
+            let eventLoop = connection.eventLoop
+            if eventLoop.inEventLoop {
+                connection.value.handler.finish(answer, for: head, context: connection.value.context)
+            } else {
+                eventLoop.execute { connection.value.handler.finish(answer, for: head, context: connection.value.context) }
+            }
+        }
+    }
+
+    private func finish(_ answer: BridgeAnswer, for head: HTTPRequestHead, context: ChannelHandlerContext) {
+        requests.inFlight.end()
+        releaseBody()
+        state = .idle
+        write(answer, for: head, context: context)
+        takeQueued(context: context)
+    }
+
+    private func releaseBody() {
+        requests.budget.release(reservedBytes)
+        reservedBytes = 0
+    }
+
+    // MARK: - Answers
+
+    /// Writes `answer` to `request`: keep-alive unless the client, a graceful stop or
+    /// `forceClose` says otherwise. `forceClose` is for answers given while a body may still
+    /// be arriving: our side is shut once the answer is out, and whatever the client still
+    /// sends is read and dropped until it closes (a full close while it is still sending
+    /// would reset the connection and lose the answer), for at most ``lingerAfterRejection``.
+    private func write(
+        _ answer: BridgeAnswer, for request: HTTPRequestHead, context: ChannelHandlerContext, forceClose: Bool = false
+    ) {
+        write(
+            answer, version: request.version, keepAlive: request.isKeepAlive && !forceClose,
+            withBody: request.method != .HEAD, lingering: forceClose, context: context)
+    }
+
+    /// After an answer with `Connection: close` the connection reads nothing more (state
+    /// `closing`) and closes once the answer is out.
+    private func write(
+        _ answer: BridgeAnswer, version: HTTPVersion, keepAlive: Bool, withBody: Bool = true, lingering: Bool = false,
+        context: ChannelHandlerContext
+    ) {
+        let keepAlive = keepAlive && !quiescing
+        let bytes = HTTPAnswerWriter.encode(
+            answer, version: version, keepAlive: keepAlive, withBody: withBody, allocator: context.channel.allocator)
+        if keepAlive {
+            armIdleDeadline(context: context)
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+            return
+        }
+        state = .closing
+        deadline.cancel()
+        queued.removeAll()
+        let done = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(bytes), promise: done)
+        if lingering {
+            done.futureResult.assumeIsolated().whenComplete { _ in
+                context.close(mode: .output, promise: nil)
+                context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerAfterRejection) {
+                    context.close(promise: nil)
+                }
+            }
+        } else {
+            done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}
+
+/// Fires a connection's deadline timer on its event loop.
+private struct DeadlineExpiry: NIOScheduledCallbackHandler, Sendable {
+    let handler: NIOLoopBound<HTTPConnectionHandler>
+    let context: NIOLoopBound<ChannelHandlerContext>
+
+    func handleScheduledCallback(eventLoop: some EventLoop) { handler.value.timerFired(context: context.value) }
+}
