@@ -38,3 +38,21 @@ public final class FileSink: EventSink {
         await appender.shutdown()
     }
 }
+
+/// Makes `file` sinks (`path`).
+public struct FileSinkFactory: EventSinkFactory {
+    public init() {}
+
+    public func validate(_ sink: SinkConfig, limits: BridgeConfig.Limits) -> [ConfigProblem] { [] }
+
+    public func make(_ sink: SinkConfig, context: SinkContext) throws(ConfigProblem) -> (any EventSink)? {
+        guard case .file(let path) = sink.kind else { return nil }
+        do {
+            return try FileSink(name: sink.name, path: path, logger: context.logger)
+        } catch let error as SinkError {
+            throw ConfigProblem(path: "path", message: error.reason)
+        } catch {
+            throw ConfigProblem(path: "path", message: "\(error)")
+        }
+    }
+}

@@ -62,11 +62,12 @@ public final class KafkaSink: EventSink {
         }
     }
 
-    /// Creates the producer; throws a `SinkError` naming the property librdkafka refused.
+    /// Creates the producer; throws the problem with the property librdkafka refused
+    /// (`properties.linger.ms`), relative to the sink's settings.
     public init(
         name: String, brokers: String, topic: Template, key: Template, properties: [String: String], ackTimeoutMs: Int,
         logger: Logger
-    ) throws {
+    ) throws(ConfigProblem) {
         self.name = name
         self.topic = topic
         self.key = key
@@ -83,8 +84,7 @@ public final class KafkaSink: EventSink {
         do {
             self.current = Mutex(try KafkaProducer(configuration: configuration, logger: logger))
         } catch {
-            throw SinkError.rejected(
-                sink: name, reason: error.property.map { "properties.\($0): \(error.reason)" } ?? "properties: \(error.reason)")
+            throw ConfigProblem(path: error.property.map { "properties.\($0)" } ?? "properties", message: error.reason)
         }
     }
 
@@ -238,4 +238,23 @@ final class EventPoller: Sendable {
 extension KafkaSink {
     /// The events left after the poller's last round.
     fileprivate func finalPoll() { producer.pollEvents(timeoutMilliseconds: 0) }
+}
+
+/// Makes `kafka` sinks; checks `properties` with librdkafka offline.
+public struct KafkaSinkFactory: EventSinkFactory {
+    public init() {}
+
+    public func validate(_ sink: SinkConfig, limits: BridgeConfig.Limits) -> [ConfigProblem] {
+        guard case .kafka(let brokers, _, _, let properties) = sink.kind,
+            let problem = KafkaSink.validate(brokers: brokers, properties: properties, ackTimeoutMs: limits.ackTimeoutMs)
+        else { return [] }
+        return [problem]
+    }
+
+    public func make(_ sink: SinkConfig, context: SinkContext) throws(ConfigProblem) -> (any EventSink)? {
+        guard case .kafka(let brokers, let topic, let key, let properties) = sink.kind else { return nil }
+        return try KafkaSink(
+            name: sink.name, brokers: brokers, topic: topic, key: key, properties: properties,
+            ackTimeoutMs: context.ackTimeoutMs, logger: context.logger)
+    }
 }

@@ -73,3 +73,31 @@ public final class RedisStreamSink: EventSink {
         try? await gracefulShutdown()
     }
 }
+
+/// Makes `redis` sinks, on the Redis client their URL shares with the other sinks and the
+/// idempotency store that name it.
+public struct RedisStreamSinkFactory: EventSinkFactory {
+    public init() {}
+
+    public func validate(_ sink: SinkConfig, limits: BridgeConfig.Limits) -> [ConfigProblem] { [] }
+
+    public func make(_ sink: SinkConfig, context: SinkContext) throws(ConfigProblem) -> (any EventSink)? {
+        guard case .redis(let url, let stream, let maxLength) = sink.kind else { return nil }
+        let client = try RedisClient.shared(url: url, context: context)
+        return RedisStreamSink(name: sink.name, client: client, stream: stream, maxLength: maxLength)
+    }
+}
+
+extension RedisClient {
+    /// The one client for `url` among `context`'s shared clients; a problem's path is `url`.
+    public static func shared(url: String, context: SinkContext) throws(ConfigProblem) -> RedisClient {
+        try context.shared.client("redis \(url)") { () throws(ConfigProblem) -> RedisClient in
+            do {
+                return try RedisClient(
+                    endpoint: try RedisEndpoint(url: url), timeoutMilliseconds: context.ackTimeoutMs, logger: context.logger)
+            } catch {
+                throw ConfigProblem(path: "url", message: "\(error)")
+            }
+        }
+    }
+}

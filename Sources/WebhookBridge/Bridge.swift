@@ -17,7 +17,8 @@ public struct Bridge: Sendable {
     public let processor: WebhookProcessor
     /// Set when `listen.tls` is: reloaded with the config on SIGHUP.
     public let tls: TLSSettings?
-    let clients: [RedisClient]
+    /// Clients shared by sinks (Redis): started before them, stopped after.
+    let clients: [any Service]
     let sinks: [any EventSink]
     let spool: Spool?
     let forwarders: [any Service]
@@ -30,19 +31,25 @@ public struct Bridge: Sendable {
         -> Bridge
     {
         if let problem = sinkProblems(config).first { throw BridgeSetupError("\(problem)") }
-        let redis = RedisClients(timeoutMilliseconds: config.limits.ackTimeoutMs, logger: logger)
+        let context = SinkContext(ackTimeoutMs: config.limits.ackTimeoutMs, logger: logger, shared: SharedClients())
         var sinks: [String: any EventSink] = [:]
         for sink in config.sinks.values.sorted(by: { $0.name < $1.name }) {
-            sinks[sink.name] = try makeSink(sink, ackTimeoutMs: config.limits.ackTimeoutMs, redis: redis, logger: logger)
+            sinks[sink.name] = try makeSink(sink, context: context)
         }
         let store: any IdempotencyStore
         switch config.idempotency.store {
         case .memory:
             store = MemoryIdempotencyStore(ttlSeconds: config.idempotency.ttlSeconds, maximumKeys: config.idempotency.maxKeys)
         case .redis(let url):
+            let client: RedisClient
+            do {
+                client = try RedisClient.shared(url: url, context: context)
+            } catch {
+                throw BridgeSetupError("idempotency.\(error)")
+            }
             // A reservation outlives any delivery attempt, and expires if this replica dies.
             store = RedisIdempotencyStore(
-                client: try redis.client(url: url, path: "idempotency.url"), ttlSeconds: config.idempotency.ttlSeconds,
+                client: client, ttlSeconds: config.idempotency.ttlSeconds,
                 reservationMilliseconds: max(30_000, config.limits.ackTimeoutMs * 3))
         }
         var spool: Spool?
@@ -79,7 +86,7 @@ public struct Bridge: Sendable {
             host: config.listen.host, port: config.listen.port, processor: processor,
             limits: config.limits, logger: logger, metrics: metrics, tls: tls)
         return Bridge(
-            ingress: ingress, processor: processor, tls: tls, clients: redis.all, sinks: Array(sinks.values), spool: spool,
+            ingress: ingress, processor: processor, tls: tls, clients: context.shared.services, sinks: Array(sinks.values), spool: spool,
             forwarders: forwarders, tracing: tracing, logger: logger)
     }
 
@@ -105,36 +112,25 @@ public struct Bridge: Sendable {
         try await ServiceGroup(configuration: configuration).run()
     }
 
-    static func makeSink(_ config: SinkConfig, ackTimeoutMs: Int, redis: RedisClients, logger: Logger) throws -> any EventSink {
-        switch config.kind {
-        case .file(let path):
-            do {
-                return try FileSink(name: config.name, path: path, logger: logger)
-            } catch let error as SinkError {
-                throw BridgeSetupError("sinks.\(config.name).path: \(error.reason)")
+    /// The sink kinds this build has: each checks and makes its own.
+    static let factories: [any EventSinkFactory] = [FileSinkFactory(), KafkaSinkFactory(), RedisStreamSinkFactory()]
+
+    /// The sink `config` describes, from the first factory that knows its kind.
+    static func makeSink(_ config: SinkConfig, context: SinkContext) throws(BridgeSetupError) -> any EventSink {
+        do {
+            for factory in factories {
+                if let sink = try factory.make(config, context: context) { return sink }
             }
-        case .kafka(let brokers, let topic, let key, let properties):
-            do {
-                return try KafkaSink(
-                    name: config.name, brokers: brokers, topic: topic, key: key, properties: properties,
-                    ackTimeoutMs: ackTimeoutMs,
-                    logger: logger)
-            } catch let error as SinkError {
-                throw BridgeSetupError("sinks.\(config.name).\(error.reason)")
-            }
-        case .redis(let url, let stream, let maxLength):
-            let client = try redis.client(url: url, path: "sinks.\(config.name).url")
-            return RedisStreamSink(name: config.name, client: client, stream: stream, maxLength: maxLength)
+        } catch {
+            throw BridgeSetupError("sinks.\(config.name).\(error)")
         }
+        throw BridgeSetupError("sinks.\(config.name): no sink of this type in this build")
     }
 
     /// What only the sink libraries can judge (librdkafka's properties), checked offline,
     /// without connecting; ``ConfigLoader`` runs it with every other check.
     public static let sinkChecks: SinkChecks = { sink, limits in
-        guard case .kafka(let brokers, _, _, let properties) = sink.kind,
-            let problem = KafkaSink.validate(brokers: brokers, properties: properties, ackTimeoutMs: limits.ackTimeoutMs)
-        else { return [] }
-        return [problem]
+        factories.flatMap { $0.validate(sink, limits: limits) }
     }
 
     /// ``sinkChecks`` over a config loaded without them, with paths from the document's root.
@@ -144,36 +140,4 @@ public struct Bridge: Sendable {
         }
     }
 
-}
-
-/// One Redis client per URL, shared by the sinks and the idempotency store that name it.
-final class RedisClients {
-    private(set) var all: [RedisClient] = []
-    private var byURL: [String: RedisClient] = [:]
-    private let timeoutMilliseconds: Int
-    private let logger: Logger
-
-    init(timeoutMilliseconds: Int, logger: Logger) {
-        self.timeoutMilliseconds = timeoutMilliseconds
-        self.logger = logger
-    }
-
-    func client(url: String, path: String) throws -> RedisClient {
-        if let client = byURL[url] { return client }
-        let endpoint: RedisEndpoint
-        do {
-            endpoint = try RedisEndpoint(url: url)
-        } catch {
-            throw BridgeSetupError("\(path): \(error)")
-        }
-        let client: RedisClient
-        do {
-            client = try RedisClient(endpoint: endpoint, timeoutMilliseconds: timeoutMilliseconds, logger: logger)
-        } catch {
-            throw BridgeSetupError("\(path): \(error)")
-        }
-        byURL[url] = client
-        all.append(client)
-        return client
-    }
 }

@@ -18,9 +18,9 @@ public enum Replay {
             throw BridgeSetupError(
                 "--sink: no sink named \"\(sinkName)\" (sinks: \(config.sinks.keys.sorted().joined(separator: ", ")))")
         }
-        let redis = RedisClients(timeoutMilliseconds: config.limits.ackTimeoutMs, logger: logger)
-        let sink = try Bridge.makeSink(settings, ackTimeoutMs: config.limits.ackTimeoutMs, redis: redis, logger: logger)
-        let services: [any Service] = redis.all + [sink]
+        let context = SinkContext(ackTimeoutMs: config.limits.ackTimeoutMs, logger: logger, shared: SharedClients())
+        let sink = try Bridge.makeSink(settings, context: context)
+        let services: [any Service] = context.shared.services + [sink]
         let group = ServiceGroup(services: services, logger: logger)
         let running = Task { try await group.run() }
         var report = Report()

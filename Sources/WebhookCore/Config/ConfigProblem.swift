@@ -1,6 +1,7 @@
 /// One thing wrong with a config file, located by its JSON path
 /// (`sources.github.verify.secrets: must not be empty`).
-public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
+/// An `Error` too: a sink factory throws the problem it finds while making a sink.
+public struct ConfigProblem: Error, Sendable, Equatable, CustomStringConvertible {
     /// Dotted path of the offending value; array items as `routes[0]`; empty for the document,
     /// which is printed as `$`, so every line reads `PATH: json.path: what is wrong`.
     public let path: String
