@@ -99,20 +99,36 @@ public final class KafkaSink: EventSink {
     public func deliver(_ event: WebhookEvent) async throws -> DeliveryReceipt {
         guard !stopping.load(ordering: .relaxed) else { throw SinkError.unavailable(sink: name, reason: "the sink is shut down") }
         let topicName = topic.render(event, sanitizer: .kafkaTopic)
-        var headers: [(String, [UInt8])] = []
+        // Names and values are copied by librdkafka straight from the strings' bytes.
+        var headers: [(String, String)] = []
+        headers.reserveCapacity(10)
         for attribute in event.attributes where attribute.name != "datacontenttype" {
-            headers.append(("ce_" + attribute.name, Array(attribute.value.utf8)))
+            headers.append((Self.headerName(attribute.name), attribute.value))
         }
-        if let contentType = event.dataContentType { headers.append(("content-type", Array(contentType.utf8))) }
+        if let contentType = event.dataContentType { headers.append(("content-type", contentType)) }
         do {
             let delivery = try await producer.send(
-                topic: topicName, key: Array(key.render(event, sanitizer: .verbatim).utf8), value: event.data, headers: headers)
+                topic: topicName, key: key.render(event, sanitizer: .verbatim), value: event.data, headers: headers)
             return DeliveryReceipt(
                 sink: name, place: topicName, offset: .partition(delivery.partition, offset: delivery.offset))
         } catch let failure as KafkaProducer.Failure {
             let reason = "\(topicName): \(failure.description)"
             throw failure.isPermanent
                 ? SinkError.rejected(sink: name, reason: reason) : SinkError.unavailable(sink: name, reason: reason)
+        }
+    }
+
+    /// `ce_NAME`, made once for the attributes every event has.
+    private static func headerName(_ attribute: String) -> String {
+        switch attribute {
+        case "specversion": return "ce_specversion"
+        case "id": return "ce_id"
+        case "source": return "ce_source"
+        case "type": return "ce_type"
+        case "time": return "ce_time"
+        case "webhookscheme": return "ce_webhookscheme"
+        case "webhookkey": return "ce_webhookkey"
+        default: return "ce_" + attribute
         }
     }
 

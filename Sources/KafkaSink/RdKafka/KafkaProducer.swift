@@ -155,7 +155,7 @@ final class KafkaProducer: @unchecked Sendable {
     }
 
     /// Produces one message and waits for its delivery report.
-    func send(topic: String, key: [UInt8], value: ByteBuffer, headers: [(String, [UInt8])]) async throws -> Delivery {
+    func send(topic: String, key: String, value: ByteBuffer, headers: [(String, String)]) async throws -> Delivery {
         try await withCheckedThrowingContinuation { continuation in
             let registered = state.withLock { state -> Result<UInt, Failure> in
                 if state.closed { return .failure(Failure(RD_KAFKA_RESP_ERR__DESTROY, "the producer is shut down")) }
@@ -183,16 +183,23 @@ final class KafkaProducer: @unchecked Sendable {
         }
     }
 
-    private func produce(topic: String, key: [UInt8], value: ByteBuffer, headers: [(String, [UInt8])], opaque: UInt)
+    private func produce(topic: String, key: String, value: ByteBuffer, headers: [(String, String)], opaque: UInt)
         -> rd_kafka_resp_err_t
     {
         let list = rd_kafka_headers_new(headers.count)!
-        for (name, bytes) in headers {
-            bytes.withUnsafeBytes { _ = rd_kafka_header_add(list, name, -1, $0.baseAddress, $0.count) }
+        for (name, value) in headers {
+            var value = value
+            value.withUTF8 { bytes in
+                // An empty value stays empty, not null.
+                let pointer = bytes.baseAddress.map(UnsafeRawPointer.init) ?? UnsafeRawPointer(Self.emptyByte)
+                _ = rd_kafka_header_add(list, name, -1, pointer, bytes.count)
+            }
         }
+        var key = key
         let result: rd_kafka_resp_err_t = topic.withCString { topicName in
-            key.withUnsafeBytes { keyBytes in
-                value.withUnsafeReadableBytes { valueBytes in
+            key.withUTF8 { utf8 in
+                let keyBytes = UnsafeRawBufferPointer(utf8)
+                return value.withUnsafeReadableBytes { valueBytes in
                     // Kafka reads a NULL pointer as a null value (a tombstone) or a null key;
                     // an empty body or key must stay empty, not null.
                     let valuePointer = valueBytes.baseAddress ?? UnsafeRawPointer(Self.emptyByte)
