@@ -91,7 +91,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     /// Reads wait while parts of a later request are queued: a pipelining client can't make
-    /// the bridge buffer more than the decoder's one read ahead.
+    /// the bridge buffer more than the reads of one event-loop turn (`maxMessagesPerRead`),
+    /// as with NIO's own pipelining handler.
     func read(context: ChannelHandlerContext) {
         guard queued.isEmpty else {
             readHeld = true
