@@ -20,7 +20,7 @@ import WebhookCore
 /// again, e.g. the idempotent producer fenced after a broker froze) does not end the sink:
 /// the poller replaces the producer with a new one (``replaceFailedProducer(_:)``), the sends
 /// waiting on the old one fail as transient (spooled, or 503), and the sink becomes ready again.
-public final class KafkaSink: EventSink {
+public final class KafkaSink: CallbackDeliveringSink {
     public let name: String
     private let topic: Template
     private let key: Template
@@ -97,7 +97,29 @@ public final class KafkaSink: EventSink {
     public var isReady: Bool { !stopping.load(ordering: .relaxed) && producer.isReachable }
 
     public func deliver(_ event: WebhookEvent) async throws -> DeliveryReceipt {
-        guard !stopping.load(ordering: .relaxed) else { throw SinkError.unavailable(sink: name, reason: "the sink is shut down") }
+        try await withCheckedThrowingContinuation { continuation in
+            deliver(event, on: nil) { continuation.resume(with: $0) }
+        }
+    }
+
+    public func deliver(
+        _ event: WebhookEvent, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<DeliveryReceipt, SinkError>) -> Void
+    ) {
+        deliver(event, on: Optional(eventLoop), completion: completion)
+    }
+
+    /// Hands the message to librdkafka; `completion` runs with the brokers' acknowledgement
+    /// on `eventLoop` (the poll thread when nil).
+    private func deliver(
+        _ event: WebhookEvent, on eventLoop: (any EventLoop)?,
+        completion: @escaping @Sendable (Result<DeliveryReceipt, SinkError>) -> Void
+    ) {
+        let name = self.name
+        guard !stopping.load(ordering: .relaxed) else {
+            completion(.failure(SinkError.unavailable(sink: name, reason: "the sink is shut down")))
+            return
+        }
         let topicName = topic.render(event, sanitizer: .kafkaTopic)
         // Names and values are copied by librdkafka straight from the strings' bytes.
         var headers: [(String, String)] = []
@@ -106,15 +128,22 @@ public final class KafkaSink: EventSink {
             headers.append((Self.headerName(attribute.name), attribute.value))
         }
         if let contentType = event.dataContentType { headers.append(("content-type", contentType)) }
-        do {
-            let delivery = try await producer.send(
-                topic: topicName, key: key.render(event, sanitizer: .verbatim), value: event.data, headers: headers)
-            return DeliveryReceipt(
-                sink: name, place: topicName, offset: .partition(delivery.partition, offset: delivery.offset))
-        } catch let failure as KafkaProducer.Failure {
-            let reason = "\(topicName): \(failure.description)"
-            throw failure.isPermanent
-                ? SinkError.rejected(sink: name, reason: reason) : SinkError.unavailable(sink: name, reason: reason)
+        producer.send(
+            topic: topicName, key: key.render(event, sanitizer: .verbatim), value: event.data, headers: headers,
+            on: eventLoop
+        ) { result in
+            switch result {
+            case .success(let delivery):
+                completion(
+                    .success(
+                        DeliveryReceipt(sink: name, place: topicName, offset: .partition(delivery.partition, offset: delivery.offset))))
+            case .failure(let failure):
+                let reason = "\(topicName): \(failure.description)"
+                completion(
+                    .failure(
+                        failure.isPermanent
+                            ? SinkError.rejected(sink: name, reason: reason) : SinkError.unavailable(sink: name, reason: reason)))
+            }
         }
     }
 

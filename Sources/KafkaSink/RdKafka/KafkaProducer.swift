@@ -56,8 +56,18 @@ final class KafkaProducer: @unchecked Sendable {
         }
     }
 
+    /// What a send is told when its delivery report arrives.
+    typealias Completion = @Sendable (Result<Delivery, Failure>) -> Void
+
+    /// A send waiting for its delivery report, and the event loop its completion runs on
+    /// (nil: the poll thread).
+    private struct Waiter {
+        let loop: (any EventLoop)?
+        let completion: Completion
+    }
+
     private struct State {
-        var waiting: [UInt: CheckedContinuation<Delivery, any Error>] = [:]
+        var waiting: [UInt: Waiter] = [:]
         var nextID: UInt = 1
         var brokersDown = false
         var lastError: String?
@@ -157,29 +167,50 @@ final class KafkaProducer: @unchecked Sendable {
     /// Produces one message and waits for its delivery report.
     func send(topic: String, key: String, value: ByteBuffer, headers: [(String, String)]) async throws -> Delivery {
         try await withCheckedThrowingContinuation { continuation in
-            let registered = state.withLock { state -> Result<UInt, Failure> in
-                if state.closed { return .failure(Failure(RD_KAFKA_RESP_ERR__DESTROY, "the producer is shut down")) }
-                if let fatal = state.fatal {
-                    return .failure(Failure(RD_KAFKA_RESP_ERR__FATAL, "fatal producer error: \(fatal)"))
-                }
-                let id = state.nextID
-                state.nextID &+= 1
-                state.waiting[id] = continuation
-                return .success(id)
+            send(topic: topic, key: key, value: value, headers: headers, on: nil) { continuation.resume(with: $0) }
+        }
+    }
+
+    /// Produces one message; `completion` runs once, with its delivery report, on `loop`
+    /// (or on the poll thread when `loop` is nil). A send refused at once completes on the
+    /// caller's thread when that is `loop`.
+    ///
+    /// The poll thread hands the reports of one poll round to each loop in one task, so a
+    /// loop is woken once per round, not once per message.
+    func send(
+        topic: String, key: String, value: ByteBuffer, headers: [(String, String)], on loop: (any EventLoop)?,
+        completion: @escaping Completion
+    ) {
+        let registered = state.withLock { state -> Result<UInt, Failure> in
+            if state.closed { return .failure(Failure(RD_KAFKA_RESP_ERR__DESTROY, "the producer is shut down")) }
+            if let fatal = state.fatal {
+                return .failure(Failure(RD_KAFKA_RESP_ERR__FATAL, "fatal producer error: \(fatal)"))
             }
-            let id: UInt
-            switch registered {
-            case .failure(let failure):
-                continuation.resume(throwing: failure)
-                return
-            case .success(let registeredID):
-                id = registeredID
-            }
-            warmUp(topic: topic)
-            let error = produce(topic: topic, key: key, value: value, headers: headers, opaque: id)
-            if error != RD_KAFKA_RESP_ERR_NO_ERROR, let waiting = state.withLock({ $0.waiting.removeValue(forKey: id) }) {
-                waiting.resume(throwing: Failure(error))
-            }
+            let id = state.nextID
+            state.nextID &+= 1
+            state.waiting[id] = Waiter(loop: loop, completion: completion)
+            return .success(id)
+        }
+        let id: UInt
+        switch registered {
+        case .failure(let failure):
+            Self.complete(completion, .failure(failure), on: loop)
+            return
+        case .success(let registeredID):
+            id = registeredID
+        }
+        warmUp(topic: topic)
+        let error = produce(topic: topic, key: key, value: value, headers: headers, opaque: id)
+        if error != RD_KAFKA_RESP_ERR_NO_ERROR, let waiter = state.withLock({ $0.waiting.removeValue(forKey: id) }) {
+            Self.complete(waiter.completion, .failure(Failure(error)), on: waiter.loop)
+        }
+    }
+
+    private static func complete(_ completion: @escaping Completion, _ result: Result<Delivery, Failure>, on loop: (any EventLoop)?) {
+        if let loop, !loop.inEventLoop {
+            loop.execute { completion(result) }
+        } else {
+            completion(result)
         }
     }
 
@@ -237,20 +268,29 @@ final class KafkaProducer: @unchecked Sendable {
     func pollEvents(timeoutMilliseconds: Int32) -> Int {
         var handled = 0
         var timeout = timeoutMilliseconds
+        var reports: [Report] = []
+        var completions = Completions()
+        defer { completions.run() }
         while let event = rd_kafka_queue_poll(queue, timeout) {
             handled += 1
             timeout = 0  // after the first event, take only what is already there
             switch rd_kafka_event_type(event) {
             case Int32(RD_KAFKA_EVENT_DR):
+                reports.removeAll(keepingCapacity: true)
                 while let message = rd_kafka_event_message_next(event) {
-                    let id = UInt(bitPattern: message.pointee._private)
                     let error = message.pointee.err
-                    if error == RD_KAFKA_RESP_ERR_NO_ERROR { state.withLock { $0.brokersDown = false } }
-                    guard let waiting = state.withLock({ $0.waiting.removeValue(forKey: id) }) else { continue }
-                    if error == RD_KAFKA_RESP_ERR_NO_ERROR {
-                        waiting.resume(returning: Delivery(partition: message.pointee.partition, offset: message.pointee.offset))
-                    } else {
-                        waiting.resume(throwing: Failure(error))
+                    reports.append(
+                        Report(
+                            id: UInt(bitPattern: message.pointee._private),
+                            result: error == RD_KAFKA_RESP_ERR_NO_ERROR
+                                ? .success(Delivery(partition: message.pointee.partition, offset: message.pointee.offset))
+                                : .failure(Failure(error))))
+                }
+                state.withLock { state in
+                    for report in reports {
+                        if case .success = report.result { state.brokersDown = false }
+                        guard let waiter = state.waiting.removeValue(forKey: report.id) else { continue }
+                        completions.add(waiter, report.result)
                     }
                 }
             case Int32(RD_KAFKA_EVENT_ERROR):
@@ -344,13 +384,50 @@ final class KafkaProducer: @unchecked Sendable {
     /// caller was told it failed) and fails every send still waiting. Used after the final
     /// flush on shutdown.
     func failWaiting(_ reason: String) {
-        let waiting = state.withLock { state -> [CheckedContinuation<Delivery, any Error>] in
+        let waiting = state.withLock { state -> [Waiter] in
             state.closed = true
             defer { state.waiting = [:] }
             return Array(state.waiting.values)
         }
         _ = rd_kafka_purge(handle, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
-        for continuation in waiting { continuation.resume(throwing: Failure(RD_KAFKA_RESP_ERR__DESTROY, reason)) }
+        var completions = Completions()
+        for waiter in waiting { completions.add(waiter, .failure(Failure(RD_KAFKA_RESP_ERR__DESTROY, reason))) }
+        completions.run()
+    }
+
+    /// One message's delivery report, read off librdkafka's event.
+    private struct Report {
+        let id: UInt
+        let result: Result<Delivery, Failure>
+    }
+
+    /// Completions gathered in one poll round, grouped by the event loop they run on: one
+    /// `execute` per loop and round.
+    private struct Completions {
+        private var byLoop: [(loop: any EventLoop, calls: [(Completion, Result<Delivery, Failure>)])] = []
+        private var here: [(Completion, Result<Delivery, Failure>)] = []
+
+        mutating func add(_ waiter: Waiter, _ result: Result<Delivery, Failure>) {
+            guard let loop = waiter.loop else {
+                here.append((waiter.completion, result))
+                return
+            }
+            if let index = byLoop.firstIndex(where: { $0.loop === loop }) {
+                byLoop[index].calls.append((waiter.completion, result))
+            } else {
+                byLoop.append((loop, [(waiter.completion, result)]))
+            }
+        }
+
+        /// Hands each loop its completions and runs the rest here.
+        mutating func run() {
+            for (loop, calls) in byLoop {
+                loop.execute { for (completion, result) in calls { completion(result) } }
+            }
+            for (completion, result) in here { completion(result) }
+            byLoop.removeAll()
+            here.removeAll()
+        }
     }
 }
 

@@ -9,8 +9,9 @@ import WebhookCore
 /// The delivery is not awaited past the deadline (a task group would have to wait for it),
 /// so a stuck sink can't hold the provider's request; a late acknowledgement is only logged
 /// by the sink, and the provider's retry carries the same event id. The delivery runs in a
-/// task on `executor`'s event loop and the deadline is a timer on that loop: both cheap
-/// when the caller runs there too, as a request does.
+/// task on `executor`'s event loop (a ``CallbackDeliveringSink`` needs none: it calls back on
+/// that loop) and the deadline is a timer on that loop: both cheap when the caller runs there
+/// too, as a request does.
 func deliverWithDeadline(
     _ event: WebhookEvent, to sink: any EventSink, milliseconds: Int, metrics: SinkMetrics,
     on executor: EventLoopTaskExecutor = .shared
@@ -21,6 +22,18 @@ func deliverWithDeadline(
         let timer = try? executor.eventLoop.scheduleCallback(
             in: .milliseconds(Int64(milliseconds)),
             handler: TimeOut(pending: pending, sink: sink.name, milliseconds: milliseconds))
+        if let sink = sink as? any CallbackDeliveringSink {
+            // No task: the sink calls back on the loop, where the timer runs too.
+            metrics.inFlight.increment()
+            let started = ContinuousClock.now
+            sink.deliver(event, on: executor.eventLoop) { result in
+                metrics.inFlight.decrement()
+                metrics.record(result, after: ContinuousClock.now - started)
+                timer?.cancel()
+                pending.take()?.resume(returning: result)
+            }
+            return
+        }
         Task(executorPreference: executor) {
             metrics.inFlight.increment()
             let started = ContinuousClock.now

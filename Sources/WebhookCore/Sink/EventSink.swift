@@ -1,3 +1,4 @@
+import NIOCore
 import ServiceLifecycle
 
 /// A destination for events: Kafka, Redis Streams, files (SPEC section 7).
@@ -12,6 +13,18 @@ public protocol EventSink: Service {
     func deliver(_ event: WebhookEvent) async throws -> DeliveryReceipt
     /// True while the sink can accept events (`/readyz`).
     var isReady: Bool { get }
+}
+
+/// A sink whose deliveries end in a callback rather than an awaited result: the bridge then
+/// runs a delivery without a task of its own (the Kafka sink, whose acknowledgement arrives
+/// on librdkafka's poll thread anyway).
+public protocol CallbackDeliveringSink: EventSink {
+    /// Starts delivering `event`; `completion` runs exactly once, on `eventLoop`, with the
+    /// receipt or the ``SinkError`` the async ``EventSink/deliver(_:)`` would have returned
+    /// or thrown.
+    func deliver(
+        _ event: WebhookEvent, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<DeliveryReceipt, SinkError>) -> Void)
 }
 
 /// Where an event ended up. Kept as parts and formatted only when read (a span's
