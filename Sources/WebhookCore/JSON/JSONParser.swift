@@ -26,9 +26,10 @@ public struct JSONParser {
         return try copy.withUnsafeBufferPointer { buffer throws(SyntaxError) in try parse(buffer: buffer) }
     }
 
-    /// True when `bytes` is one complete, valid JSON document.
+    /// True when `bytes` is one complete, valid JSON document (one ``parse`` would accept);
+    /// checked without building the document.
     public static func isValid<Bytes: Collection>(_ bytes: Bytes) -> Bool where Bytes.Element == UInt8 {
-        (try? parse(bytes)) != nil
+        topLevelTexts(bytes, []) != nil
     }
 
     static func parse(buffer: UnsafeBufferPointer<UInt8>) throws(SyntaxError) -> JSONValue {
@@ -143,6 +144,12 @@ public struct JSONParser {
         }
 
         mutating func parseNumber() throws(SyntaxError) -> JSONValue {
+            let range = try scanNumber()
+            return .number(String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self))
+        }
+
+        /// Moves past a number and returns where its text is.
+        mutating func scanNumber() throws(SyntaxError) -> Range<Int> {
             let start = index
             if current == UInt8(ascii: "-") { index += 1 }
             guard let first = current, first >= 0x30, first <= 0x39 else { throw error("expected a digit") }
@@ -162,7 +169,7 @@ public struct JSONParser {
                 guard let d = current, d >= 0x30, d <= 0x39 else { throw error("expected a digit") }
                 skipDigits()
             }
-            return .number(String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self))
+            return start..<index
         }
 
         mutating func skipDigits() {
@@ -203,40 +210,46 @@ public struct JSONParser {
                     return text
                 case UInt8(ascii: "\\"):
                     index += 1
-                    guard let escape = current else { throw error("unterminated string") }
-                    index += 1
-                    switch escape {
-                    case UInt8(ascii: "\""): scalars.append(0x22)
-                    case UInt8(ascii: "\\"): scalars.append(0x5C)
-                    case UInt8(ascii: "/"): scalars.append(0x2F)
-                    case UInt8(ascii: "b"): scalars.append(0x08)
-                    case UInt8(ascii: "f"): scalars.append(0x0C)
-                    case UInt8(ascii: "n"): scalars.append(0x0A)
-                    case UInt8(ascii: "r"): scalars.append(0x0D)
-                    case UInt8(ascii: "t"): scalars.append(0x09)
-                    case UInt8(ascii: "u"):
-                        var code = try parseHex4()
-                        if (0xD800...0xDBFF).contains(code) {
-                            guard current == UInt8(ascii: "\\") else { throw error("unpaired surrogate") }
-                            index += 1
-                            guard current == UInt8(ascii: "u") else { throw error("unpaired surrogate") }
-                            index += 1
-                            let low = try parseHex4()
-                            guard (0xDC00...0xDFFF).contains(low) else { throw error("unpaired surrogate") }
-                            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                        } else if (0xDC00...0xDFFF).contains(code) {
-                            throw error("unpaired surrogate")
-                        }
-                        guard let scalar = Unicode.Scalar(code) else { throw error("invalid escape") }
-                        scalars.append(contentsOf: String(scalar).utf8)
-                    default:
-                        throw error("invalid escape")
-                    }
+                    let scalar = try parseEscape()
+                    UTF8.encode(scalar) { scalars.append($0) }
                 default:
                     if byte < 0x20 { throw error("control character in string") }
                     scalars.append(byte)
                     index += 1
                 }
+            }
+        }
+
+        /// The character a backslash escape stands for; the cursor is just past the backslash.
+        mutating func parseEscape() throws(SyntaxError) -> Unicode.Scalar {
+            guard let escape = current else { throw error("unterminated string") }
+            index += 1
+            switch escape {
+            case UInt8(ascii: "\""): return "\""
+            case UInt8(ascii: "\\"): return "\\"
+            case UInt8(ascii: "/"): return "/"
+            case UInt8(ascii: "b"): return "\u{08}"
+            case UInt8(ascii: "f"): return "\u{0C}"
+            case UInt8(ascii: "n"): return "\n"
+            case UInt8(ascii: "r"): return "\r"
+            case UInt8(ascii: "t"): return "\t"
+            case UInt8(ascii: "u"):
+                var code = try parseHex4()
+                if (0xD800...0xDBFF).contains(code) {
+                    guard current == UInt8(ascii: "\\") else { throw error("unpaired surrogate") }
+                    index += 1
+                    guard current == UInt8(ascii: "u") else { throw error("unpaired surrogate") }
+                    index += 1
+                    let low = try parseHex4()
+                    guard (0xDC00...0xDFFF).contains(low) else { throw error("unpaired surrogate") }
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                } else if (0xDC00...0xDFFF).contains(code) {
+                    throw error("unpaired surrogate")
+                }
+                guard let scalar = Unicode.Scalar(code) else { throw error("invalid escape") }
+                return scalar
+            default:
+                throw error("invalid escape")
             }
         }
 

@@ -86,28 +86,57 @@ public struct WebhookRequest: Sendable {
 extension WebhookRequest {
     /// The body as JSON (parsed now if it was not yet), or nil when it is not JSON.
     public var bodyJSON: JSONValue? { json.value }
+
+    /// `bodyJSON?[name]?.scalarText` for each of `names`, without building the body's JSON
+    /// when nothing else needs it (see ``LazyJSON/topLevelTexts(_:)``).
+    public func topLevelTexts(_ names: [String]) -> [String?] { json.topLevelTexts(names) }
 }
 
 /// A body's JSON parse, done at most once and only when something asks for it.
 public final class LazyJSON: Sendable {
     private let body: ByteBuffer
-    /// nil: not parsed yet; .some(nil): parsed, not JSON.
-    private let parsed = Mutex<JSONValue??>(nil)
+    private struct State {
+        /// nil: not parsed yet; .some(nil): parsed, not JSON.
+        var parsed: JSONValue??
+        /// Parsed or scanned.
+        var read = false
+    }
+    private let state = Mutex(State())
 
     public init(_ body: ByteBuffer) { self.body = body }
 
     /// The parsed body, parsing it on first use.
     public var value: JSONValue? {
-        parsed.withLock { parsed in
-            if let done = parsed { return done }
+        state.withLock { state in
+            state.read = true
+            if let done = state.parsed { return done }
             let value = try? JSONParser.parse(body.readableBytesView)
-            parsed = .some(value)
+            state.parsed = .some(value)
             return value
         }
     }
 
+    /// `value?[name]?.scalarText` for each of `names`: from the parsed body when something
+    /// parsed it already, else by a scan that checks the whole body as strictly but builds
+    /// only those texts (a body found not to be JSON is remembered as such).
+    public func topLevelTexts(_ names: [String]) -> [String?] {
+        state.withLock { state in
+            state.read = true
+            if let done = state.parsed { return names.map { done?[$0]?.scalarText } }
+            guard let texts = JSONParser.topLevelTexts(body.readableBytesView, names) else {
+                state.parsed = .some(nil)
+                return names.map { _ in nil }
+            }
+            return texts
+        }
+    }
+
     /// The parsed body if something already parsed it; never parses.
-    public var valueIfParsed: JSONValue? { parsed.withLock { $0 ?? nil } }
+    public var valueIfParsed: JSONValue? { state.withLock { $0.parsed ?? nil } }
+
+    /// True once the body was parsed or scanned: a scheme does either only after the
+    /// signature checked out.
+    public var wasRead: Bool { state.withLock { $0.read } }
 }
 
 /// A request that passed verification.

@@ -7,6 +7,8 @@ public struct PaddleScheme: WebhookScheme {
     let keyring: HMACKeyring
     let tolerance: Int
 
+    private static let idAndType = ["event_id", "event_type"]
+
     public init(secrets: [String], toleranceSeconds: Int) {
         self.keyring = HMACKeyring(secrets: secrets)
         self.tolerance = toleranceSeconds
@@ -17,8 +19,8 @@ public struct PaddleScheme: WebhookScheme {
             request, header: "Paddle-Signature", itemSeparator: ";", timestampKey: "ts", signatureKey: "h1",
             contentSeparator: ":",
             keyring: keyring, tolerance: tolerance)
-        let json = request.bodyJSON
-        return VerifiedWebhook(id: json?["event_id"]?.scalarText, type: json?["event_type"]?.scalarText, keyIndex: index)
+        let texts = request.topLevelTexts(Self.idAndType)
+        return VerifiedWebhook(id: texts[0], type: texts[1], keyIndex: index)
     }
 }
 

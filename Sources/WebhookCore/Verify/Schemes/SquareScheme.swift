@@ -9,6 +9,8 @@ public struct SquareScheme: WebhookScheme {
     let keyring: HMACKeyring
     let publicURL: PublicURL
 
+    private static let idAndType = ["event_id", "type"]
+
     public init(secrets: [String], publicURL: PublicURL) {
         self.keyring = HMACKeyring(secrets: secrets)
         self.publicURL = publicURL
@@ -23,8 +25,8 @@ public struct SquareScheme: WebhookScheme {
         guard let index = keyring.firstMatch(.sha256, [.text(url), .bytes(request.body)], candidates: [signature]) else {
             throw .invalid("x-square-hmacsha256-signature does not match \(keyring.tried) for \(url)")
         }
-        let json = request.bodyJSON
-        return VerifiedWebhook(id: json?["event_id"]?.scalarText, type: json?["type"]?.scalarText, keyIndex: index)
+        let texts = request.topLevelTexts(Self.idAndType)
+        return VerifiedWebhook(id: texts[0], type: texts[1], keyIndex: index)
     }
 }
 

@@ -18,6 +18,8 @@ public struct StandardWebhooksScheme: WebhookScheme {
     /// Signature entries looked at per request.
     static let maximumSignatures = 16
 
+    private static let type = ["type"]
+
     /// Parses the secrets; throws the index and reason of the first one that is malformed.
     public init(name: String = "standard-webhooks", secrets: [String], toleranceSeconds: Int) throws(SecretError) {
         self.name = name
@@ -87,7 +89,7 @@ public struct StandardWebhooksScheme: WebhookScheme {
         }
         guard let matched else { throw .invalid("webhook-signature does not match \(keys.count == 1 ? "the secret" : "none of \(keys.count) secrets")") }
         try checkTimestamp(timestampText, header: "webhook-timestamp", tolerance: tolerance, now: request.receivedAt)
-        return VerifiedWebhook(id: id, type: request.bodyJSON?["type"]?.scalarText, keyIndex: matched)
+        return VerifiedWebhook(id: id, type: request.topLevelTexts(Self.type)[0], keyIndex: matched)
     }
 }
 

@@ -8,6 +8,8 @@ public struct StripeScheme: WebhookScheme {
     let keyring: HMACKeyring
     let tolerance: Int
 
+    private static let idAndType = ["id", "type"]
+
     public init(secrets: [String], toleranceSeconds: Int) {
         self.keyring = HMACKeyring(secrets: secrets)
         self.tolerance = toleranceSeconds
@@ -17,8 +19,8 @@ public struct StripeScheme: WebhookScheme {
         let index = try verifyTimestampedHeader(
             request, header: "Stripe-Signature", itemSeparator: ",", timestampKey: "t", signatureKey: "v1", contentSeparator: ".",
             keyring: keyring, tolerance: tolerance)
-        let json = request.bodyJSON
-        return VerifiedWebhook(id: json?["id"]?.scalarText, type: json?["type"]?.scalarText, keyIndex: index)
+        let texts = request.topLevelTexts(Self.idAndType)
+        return VerifiedWebhook(id: texts[0], type: texts[1], keyIndex: index)
     }
 }
 

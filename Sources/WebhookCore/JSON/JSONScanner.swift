@@ -1,0 +1,251 @@
+extension JSONParser {
+    /// For each of `names`, what `parse(bytes)[name]?.scalarText` gives, when ``parse`` would
+    /// accept `bytes`; nil when it would not. Only the wanted members' texts are made: the
+    /// document is checked as strictly as ``parse`` checks it, without building it.
+    ///
+    /// A scheme reading an event's `type` or `id` needs no more. Objects whose member names
+    /// are plain ASCII (no escapes) and at most 32 a level are checked for duplicate names
+    /// byte by byte; anything else (rare in webhooks) is left to ``parse``, so both always
+    /// agree.
+    public static func topLevelTexts<Bytes: Collection>(_ bytes: Bytes, _ names: [String]) -> [String?]?
+    where Bytes.Element == UInt8 {
+        if let result = bytes.withContiguousStorageIfAvailable({ topLevelTexts(buffer: $0, names) }) { return result }
+        return Array(bytes).withUnsafeBufferPointer { topLevelTexts(buffer: $0, names) }
+    }
+
+    static func topLevelTexts(buffer: UnsafeBufferPointer<UInt8>, _ names: [String]) -> [String?]? {
+        var scanner = Scanner(cursor: Cursor(bytes: buffer))
+        do {
+            return try scanner.document(wanted: names)
+        } catch {
+            switch error {
+            case .invalid:
+                return nil
+            case .undecided:
+                guard let value = try? parse(buffer: buffer) else { return nil }
+                return names.map { value[$0]?.scalarText }
+            }
+        }
+    }
+
+    /// Why a scan stopped: the document is not JSON, or the scan can't tell cheaply.
+    enum ScanStop: Error {
+        case invalid
+        case undecided
+    }
+
+    /// Moves a ``Cursor`` over a document, checking it the way the parser does.
+    struct Scanner {
+        var cursor: Cursor
+        /// Member names of the objects being scanned, outermost first.
+        private var names: [Range<Int>] = []
+        static let maximumNamesChecked = 32
+
+        init(cursor: Cursor) { self.cursor = cursor }
+
+        private var bytes: UnsafeBufferPointer<UInt8> { cursor.bytes }
+
+        mutating func document(wanted: [String]) throws(ScanStop) -> [String?] {
+            var texts = [String?](repeating: nil, count: wanted.count)
+            guard wanted.allSatisfy({ $0.utf8.allSatisfy { $0 < 0x80 } }) else { throw .undecided }
+            cursor.skipWhitespace()
+            if cursor.current == UInt8(ascii: "{") {
+                try object(depth: 0) { scanner, name throws(ScanStop) in
+                    let bytes = scanner.bytes
+                    guard
+                        let slot = wanted.firstIndex(where: {
+                            $0.utf8.elementsEqual(UnsafeBufferPointer(rebasing: bytes[name]))
+                        })
+                    else { return false }
+                    texts[slot] = try scanner.text(depth: 1)
+                    return true
+                }
+            } else {
+                try value(depth: 0)
+            }
+            cursor.skipWhitespace()
+            guard cursor.index == bytes.count else { throw .invalid }
+            return texts
+        }
+
+        /// A wanted member's value as ``JSONValue/scalarText`` gives it.
+        private mutating func text(depth: Int) throws(ScanStop) -> String? {
+            guard let byte = cursor.current else { throw .invalid }
+            switch byte {
+            case UInt8(ascii: "\""):
+                return try step { cursor throws(SyntaxError) in try cursor.parseString() }
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                let range = try step { cursor throws(SyntaxError) in try cursor.scanNumber() }
+                return String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+            case UInt8(ascii: "t"):
+                try literal("true")
+                return "true"
+            case UInt8(ascii: "f"):
+                try literal("false")
+                return "false"
+            default:
+                try value(depth: depth)
+                return nil
+            }
+        }
+
+        private mutating func value(depth: Int) throws(ScanStop) {
+            guard depth < JSONParser.maximumDepth, let byte = cursor.current else { throw .invalid }
+            switch byte {
+            case UInt8(ascii: "{"): try object(depth: depth) { _, _ in false }
+            case UInt8(ascii: "["): try array(depth: depth)
+            case UInt8(ascii: "\""): try string()
+            case UInt8(ascii: "t"): try literal("true")
+            case UInt8(ascii: "f"): try literal("false")
+            case UInt8(ascii: "n"): try literal("null")
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                _ = try step { cursor throws(SyntaxError) in try cursor.scanNumber() }
+            default: throw .invalid
+            }
+        }
+
+        private mutating func literal(_ text: StaticString) throws(ScanStop) {
+            _ = try step { cursor throws(SyntaxError) in try cursor.expect(text, value: .null) }
+        }
+
+        /// One of the cursor's own steps; its syntax error makes the document invalid.
+        private mutating func step<T>(_ body: (inout Cursor) throws(SyntaxError) -> T) throws(ScanStop) -> T {
+            do { return try body(&cursor) } catch { throw .invalid }
+        }
+
+        /// An object at the cursor. `member` sees each name first and returns true when it
+        /// consumed the value itself.
+        private mutating func object(
+            depth: Int, member: (inout Scanner, Range<Int>) throws(ScanStop) -> Bool
+        ) throws(ScanStop) {
+            cursor.index += 1
+            let first = names.count
+            defer { names.removeSubrange(first...) }
+            cursor.skipWhitespace()
+            if cursor.current == UInt8(ascii: "}") {
+                cursor.index += 1
+                return
+            }
+            while true {
+                cursor.skipWhitespace()
+                let name = try memberName(objectStart: first)
+                cursor.skipWhitespace()
+                guard cursor.current == UInt8(ascii: ":") else { throw .invalid }
+                cursor.index += 1
+                cursor.skipWhitespace()
+                if try !member(&self, name) { try value(depth: depth + 1) }
+                cursor.skipWhitespace()
+                switch cursor.current {
+                case UInt8(ascii: ","): cursor.index += 1
+                case UInt8(ascii: "}"):
+                    cursor.index += 1
+                    return
+                default: throw .invalid
+                }
+            }
+        }
+
+        /// A member name: plain ASCII, checked against the object's earlier names.
+        private mutating func memberName(objectStart first: Int) throws(ScanStop) -> Range<Int> {
+            guard cursor.current == UInt8(ascii: "\"") else { throw .invalid }
+            cursor.index += 1
+            let start = cursor.index
+            while true {
+                guard let byte = cursor.current else { throw .invalid }
+                if byte == UInt8(ascii: "\"") { break }
+                // Escapes and non-ASCII names can be equal in different spellings.
+                if byte == UInt8(ascii: "\\") || byte >= 0x80 { throw .undecided }
+                if byte < 0x20 { throw .invalid }
+                cursor.index += 1
+            }
+            let name = start..<cursor.index
+            cursor.index += 1
+            guard names.count - first < Self.maximumNamesChecked else { throw .undecided }
+            let text = UnsafeBufferPointer(rebasing: bytes[name])
+            for earlier in names[first...] where UnsafeBufferPointer(rebasing: bytes[earlier]).elementsEqual(text) {
+                throw .invalid
+            }
+            names.append(name)
+            return name
+        }
+
+        private mutating func array(depth: Int) throws(ScanStop) {
+            cursor.index += 1
+            cursor.skipWhitespace()
+            if cursor.current == UInt8(ascii: "]") {
+                cursor.index += 1
+                return
+            }
+            while true {
+                cursor.skipWhitespace()
+                try value(depth: depth + 1)
+                cursor.skipWhitespace()
+                switch cursor.current {
+                case UInt8(ascii: ","): cursor.index += 1
+                case UInt8(ascii: "]"):
+                    cursor.index += 1
+                    return
+                default: throw .invalid
+                }
+            }
+        }
+
+        /// A string, checked as ``Cursor/parseString()`` checks it but not decoded: escapes
+        /// produce whole characters, so checking the raw runs between them as UTF-8 is the
+        /// same as checking the decoded text.
+        private mutating func string() throws(ScanStop) {
+            let bytes = self.bytes
+            var index = cursor.index + 1
+            var run = index
+            var ascii = true
+            while index < bytes.count {
+                // Eight bytes at a time while none is a quote, a backslash, a control
+                // character or non-ASCII: most of a webhook body's text.
+                while index + 8 <= bytes.count {
+                    let word = UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)
+                    guard !Self.needsLook(word) else { break }
+                    index += 8
+                }
+                guard index < bytes.count else { break }
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
+                    guard ascii || isUTF8(run..<index) else { throw .invalid }
+                    cursor.index = index + 1
+                    if byte == UInt8(ascii: "\"") { return }
+                    _ = try step { cursor throws(SyntaxError) in try cursor.parseEscape() }
+                    index = cursor.index
+                    run = index
+                    ascii = true
+                    continue
+                }
+                if byte < 0x20 { throw .invalid }
+                if byte >= 0x80 { ascii = false }
+                index += 1
+            }
+            throw .invalid
+        }
+
+        /// True when one of the word's bytes is `"`, `\\`, below 0x20 or above 0x7F (the
+        /// usual "has a zero byte" bit trick, on the word and on its XORs).
+        @inline(__always)
+        private static func needsLook(_ word: UInt64) -> Bool {
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            func hasZero(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & highs }
+            let control = (word &- ones &* 0x20) & ~word & highs
+            return (word & highs) | control | hasZero(word ^ (ones &* 0x22)) | hasZero(word ^ (ones &* 0x5C)) != 0
+        }
+
+        private func isUTF8(_ range: Range<Int>) -> Bool {
+            var iterator = UnsafeBufferPointer(rebasing: bytes[range]).makeIterator()
+            var decoder = UTF8()
+            while true {
+                switch decoder.decode(&iterator) {
+                case .scalarValue: continue
+                case .emptyInput: return true
+                case .error: return false
+                }
+            }
+        }
+    }
+}
