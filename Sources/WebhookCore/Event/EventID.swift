@@ -12,7 +12,9 @@ public enum EventID {
         var onlyWhitespace = true
         for scalar in id.unicodeScalars {
             if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) { return nil }
-            if !scalar.properties.isWhitespace { onlyWhitespace = false }
+            // ASCII's whitespace other than the space is control characters, refused above;
+            // the Unicode property lookup is for the rest.
+            if scalar.value < 0x80 ? scalar.value != 0x20 : !scalar.properties.isWhitespace { onlyWhitespace = false }
         }
         return onlyWhitespace ? nil : id
     }
