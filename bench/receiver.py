@@ -2,9 +2,9 @@
 
 FastAPI on uvicorn (uvloop, httptools), the `standardwebhooks` package to verify, and
 `confluent-kafka` to produce with the bridge's Kafka defaults (acks=all, idempotence on,
-linger.ms=1). It answers 200 only after the delivery report, deduplicates on webhook-id in
-memory, and answers 401 on a bad signature and 503 when Kafka fails: the same contract as
-the bridge, written the usual way.
+linger.ms=1, max.in.flight=1). It answers 200 only after the delivery report, deduplicates
+on webhook-id in memory, and answers 401 on a bad signature and 503 when Kafka fails: the
+same contract as the bridge, written the usual way.
 
 Environment: BENCH_SECRET (whsec_...), KAFKA_BOOTSTRAP_SERVERS, BENCH_TOPIC.
 """
@@ -27,6 +27,7 @@ producer = Producer(
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 1,
+        "max.in.flight": 1,
     }
 )
 seen: set[str] = set()

@@ -177,6 +177,20 @@ struct KafkaSinkTests {
         #expect(configuration["enable.idempotence"] == "true")
         #expect(configuration["message.timeout.ms"] == "2700")
         #expect(configuration["linger.ms"] == "5")
+        #expect(configuration["max.in.flight"] == "1")
         #expect(configuration["bootstrap.servers"] == "b:9092")
+    }
+
+    @Test("a property under another of librdkafka's names replaces the bridge's default")
+    func aliases() throws {
+        let properties = [
+            "delivery.timeout.ms": "9000", "request.required.acks": "all", "queue.buffering.max.ms": "7",
+            "max.in.flight.requests.per.connection": "5",
+        ]
+        let configuration = KafkaSink.configuration(brokers: "b:9092", properties: properties, ackTimeoutMs: 3000)
+        for (name, value) in properties { #expect(configuration[name] == value) }
+        for name in ["message.timeout.ms", "acks", "linger.ms", "max.in.flight"] { #expect(configuration[name] == nil) }
+        // librdkafka takes the configuration as a whole.
+        #expect(KafkaSink.validate(brokers: "b:9092", properties: properties, ackTimeoutMs: 3000) == nil)
     }
 }
