@@ -185,6 +185,7 @@ let package = Package(
             dependencies: [
                 "KafkaSink", "WebhookCore", "WebhookBridge", "CRdKafka", "BridgeTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .testTarget(

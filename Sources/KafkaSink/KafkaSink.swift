@@ -56,6 +56,9 @@ public final class KafkaSink: CallbackDeliveringSink {
             configuration[name] = nil
         }
         configuration.merge(properties) { $1 }
+        // `brokers` is the one list of brokers (librdkafka's other name for it would be
+        // applied after it and win).
+        configuration["metadata.broker.list"] = nil
         configuration["bootstrap.servers"] = brokers
         return configuration
     }
@@ -135,7 +138,12 @@ public final class KafkaSink: CallbackDeliveringSink {
     ) {
         let name = self.name
         guard !stopping.load(ordering: .relaxed) else {
-            completion(.failure(SinkError.unavailable(sink: name, reason: "the sink is shut down")))
+            let failure = SinkError.unavailable(sink: name, reason: "the sink is shut down")
+            if let eventLoop, !eventLoop.inEventLoop {
+                eventLoop.execute { completion(.failure(failure)) }
+            } else {
+                completion(.failure(failure))
+            }
             return
         }
         let topicName = topic.render(event, sanitizer: .kafkaTopic)

@@ -4,6 +4,7 @@ import Foundation
 import KafkaSink
 import Logging
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Testing
 import WebhookCore
@@ -69,6 +70,29 @@ struct KafkaSinkTests {
             #expect(message.header("content-type") == "application/json")
             #expect(message.header("ce_datacontenttype") == nil)
         }
+    }
+
+    @Test("a callback delivery completes on the event loop it names, also after the sink stopped")
+    func callbacksOnTheLoop() async throws {
+        let cluster = try MockKafkaCluster()
+        cluster.createTopic("webhooks.github")
+        let sink = try makeSink(cluster)
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        @Sendable func deliver(_ id: String) async -> (onLoop: Bool, result: Result<DeliveryReceipt, SinkError>) {
+            await withCheckedContinuation { continuation in
+                sink.deliver(event(id), on: loop) { continuation.resume(returning: (loop.inEventLoop, $0)) }
+            }
+        }
+        let delivered = try await running(sink) { await deliver("evt-callback") }
+        #expect(delivered.onLoop)
+        #expect((try? delivered.result.get())?.place == "webhooks.github")
+        let late = await deliver("evt-late")
+        #expect(late.onLoop)
+        guard case .failure(let error) = late.result else {
+            Issue.record("delivered after the sink stopped")
+            return
+        }
+        #expect(!error.isPermanent)
     }
 
     @Test("transient produce errors are retried by librdkafka and still end acknowledged")
@@ -190,6 +214,10 @@ struct KafkaSinkTests {
         let configuration = KafkaSink.configuration(brokers: "b:9092", properties: properties, ackTimeoutMs: 3000)
         for (name, value) in properties { #expect(configuration[name] == value) }
         for name in ["message.timeout.ms", "acks", "linger.ms", "max.in.flight"] { #expect(configuration[name] == nil) }
+        // `brokers` stays the one list of brokers.
+        let other = KafkaSink.configuration(
+            brokers: "b:9092", properties: ["metadata.broker.list": "elsewhere:9092"], ackTimeoutMs: 3000)
+        #expect(other["metadata.broker.list"] == nil && other["bootstrap.servers"] == "b:9092")
         // librdkafka takes the configuration as a whole.
         #expect(KafkaSink.validate(brokers: "b:9092", properties: properties, ackTimeoutMs: 3000) == nil)
     }

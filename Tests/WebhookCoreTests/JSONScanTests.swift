@@ -43,6 +43,7 @@ struct JSONScanTests {
         let bytes = Array(#"{"data":{"type":"inner"},"type":"outer","id":7,"n":null,"K":[1]}"#.utf8)
         #expect(JSONParser.topLevelTexts(bytes, Self.names) == ["outer", "7", nil, nil])
         #expect(JSONParser.topLevelTexts(bytes, []) == [])
+        #expect(JSONParser.topLevelTexts(bytes, ["id", "type", "id"]) == ["7", "outer", "7"])
     }
 
     @Test("invalid UTF-8 in a string is refused; valid multi-byte text is kept")

@@ -10,7 +10,8 @@ import Synchronization
     import Darwin
 #endif
 
-/// A librdkafka producer: messages in, delivery reports out as awaited results.
+/// A librdkafka producer: messages in, delivery reports out as completions on the sender's
+/// event loop (or awaited results).
 ///
 /// As in swift-kafka-client, librdkafka's events (delivery reports, errors, logs) are drained
 /// from its main queue by ``pollEvents(timeoutMilliseconds:)``, which the sink calls from a
@@ -274,7 +275,10 @@ final class KafkaProducer: @unchecked Sendable {
         while let event = rd_kafka_queue_poll(queue, timeout) {
             handled += 1
             timeout = 0  // after the first event, take only what is already there
-            switch rd_kafka_event_type(event) {
+            let type = rd_kafka_event_type(event)
+            // Reports gathered so far are not held back behind logging or error handling.
+            if type != Int32(RD_KAFKA_EVENT_DR) { completions.run() }
+            switch type {
             case Int32(RD_KAFKA_EVENT_DR):
                 reports.removeAll(keepingCapacity: true)
                 while let message = rd_kafka_event_message_next(event) {

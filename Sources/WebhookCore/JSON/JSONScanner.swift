@@ -51,13 +51,11 @@ extension JSONParser {
             cursor.skipWhitespace()
             if cursor.current == UInt8(ascii: "{") {
                 try object(depth: 0) { scanner, name throws(ScanStop) in
-                    let bytes = scanner.bytes
-                    guard
-                        let slot = wanted.firstIndex(where: {
-                            $0.utf8.elementsEqual(UnsafeBufferPointer(rebasing: bytes[name]))
-                        })
-                    else { return false }
-                    texts[slot] = try scanner.text(depth: 1)
+                    let text = UnsafeBufferPointer(rebasing: scanner.bytes[name])
+                    let slots = wanted.indices.filter { wanted[$0].utf8.elementsEqual(text) }
+                    guard !slots.isEmpty else { return false }
+                    let value = try scanner.text(depth: 1)
+                    for slot in slots { texts[slot] = value }
                     return true
                 }
             } else {
