@@ -34,6 +34,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="length of each measured run")
     parser.add_argument("--full", action="store_true", help="64 connections without pauses instead")
     parser.add_argument("--props", default="{}", help="Kafka properties for every binary, as JSON")
+    parser.add_argument("--sink", choices=["kafka", "file"], default="kafka", help="the sink every request goes to")
     parser.add_argument("--kafka-mock", default=".build-bench/kafka-mock")
     parser.add_argument("--wrk", default="/usr/bin/wrk")
     parser.add_argument("--work", default=".build-bench/ab")
@@ -52,7 +53,9 @@ def main() -> int:
             for binary in args.binaries:
                 path, _, own = binary.partition("::")
                 sink = {"type": "kafka", "brokers": bootstraps, "topic": bench.TOPIC}
-                if properties or own:
+                if args.sink == "file":
+                    sink = {"type": "file", "path": str(runner.work / "events.jsonl")}
+                elif properties or own:
                     sink["properties"] = {**properties, **(json.loads(own) if own else {})}
                 settings.bridge = path
                 process, port, _ = runner.bridge("kafka", sink)
