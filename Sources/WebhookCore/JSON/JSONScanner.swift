@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 extension JSONParser {
     /// For each of `names`, what `parse(bytes)[name]?.scalarText` gives, when ``parse`` would
     /// accept `bytes`; nil when it would not. Only the wanted members' texts are made: the
@@ -52,11 +58,12 @@ extension JSONParser {
             if cursor.current == UInt8(ascii: "{") {
                 try object(depth: 0) { scanner, name throws(ScanStop) in
                     let text = UnsafeBufferPointer(rebasing: scanner.bytes[name])
-                    let slots = wanted.indices.filter { wanted[$0].utf8.elementsEqual(text) }
-                    guard !slots.isEmpty else { return false }
-                    let value = try scanner.text(depth: 1)
-                    for slot in slots { texts[slot] = value }
-                    return true
+                    var value: String??
+                    for slot in wanted.indices where wanted[slot].utf8.elementsEqual(text) {
+                        if value == nil { value = .some(try scanner.text(depth: 1)) }
+                        texts[slot] = value!
+                    }
+                    return value != nil
                 }
             } else {
                 try value(depth: 0)
@@ -145,23 +152,26 @@ extension JSONParser {
 
         /// A member name: plain ASCII, checked against the object's earlier names.
         private mutating func memberName(objectStart first: Int) throws(ScanStop) -> Range<Int> {
+            let bytes = self.bytes
             guard cursor.current == UInt8(ascii: "\"") else { throw .invalid }
-            cursor.index += 1
-            let start = cursor.index
+            let start = cursor.index + 1
+            var index = start
             while true {
-                guard let byte = cursor.current else { throw .invalid }
+                guard index < bytes.count else { throw .invalid }
+                let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") { break }
                 // Escapes and non-ASCII names can be equal in different spellings.
                 if byte == UInt8(ascii: "\\") || byte >= 0x80 { throw .undecided }
                 if byte < 0x20 { throw .invalid }
-                cursor.index += 1
+                index += 1
             }
-            let name = start..<cursor.index
-            cursor.index += 1
+            let name = start..<index
+            cursor.index = index + 1
             guard names.count - first < Self.maximumNamesChecked else { throw .undecided }
-            let text = UnsafeBufferPointer(rebasing: bytes[name])
-            for earlier in names[first...] where UnsafeBufferPointer(rebasing: bytes[earlier]).elementsEqual(text) {
-                throw .invalid
+            for earlier in names[first...] where earlier.count == name.count {
+                if memcmp(bytes.baseAddress! + earlier.lowerBound, bytes.baseAddress! + name.lowerBound, name.count) == 0 {
+                    throw .invalid
+                }
             }
             names.append(name)
             return name

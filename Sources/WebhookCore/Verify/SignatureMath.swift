@@ -97,11 +97,18 @@ func checkAge(of seconds: Int64, field: String, tolerance: Int, now: Timestamp) 
 }
 
 extension String {
+    /// Without leading and trailing spaces and tabs; walks bytes, not grapheme clusters.
     var trimmingSpaces: Substring {
-        var slice = self[...]
-        while slice.first == " " || slice.first == "\t" { slice.removeFirst() }
-        while slice.last == " " || slice.last == "\t" { slice.removeLast() }
-        return slice
+        let utf8 = self.utf8
+        var start = utf8.startIndex
+        var end = utf8.endIndex
+        while start < end, utf8[start] == 0x20 || utf8[start] == 0x09 { start = utf8.index(after: start) }
+        while start < end {
+            let last = utf8.index(before: end)
+            guard utf8[last] == 0x20 || utf8[last] == 0x09 else { break }
+            end = last
+        }
+        return self[start..<end]
     }
 }
 

@@ -42,14 +42,33 @@ public struct StandardWebhooksScheme: WebhookScheme {
         self.keys = keys
     }
 
-    private func header(_ request: WebhookRequest, _ suffix: String) -> String? {
-        request.headers.first(name: "webhook-\(suffix)") ?? request.headers.first(name: "svix-\(suffix)")
+    /// A header under its Standard Webhooks name or Svix's (the names made once: over 15
+    /// bytes, each would be a heap allocation per request).
+    private enum Header {
+        case signature, id, timestamp
+
+        var names: (String, String) {
+            switch self {
+            case .signature: return Self.signatureNames
+            case .id: return Self.idNames
+            case .timestamp: return Self.timestampNames
+            }
+        }
+
+        private static let signatureNames = ("webhook-signature", "svix-signature")
+        private static let idNames = ("webhook-id", "svix-id")
+        private static let timestampNames = ("webhook-timestamp", "svix-timestamp")
+    }
+
+    private func header(_ request: WebhookRequest, _ header: Header) -> String? {
+        let (name, alias) = header.names
+        return request.headers.first(name: name) ?? request.headers.first(name: alias)
     }
 
     public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
-        guard let signatures = header(request, "signature") else { throw .missing("webhook-signature is missing") }
-        guard let id = header(request, "id") else { throw .missing("webhook-id is missing") }
-        let timestampText = header(request, "timestamp")
+        guard let signatures = header(request, .signature) else { throw .missing("webhook-signature is missing") }
+        guard let id = header(request, .id) else { throw .missing("webhook-id is missing") }
+        let timestampText = header(request, .timestamp)
         guard let timestampText else { throw .missing("webhook-timestamp is missing") }
         guard Int64(timestampText) != nil else { throw .invalid("webhook-timestamp is not a UNIX timestamp") }
 
