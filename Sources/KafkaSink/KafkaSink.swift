@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Metrics
 import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import WebhookCore
@@ -31,6 +32,8 @@ public final class KafkaSink: CallbackDeliveringSink {
     private let restarts: Counter
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
+    /// The event loop that drains librdkafka's events while the sink runs.
+    private let reportLoop = Mutex<(any EventLoop)?>(nil)
     /// How long a graceful stop waits for messages still in flight.
     private let flushTimeoutMilliseconds: Int32 = 10_000
 
@@ -202,6 +205,8 @@ public final class KafkaSink: CallbackDeliveringSink {
             return false
         }
         current.withLock { $0 = replacement }
+        failed.stopDrainingEvents()
+        if let reportLoop = reportLoop.withLock({ $0 }) { replacement.drainEvents(on: reportLoop) }
         failed.retire()
         failed.failWaiting("fatal producer error: \(failed.fatalError ?? "unknown"); the producer was replaced")
         restarts.increment()
@@ -223,6 +228,11 @@ public final class KafkaSink: CallbackDeliveringSink {
     /// Polls librdkafka's events on a thread of its own until a graceful stop, then flushes
     /// what is in flight (bounded) and fails whatever could not be delivered.
     public func run() async throws {
+        // Delivery reports are drained by an event loop (see KafkaProducer.drainEvents); the
+        // poller thread keeps the slow work: probing brokers, replacing a failed producer.
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        reportLoop.withLock { $0 = loop }
+        producer.drainEvents(on: loop)
         let poller = EventPoller(sink: self)
         poller.start()
         warmUpConstantTopic()
@@ -235,6 +245,8 @@ public final class KafkaSink: CallbackDeliveringSink {
         }
         if !flushed { logger.warning("stopped with messages undelivered", metadata: ["kafka.in_flight": "\(producer.inFlight)"]) }
         await poller.stop()
+        producer.stopDrainingEvents()
+        producer.pollEvents(timeoutMilliseconds: 0)
         producer.failWaiting("the sink stopped before the broker acknowledged")
     }
 
@@ -242,7 +254,11 @@ public final class KafkaSink: CallbackDeliveringSink {
     /// brokers while they are reported down, and replaces a producer that failed for good.
     fileprivate func poll(round: Int) -> Bool {
         let producer = self.producer
-        producer.pollEvents(timeoutMilliseconds: 100)
+        if producer.isDrainedByLoop {
+            usleep(100_000)
+        } else {
+            producer.pollEvents(timeoutMilliseconds: 100)
+        }
         if producer.fatalError != nil {
             guard replaceFailedProducer(producer) else { return false }
             producerGenerationCount.add(1, ordering: .relaxed)

@@ -13,10 +13,12 @@ import Synchronization
 /// A librdkafka producer: messages in, delivery reports out as completions on the sender's
 /// event loop (or awaited results).
 ///
-/// As in swift-kafka-client, librdkafka's events (delivery reports, errors, logs) are drained
-/// from its main queue by ``pollEvents(timeoutMilliseconds:)``, which the sink calls from a
-/// dedicated thread; no C callback runs Swift code. Every `send` waits for its message's
-/// delivery report, so a successful return means the brokers acknowledged it (`acks=all`).
+/// librdkafka's events (delivery reports, errors, logs) are drained from its main queue by
+/// ``pollEvents(timeoutMilliseconds:)``: while the sink runs, on an event loop that
+/// librdkafka wakes when the queue stops being empty (``drainEvents(on:)``; the one C
+/// callback only schedules that drain), otherwise from the sink's poll thread. Every `send`
+/// waits for its message's delivery report, so a successful return means the brokers
+/// acknowledged it (`acks=all`).
 ///
 /// The only type in the sink that touches C. `@unchecked Sendable`: the handle is
 /// thread-safe by librdkafka's contract and the Swift state is behind a `Mutex`.
@@ -127,7 +129,7 @@ final class KafkaProducer: @unchecked Sendable {
     }()
 
     deinit {
-        let handles = Handles(handle: handle, queue: queue)
+        let handles = Handles(handle: handle, queue: queue, waker: waker.withLock { $0 })
         guard retired.load(ordering: .relaxed) else {
             handles.destroy()
             return
@@ -143,15 +145,53 @@ final class KafkaProducer: @unchecked Sendable {
     /// Marks the producer as replaced (see `deinit`).
     func retire() { retired.store(true, ordering: .relaxed) }
 
-    /// The C handles, destroyed once.
+    /// The C handles, destroyed once; then the waker librdkafka may have called until then.
     private struct Handles: @unchecked Sendable {
         let handle: OpaquePointer
         let queue: OpaquePointer
+        let waker: Unmanaged<QueueWaker>?
 
         func destroy() {
             rd_kafka_queue_destroy(queue)
             rd_kafka_destroy(handle)
+            waker?.release()
         }
+    }
+
+    // MARK: - Events drained by an event loop
+
+    /// Set by ``drainEvents(on:)``; kept (not released) until the handles are destroyed, as
+    /// a librdkafka thread may be calling it.
+    private let waker = Mutex<Unmanaged<QueueWaker>?>(nil)
+
+    /// True while an event loop drains the event queue (``drainEvents(on:)``).
+    var isDrainedByLoop: Bool { waker.withLock { $0.map { $0.takeUnretainedValue().isActive } ?? false } }
+
+    /// From now on `loop` drains the event queue: librdkafka calls back from its own thread
+    /// when the queue stops being empty (`rd_kafka_queue_cb_event_enable`), and the callback
+    /// hands `loop` one drain. A delivery report then reaches its request with one wake-up
+    /// (the loop's) instead of two (a poll thread's, then the loop's). Once per producer.
+    func drainEvents(on loop: any EventLoop) {
+        let created = Unmanaged.passRetained(QueueWaker(producer: self, loop: loop))
+        let installed = waker.withLock { waker -> Bool in
+            guard waker == nil else { return false }
+            waker = created
+            return true
+        }
+        guard installed else {
+            created.release()
+            return
+        }
+        rd_kafka_queue_cb_event_enable(queue, queueStoppedBeingEmpty, created.toOpaque())
+        created.takeUnretainedValue().wake()  // what arrived before
+    }
+
+    /// Hands the event queue back to ``pollEvents(timeoutMilliseconds:)`` callers and lets go
+    /// of the producer (the waker held it).
+    func stopDrainingEvents() {
+        guard let current = waker.withLock({ $0 }) else { return }
+        rd_kafka_queue_cb_event_enable(queue, nil, nil)
+        current.takeUnretainedValue().deactivate()
     }
 
     /// True unless librdkafka reported every broker down since the last successful delivery.
@@ -426,7 +466,11 @@ final class KafkaProducer: @unchecked Sendable {
         /// Hands each loop its completions and runs the rest here.
         mutating func run() {
             for (loop, calls) in byLoop {
-                loop.execute { for (completion, result) in calls { completion(result) } }
+                if loop.inEventLoop {
+                    for (completion, result) in calls { completion(result) }
+                } else {
+                    loop.execute { for (completion, result) in calls { completion(result) } }
+                }
             }
             for (completion, result) in here { completion(result) }
             byLoop.removeAll()
@@ -448,4 +492,38 @@ enum KafkaSinkText {
     static func of(_ buffer: [CChar]) -> String {
         String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
+}
+
+/// Wakes an event loop to drain a producer's event queue; librdkafka calls ``wake()`` from
+/// its own threads through `queueStoppedBeingEmpty`.
+final class QueueWaker: Sendable {
+    private let loop: any EventLoop
+    private let producer: Mutex<KafkaProducer?>
+    /// A drain is scheduled and has not started: further wake-ups are covered by it.
+    private let scheduled = Atomic<Bool>(false)
+
+    init(producer: KafkaProducer, loop: any EventLoop) {
+        self.producer = Mutex(producer)
+        self.loop = loop
+    }
+
+    var isActive: Bool { producer.withLock { $0 != nil } }
+
+    func deactivate() { producer.withLock { $0 = nil } }
+
+    func wake() {
+        guard !scheduled.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        loop.execute { [self] in
+            // Cleared before draining: an event enqueued once the queue is empty again
+            // schedules the next drain.
+            scheduled.store(false, ordering: .releasing)
+            producer.withLock { $0 }?.pollEvents(timeoutMilliseconds: 0)
+        }
+    }
+}
+
+/// librdkafka's queue callback: runs on a librdkafka thread, must not call librdkafka.
+private func queueStoppedBeingEmpty(_ handle: OpaquePointer?, _ opaque: UnsafeMutableRawPointer?) {
+    guard let opaque else { return }
+    Unmanaged<QueueWaker>.fromOpaque(opaque).takeUnretainedValue().wake()
 }
