@@ -134,7 +134,7 @@ public final class KafkaSink: CallbackDeliveringSink {
     }
 
     /// Hands the message to librdkafka; `completion` runs with the brokers' acknowledgement
-    /// on `eventLoop` (the poll thread when nil).
+    /// on `eventLoop` (when nil, on whichever thread drains the reports).
     private func deliver(
         _ event: WebhookEvent, on eventLoop: (any EventLoop)?,
         completion: @escaping @Sendable (Result<DeliveryReceipt, SinkError>) -> Void
@@ -250,8 +250,9 @@ public final class KafkaSink: CallbackDeliveringSink {
         producer.failWaiting("the sink stopped before the broker acknowledged")
     }
 
-    /// One round of the poller thread: drains the current producer's events, probes the
-    /// brokers while they are reported down, and replaces a producer that failed for good.
+    /// One round of the poller thread: waits (draining the current producer's events itself
+    /// only when no event loop does), probes the brokers while they are reported down, and
+    /// replaces a producer that failed for good.
     fileprivate func poll(round: Int) -> Bool {
         let producer = self.producer
         if producer.isDrainedByLoop {
@@ -269,9 +270,10 @@ public final class KafkaSink: CallbackDeliveringSink {
     }
 }
 
-/// The thread that drains librdkafka's event queue, probes the brokers while they are
-/// reported down (so readiness comes back without a delivery), and replaces a producer that
-/// hit a fatal error, backing off (1 s doubling up to 30 s) while a new one can't be made.
+/// The thread that probes the brokers while they are reported down (so readiness comes back
+/// without a delivery) and replaces a producer that hit a fatal error, backing off (1 s
+/// doubling up to 30 s) while a new one can't be made; it drains librdkafka's event queue
+/// only when no event loop does.
 final class EventPoller: Sendable {
     private let sink: KafkaSink
     private let running = Atomic<Bool>(true)

@@ -63,7 +63,7 @@ final class KafkaProducer: @unchecked Sendable {
     typealias Completion = @Sendable (Result<Delivery, Failure>) -> Void
 
     /// A send waiting for its delivery report, and the event loop its completion runs on
-    /// (nil: the poll thread).
+    /// (nil: whichever thread drains the reports).
     private struct Waiter {
         let loop: (any EventLoop)?
         let completion: Completion
@@ -191,6 +191,9 @@ final class KafkaProducer: @unchecked Sendable {
     func stopDrainingEvents() {
         guard let current = waker.withLock({ $0 }) else { return }
         rd_kafka_queue_cb_event_enable(queue, nil, nil)
+        // A drain still running may hold the last reference: rd_kafka_destroy, which can
+        // block for seconds, must not then run on its event loop.
+        retire()
         current.takeUnretainedValue().deactivate()
     }
 
@@ -213,11 +216,11 @@ final class KafkaProducer: @unchecked Sendable {
     }
 
     /// Produces one message; `completion` runs once, with its delivery report, on `loop`
-    /// (or on the poll thread when `loop` is nil). A send refused at once completes on the
-    /// caller's thread when that is `loop`.
+    /// (or on whichever thread drains the reports when `loop` is nil). A send refused at
+    /// once completes on the caller's thread when that is `loop`.
     ///
-    /// The poll thread hands the reports of one poll round to each loop in one task, so a
-    /// loop is woken once per round, not once per message.
+    /// The drain hands the reports of one round to each loop in one task, so a loop is woken
+    /// once per round, not once per message.
     func send(
         topic: String, key: String, value: ByteBuffer, headers: [(String, String)], on loop: (any EventLoop)?,
         completion: @escaping Completion
@@ -303,16 +306,17 @@ final class KafkaProducer: @unchecked Sendable {
         return result
     }
 
-    /// Drains librdkafka's event queue for up to `timeoutMilliseconds`: resolves delivery
-    /// reports, tracks broker reachability, forwards logs. Returns the events handled.
+    /// Drains librdkafka's event queue for up to `timeoutMilliseconds`, at most
+    /// `maximumEvents` events: resolves delivery reports, tracks broker reachability,
+    /// forwards logs. Returns the events handled.
     @discardableResult
-    func pollEvents(timeoutMilliseconds: Int32) -> Int {
+    func pollEvents(timeoutMilliseconds: Int32, maximumEvents: Int = .max) -> Int {
         var handled = 0
         var timeout = timeoutMilliseconds
         var reports: [Report] = []
         var completions = Completions()
         defer { completions.run() }
-        while let event = rd_kafka_queue_poll(queue, timeout) {
+        while handled < maximumEvents, let event = rd_kafka_queue_poll(queue, timeout) {
             handled += 1
             timeout = 0  // after the first event, take only what is already there
             let type = rd_kafka_event_type(event)
@@ -499,6 +503,8 @@ enum KafkaSinkText {
 final class QueueWaker: Sendable {
     private let loop: any EventLoop
     private let producer: Mutex<KafkaProducer?>
+    /// Events handled per turn of the loop.
+    static let eventsPerDrain = 64
     /// A drain is scheduled and has not started: further wake-ups are covered by it.
     private let scheduled = Atomic<Bool>(false)
 
@@ -517,7 +523,12 @@ final class QueueWaker: Sendable {
             // Cleared before draining: an event enqueued once the queue is empty again
             // schedules the next drain.
             scheduled.store(false, ordering: .releasing)
-            producer.withLock { $0 }?.pollEvents(timeoutMilliseconds: 0)
+            // A bounded drain, so a flood of events (librdkafka's debug logs) can't keep the
+            // loop from its connections; a full one schedules the next.
+            guard let producer = producer.withLock({ $0 }) else { return }
+            if producer.pollEvents(timeoutMilliseconds: 0, maximumEvents: Self.eventsPerDrain) == Self.eventsPerDrain {
+                wake()
+            }
         }
     }
 }
