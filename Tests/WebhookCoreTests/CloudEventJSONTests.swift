@@ -56,8 +56,22 @@ struct CloudEventJSONTests {
             (Int64(0), "1970-01-01T00:00:00.000Z"),
             (Int64(951_782_400_000), "2000-02-29T00:00:00.000Z"),
             (Int64(1_798_761_599_999), "2026-12-31T23:59:59.999Z"),
+            (Int64(253_402_300_799_999), "9999-12-31T23:59:59.999Z"),
+            (Int64(-62_167_219_200_000), "0000-01-01T00:00:00.000Z"),
+            (Int64(1_000_000_000_001), "2001-09-09T01:46:40.001Z"),
         ])
     func time(milliseconds: Int64, text: String) {
         #expect(Timestamp(millisecondsSince1970: milliseconds).rfc3339 == text)
+    }
+
+    @Test("RFC 3339 time reads back as the same instant, over 10,000 seeded instants")
+    func timeRoundTrip() {
+        var generator = SeededGenerator(seed: 0x7173)
+        for _ in 0..<10_000 {
+            let milliseconds = Int64.random(in: -62_167_219_200_000...253_402_300_799_999, using: &generator)
+            let text = Timestamp(millisecondsSince1970: milliseconds).rfc3339
+            #expect(text.utf8.count == 24)
+            #expect(Timestamp(rfc3339: text)?.millisecondsSince1970 == milliseconds, "\(milliseconds) \(text)")
+        }
     }
 }

@@ -52,13 +52,13 @@ public struct WebhookEvent: Sendable {
 
     /// The CloudEvents context attributes, in a fixed order, as sinks write them.
     public var attributes: [(name: String, value: String)] {
-        var list: [(name: String, value: String)] = [
-            ("specversion", "1.0"),
-            ("id", id),
-            ("source", source),
-            ("type", type),
-            ("time", time.rfc3339),
-        ]
+        var list: [(name: String, value: String)] = []
+        list.reserveCapacity(10)
+        list.append(("specversion", "1.0"))
+        list.append(("id", id))
+        list.append(("source", source))
+        list.append(("type", type))
+        list.append(("time", time.rfc3339))
         if let dataContentType { list.append(("datacontenttype", dataContentType)) }
         list.append(("webhookscheme", scheme))
         list.append(("webhookkey", String(keyIndex)))
