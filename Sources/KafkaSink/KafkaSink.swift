@@ -141,12 +141,7 @@ public final class KafkaSink: CallbackDeliveringSink {
     ) {
         let name = self.name
         guard !stopping.load(ordering: .relaxed) else {
-            let failure = SinkError.unavailable(sink: name, reason: "the sink is shut down")
-            if let eventLoop, !eventLoop.inEventLoop {
-                eventLoop.execute { completion(.failure(failure)) }
-            } else {
-                completion(.failure(failure))
-            }
+            onLoop(eventLoop) { completion(.failure(SinkError.unavailable(sink: name, reason: "the sink is shut down"))) }
             return
         }
         let topicName = topic.render(event, sanitizer: .kafkaTopic)
@@ -225,8 +220,9 @@ public final class KafkaSink: CallbackDeliveringSink {
     @_spi(Testing) public var producerGeneration: Int { producerGenerationCount.load(ordering: .relaxed) }
     private let producerGenerationCount = Atomic<Int>(0)
 
-    /// Polls librdkafka's events on a thread of its own until a graceful stop, then flushes
-    /// what is in flight (bounded) and fails whatever could not be delivered.
+    /// Until a graceful stop: an event loop drains librdkafka's events and a thread of its own
+    /// watches the producer (``EventPoller``). Then flushes what is in flight (bounded) and
+    /// fails whatever could not be delivered.
     public func run() async throws {
         // Delivery reports are drained by an event loop (see KafkaProducer.drainEvents); the
         // poller thread keeps the slow work: probing brokers, replacing a failed producer.

@@ -208,13 +208,6 @@ final class KafkaProducer: @unchecked Sendable {
         _ = rd_kafka_test_fatal_error(handle, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "raised by a test")
     }
 
-    /// Produces one message and waits for its delivery report.
-    func send(topic: String, key: String, value: ByteBuffer, headers: [(String, String)]) async throws -> Delivery {
-        try await withCheckedThrowingContinuation { continuation in
-            send(topic: topic, key: key, value: value, headers: headers, on: nil) { continuation.resume(with: $0) }
-        }
-    }
-
     /// Produces one message; `completion` runs once, with its delivery report, on `loop`
     /// (or on whichever thread drains the reports when `loop` is nil). A send refused at
     /// once completes on the caller's thread when that is `loop`.
@@ -238,7 +231,7 @@ final class KafkaProducer: @unchecked Sendable {
         let id: UInt
         switch registered {
         case .failure(let failure):
-            Self.complete(completion, .failure(failure), on: loop)
+            onLoop(loop) { completion(.failure(failure)) }
             return
         case .success(let registeredID):
             id = registeredID
@@ -246,15 +239,7 @@ final class KafkaProducer: @unchecked Sendable {
         warmUp(topic: topic)
         let error = produce(topic: topic, key: key, value: value, headers: headers, opaque: id)
         if error != RD_KAFKA_RESP_ERR_NO_ERROR, let waiter = state.withLock({ $0.waiting.removeValue(forKey: id) }) {
-            Self.complete(waiter.completion, .failure(Failure(error)), on: waiter.loop)
-        }
-    }
-
-    private static func complete(_ completion: @escaping Completion, _ result: Result<Delivery, Failure>, on loop: (any EventLoop)?) {
-        if let loop, !loop.inEventLoop {
-            loop.execute { completion(result) }
-        } else {
-            completion(result)
+            onLoop(waiter.loop) { waiter.completion(.failure(Failure(error))) }
         }
     }
 
@@ -480,6 +465,16 @@ final class KafkaProducer: @unchecked Sendable {
             byLoop.removeAll()
             here.removeAll()
         }
+    }
+}
+
+/// Runs `body` on `loop`: now when the caller is already there (or there is no loop),
+/// else as a task on it.
+func onLoop(_ loop: (any EventLoop)?, _ body: @escaping @Sendable () -> Void) {
+    if let loop, !loop.inEventLoop {
+        loop.execute(body)
+    } else {
+        body()
     }
 }
 

@@ -16,8 +16,8 @@ public protocol EventSink: Service {
 }
 
 /// A sink whose deliveries end in a callback rather than an awaited result: the bridge then
-/// runs a delivery without a task of its own (the Kafka sink, whose acknowledgement arrives
-/// on librdkafka's poll thread anyway).
+/// runs a delivery without a task of its own (the Kafka sink, whose acknowledgements arrive
+/// as librdkafka events anyway).
 public protocol CallbackDeliveringSink: EventSink {
     /// Starts delivering `event`; `completion` runs exactly once, on `eventLoop`, with the
     /// receipt or the ``SinkError`` the async ``EventSink/deliver(_:)`` would have returned
