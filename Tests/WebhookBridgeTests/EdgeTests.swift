@@ -317,4 +317,30 @@ struct EdgeTests {
             #expect(try await bridge.post("/gh", headers: githubHeaders(body, delivery: "r-2"), body: body).status == .notFound)
         }
     }
+
+    @Test("the file sink embeds a body the scheme's scan found to be JSON, and base64s one it found not to be")
+    func scannedBodiesInTheFileSink() async throws {
+        let bodies = [
+            #"{"id": "evt_json", "type": "charge.succeeded", "data": {"n": [1, 2]}}"#,
+            "id=evt_form&type=charge.succeeded",
+            #"{"id": "evt_dup", "id": "evt_dup2", "type": "charge.succeeded"}"#,
+        ]
+        try await RunningBridge.with(config: Self.config) { bridge in
+            for body in bodies {
+                let signed = try WebhookSigner.sign(
+                    scheme: "stripe",
+                    .init(body: Array(body.utf8), secret: "whsec_s", timestamp: Int64(Date().timeIntervalSince1970)))
+                let answer = try await bridge.post("/stripe", headers: signed.headers, body: body)
+                #expect(answer.status == .ok)
+            }
+            let lines = try bridge.lines("events.jsonl")
+            try #require(lines.count == 3)
+            #expect(lines[0]["id"] == .string("evt_json"))
+            #expect(lines[0]["data"] == (try JSONParser.parse(Array(bodies[0].utf8))))
+            for (line, body) in zip(lines[1...], bodies[1...]) {
+                #expect(line["data"] == nil)
+                #expect(line["data_base64"]?.scalarText.flatMap { Base64.decode($0) } == Array(body.utf8))
+            }
+        }
+    }
 }

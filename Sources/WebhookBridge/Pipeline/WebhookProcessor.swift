@@ -252,12 +252,14 @@ public final class WebhookProcessor: Sendable {
             return BridgeAnswer(handshake)
         }
 
-        // Parsed at most once: by the scheme for its id or type, or here for the templates.
+        // Parsed at most once: by the scheme for its id or type, or here for the templates;
+        // a scheme's scan also tells whether the body is JSON (the file sink asks).
         let bodyJSON = source.templatesNeedJSON ? request.bodyJSON : request.json.valueIfParsed
         var event = WebhookEvent(
             id: EventID.usable(verified.id) ?? bodyHashID(body), source: source.config.name, type: verified.type ?? "webhook",
             time: receivedAt, dataContentType: headers.first(name: "Content-Type"), scheme: source.config.scheme.name,
-            keyIndex: verified.keyIndex, data: body, requestHeaders: headers, bodyJSON: bodyJSON)
+            keyIndex: verified.keyIndex, data: body, requestHeaders: headers, bodyJSON: bodyJSON,
+            bodyIsJSON: request.json.isJSON)
         trace.stamp(&event)
         logger.eventID = event.id
         if let span = trace.span {

@@ -45,7 +45,8 @@ public enum CloudEventJSON {
             head.append(UInt8(ascii: "}"))
         }
         out.writeBytes(head)
-        let isJSON = !dataAsBase64 && (event.bodyJSON != nil || JSONParser.isValid(event.data.readableBytesView))
+        let isJSON =
+            !dataAsBase64 && (event.bodyJSON != nil || (event.bodyIsJSON ?? JSONParser.isValid(event.data.readableBytesView)))
         if isJSON {
             out.writeString(",\"data\":")
             // Valid JSON holds CR and LF only as whitespace between tokens, so dropping them

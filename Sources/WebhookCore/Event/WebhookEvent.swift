@@ -32,11 +32,14 @@ public struct WebhookEvent: Sendable {
     public var requestHeaders: HTTPHeaders
     /// The body parsed as JSON, when something on the way needed it.
     public var bodyJSON: JSONValue?
+    /// Whether the body is JSON, when something on the way found out (a scheme's scan for
+    /// its type); nil when nothing looked. Spares the file sink a second look.
+    public var bodyIsJSON: Bool?
 
     public init(
         id: String, source: String, type: String, time: Timestamp, dataContentType: String?,
         scheme: String, keyIndex: Int, data: ByteBuffer, requestHeaders: HTTPHeaders = [:],
-        bodyJSON: JSONValue? = nil
+        bodyJSON: JSONValue? = nil, bodyIsJSON: Bool? = nil
     ) {
         self.id = id
         self.source = source
@@ -48,6 +51,7 @@ public struct WebhookEvent: Sendable {
         self.data = data
         self.requestHeaders = requestHeaders
         self.bodyJSON = bodyJSON
+        self.bodyIsJSON = bodyIsJSON
     }
 
     /// The CloudEvents context attributes, in a fixed order, as sinks write them.

@@ -98,8 +98,8 @@ public final class LazyJSON: Sendable {
     private struct State {
         /// nil: not parsed yet; .some(nil): parsed, not JSON.
         var parsed: JSONValue??
-        /// Parsed or scanned.
-        var read = false
+        /// Whether the body is JSON, once it was parsed or scanned.
+        var isJSON: Bool?
     }
     private let state = Mutex(State())
 
@@ -108,10 +108,10 @@ public final class LazyJSON: Sendable {
     /// The parsed body, parsing it on first use.
     public var value: JSONValue? {
         state.withLock { state in
-            state.read = true
             if let done = state.parsed { return done }
             let value = try? JSONParser.parse(body.readableBytesView)
             state.parsed = .some(value)
+            state.isJSON = value != nil
             return value
         }
     }
@@ -121,12 +121,13 @@ public final class LazyJSON: Sendable {
     /// only those texts (a body found not to be JSON is remembered as such).
     public func topLevelTexts(_ names: [String]) -> [String?] {
         state.withLock { state in
-            state.read = true
             if let done = state.parsed { return names.map { done?[$0]?.scalarText } }
             guard let texts = JSONParser.topLevelTexts(body.readableBytesView, names) else {
                 state.parsed = .some(nil)
+                state.isJSON = false
                 return names.map { _ in nil }
             }
+            state.isJSON = true
             return texts
         }
     }
@@ -134,9 +135,9 @@ public final class LazyJSON: Sendable {
     /// The parsed body if something already parsed it; never parses.
     public var valueIfParsed: JSONValue? { state.withLock { $0.parsed ?? nil } }
 
-    /// True once the body was parsed or scanned: a scheme does either only after the
-    /// signature checked out.
-    public var wasRead: Bool { state.withLock { $0.read } }
+    /// Whether the body is JSON, when something parsed or scanned it already; nil before.
+    /// A scheme does either only after the signature checked out.
+    public var isJSON: Bool? { state.withLock { $0.isJSON } }
 }
 
 /// A request that passed verification.
