@@ -72,14 +72,21 @@ public struct StandardWebhooksScheme: WebhookScheme {
         guard let timestampText else { throw .missing("webhook-timestamp is missing") }
         guard Int64(timestampText) != nil else { throw .invalid("webhook-timestamp is not a UNIX timestamp") }
 
-        let prefix = "\(id).\(timestampText)."
-        let signedParts: [SignedPart] = [.text(prefix), .bytes(request.body)]
-        var hmacs: [Int: [UInt8]] = [:]
+        // The MAC of "id.timestamp.body" under each symmetric key, computed when first compared.
+        var macs: [SHA256.Digest?] = []
         var ed25519Content: [UInt8]?
         var matched: Int?
         // A hostile header could list thousands of entries; providers send one per active key.
-        // Split on UTF-8 bytes: String's own split walks grapheme clusters, at twice the cost.
-        search: for entryBytes in signatures.utf8.split(separator: UInt8(ascii: " ")).prefix(Self.maximumSignatures) {
+        // Entries are found on UTF-8 bytes: String's own split walks grapheme clusters, at
+        // twice the cost.
+        var rest = signatures.utf8[...]
+        var entries = 0
+        search: while entries < Self.maximumSignatures, !rest.isEmpty {
+            let end = rest.firstIndex(of: UInt8(ascii: " ")) ?? rest.endIndex
+            let entryBytes = rest[..<end]
+            rest = end == rest.endIndex ? rest[end...] : rest[rest.index(after: end)...]
+            guard !entryBytes.isEmpty else { continue }
+            entries += 1
             let entry = Substring(entryBytes)
             guard let comma = entryBytes.firstIndex(of: UInt8(ascii: ",")) else { continue }
             let version = entry[..<comma]
@@ -87,15 +94,24 @@ public struct StandardWebhooksScheme: WebhookScheme {
             for (index, key) in keys.enumerated() {
                 switch (version, key) {
                 case ("v1", .symmetric(let secret)):
-                    let mac = hmacs[index] ?? HMACAlgorithm.sha256.mac(key: secret, parts: signedParts)
-                    hmacs[index] = mac
+                    if macs.isEmpty { macs = Array(repeating: nil, count: keys.count) }
+                    let mac =
+                        macs[index]
+                        ?? secret.sha256.code { hasher in
+                            hasher.update(id)
+                            hasher.update(".")
+                            hasher.update(timestampText)
+                            hasher.update(".")
+                            request.body.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                        }
+                    macs[index] = mac
                     if constantTimeEquals(mac, signature) {
                         matched = index
                         break search
                     }
                 case ("v1a", .ed25519(let publicKey)):
                     if ed25519Content == nil {
-                        ed25519Content = Array(prefix.utf8) + Array(request.body.readableBytesView)
+                        ed25519Content = Array("\(id).\(timestampText).".utf8) + Array(request.body.readableBytesView)
                     }
                     if publicKey.isValidSignature(signature, for: ed25519Content!) {
                         matched = index

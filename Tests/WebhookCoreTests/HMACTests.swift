@@ -1,0 +1,76 @@
+import Crypto
+import NIOCore
+import NIOHTTP1
+import Testing
+import WebhookCore
+
+/// The bridge computes HMACs with prepared key states over swift-crypto's hash functions
+/// rather than with swift-crypto's `HMAC`: these check the two agree.
+@Suite("HMAC over prepared key states")
+struct HMACTests {
+    /// Keys shorter than, as long as and longer than each algorithm's block (64 bytes for
+    /// SHA-1 and SHA-256, 128 for SHA-512: a longer key is hashed first).
+    static let keyLengths = [1, 20, 32, 63, 64, 65, 127, 128, 129, 300]
+
+    @Test("the generic scheme verifies swift-crypto's HMAC for SHA-1, SHA-256 and SHA-512, hex and base64, any key length")
+    func genericScheme() throws {
+        var generator = SeededGenerator(seed: 16)
+        for algorithm in HMACAlgorithm.allCases {
+            for length in Self.keyLengths {
+                let key = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                let secret = String(decoding: key.map { 0x21 + $0 % 90 }, as: UTF8.self)
+                let body = (0..<Int.random(in: 0...2000, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+                let expected: [UInt8]
+                let signingKey = SymmetricKey(data: Array(secret.utf8))
+                let content = Array("t=7:".utf8) + body
+                switch algorithm {
+                case .sha1: expected = Array(HMAC<Insecure.SHA1>.authenticationCode(for: content, using: signingKey))
+                case .sha256: expected = Array(HMAC<SHA256>.authenticationCode(for: content, using: signingKey))
+                case .sha512: expected = Array(HMAC<SHA512>.authenticationCode(for: content, using: signingKey))
+                }
+                for encoding in HMACScheme.SignatureEncoding.allCases {
+                    var settings = HMACScheme.Settings(header: "x-sig")
+                    settings.algorithm = algorithm
+                    settings.encoding = encoding
+                    settings.signedContent = try .init(parsing: "t=7:{body}")
+                    let scheme = HMACScheme(settings: settings, secrets: ["unrelated", secret], toleranceSeconds: 300)
+                    let signature = encoding == .hex ? Hex.encode(expected) : Base64.encode(expected)
+                    let verified = try scheme.verify(Self.request([("x-sig", signature)], body))
+                    #expect(verified.keyIndex == 1, "\(algorithm) key of \(length) bytes, \(encoding)")
+                    var tampered = body
+                    tampered.append(0)
+                    #expect(throws: VerificationFailure.self) { try scheme.verify(Self.request([("x-sig", signature)], tampered)) }
+                }
+            }
+        }
+    }
+
+    @Test("Standard Webhooks: seeded ids, timestamps and bodies signed with swift-crypto's HMAC verify; one changed byte does not")
+    func standardWebhooks() throws {
+        var generator = SeededGenerator(seed: 61)
+        for round in 0..<200 {
+            let key = (0..<Self.keyLengths[round % Self.keyLengths.count]).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let scheme = try StandardWebhooksScheme(
+                secrets: ["whsec_" + Base64.encode(Array("other".utf8)), "whsec_" + Base64.encode(key)], toleranceSeconds: 300)
+            let id = "msg_\(UInt64.random(in: 0...UInt64.max, using: &generator))"
+            let timestamp = Int64.random(in: 1_600_000_000...1_900_000_000, using: &generator)
+            var body = (0..<Int.random(in: 0...3000, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let mac = HMAC<SHA256>.authenticationCode(
+                for: Array("\(id).\(timestamp).".utf8) + body, using: SymmetricKey(data: key))
+            // Entries before the real one: empty ones, another version, a wrong MAC.
+            let header = "  v1a,AAAA v1,\(Base64.encode([UInt8](repeating: 7, count: 32)))   v1,\(Base64.encode(Array(mac))) "
+            let headers = [("webhook-id", id), ("webhook-timestamp", "\(timestamp)"), ("webhook-signature", header)]
+            let verified = try scheme.verify(Self.request(headers, body, at: timestamp))
+            #expect(verified.keyIndex == 1)
+            #expect(verified.id == id)
+            if body.isEmpty { body = [0] } else { body[Int.random(in: 0..<body.count, using: &generator)] ^= 0x01 }
+            #expect(throws: VerificationFailure.self) { try scheme.verify(Self.request(headers, body, at: timestamp)) }
+        }
+    }
+
+    static func request(_ headers: [(String, String)], _ body: [UInt8], at seconds: Int64 = 1_700_000_000) -> WebhookRequest {
+        WebhookRequest(
+            headers: HTTPHeaders(headers), body: ByteBuffer(bytes: body), uri: "/hook",
+            receivedAt: Timestamp(secondsSince1970: seconds))
+    }
+}
