@@ -21,7 +21,7 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
             var hasher = SHA256()
             var source = key.source
             source.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
-            hasher.update(data: [0])
+            withUnsafeBytes(of: UInt8(0)) { hasher.update(bufferPointer: $0) }
             var id = key.id
             id.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
             var words = (UInt64(0), UInt64(0))
@@ -66,13 +66,20 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
         let digest = Digest(key)
         return state.withLock { state in
             Self.evictExpired(&state, now: now)
-            switch state.entries[digest] {
-            case Self.reserved?: return .inProgress
-            case let expiresAt? where expiresAt > now: return .duplicate
-            default: break
+            if state.entries.count >= maximumKeys, state.entries[digest] == nil {
+                Self.evictOldest(&state, keeping: maximumKeys - 1)
             }
-            if state.entries.count >= maximumKeys { Self.evictOldest(&state, keeping: maximumKeys - 1) }
-            state.entries[digest] = Self.reserved
+            // One probe of the table: the entry is read and, when new, written in one access.
+            return Self.reserve(&state.entries[digest], now: now)
+        }
+    }
+
+    private static func reserve(_ entry: inout Entry?, now: Int64) -> ReservationOutcome {
+        switch entry {
+        case Self.reserved?: return .inProgress
+        case let expiresAt? where expiresAt > now: return .duplicate
+        default:
+            entry = Self.reserved
             return .reserved
         }
     }
