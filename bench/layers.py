@@ -1,0 +1,111 @@
+"""Where a Kafka-acknowledged request's CPU goes, by subtraction: one bridge, three paths,
+the same load (wrk -t2 -c64, the signed 1 KiB events of bench/standard-webhooks.lua).
+
+- `/unknown`: the HTTP layer alone. The bridge reads and parses the POST, body included,
+  and answers 404.
+- `/webhooks/noroute`: plus the work in front of a sink. A source whose only route matches
+  no event type: verification, the event id, the idempotency store, the answer (200).
+- `/webhooks/bench`: plus the Kafka sink. librdkafka's produce, its broker threads, the
+  delivery report and its hand-back to the event loop (librdkafka's mock cluster in its own
+  process, as in `make bench`).
+
+The bridge runs with LOG_LEVEL=warning: an event no route matches is logged at info, one
+line per request, which would be measured instead. Each round runs the three paths one
+after the other; the medians and the differences between them are printed.
+
+    .build-bench/venv/bin/python bench/layers.py [BIN] [--rounds 3] [--seconds 8]
+
+It needs what `make bench` installed (.build-bench/kafka-mock, wrk) and a release build.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402
+
+PATHS = {
+    "HTTP only (404)": "/unknown",
+    "+ verify, dedupe, answer (no route)": "/webhooks/noroute",
+    "+ Kafka sink": bench.PATH,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bridge", nargs="?", default=".build/release/webhook-bridge")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--kafka-mock", default=".build-bench/kafka-mock")
+    parser.add_argument("--wrk", default="/usr/bin/wrk")
+    parser.add_argument("--work", default=".build-bench/layers")
+    args = parser.parse_args()
+
+    settings = argparse.Namespace(
+        bridge=args.bridge, kafka_mock=args.kafka_mock, python=None, nginx=None, wrk=args.wrk, work=args.work,
+        duration=args.seconds, warmup=2, connections=64, targets="kafka", smoke=False,
+    )
+    runner = bench.Bench(settings)
+    runs: dict[str, list[dict]] = {name: [] for name in PATHS}
+    process = None
+    try:
+        bootstraps = runner.start_kafka()
+        port = bench.free_port()
+        verify = {"scheme": "standard-webhooks", "secrets": [bench.SECRET]}
+        config = {
+            "listen": {"host": "127.0.0.1", "port": port},
+            "limits": {"maxBodyBytes": 1048576, "ackTimeoutMs": 5000},
+            "idempotency": {"store": "memory", "ttlSeconds": 86400},
+            "sinks": {"kafka": {"type": "kafka", "brokers": bootstraps, "topic": bench.TOPIC}},
+            "sources": {
+                "bench": {"path": bench.PATH, "verify": verify, "sinks": ["kafka"]},
+                "noroute": {
+                    "path": "/webhooks/noroute", "verify": verify,
+                    "routes": [{"types": ["never.matches"], "sinks": ["kafka"]}],
+                },
+            },
+        }
+        path = runner.work / "bridge-layers.json"
+        path.write_text(json.dumps(config, indent=2))
+        process = subprocess.Popen(
+            [args.bridge, "serve", "--config", str(path)], stdout=runner.log("bridge-layers"),
+            stderr=subprocess.STDOUT, env=dict(os.environ, LOG_LEVEL="warning"),
+        )
+        bench.wait_ready(port, "/readyz", process)
+        for round_number in range(args.rounds):
+            for name, url_path in PATHS.items():
+                bench.PATH = url_path
+                runner.wrk(port, 2, 64)
+                before = bench.cpu_seconds(process.pid)
+                result = runner.wrk(port, args.seconds, 64)
+                cpu_us = (bench.cpu_seconds(process.pid) - before) * 1e6 / max(result["requests"], 1)
+                expected_errors = result["requests"] if url_path == "/unknown" else 0
+                if result["non2xx"] != expected_errors or result["socket_errors"]:
+                    print(f"{name}: {result['non2xx']} answers not as expected", file=sys.stderr)
+                    return 1
+                runs[name].append({"cpu_us": cpu_us, "rps": result["rps"]})
+                print(f"round {round_number + 1} {name}: {cpu_us:.1f} us/request, {result['rps']:.0f} req/s", flush=True)
+        if process.poll() is not None:
+            print(f"the bridge exited with {process.returncode}", file=sys.stderr)
+            return 1
+    finally:
+        if process is not None:
+            bench.stop(process)
+        for service in runner.services:
+            bench.stop(service)
+    previous = 0.0
+    print("| path | CPU µs/request | added by this layer | req/s |\n| --- | ---: | ---: | ---: |")
+    for name, results in runs.items():
+        cpu = statistics.median(r["cpu_us"] for r in results)
+        print(f"| {name} | {cpu:.1f} | {cpu - previous:+.1f} | {statistics.median(r['rps'] for r in results):.0f} |")
+        previous = cpu
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
