@@ -40,6 +40,8 @@ struct HMACTests {
                     var tampered = body
                     tampered.append(0)
                     #expect(throws: VerificationFailure.self) { try scheme.verify(Self.request([("x-sig", signature)], tampered)) }
+                    // The prepared key states are not changed by use.
+                    #expect(try scheme.verify(Self.request([("x-sig", signature)], body)).keyIndex == 1)
                 }
             }
         }
@@ -63,8 +65,10 @@ struct HMACTests {
             let verified = try scheme.verify(Self.request(headers, body, at: timestamp))
             #expect(verified.keyIndex == 1)
             #expect(verified.id == id)
+            let original = body
             if body.isEmpty { body = [0] } else { body[Int.random(in: 0..<body.count, using: &generator)] ^= 0x01 }
             #expect(throws: VerificationFailure.self) { try scheme.verify(Self.request(headers, body, at: timestamp)) }
+            #expect(try scheme.verify(Self.request(headers, original, at: timestamp)).keyIndex == 1)
         }
     }
 

@@ -58,8 +58,9 @@ struct HMACKey: Sendable {
 /// 1 KiB body went there. Here the content goes in as raw bytes, and the tests check every
 /// algorithm against `HMAC` on keys shorter than, equal to and longer than a block.
 struct PreparedHMAC<H: HashFunction>: @unchecked Sendable {
-    // @unchecked: swift-crypto's digest states are value types without a Sendable mark on
-    // every platform; a copy is never shared mutably.
+    // @unchecked: `HashFunction` is `Sendable` in swift-crypto 4, which this package
+    // resolves; unchecked so the 3.x versions Package.swift also accepts build too. The
+    // states are copy-on-write: a request's copy never changes the prepared one.
     private let inner: H
     private let outer: H
 
