@@ -16,7 +16,7 @@ struct HMACTests {
     func genericScheme() throws {
         var generator = SeededGenerator(seed: 16)
         for algorithm in HMACAlgorithm.allCases {
-            for length in Self.keyLengths {
+            for length in [0] + Self.keyLengths {
                 let key = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
                 let secret = String(decoding: key.map { 0x21 + $0 % 90 }, as: UTF8.self)
                 let body = (0..<Int.random(in: 0...2000, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -69,6 +69,27 @@ struct HMACTests {
             if body.isEmpty { body = [0] } else { body[Int.random(in: 0..<body.count, using: &generator)] ^= 0x01 }
             #expect(throws: VerificationFailure.self) { try scheme.verify(Self.request(headers, body, at: timestamp)) }
             #expect(try scheme.verify(Self.request(headers, original, at: timestamp)).keyIndex == 1)
+        }
+    }
+
+    @Test("Standard Webhooks looks at 16 signature entries at most; empty ones (extra spaces) do not count")
+    func entryLimit() throws {
+        let key = Array("entry-limit-key".utf8)
+        let scheme = try StandardWebhooksScheme(secrets: ["whsec_" + Base64.encode(key)], toleranceSeconds: 300)
+        let id = "msg_limit"
+        let timestamp: Int64 = 1_700_000_000
+        let body = Array(#"{"type":"a.b"}"#.utf8)
+        let mac = HMAC<SHA256>.authenticationCode(for: Array("\(id).\(timestamp).".utf8) + body, using: SymmetricKey(data: key))
+        let wrong = "v1," + Base64.encode([UInt8](repeating: 1, count: 32))
+        func headers(_ signature: String) -> [(String, String)] {
+            [("webhook-id", id), ("webhook-timestamp", "\(timestamp)"), ("webhook-signature", signature)]
+        }
+        let genuine = "v1," + Base64.encode(Array(mac))
+        let fifteen = Array(repeating: wrong, count: 15).joined(separator: "   ")
+        #expect(try scheme.verify(Self.request(headers("  " + fifteen + "    " + genuine + " "), body, at: timestamp)).keyIndex == 0)
+        let sixteen = Array(repeating: wrong, count: 16).joined(separator: " ")
+        #expect(throws: VerificationFailure.self) {
+            try scheme.verify(Self.request(headers(sixteen + " " + genuine), body, at: timestamp))
         }
     }
 

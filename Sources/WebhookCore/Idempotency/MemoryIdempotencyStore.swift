@@ -69,7 +69,8 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
             if state.entries.count >= maximumKeys, state.entries[digest] == nil {
                 Self.evictOldest(&state, keeping: maximumKeys - 1)
             }
-            // One probe of the table: the entry is read and, when new, written in one access.
+            // Below the bound, one probe of the table: the entry is read and, when new,
+            // written through the same access.
             return Self.reserve(&state.entries[digest], now: now)
         }
     }
