@@ -264,25 +264,30 @@ final class KafkaProducer: @unchecked Sendable {
                     // an empty body or key must stay empty, not null.
                     let valuePointer = valueBytes.baseAddress ?? UnsafeRawPointer(Self.emptyByte)
                     let keyPointer = keyBytes.baseAddress ?? UnsafeRawPointer(Self.emptyByte)
-                    var values = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 6)
-                    values[0].vtype = RD_KAFKA_VTYPE_TOPIC
-                    values[0].u.cstr = topicName
-                    values[1].vtype = RD_KAFKA_VTYPE_VALUE
-                    values[1].u.mem.ptr = UnsafeMutableRawPointer(mutating: valuePointer)
-                    values[1].u.mem.size = valueBytes.count
-                    values[2].vtype = RD_KAFKA_VTYPE_KEY
-                    values[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: keyPointer)
-                    values[2].u.mem.size = keyBytes.count
-                    values[3].vtype = RD_KAFKA_VTYPE_HEADERS
-                    values[3].u.headers = list
-                    values[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS
-                    values[4].u.i = RD_KAFKA_MSG_F_COPY
-                    values[5].vtype = RD_KAFKA_VTYPE_OPAQUE
-                    values[5].u.ptr = UnsafeMutableRawPointer(bitPattern: opaque)
-                    guard let error = rd_kafka_produceva(handle, values, values.count) else { return RD_KAFKA_RESP_ERR_NO_ERROR }
-                    let code = rd_kafka_error_code(error)
-                    rd_kafka_error_destroy(error)
-                    return code
+                    // The argument list on the stack: no array per message.
+                    return withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 6) { values in
+                        values.initialize(repeating: rd_kafka_vu_t())
+                        values[0].vtype = RD_KAFKA_VTYPE_TOPIC
+                        values[0].u.cstr = topicName
+                        values[1].vtype = RD_KAFKA_VTYPE_VALUE
+                        values[1].u.mem.ptr = UnsafeMutableRawPointer(mutating: valuePointer)
+                        values[1].u.mem.size = valueBytes.count
+                        values[2].vtype = RD_KAFKA_VTYPE_KEY
+                        values[2].u.mem.ptr = UnsafeMutableRawPointer(mutating: keyPointer)
+                        values[2].u.mem.size = keyBytes.count
+                        values[3].vtype = RD_KAFKA_VTYPE_HEADERS
+                        values[3].u.headers = list
+                        values[4].vtype = RD_KAFKA_VTYPE_MSGFLAGS
+                        values[4].u.i = RD_KAFKA_MSG_F_COPY
+                        values[5].vtype = RD_KAFKA_VTYPE_OPAQUE
+                        values[5].u.ptr = UnsafeMutableRawPointer(bitPattern: opaque)
+                        guard let error = rd_kafka_produceva(handle, values.baseAddress, values.count) else {
+                            return RD_KAFKA_RESP_ERR_NO_ERROR
+                        }
+                        let code = rd_kafka_error_code(error)
+                        rd_kafka_error_destroy(error)
+                        return code
+                    }
                 }
             }
         }

@@ -48,6 +48,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var deadline = ConnectionDeadline()
     /// What this connection's current request holds of the body budget.
     private var reservedBytes = 0
+    /// The client's address as text, made with the connection's first request to a source
+    /// (the outer optional: not made yet).
+    private var peer: String??
     /// Requests of this connection run their tasks on its event loop (see
     /// ``EventLoopTaskExecutor``); made with the first request.
     private var executor: EventLoopTaskExecutor?
@@ -276,7 +279,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             state = .answerAtEnd(head: head, endpoints.answer(method: head.method, path: path))
             return
         }
-        switch requests.admit(head, to: source, peer: context.channel.remoteAddress?.ipAddress) {
+        if peer == nil { peer = .some(context.channel.remoteAddress?.ipAddress) }
+        switch requests.admit(head, to: source, peer: peer ?? nil) {
         case .receive(let reserved, let capacity):
             reservedBytes = reserved
             state = .receiving(head: head, source: source, body: context.channel.allocator.buffer(capacity: capacity))

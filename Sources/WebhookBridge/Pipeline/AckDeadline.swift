@@ -16,7 +16,7 @@ func deliverWithDeadline(
     _ event: WebhookEvent, to sink: any EventSink, milliseconds: Int, metrics: SinkMetrics,
     on executor: EventLoopTaskExecutor = .shared
 ) async -> Result<DeliveryReceipt, SinkError> {
-    await withCheckedContinuation { (continuation: CheckedContinuation<Result<DeliveryReceipt, SinkError>, Never>) in
+    await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<DeliveryReceipt, SinkError>, Never>) in
         let pending = ResumeOnce(continuation)
         // nil only while the event loop shuts down: the delivery then has no deadline.
         let timer = try? executor.eventLoop.scheduleCallback(
@@ -65,13 +65,14 @@ private struct TimeOut: NIOScheduledCallbackHandler, Sendable {
     }
 }
 
-/// Holds a continuation that the first of several racers resumes.
+/// Holds a continuation that the first of several racers resumes: exactly once, which is
+/// what a checked continuation would verify (at an allocation per request).
 private final class ResumeOnce<T: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<T, Never>?>
+    private let continuation: Mutex<UnsafeContinuation<T, Never>?>
 
-    init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = Mutex(continuation) }
+    init(_ continuation: UnsafeContinuation<T, Never>) { self.continuation = Mutex(continuation) }
 
-    func take() -> CheckedContinuation<T, Never>? { continuation.withLock { $0.take() } }
+    func take() -> UnsafeContinuation<T, Never>? { continuation.withLock { $0.take() } }
 }
 
 /// Per-sink delivery metrics: `webhook.sink.deliveries` by result (`ok`, `failed`,

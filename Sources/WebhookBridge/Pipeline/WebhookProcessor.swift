@@ -403,6 +403,7 @@ public final class WebhookProcessor: Sendable {
             }
         }
         let required = targets.filter(isRequired)
+        if required.isEmpty { return [] }
         if required.count == 1 {
             // The usual case: one required sink, awaited without a task group.
             let sink = required[0]

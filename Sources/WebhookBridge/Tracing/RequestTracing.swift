@@ -29,9 +29,10 @@ struct RequestTrace: Sendable {
     }
 
     /// A child span of the request's (verification, idempotency, a sink delivery).
-    func child(_ name: String, kind: SpanKind = .internal) -> (any Span)? {
+    /// The name is made only when the request is traced.
+    func child(_ name: @autoclosure () -> String, kind: SpanKind = .internal) -> (any Span)? {
         guard let tracer, let span else { return nil }
-        return tracer.startSpan(name, context: span.context, ofKind: kind)
+        return tracer.startSpan(name(), context: span.context, ofKind: kind)
     }
 
     /// Stamps the trace context on `event`.

@@ -47,7 +47,11 @@ extension JSONParser {
         private var names: [Range<Int>] = []
         static let maximumNamesChecked = 32
 
-        init(cursor: Cursor) { self.cursor = cursor }
+        init(cursor: Cursor) {
+            self.cursor = cursor
+            // One allocation for the usual document, instead of one per doubling.
+            names.reserveCapacity(Self.maximumNamesChecked)
+        }
 
         private var bytes: UnsafeBufferPointer<UInt8> { cursor.bytes }
 

@@ -47,7 +47,10 @@ public enum JSONWriter {
 
     /// A compact JSON object of string members, in the order given.
     public static func object(_ members: KeyValuePairs<String, String>) -> [UInt8] {
-        var out: [UInt8] = [UInt8(ascii: "{")]
+        var out: [UInt8] = []
+        // Room for the usual case (nothing to escape), so the array is allocated once.
+        out.reserveCapacity(members.reduce(2) { $0 + $1.key.utf8.count + $1.value.utf8.count + 6 })
+        out.append(UInt8(ascii: "{"))
         for (i, (name, value)) in members.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             appendString(name, to: &out)
