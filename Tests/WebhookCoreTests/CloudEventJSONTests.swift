@@ -59,6 +59,8 @@ struct CloudEventJSONTests {
             (Int64(253_402_300_799_999), "9999-12-31T23:59:59.999Z"),
             (Int64(-62_167_219_200_000), "0000-01-01T00:00:00.000Z"),
             (Int64(1_000_000_000_001), "2001-09-09T01:46:40.001Z"),
+            // Past year 9999 the digit-by-digit writer hands over to the general one.
+            (Int64(253_402_300_800_000), "10000-01-01T00:00:00.000Z"),
         ])
     func time(milliseconds: Int64, text: String) {
         #expect(Timestamp(millisecondsSince1970: milliseconds).rfc3339 == text)
