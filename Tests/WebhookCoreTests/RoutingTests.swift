@@ -95,6 +95,27 @@ struct RoutingTests {
         #expect(try Template(parsing: "/var/events/{type}/").render(event(), sanitizer: .pathComponent).hasSuffix("/_"))
     }
 
+    @Test("a long value is shortened inside its name: the template's literal parts (prefix, suffix, extension) are kept")
+    func literalPartsKept() throws {
+        let long = String(repeating: "t", count: 300)
+        let file = try Template(parsing: "/var/out/{type}.jsonl").render(event(type: long), sanitizer: .pathComponent)
+        let name = try #require(file.split(separator: "/").last)
+        #expect(file.hasPrefix("/var/out/ttt"))
+        #expect(name.hasSuffix(".jsonl"), "\(name)")
+        #expect(name.utf8.count == 255)
+        let other = try Template(parsing: "/var/out/{type}.jsonl").render(event(type: long + "u"), sanitizer: .pathComponent)
+        #expect(other != file)
+        // Two placeholders in one name: the longer value gives way first.
+        let two = try Template(parsing: "/o/{source}-{type}-{id}.jsonl").render(event(id: "e1", type: long), sanitizer: .pathComponent)
+        #expect(two.hasPrefix("/o/stripe-ttt") && two.hasSuffix("-e1.jsonl") && two.utf8.count == 255 + 3, "\(two)")
+        let topic = try Template(parsing: "{type}.events").render(event(type: long), sanitizer: .kafkaTopic)
+        #expect(topic.hasSuffix(".events") && topic.count == 249, "\(topic)")
+        // Literal text alone over the limit can't be kept whole: the name is still made valid.
+        let literal = String(repeating: "l", count: 300)
+        let overlong = try Template(parsing: "/o/\(literal){id}").render(event(id: "e"), sanitizer: .pathComponent)
+        #expect(overlong.split(separator: "/").allSatisfy { $0.utf8.count <= 255 })
+    }
+
     @Test(
         "unknown placeholders and unbalanced braces are refused",
         arguments: ["{nope}", "a{source", "a}b", "{header:}", "{json:x}"])

@@ -68,32 +68,34 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
 
     /// Renders the template for `event`; placeholder values are passed through `sanitizer`,
     /// the literal parts are taken as configured. A name made from request values never
-    /// comes out as one the sink refuses (SPEC section 8): see ``TemplateSanitizer/validName(_:)``.
+    /// comes out as one the sink refuses (SPEC section 8): see
+    /// ``TemplateSanitizer/validName(_:)``. When a name must be cut, the values are, never
+    /// the literal parts: `out/{type}.jsonl` keeps its `.jsonl`.
     public func render(_ event: WebhookEvent, sanitizer: TemplateSanitizer) -> String {
-        let rendered = renderParts(event, sanitizer: sanitizer)
-        return parts.count == 1 && parts[0].isLiteral ? rendered : sanitizer.validName(rendered)
-    }
-
-    private func renderParts(_ event: WebhookEvent, sanitizer: TemplateSanitizer) -> String {
+        if parts.count == 1, case .literal(let text) = parts[0] { return text }
+        var pieces: [TemplateSanitizer.Piece] = []
+        pieces.reserveCapacity(parts.count)
         var out = ""
         for part in parts {
+            let value: String
             switch part {
-            case .literal(let text): out += text
-            case .source: out += sanitizer.clean(event.source)
-            case .type: out += sanitizer.clean(event.type)
-            case .id: out += sanitizer.clean(event.id)
-            case .header(let name): out += sanitizer.clean(event.requestHeaders.first(name: name) ?? "")
-            case .json(let pointer): out += sanitizer.clean(event.bodyJSON?.value(atPointer: pointer)?.scalarText ?? "")
+            case .literal(let text):
+                out += text
+                pieces.append(.init(text: text, isValue: false))
+                continue
+            case .source: value = sanitizer.clean(event.source)
+            case .type: value = sanitizer.clean(event.type)
+            case .id: value = sanitizer.clean(event.id)
+            case .header(let name): value = sanitizer.clean(event.requestHeaders.first(name: name) ?? "")
+            case .json(let pointer): value = sanitizer.clean(event.bodyJSON?.value(atPointer: pointer)?.scalarText ?? "")
             }
+            out += value
+            pieces.append(.init(text: value, isValue: true))
         }
-        return out
+        return sanitizer.needsChange(out) ? sanitizer.validName(pieces) : out
     }
 
     public static func == (lhs: Template, rhs: Template) -> Bool { lhs.description == rhs.description }
-}
-
-extension Template.Part {
-    fileprivate var isLiteral: Bool { if case .literal = self { return true } else { return false } }
 }
 
 /// Why a template can't be parsed.
@@ -156,24 +158,78 @@ extension TemplateSanitizer {
     /// The longest file name (one path component) of Linux file systems, in bytes.
     static let fileNameLimit = 255
 
+    /// A rendered template piece: literal text from the config, or a value from the request.
+    public struct Piece: Sendable {
+        var text: String
+        let isValue: Bool
+    }
+
+    /// False for nearly every name: it is already one the sink accepts.
+    func needsChange(_ name: String) -> Bool {
+        switch self {
+        case .verbatim, .redisKey: return false
+        case .kafkaTopic: return name.isEmpty || name == "." || name == ".." || name.utf8.count > Self.kafkaTopicLimit
+        case .pathComponent: return name.isEmpty || name.hasSuffix("/") || name.utf8.count > Self.fileNameLimit
+        }
+    }
+
     /// `name` made into one the sink accepts: an empty Kafka topic or file name becomes `_`,
     /// and a topic over 249 characters or a file name (any one path component) over 255
     /// bytes is cut, with `-` and 16 hex digits of the SHA-256 of the whole value at its end,
     /// so two long values that share their beginning still name two different places.
     /// Names that need no change (nearly all of them) are returned as they are.
     public func validName(_ name: String) -> String {
+        needsChange(name) ? validName([Piece(text: name, isValue: true)]) : name
+    }
+
+    /// The name `pieces` make, made valid by cutting values (the longest first), never the
+    /// literal parts; only when the literal text alone is too long is the whole name cut.
+    func validName(_ pieces: [Piece]) -> String {
         switch self {
         case .verbatim, .redisKey:
-            return name
+            return pieces.map(\.text).joined()
         case .kafkaTopic:
-            if name.isEmpty || name == "." || name == ".." { return "_" }
-            return Self.shortened(name, limit: Self.kafkaTopicLimit)
+            let name = Self.fitted(pieces, limit: Self.kafkaTopicLimit)
+            return name.isEmpty || name == "." || name == ".." ? "_" : name
         case .pathComponent:
-            guard name.isEmpty || name.hasSuffix("/") || name.utf8.count > Self.fileNameLimit else { return name }
-            var components = name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-            if components.last?.isEmpty ?? true { components[components.count - 1] = "_" }
-            return components.map { Self.shortened($0, limit: Self.fileNameLimit) }.joined(separator: "/")
+            // Components as pieces: a literal may hold `/`, a cleaned value never does.
+            var components: [[Piece]] = [[]]
+            for piece in pieces {
+                guard !piece.isValue, piece.text.contains("/") else {
+                    components[components.count - 1].append(piece)
+                    continue
+                }
+                let parts = piece.text.split(separator: "/", omittingEmptySubsequences: false)
+                for (index, part) in parts.enumerated() {
+                    if index > 0 { components.append([]) }
+                    if !part.isEmpty { components[components.count - 1].append(Piece(text: String(part), isValue: false)) }
+                }
+            }
+            var names = components.map { Self.fitted($0, limit: Self.fileNameLimit) }
+            if names[names.count - 1].isEmpty { names[names.count - 1] = "_" }
+            return names.joined(separator: "/")
         }
+    }
+
+    /// The pieces joined within `limit` bytes: each value over its share is cut with a hash
+    /// (``shortened(_:limit:)``), the longest first, until the whole fits.
+    private static func fitted(_ pieces: [Piece], limit: Int) -> String {
+        var pieces = pieces
+        var total = pieces.reduce(0) { $0 + $1.text.utf8.count }
+        // A cut value keeps at least one byte before its `-` and 16 hex digits.
+        let shortest = 18
+        while total > limit {
+            guard
+                let longest = pieces.indices.filter({ pieces[$0].isValue && pieces[$0].text.utf8.count > shortest })
+                    .max(by: { pieces[$0].text.utf8.count < pieces[$1].text.utf8.count })
+            else {
+                return shortened(pieces.map(\.text).joined(), limit: limit)
+            }
+            let length = pieces[longest].text.utf8.count
+            pieces[longest].text = shortened(pieces[longest].text, limit: max(shortest, length - (total - limit)))
+            total += pieces[longest].text.utf8.count - length
+        }
+        return pieces.map(\.text).joined()
     }
 
     private static func shortened(_ value: String, limit: Int) -> String {
