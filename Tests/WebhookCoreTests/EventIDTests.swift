@@ -5,7 +5,7 @@ import WebhookCore
 struct EventIDTests {
     @Test("blank ids (ASCII or Unicode whitespace), control characters and overlong ids are not used")
     func unusable() {
-        for id in ["", " ", "   ", "\u{3000}", " \u{2003}\u{00A0} ", "a\tb", "a\u{7F}", "x\u{85}", String(repeating: "i", count: 257)] {
+        for id in ["", " ", "   ", "\u{3000}", " \u{2003}\u{00A0} ", "a\tb", "a\u{7F}", "x\u{85}", "delivery-\u{FFFD}", String(repeating: "i", count: 257)] {
             #expect(EventID.usable(id) == nil, "\(id.unicodeScalars.map { $0.value })")
         }
     }
