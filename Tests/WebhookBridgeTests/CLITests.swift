@@ -33,6 +33,38 @@ struct CLITests {
             ])
     }
 
+    @Test("check-config refuses empty or blank credentials and key parts, naming each path: basic from two empty variables, a bare whsec_, blank secrets and tokens")
+    func checkConfigEmptyCredentials() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let path = directory.file("empty.json")
+        try Data(
+            #"""
+            {"sinks": {"a": {"type": "file", "path": "/tmp/a.jsonl"}},
+             "sources": {"basic": {"path": "/b", "verify": {"scheme": "basic", "secrets": ["${HOOK_USER}:${HOOK_PASS}"]}, "sinks": ["a"]},
+                         "half": {"path": "/h", "verify": {"scheme": "basic", "secrets": ["hooks:", "ok:pw"]}, "sinks": ["a"]},
+                         "stripe": {"path": "/s", "verify": {"scheme": "stripe", "secrets": ["whsec_"]}, "sinks": ["a"]},
+                         "gh": {"path": "/g", "verify": {"scheme": "github", "secrets": ["good", "  "]}, "sinks": ["a"]},
+                         "tg": {"path": "/t", "verify": {"scheme": "telegram", "secrets": ["\t"]}, "sinks": ["a"]},
+                         "meta": {"path": "/m", "verify": {"scheme": "meta", "secrets": ["app"], "verifyToken": " "}, "sinks": ["a"]},
+                         "svix": {"path": "/x", "verify": {"scheme": "svix", "secrets": ["whsec_"]}, "sinks": ["a"]}}}
+            """#.utf8
+        )
+        .write(to: URL(fileURLWithPath: path))
+        let result = try CLI.run(["check-config", path], environment: ["HOOK_USER": "", "HOOK_PASS": ""])
+        #expect(result.status == 1)
+        let paths = result.stderr.split(separator: "\n").map { line in
+            String(line.dropFirst(path.count + 2).prefix { $0 != ":" })
+        }
+        #expect(
+            Set(paths) == [
+                "sources.basic.verify.secrets[0]", "sources.half.verify.secrets[0]", "sources.stripe.verify.secrets[0]",
+                "sources.gh.verify.secrets[1]", "sources.tg.verify.secrets[0]", "sources.meta.verify.verifyToken",
+                "sources.svix.verify.secrets[0]",
+            ], "\(result.stderr)")
+        #expect(!result.stderr.contains("ok:pw"), "a secret is never printed")
+    }
+
     @Test("one check-config run lists the structural problems and those only the sink libraries judge (librdkafka's properties, Redis URLs)")
     func checkConfigOneRun() throws {
         let directory = TemporaryDirectory()

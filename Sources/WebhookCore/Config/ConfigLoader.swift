@@ -68,7 +68,7 @@ public enum ConfigLoader {
         if let reader = root.object("limits") {
             reader.rejectUnknownKeys([
                 "maxBodyBytes", "ackTimeoutMs", "bodyTimeoutMs", "idleTimeoutMs", "maxConcurrentRequests",
-                "maxHeaderCount", "maxBufferedBytes",
+                "maxHeaderCount", "maxBufferedBytes", "maxBufferedBytesPerClient",
             ])
             if let value = reader.integer("maxBodyBytes", in: 1...(1 << 30)) { limits.maxBodyBytes = value }
             if let value = reader.integer("ackTimeoutMs", in: 1...600_000) { limits.ackTimeoutMs = value }
@@ -83,6 +83,15 @@ public enum ConfigLoader {
                         "must be at least limits.maxBodyBytes (\(limits.maxBodyBytes)), or no body of that size could be received")
                 } else {
                     limits.maxBufferedBytes = value
+                }
+            }
+            if let value = reader.integer("maxBufferedBytesPerClient", in: 1...(1 << 40)) {
+                if value < limits.maxBodyBytes || value > limits.maxBufferedBytes {
+                    log.add(
+                        reader.childPath("maxBufferedBytesPerClient"),
+                        "must be between limits.maxBodyBytes (\(limits.maxBodyBytes)) and limits.maxBufferedBytes (\(limits.maxBufferedBytes))")
+                } else {
+                    limits.maxBufferedBytesPerClient = value
                 }
             }
         }
@@ -380,7 +389,23 @@ public enum ConfigLoader {
         }
         reader.rejectUnknownKeys(["scheme", "secrets", "toleranceSeconds"] + provider.keys)
         let tolerance = reader.integer("toleranceSeconds", in: 0...Int(Int32.max)) ?? provider.defaultTolerance
-        let secrets = reader.stringArray("secrets", required: true)
+        let secrets = checkedSecrets(reader, provider: provider, log: log)
         return provider.make(VerifyConfig(scheme: scheme, secrets: secrets, tolerance: tolerance, reader: reader, log: log))
+    }
+
+    /// `verify.secrets`, each one usable: a blank secret, or one whose key part is empty (a
+    /// bare `whsec_`, Basic credentials `:` from two empty variables), would let anyone who
+    /// sends the same emptiness in, so it is a config error at its index (never printed).
+    private static func checkedSecrets(_ reader: ConfigReader, provider: Provider, log: ProblemLog) -> [String]? {
+        guard let secrets = reader.stringArray("secrets", required: true) else { return nil }
+        var ok = true
+        for (index, secret) in secrets.enumerated() {
+            let problem = secret.allSatisfy(\.isWhitespace) ? "must not be blank" : provider.secretProblem?(secret)
+            if let problem {
+                log.add("\(reader.childPath("secrets"))[\(index)]", problem)
+                ok = false
+            }
+        }
+        return ok ? secrets : nil
     }
 }

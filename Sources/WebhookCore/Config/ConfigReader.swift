@@ -70,6 +70,17 @@ struct ConfigReader {
         return text
     }
 
+    /// A credential (a token a request must present): a string that is not empty or only
+    /// whitespace, as a variable that is set but empty would make it.
+    func credential(_ key: String, required: Bool = false) -> String? {
+        guard let text = string(key, required: required) else { return nil }
+        guard !text.allSatisfy(\.isWhitespace) else {
+            log.add(childPath(key), "must not be blank")
+            return nil
+        }
+        return text
+    }
+
     func integer(_ key: String, in range: ClosedRange<Int>, required: Bool = false) -> Int? {
         guard let value = raw(key) else {
             if required { missing(key) }

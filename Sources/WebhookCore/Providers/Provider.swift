@@ -32,6 +32,10 @@ public struct Provider: Sendable {
     /// Event Grid's code).
     public var rehearsal: (@Sendable (_ url: String, _ secret: String) -> HandshakeRehearsal)?
     let signer: (@Sendable (SigningRequest) throws(WebhookSigner.Failure) -> WebhookSigner.Output)?
+    /// What is wrong with a secret that is not blank but still holds no key (a bare prefix,
+    /// Basic credentials with an empty part); nil when it is usable. Blank secrets are
+    /// refused for every provider by the config loader.
+    var secretProblem: (@Sendable (String) -> String?)?
 
     init(
         name: String, aliases: [String] = [], signature: String, handshake: String? = nil, id: String, type: String,
@@ -69,6 +73,13 @@ public struct Provider: Sendable {
     func rehearsing(_ make: @escaping @Sendable (_ url: String, _ secret: String) -> HandshakeRehearsal) -> Provider {
         var provider = self
         provider.rehearsal = make
+        return provider
+    }
+
+    /// The provider with a check of each secret beyond blankness (see ``secretProblem``).
+    func checkingSecrets(_ problem: @escaping @Sendable (String) -> String?) -> Provider {
+        var provider = self
+        provider.secretProblem = problem
         return provider
     }
 

@@ -44,7 +44,7 @@ extension Provider {
         handshake: "GET ?hub.mode=subscribe&hub.verify_token=V&hub.challenge=C: 200 text/plain C when V is verify.verifyToken, else 403",
         id: "hash", type: "body object", keys: ["verifyToken"],
         make: { config in
-            let token = config.reader.string("verifyToken")
+            let token = config.reader.credential("verifyToken")
             if token == nil, !config.reader.has("verifyToken") {
                 config.log.add(config.reader.childPath("verifyToken"), "required for scheme meta (the token Meta's GET must present)")
             }

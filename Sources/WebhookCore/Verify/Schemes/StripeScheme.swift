@@ -40,5 +40,10 @@ extension Provider {
         make: { config in config.secrets.map { StripeScheme(secrets: $0, toleranceSeconds: config.tolerance) } },
         signHeaders: { request in
             [("Stripe-Signature", "t=\(request.timestamp),v1=\(Hex.encode(request.mac(prefix: "\(request.timestamp).")))")]
-        })
+        }
+    )
+    .checkingSecrets { secret in
+        secret.hasPrefix("whsec_") && secret.dropFirst(6).allSatisfy(\.isWhitespace)
+            ? "is only the prefix whsec_: the key after it is empty (is its variable set?)" : nil
+    }
 }

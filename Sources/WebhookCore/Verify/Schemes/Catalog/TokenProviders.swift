@@ -133,5 +133,16 @@ extension Provider {
             let (id, type, secrets) = found
             return BasicAuthScheme(tokens: SecretTokens(secrets), id: id, type: type)
         },
-        signHeaders: { request in [("Authorization", "Basic " + Base64.encode(Array(request.secret.utf8)))] })
+        signHeaders: { request in [("Authorization", "Basic " + Base64.encode(Array(request.secret.utf8)))] }
+    )
+    .checkingSecrets { secret in
+        // RFC 7617: the user id ends at the first colon; the password may hold more.
+        guard let colon = secret.firstIndex(of: ":") else { return nil }
+        let user = secret[..<colon]
+        let password = secret[secret.index(after: colon)...]
+        guard !user.allSatisfy(\.isWhitespace), !password.allSatisfy(\.isWhitespace) else {
+            return "user:password with an empty user or password (are the variables it is made of set?)"
+        }
+        return nil
+    }
 }
