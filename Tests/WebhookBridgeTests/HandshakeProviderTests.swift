@@ -55,6 +55,7 @@ struct HandshakeProviderTests {
             #expect(ok.status == .ok)
             #expect(ok.text == "1158201444")
             #expect(ok.headers.first(name: "Content-Type") == "text/plain; charset=utf-8")
+            #expect(ok.headers.first(name: "X-Content-Type-Options") == "nosniff")
             let wrong = try await request(bridge, .GET, "/meta?hub.mode=subscribe&hub.challenge=1&hub.verify_token=nope")
             #expect(wrong.status == .forbidden)
 
@@ -126,6 +127,7 @@ struct HandshakeProviderTests {
             #expect(validation.status == .ok)
             #expect(validation.text == "Validation: Testing client application reachability")
             #expect(validation.headers.first(name: "Content-Type") == "text/plain; charset=utf-8")
+            #expect(validation.headers.first(name: "X-Content-Type-Options") == "nosniff")
             let good = #"{"value": [{"clientState": "client-state", "changeType": "created"}, {"clientState": "client-state", "changeType": "updated"}]}"#
             #expect(try await request(bridge, .POST, "/graph", headers: [("Content-Type", "application/json")], body: good).status == .ok)
             let bad = #"{"value": [{"clientState": "client-state", "changeType": "created"}, {"clientState": "guess", "changeType": "updated"}]}"#
@@ -185,6 +187,7 @@ struct HandshakeProviderTests {
             #expect(challenge.status == .ok)
             #expect(challenge.text == "pogchamp-kappa-360noscope-vohiyo")
             #expect(challenge.headers.first(name: "Content-Type") == "text/plain; charset=utf-8")
+            #expect(challenge.headers.first(name: "X-Content-Type-Options") == "nosniff")
 
             let body = #"{"subscription": {"type": "channel.follow"}, "event": {"user_id": "1"}}"#
             let event = try await request(

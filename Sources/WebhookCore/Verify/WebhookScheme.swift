@@ -218,9 +218,12 @@ public struct HandshakeAnswer: Sendable, Equatable {
         self.headers = headers
     }
 
-    /// 200 `text/plain` holding `text` (Meta's and Dropbox's challenges, Twitch's, Graph's token).
-    public static func text(_ text: String, headers: [(String, String)] = []) -> HandshakeAnswer {
-        HandshakeAnswer(body: Array(text.utf8), contentType: "text/plain; charset=utf-8", headers: headers)
+    /// 200 `text/plain` holding `text` (Meta's and Dropbox's challenges, Twitch's, Graph's
+    /// token), with `X-Content-Type-Options: nosniff`: the text is the caller's own, echoed,
+    /// and a browser must never sniff it into HTML.
+    public static func text(_ text: String) -> HandshakeAnswer {
+        HandshakeAnswer(
+            body: Array(text.utf8), contentType: "text/plain; charset=utf-8", headers: [("X-Content-Type-Options", "nosniff")])
     }
 
     /// 200 with no body.

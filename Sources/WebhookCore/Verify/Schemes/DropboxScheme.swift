@@ -20,7 +20,7 @@ public struct DropboxScheme: WebhookScheme {
 
     public func answerHandshake(_ request: HandshakeRequest) -> HandshakeAnswer {
         guard let challenge = request.query("challenge") else { return .invalid("challenge") }
-        return .text(challenge, headers: [("X-Content-Type-Options", "nosniff")])
+        return .text(challenge)
     }
 
     public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
