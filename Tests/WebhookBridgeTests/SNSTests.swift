@@ -1,15 +1,20 @@
 import BridgeTestSupport
 import Crypto
 import Foundation
+import Synchronization
 import Testing
 import WebhookBridge
 import WebhookCore
 import _CryptoExtras
 
 /// A local stand-in for SNS's certificate host: a CA made with openssl, an HTTPS server
-/// (Python's http.server with ssl, a real TLS server) for `localhost` serving the signing
-/// certificate and answering SubscribeURL GETs, and the signing key.
+/// (Python's http.server with ssl, a real TLS server) for `localhost` on port 443 (the only
+/// port the bridge fetches from) serving the signing certificate and answering SubscribeURL
+/// GETs, and the signing key. Paths starting `/slow` are answered 404 after 3 s.
 final class SNSFixture: @unchecked Sendable {
+    /// Port 443 takes root (CI runs as root).
+    static var canServe: Bool { getuid() == 0 }
+
     let directory = TemporaryDirectory()
     let port: Int
     let signingKey: _RSA.Signing.PrivateKey
@@ -23,8 +28,8 @@ final class SNSFixture: @unchecked Sendable {
     }
 
     var caFile: String { directory.file("ca.pem") }
-    var certificateURL: String { "https://localhost:\(port)/SimpleNotificationService-test.pem" }
-    func subscribeURL(_ token: String) -> String { "https://localhost:\(port)/confirm?Action=ConfirmSubscription&Token=\(token)" }
+    var certificateURL: String { "https://localhost/SimpleNotificationService-test.pem" }
+    func subscribeURL(_ token: String) -> String { "https://localhost/confirm?Action=ConfirmSubscription&Token=\(token)" }
 
     /// The paths the server was asked for, in order.
     var paths: [String] { requests.lock.withLock { requests.lines } }
@@ -44,13 +49,15 @@ final class SNSFixture: @unchecked Sendable {
         ]
         for arguments in steps { try TestCertificates.openssl(arguments) }
         signingKey = try _RSA.Signing.PrivateKey(pemRepresentation: String(contentsOfFile: d.file("signing.key"), encoding: .utf8))
-        port = try RedisServer.freePort()
+        port = 443
         let script = """
-            import http.server, ssl, sys
+            import http.server, ssl, sys, time
             class Handler(http.server.SimpleHTTPRequestHandler):
                 def log_message(self, *args): pass
                 def do_GET(self):
                     sys.stdout.write("GET " + self.path + "\\n"); sys.stdout.flush()
+                    if self.path.startswith("/slow"):
+                        time.sleep(3); self.send_error(404); return
                     if self.path.startswith("/confirm"):
                         body = b"<ConfirmSubscriptionResponse/>"
                         self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
@@ -130,7 +137,9 @@ final class SNSFixture: @unchecked Sendable {
     }
 }
 
-@Suite("AWS SNS: signatures by a fetched certificate, topics, subscription confirmations", .serialized)
+@Suite(
+    "AWS SNS: signatures by a fetched certificate, topics, subscription confirmations", .serialized,
+    .enabled(if: SNSFixture.canServe, "the stand-in certificate host serves on port 443, which takes root"))
 struct SNSTests {
     func config(_ fixture: SNSFixture, autoConfirm: Bool = false) -> String {
         """
@@ -172,16 +181,16 @@ struct SNSTests {
             let foreignTopic = try await post(bridge, try fixture.message(id: "t-2", topic: "arn:aws:sns:us-east-1:999999999999:other"))
             #expect(foreignTopic.json == .object([("error", .string("signature_invalid"))]))
             let foreignHost = try await post(
-                bridge, try fixture.message(id: "t-3", certificateURL: "https://evil.example.com:\(fixture.port)/SimpleNotificationService-test.pem"))
+                bridge, try fixture.message(id: "t-3", certificateURL: "https://evil.example.com/SimpleNotificationService-test.pem"))
             #expect(foreignHost.status == .unauthorized)
             let plainHTTP = try await post(
-                bridge, try fixture.message(id: "t-4", certificateURL: "http://localhost:\(fixture.port)/SimpleNotificationService-test.pem"))
+                bridge, try fixture.message(id: "t-4", certificateURL: "http://localhost/SimpleNotificationService-test.pem"))
             #expect(plainHTTP.status == .unauthorized)
-            let notPEM = try await post(bridge, try fixture.message(id: "t-5", certificateURL: "https://localhost:\(fixture.port)/cert.txt"))
+            let notPEM = try await post(bridge, try fixture.message(id: "t-5", certificateURL: "https://localhost/cert.txt"))
             #expect(notPEM.status == .unauthorized)
             // A certificate URL the (allowed) host has nothing at: refused as forged, not 503.
             let nothingThere = try await post(
-                bridge, try fixture.message(id: "t-7", certificateURL: "https://localhost:\(fixture.port)/nothing-here.pem"))
+                bridge, try fixture.message(id: "t-7", certificateURL: "https://localhost/nothing-here.pem"))
             #expect(nothingThere.json == .object([("error", .string("signature_invalid"))]))
             let withQuery = try await post(
                 bridge, try fixture.message(id: "t-8", certificateURL: fixture.certificateURL + "?n=1"))
@@ -193,6 +202,67 @@ struct SNSTests {
             #expect(
                 fixture.paths.allSatisfy { $0.hasSuffix("SimpleNotificationService-test.pem") || $0.hasSuffix("nothing-here.pem") },
                 "\(fixture.paths)")
+        }
+    }
+
+    @Test("a SigningCertURL naming a port other than 443 is refused without a fetch")
+    func otherPortsRefused() async throws {
+        let fixture = try SNSFixture()
+        try await RunningBridge.with(config: config(fixture)) { bridge in
+            for port in ["22", "99999", "8443"] {
+                let url = "https://localhost:\(port)/SimpleNotificationService-test.pem"
+                let answer = try await post(bridge, try fixture.message(id: "p-\(port)", certificateURL: url))
+                // 401, not the 503 of a fetch that could not connect.
+                #expect(answer.status == .unauthorized, "port \(port): \(answer.text)")
+            }
+            let explicit = try await post(bridge, try fixture.message(id: "p-443", certificateURL: "https://localhost:443/SimpleNotificationService-test.pem"))
+            #expect(explicit.status == .ok, "\(explicit.text)")
+        }
+    }
+
+    @Test("messages naming 300 unusable certificate URLs don't evict the real certificate: it is fetched once")
+    func failuresDontEvictKeys() async throws {
+        let fixture = try SNSFixture()
+        try await RunningBridge.with(config: config(fixture)) { bridge in
+            let first = try await post(bridge, try fixture.message(id: "k-1"))
+            #expect(first.status == .ok)
+            for n in 0..<300 {
+                let url = "https://localhost/missing-\(n).pem"
+                let forged = try await post(bridge, try fixture.message(id: "m-\(n)", certificateURL: url))
+                #expect(forged.status == .unauthorized)
+            }
+            let second = try await post(bridge, try fixture.message(id: "k-2"))
+            #expect(second.status == .ok)
+            #expect(fixture.paths.filter { $0.hasSuffix("SimpleNotificationService-test.pem") }.count == 1, "\(fixture.paths.count) fetches")
+        }
+    }
+
+    @Test("slow certificate fetches from one client take at most 2 of the 8 fetch slots: a real notification from elsewhere is verified")
+    func slowFetchesDontTakeEverySlot() async throws {
+        let fixture = try SNSFixture()
+        try await RunningBridge.with(config: config(fixture)) { bridge in
+            let answered = AnsweredCount()
+            var attackers: [Task<Int, any Error>] = []
+            for n in 0..<8 {
+                let body = try fixture.message(id: "s-\(n)", certificateURL: "https://localhost/slow-\(n).pem")
+                attackers.append(
+                    Task.detached {
+                        let connection = try KeepAliveConnection(port: bridge.port, from: "127.0.0.2")
+                        let status = try await offThePool { try connection.post("/sns", headers: [], body: body).status }
+                        answered.count.withLock { $0 += 1 }
+                        return status
+                    })
+            }
+            // Every attacker's message is either being fetched for, or answered already.
+            let settled = await eventually {
+                fixture.paths.filter { $0.hasPrefix("GET /slow") }.count + answered.count.withLock { $0 } >= 8
+            }
+            #expect(settled, "\(fixture.paths)")
+            let real = try await post(bridge, try fixture.message(id: "r-1"))
+            #expect(real.status == .ok, "\(real.text)")
+            var statuses: [Int] = []
+            for attacker in attackers { statuses.append(try await attacker.value) }
+            #expect(statuses.sorted() == [401, 401] + Array(repeating: 503, count: 6), "\(statuses)")
         }
     }
 
@@ -211,4 +281,8 @@ struct SNSTests {
             #expect(!fixture.paths.contains { $0.contains("tok-2") })
         }
     }
+}
+
+private final class AnsweredCount: Sendable {
+    let count = Mutex(0)
 }

@@ -73,13 +73,17 @@ public struct WebhookRequest: Sendable {
     public var uri: String
     /// When the request arrived, for timestamp tolerance.
     public var receivedAt: Timestamp
+    /// The client's address (after `trustedProxies`), when known: what a scheme that spends
+    /// shared resources on unverified requests (SNS's certificate fetches) shares them by.
+    public var client: String?
 
-    public init(headers: HTTPHeaders, body: ByteBuffer, uri: String, receivedAt: Timestamp) {
+    public init(headers: HTTPHeaders, body: ByteBuffer, uri: String, receivedAt: Timestamp, client: String? = nil) {
         self.headers = headers
         self.body = body
         self.json = LazyJSON(body)
         self.uri = uri
         self.receivedAt = receivedAt
+        self.client = client
     }
 }
 

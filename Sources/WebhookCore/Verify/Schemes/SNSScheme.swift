@@ -75,7 +75,9 @@ public final class SNSScheme: WebhookScheme {
         guard let fetcher = services.certificates else { throw .unavailable("no certificate fetcher") }
         let der: [UInt8]
         do {
-            der = try await cache.key(for: certificateURL) { try await fetcher.publicKey(at: certificateURL, caFile: self.caFile) }
+            der = try await cache.key(for: certificateURL, client: request.client) {
+                try await fetcher.publicKey(at: certificateURL, caFile: self.caFile)
+            }
         } catch let failure as CertificateFetchFailure where failure.isDefinite {
             // The host answered, with no certificate there: the message is not SNS's.
             throw .invalid("\(certificateURL): \(failure.description)")
@@ -111,14 +113,16 @@ public final class SNSScheme: WebhookScheme {
         return VerifiedWebhook(id: field("MessageId"), type: topicName, keyIndex: 0)
     }
 
-    /// https, a host matching `certificateHost`, and for a certificate a path ending `.pem`
-    /// with no query, fragment, user or port (so one certificate has one URL, and a request
-    /// can't make the bridge fetch endless variants of it).
+    /// https on port 443, a host matching `certificateHost`, and for a certificate a path
+    /// ending `.pem` with no query, fragment or user (so one certificate has one URL, a
+    /// request can't make the bridge fetch endless variants of it, nor knock on another port
+    /// of an allowed host).
     func checkURL(_ url: String, what: String, pem: Bool) throws(VerificationFailure) {
         guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host else {
             throw .invalid("\(what) \(url) is not an https URL")
         }
         guard components.user == nil, components.password == nil else { throw .invalid("\(what) \(url) has user information") }
+        if let port = components.port, port != 443 { throw .invalid("\(what) \(url) names port \(port); only 443 is used") }
         guard Self.host(host, matches: certificateHost) else {
             throw .invalid("\(what) host \(host) does not match verify.certificateHost")
         }
@@ -135,68 +139,107 @@ public final class SNSScheme: WebhookScheme {
     }
 }
 
-/// Signing keys by certificate URL: at most ``limit`` (the oldest forgotten first), each
-/// fetched once; requests for a URL being fetched wait for that fetch. A failed fetch is
-/// remembered for ``failureTTL`` (the same unusable URL is not fetched again on every
-/// request), and at most ``maximumFetches`` fetches run at once (beyond, the request is
-/// answered 503 and SNS retries it).
+/// Signing keys by certificate URL, each fetched once; requests for a URL being fetched wait
+/// for that fetch.
+///
+/// Good keys and failures are kept apart, so requests that can't be verified never push out
+/// a key that works: at most ``limit`` keys (the least recently used forgotten first), and at
+/// most ``failureLimit`` failed URLs, each remembered for ``failureTTL`` (the same unusable URL
+/// is not fetched again on every request; the oldest failure goes first). At most
+/// ``maximumFetches`` fetches run at once, and at most ``maximumFetchesPerClient`` for one
+/// client address, so one sender of messages naming slow or unusable URLs can't take every
+/// slot from SNS's own notifications; beyond, the request is answered 503 and SNS retries it.
+///
+/// State, under one lock: `keys` and `failures` (settled URLs), `fetching` (a URL's running
+/// fetch, which its requests share), and the running counts. A fetch is started and counted
+/// under the lock, and on its end it is uncounted and its URL moved, also under the lock,
+/// to `keys` or `failures`: a URL is in at most one of the three.
 final class SigningKeyCache: Sendable {
     static let limit = 64
+    static let failureLimit = 256
     static let failureTTL: Duration = .seconds(60)
     static let maximumFetches = 8
-
-    private struct Entry {
-        let task: Task<[UInt8], any Error>
-        let number: UInt64
-        var failedAt: ContinuousClock.Instant?
-    }
+    static let maximumFetchesPerClient = 2
 
     private struct State {
-        var entries: [String: Entry] = [:]
-        var order: [String] = []
+        var keys: [String: (key: [UInt8], used: UInt64)] = [:]
+        var failures: [String: (error: any Error, at: ContinuousClock.Instant)] = [:]
+        var fetching: [String: Task<[UInt8], any Error>] = [:]
         var running = 0
-        var fetches: UInt64 = 0
+        var runningByClient: [String: Int] = [:]
+        /// Ticks with every use of a key, for least-recently-used eviction.
+        var uses: UInt64 = 0
     }
 
     private let state = Mutex(State())
 
-    func key(for url: String, fetch: @escaping @Sendable () async throws -> [UInt8]) async throws -> [UInt8] {
-        let task = try state.withLock { state -> Task<[UInt8], any Error> in
-            if let entry = state.entries[url] {
-                guard let failedAt = entry.failedAt, ContinuousClock.now - failedAt >= Self.failureTTL else { return entry.task }
-                state.entries[url] = nil
-                state.order.removeAll { $0 == url }
+    private enum Lookup {
+        case key([UInt8])
+        case fetch(Task<[UInt8], any Error>)
+    }
+
+    func key(
+        for url: String, client: String? = nil, fetch: @escaping @Sendable () async throws -> [UInt8]
+    ) async throws -> [UInt8] {
+        let now = ContinuousClock.now
+        let lookup = try state.withLock { state -> Lookup in
+            if let entry = state.keys[url] {
+                state.uses &+= 1
+                state.keys[url]?.used = state.uses
+                return .key(entry.key)
             }
-            guard state.running < Self.maximumFetches else {
+            if let failure = state.failures[url] {
+                if now - failure.at < Self.failureTTL { throw failure.error }
+                state.failures[url] = nil
+            }
+            if let task = state.fetching[url] { return .fetch(task) }
+            let clientKey = client ?? ""
+            guard state.running < Self.maximumFetches,
+                state.runningByClient[clientKey, default: 0] < Self.maximumFetchesPerClient
+            else {
                 throw CertificateFetchFailure(description: "too many certificate fetches at once", isDefinite: false)
             }
             state.running += 1
-            state.fetches &+= 1
-            let number = state.fetches
+            state.runningByClient[clientKey, default: 0] += 1
             let task = Task {
                 do {
                     let key = try await fetch()
-                    self.finished(url, number: number, failed: false)
+                    self.finished(url, client: clientKey, with: .success(key))
                     return key
                 } catch {
-                    self.finished(url, number: number, failed: true)
+                    self.finished(url, client: clientKey, with: .failure(error))
                     throw error
                 }
             }
-            state.entries[url] = Entry(task: task, number: number)
-            state.order.append(url)
-            if state.order.count > Self.limit { state.entries[state.order.removeFirst()] = nil }
-            return task
+            state.fetching[url] = task
+            return .fetch(task)
         }
-        return try await task.value
+        switch lookup {
+        case .key(let key): return key
+        case .fetch(let task): return try await task.value
+        }
     }
 
-    /// Fetch `number` ended: one fewer running; a failure is kept for ``failureTTL`` (unless
-    /// the entry was evicted and the URL fetched anew meanwhile).
-    private func finished(_ url: String, number: UInt64, failed: Bool) {
+    /// A fetch ended: uncounted, and its URL settled among the keys or the failures.
+    private func finished(_ url: String, client: String, with result: Result<[UInt8], any Error>) {
         state.withLock { state in
             state.running -= 1
-            if failed, state.entries[url]?.number == number { state.entries[url]?.failedAt = .now }
+            let left = state.runningByClient[client, default: 0] - 1
+            state.runningByClient[client] = left > 0 ? left : nil
+            state.fetching[url] = nil
+            switch result {
+            case .success(let key):
+                if state.keys.count >= Self.limit, let oldest = state.keys.min(by: { $0.value.used < $1.value.used }) {
+                    state.keys[oldest.key] = nil
+                }
+                state.uses &+= 1
+                state.keys[url] = (key, state.uses)
+            case .failure(let error):
+                if state.failures.count >= Self.failureLimit, let oldest = state.failures.min(by: { $0.value.at < $1.value.at }) {
+                    state.failures[oldest.key] = nil
+                }
+                state.failures[url] = (error, .now)
+            }
         }
     }
 }
