@@ -8,8 +8,19 @@ public final class KeepAliveConnection: @unchecked Sendable {
     /// pipelined requests arrive together).
     private var unread: [UInt8] = []
 
-    public init(port: Int) throws {
+    /// Connects to `127.0.0.1:port`, from `sourceAddress` when given (another loopback
+    /// address such as `127.0.0.2`: a second client, as the bridge sees it).
+    public init(port: Int, from sourceAddress: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if let sourceAddress {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            local.sin_addr.s_addr = inet_addr(sourceAddress)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { throw ServerError("cannot bind to \(sourceAddress)") }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -25,9 +36,21 @@ public final class KeepAliveConnection: @unchecked Sendable {
     deinit { close(fd) }
 
     /// Sends raw bytes (a partial request, for slow-client tests).
-    public func sendRaw(_ text: String) throws {
-        let bytes = Array(text.utf8)
+    public func sendRaw(_ text: String) throws { try sendRaw(Array(text.utf8)) }
+
+    /// Sends bytes as they are (header values that are not UTF-8, for instance).
+    public func sendRaw(_ bytes: [UInt8]) throws {
         guard send(fd, bytes, bytes.count, 0) == bytes.count else { throw ServerError("send failed") }
+    }
+
+    /// POSTs `body` with header lines given as bytes, and returns the answer's status and body.
+    public func post(_ path: String, rawHeaders: [[UInt8]], body: String) throws -> (status: Int, body: String) {
+        var request = Array("POST \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(body.utf8.count)\r\n".utf8)
+        for line in rawHeaders { request += line + Array("\r\n".utf8) }
+        request += Array("\r\n".utf8) + Array(body.utf8)
+        try sendRaw(request)
+        let answer = try readAnswer()
+        return (answer.status, answer.body)
     }
 
     /// Reads until the server closes the connection (or 10 s pass); returns what it sent
