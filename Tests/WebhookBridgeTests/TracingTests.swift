@@ -239,6 +239,89 @@ struct TracingTests {
         }
     }
 
+    @Test("with tracing: an invalid traceparent logs no request header (Cookie, Authorization, tokens), signed or not, and no log line is long")
+    func invalidTraceparentLogsNoHeaders() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        // Nothing listens on the collector's port: spans are dropped, requests are not.
+        let config = try writeConfig(
+            fileConfig(port: port, directory: directory, tracing: #"{"otlpEndpoint": "http://127.0.0.1:1"}"#), in: directory)
+        let server = try BridgeProcess(config: config)
+        let secrets = [
+            ("Cookie", "session=COOKIE-SECRET-" + String(repeating: "c", count: 30_000)),
+            ("Authorization", "Bearer AUTH-SECRET"),
+            ("X-Telegram-Bot-Api-Secret-Token", "TELEGRAM-SECRET"),
+        ]
+        for traceparent in ["garbage", "00-\(Self.traceID)-0000000000000000-01", "00-zz-\(Self.callerSpanID)-01"] {
+            let body = #"{"action": "opened"}"#
+            // Unsigned (refused from its head, which closes the connection) and signed
+            // (through the pipeline).
+            let unsigned = try KeepAliveConnection(port: port).post("/gh", headers: secrets + [("traceparent", traceparent)], body: body)
+            #expect(unsigned.status == 401)
+            let signed = try KeepAliveConnection(port: port).post(
+                "/gh", headers: githubHeaders(body, delivery: "t-\(traceparent.count)") + secrets + [("traceparent", traceparent)],
+                body: body)
+            #expect(signed.status == 200)
+        }
+        // Lines are written in order: once the reload's line is there, every earlier one is.
+        #expect(server.reload())
+        let log = server.logText
+        for needle in ["COOKIE-SECRET", "AUTH-SECRET", "TELEGRAM-SECRET"] {
+            #expect(!log.contains(needle), "\(needle) reached the log: \(log.prefix(2000))")
+        }
+        #expect(log.split(separator: "\n").allSatisfy { $0.utf8.count < 2048 }, "a log line over 2 KB")
+        #expect(server.terminate() == 0)
+    }
+
+    @Test(
+        "tracestate: only W3C-valid members are passed on (at most 32, 512 characters), and an invalid one never drops a valid traceparent",
+        arguments: [false, true])
+    func traceStateChecked(recordSpans: Bool) async throws {
+        let tracing = recordSpans ? #", "tracing": {"otlpEndpoint": "http://127.0.0.1:1"}"# : ""
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0}\(tracing),
+             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
+            """
+        try await RunningBridge.with(config: config) { bridge in
+            let traceparent = "00-\(Self.traceID)-\(Self.callerSpanID)-01"
+            let many = (0..<250).map { "k\($0)=v\($0)" }.joined(separator: ",")
+            let huge = "big=" + String(repeating: "x", count: 65_000)
+            let cases: [(id: String, state: String)] = [
+                ("many", many),
+                ("invalid", "not valid!!"),
+                ("mixed", "a=1, BAD=2 ,b@sys=3,c=,d=has=equals,e=ok"),
+                ("huge", huge + ",small=1"),
+                ("long", (0..<5).map { "l\($0)=" + String(repeating: "y", count: 200) }.joined(separator: ",") + ",s=1"),
+            ]
+            for (id, state) in cases {
+                let body = #"{"case": "\#(id)"}"#
+                let answer = try await bridge.post(
+                    "/gh", headers: githubHeaders(body, delivery: id) + [("traceparent", traceparent), ("tracestate", state)],
+                    body: body)
+                #expect(answer.status == .ok)
+            }
+            let events = try bridge.lines("events.jsonl")
+            let byID = Dictionary(uniqueKeysWithValues: events.map { ($0["id"]?.scalarText ?? "", $0) })
+            for (id, _) in cases {
+                // The caller's trace goes on: as it came, or as the parent of the bridge's span.
+                let parent = byID[id]?["traceparent"]?.scalarText ?? ""
+                #expect(parent.hasPrefix("00-\(Self.traceID)-"), "\(id): \(parent)")
+            }
+            // The members, in order (a tracer writes them with optional spaces after commas).
+            func members(_ id: String) -> [String]? {
+                byID[id]?["tracestate"]?.scalarText.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            }
+            #expect(members("many") == (0..<32).map { "k\($0)=v\($0)" })
+            #expect(byID["invalid"]?["tracestate"] == nil)
+            #expect(members("mixed") == ["a=1", "b@sys=3", "e=ok"])
+            #expect(members("huge") == ["small=1"])
+            // Over 512 characters: the members over 128 go first.
+            #expect(members("long") == ["s=1"])
+        }
+    }
+
     @Test("config: tracing's endpoint, protocol and sampleRatio are checked, each problem with its JSON path")
     func configProblems() throws {
         let config = """

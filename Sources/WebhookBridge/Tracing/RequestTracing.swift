@@ -3,7 +3,6 @@ import NIOHTTP1
 import OTel
 import ServiceLifecycle
 import Tracing
-import W3CTraceContext
 import WebhookCore
 
 /// The trace of one request: its server span (when the bridge records spans) and the trace
@@ -86,16 +85,21 @@ public final class RequestTracing: Sendable {
     /// The trace of a request to a source: ``RequestTrace/none`` unless spans are recorded or
     /// the request carries a valid `traceparent`.
     func start(method: HTTPMethod, path: String, source: String, headers: HTTPHeaders) -> RequestTrace {
+        // Checked first on every path (see ``IncomingTraceContext``); the cheap test for the
+        // header keeps requests without one (nearly all) free of the lookup of two names.
+        let incoming = headers.contains(name: "traceparent") ? IncomingTraceContext(headers: headers) : nil
         guard let tracer else {
-            guard let traceParent = headers.first(name: "traceparent") else { return .none }
-            // Passed on as it came, when it is valid.
-            let traceState = headers.first(name: "tracestate")
-            guard (try? TraceContext(traceParentHeaderValue: traceParent, traceStateHeaderValue: traceState)) != nil
-            else { return .none }
-            return RequestTrace(span: nil, traceParent: traceParent, traceState: traceState, tracer: nil)
+            guard let incoming else { return .none }
+            // Passed on as it came, the invalid members of its tracestate left out.
+            return RequestTrace(span: nil, traceParent: incoming.traceParent, traceState: incoming.traceState, tracer: nil)
         }
         var context = ServiceContext.topLevel
-        tracer.extract(headers, into: &context, using: HTTPHeadersExtractor())
+        if let incoming {
+            // The tracer sees these two checked values, never the request's headers.
+            var carrier = ["traceparent": incoming.traceParent]
+            carrier["tracestate"] = incoming.traceState
+            tracer.extract(carrier, into: &context, using: DictionaryExtractor())
+        }
         // OpenTelemetry's HTTP server span name: the method and the route.
         let span = tracer.startSpan("\(method.rawValue) \(path)", context: context, ofKind: .server)
         span.attributes["http.request.method"] = method.rawValue
@@ -166,8 +170,8 @@ extension RequestTrace {
     }
 }
 
-private struct HTTPHeadersExtractor: Extractor {
-    func extract(key: String, from carrier: HTTPHeaders) -> String? { carrier.first(name: key) }
+private struct DictionaryExtractor: Extractor {
+    func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
 }
 
 private struct DictionaryInjector: Injector {
