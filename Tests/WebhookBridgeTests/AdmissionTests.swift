@@ -65,6 +65,28 @@ struct AdmissionTests {
         }
     }
 
+    @Test("requests that fail verification don't spend the source's rate limit: a stranger's flood leaves the honest client its budget, and the stranger gets 429")
+    func strangersDontSpendTheRateLimit() async throws {
+        try await RunningBridge.with(config: Self.config(rateLimit: #"{"perSecond": 0.05, "burst": 3}"#)) { bridge in
+            let body = #"{"id": "forged"}"#
+            var statuses: [Int] = []
+            for n in 0..<40 {
+                // Unsigned (refused from the head) and wrongly signed (refused after verifying);
+                // a connection each, as an answer from the head closes it.
+                let stranger = try KeepAliveConnection(port: bridge.port, from: "127.0.0.2")
+                let headers = n % 2 == 0 ? [] : githubHeaders(body, delivery: "x-\(n)", secret: "guess")
+                let answer = try await offThePool { try stranger.post("/gh", headers: headers, body: body) }
+                statuses.append(answer.status)
+            }
+            #expect(statuses.prefix(3).allSatisfy { $0 == 401 }, "\(statuses)")
+            #expect(statuses.dropFirst(3).allSatisfy { $0 == 429 }, "the stranger's own failures are limited: \(statuses)")
+            // The honest client, on another address, still has its burst of 3; the 4th is over it.
+            for n in 1...3 { #expect(try await send(bridge, "h-\(n)").status == .ok, "honest request \(n)") }
+            #expect(try await send(bridge, "h-4").status == .tooManyRequests)
+            #expect(try bridge.lines("events.jsonl").count == 3)
+        }
+    }
+
     @Test("CIDRs: IPv4, IPv6, IPv4-mapped addresses, bare addresses")
     func cidrs() throws {
         let v4 = try #require(CIDR("10.1.0.0/16"))

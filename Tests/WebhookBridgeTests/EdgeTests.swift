@@ -56,6 +56,23 @@ struct EdgeTests {
         }
     }
 
+    @Test("delivery ids that are not UTF-8 are replaced by the body hash: two that differ only in an invalid byte are two events, both stored")
+    func idsThatAreNotUTF8() async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            let connection = try KeepAliveConnection(port: bridge.port)
+            for (n, byte) in [UInt8(0xFF), 0xFE].enumerated() {
+                let body = #"{"n": \#(n)}"#
+                let headers = githubHeaders(body, delivery: "unused").filter { $0.0 != "X-GitHub-Delivery" }
+                let lines = headers.map { Array("\($0.0): \($0.1)".utf8) } + [Array("X-GitHub-Delivery: delivery-".utf8) + [byte]]
+                let answer = try await offThePool { try connection.post("/gh", rawHeaders: lines, body: body) }
+                #expect(answer.status == 200)
+                #expect(answer.body.contains("\"accepted\""), "\(answer.body)")
+                #expect(answer.body.contains(Self.sha256ID(body)), "\(answer.body)")
+            }
+            #expect(try bridge.lines("events.jsonl").map { $0["id"]?.scalarText } == [0, 1].map { Self.sha256ID(#"{"n": \#($0)}"#) })
+        }
+    }
+
     @Test("an id of exactly 256 bytes is used as given")
     func longestID() async throws {
         try await RunningBridge.with(config: Self.config) { bridge in
@@ -66,7 +83,7 @@ struct EdgeTests {
         }
     }
 
-    @Test("a 300-byte event type in a file name is cut with a hash: the event lands and the sink stays ready")
+    @Test("a 300-byte event type in a file name is cut with a hash, the name keeps the template's .jsonl: the event lands and the sink stays ready")
     func longTypeInFileName() async throws {
         try await RunningBridge.with(config: Self.config) { bridge in
             let types = [String(repeating: "t", count: 300), String(repeating: "t", count: 299) + "u"]
@@ -79,6 +96,8 @@ struct EdgeTests {
             let files = try FileManager.default.contentsOfDirectory(atPath: bridge.directory.file("by-type")).sorted()
             #expect(files.count == 2, "two long types that share their start must stay apart: \(files)")
             #expect(files.allSatisfy { $0.utf8.count <= 255 })
+            // The template's literal suffix stays: a consumer globbing *.jsonl finds them.
+            #expect(files.allSatisfy { $0.hasSuffix(".jsonl") && $0.hasPrefix("ttt") }, "\(files)")
             #expect(try await bridge.get("/readyz").status == .ok)
         }
     }
@@ -144,35 +163,45 @@ struct EdgeTests {
 
     @Test("bodies being received are bounded by maxBufferedBytes: past it, 503 busy with Retry-After: 1, before the body")
     func bufferedBytesBounded() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
         let config = Self.config.replacingOccurrences(
             of: #""listen": {"host": "127.0.0.1", "port": 0},"#,
-            with: #""listen": {"host": "127.0.0.1", "port": 0}, "limits": {"maxBodyBytes": 600000, "maxBufferedBytes": 1000000},"#)
-        try await RunningBridge.with(config: config) { bridge in
-            let head = "POST /gh HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=00\r\nContent-Length: 500000\r\n"
-            // Two bodies of 500 kB are being received: their heads are in (the 100 Continue says
-            // so), their bodies not yet.
-            let first = try KeepAliveConnection(port: bridge.port)
-            try first.sendRaw(head + "Expect: 100-continue\r\n\r\n")
-            #expect(try await offThePool { try first.readAnswer() }.status == 100)
-            let second = try KeepAliveConnection(port: bridge.port)
-            try second.sendRaw(head + "Expect: 100-continue\r\n\r\n")
-            #expect(try await offThePool { try second.readAnswer() }.status == 100)
-            // A third would pass 1,000,000 bytes: refused from its head, before its body.
-            let third = try KeepAliveConnection(port: bridge.port)
-            try third.sendRaw(head + "\r\n")
-            let busy = try await offThePool { try third.readAnswer() }
-            #expect(busy.status == 503)
-            #expect(busy.body == #"{"error":"busy"}"#)
-            #expect(busy.head.contains("Retry-After: 1"))
-            // Once the first body is complete (and refused: its signature is wrong), room comes back.
-            try first.sendRaw(String(repeating: "x", count: 500_000))
-            let firstAnswer = try await offThePool { try first.readAnswer() }
-            #expect(firstAnswer.status == 401)
-            let again = try KeepAliveConnection(port: bridge.port)
-            try again.sendRaw(head + "\r\n" + String(repeating: "y", count: 500_000))
-            let againAnswer = try await offThePool { try again.readAnswer() }
-            #expect(againAnswer.status == 401, "room was not given back: \(againAnswer)")
+            with: #""listen": {"host": "127.0.0.1", "port": \#(port)}, "limits": {"maxBodyBytes": 600000, "maxBufferedBytes": 1000000},"#
+        ).replacingOccurrences(of: "{dir}", with: directory.path)
+        // The real binary, for its /metrics (the bytes held: webhook_buffered_body_bytes).
+        let server = try BridgeProcess(config: try writeConfig(config, in: directory))
+        defer { _ = server.terminate() }
+        let head = "POST /gh HTTP/1.1\r\nHost: x\r\nX-Hub-Signature-256: sha256=00\r\nContent-Length: 500000\r\n"
+        // Two bodies of 500 kB are being received, from two clients: all but their last byte.
+        let first = try KeepAliveConnection(port: port, from: "127.0.0.2")
+        try first.sendRaw(head + "\r\n" + String(repeating: "x", count: 499_999))
+        let second = try KeepAliveConnection(port: port, from: "127.0.0.3")
+        try second.sendRaw(head + "\r\n" + String(repeating: "x", count: 499_999))
+        var held = 0.0
+        for _ in 0..<1500 where held != 1_000_000 {
+            let metrics = try KeepAliveConnection(port: port).get("/metrics").body
+            held = metrics.split(separator: "\n").first { $0.hasPrefix("webhook_buffered_body_bytes ") }
+                .flatMap { Double($0.split(separator: " ")[1]) } ?? 0
+            if held != 1_000_000 { try await Task.sleep(for: .milliseconds(20)) }
         }
+        #expect(held == 1_000_000)
+        // A third, from a third client, would pass 1,000,000 bytes: refused from its head.
+        let third = try KeepAliveConnection(port: port, from: "127.0.0.4")
+        try third.sendRaw(head + "\r\n")
+        let busy = try await offThePool { try third.readAnswer() }
+        #expect(busy.status == 503)
+        #expect(busy.body == #"{"error":"busy"}"#)
+        #expect(busy.head.contains("Retry-After: 1"))
+        // Once the first body is complete (and refused: its signature is wrong), room comes back.
+        try first.sendRaw("x")
+        let firstAnswer = try await offThePool { try first.readAnswer() }
+        #expect(firstAnswer.status == 401)
+        let again = try KeepAliveConnection(port: port, from: "127.0.0.4")
+        try again.sendRaw(head + "\r\n" + String(repeating: "y", count: 500_000))
+        let againAnswer = try await offThePool { try again.readAnswer() }
+        #expect(againAnswer.status == 401, "room was not given back: \(againAnswer)")
     }
 
     @Test("a malformed request gets 400 and the connection is closed at once, not at the idle timeout")

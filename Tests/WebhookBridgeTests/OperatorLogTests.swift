@@ -102,7 +102,40 @@ struct OperatorLogTests {
         #expect(server.terminate() == 0)
     }
 
-    @Test("every 401 and 403 is logged at info with its reason and what was checked, never a secret")
+    @Test("a flood of rejections is one line per source and cause, and a 78 KB X-Request-Id is logged as its first 128 bytes")
+    func rejectionFloodThrottled() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        let config = try writeConfig(
+            """
+            {"listen": {"host": "127.0.0.1", "port": \(port)},
+             "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
+             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
+            """, in: directory)
+        let server = try BridgeProcess(config: config)
+        let requestID = "flood-" + String(repeating: "r", count: 78_000)
+        let body = #"{"n": 1}"#
+        for n in 0..<300 {
+            // Unsigned (refused from the head, which closes the connection) and wrongly signed
+            // (refused after the body).
+            let headers = n % 2 == 0 ? [] : githubHeaders(body, delivery: "f-\(n)", secret: "wrong")
+            let connection = try KeepAliveConnection(port: port)
+            #expect(try connection.post("/gh", headers: headers + [("X-Request-Id", requestID)], body: body).status == 401)
+        }
+        // Lines are written in order: once the reload's line is there, every earlier one is.
+        #expect(server.reload())
+        let log = server.logText
+        let rejected = log.split(separator: "\n").filter { $0.contains("webhook rejected") }
+        // One line per cause (a second one only if the run outlasted the 10 s interval).
+        #expect((2...4).contains(rejected.count), "\(rejected.count) lines")
+        #expect(rejected.contains { $0.contains("signature_missing") } && rejected.contains { $0.contains("signature_invalid") })
+        #expect(rejected.allSatisfy { $0.contains("http.request_id=flood-rrr") && $0.utf8.count < 1024 }, "\(rejected.first ?? "")")
+        #expect(log.utf8.count < 16_384, "\(log.utf8.count) bytes of log")
+        #expect(server.terminate() == 0)
+    }
+
+    @Test("each cause of a 401 and 403 is logged at info with its reason and what was checked, never a secret")
     func rejectionsExplained() throws {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
@@ -201,6 +234,7 @@ struct OperatorLogTests {
             "webhook_requests_total{", "webhook_verifications_total{", "webhook_sink_deliveries_total{",
             "webhook_sink_latency_seconds_bucket{", "webhook_idempotency_total{", "process_cpu_seconds_total ",
             "process_resident_memory_bytes ", "process_open_fds ", "process_start_time_seconds ", "webhook_bridge_build_info{",
+            "webhook_buffered_body_bytes ",
         ] {
             #expect(metrics.body.contains(name), "\(name) is missing")
         }

@@ -7,6 +7,7 @@ import WebhookCore
 struct BuiltInEndpoints: Sendable {
     let processor: WebhookProcessor
     let metrics: PrometheusCollectorRegistry?
+    let budget: BodyBudget
 
     func answer(method: HTTPMethod, path: Substring) -> BridgeAnswer {
         switch (method, path) {
@@ -18,6 +19,13 @@ struct BuiltInEndpoints: Sendable {
             guard let metrics else { return .notFound }
             var bytes = PrometheusExport.addingHelp(metrics.emitToBuffer())
             ProcessMetrics.append(to: &bytes)
+            bytes += Array(
+                """
+                # HELP webhook_buffered_body_bytes Bytes of request bodies held now (limits.maxBufferedBytes bounds them).
+                # TYPE webhook_buffered_body_bytes gauge
+                webhook_buffered_body_bytes \(budget.reserved)
+
+                """.utf8)
             return BridgeAnswer(
                 status: .ok, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: bytes)
         default:

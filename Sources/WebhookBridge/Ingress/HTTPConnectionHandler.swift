@@ -10,6 +10,15 @@ import WebhookCore
 /// Pipelining is handled here: parts of the next request that arrive while one is being
 /// processed wait in ``queued`` (with the socket's reads held back) and are taken once the
 /// answer is written, so answers go out in the order the requests came.
+///
+/// Answers wait for the client to read them: while the channel is not writable (more than
+/// NIO's high water mark, 64 KiB, of answers queued), parts wait in ``queued`` and no more
+/// is read from the socket, so a client that pipelines requests and never reads its answers
+/// costs at most one read's worth of requests and one answer over the mark, not memory
+/// without end (4 such clients of `GET /metrics` once took 720 MB in 40 s). A connection
+/// answers at most ``answersPerTurn`` pipelined requests at a time, then takes the rest in a
+/// task of the event loop, after the I/O its other connections have ready: one read can
+/// hold thousands of requests.
 final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = ByteBuffer
@@ -43,11 +52,19 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var queued = CircularBuffer<Queued>(initialCapacity: 4)
     /// A `read` held back while parts wait in ``queued``.
     private var readHeld = false
+    /// Answers written since the event loop last let other connections go first.
+    private var answersThisTurn = 0
+    /// ``queued`` is taken again on the event loop's next turn.
+    private var resumeScheduled = false
+    static let answersPerTurn = 16
     /// A graceful stop asked this connection to close after its current answer.
     private var quiescing = false
     private var deadline = ConnectionDeadline()
-    /// What this connection's current request holds of the body budget.
+    /// What this connection's current request holds of the body budget, and for whom.
     private var reservedBytes = 0
+    private var reservedFor: String?
+    /// The current request's declared `Content-Length` (nil: chunked).
+    private var declaredLength: Int?
     /// The client's address as text, made with the connection's first request to a source
     /// (the outer optional: not made yet).
     private var peer: String??
@@ -86,22 +103,55 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if case .closing = state { return }
         let part = unwrapInboundIn(data)
-        if isBusy {
+        if isBusy || (isBetweenRequests && !mayAnswerNow(context: context)) {
             queued.append(.part(part))
             return
         }
         handle(part, context: context)
     }
 
-    /// Reads wait while parts of a later request are queued: a pipelining client can't make
-    /// the bridge buffer more than the reads of one event-loop turn (`maxMessagesPerRead`),
-    /// as with NIO's own pipelining handler.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if !resumeScheduled { answersThisTurn = 0 }
+        context.fireChannelReadComplete()
+    }
+
+    /// Between requests: true when the next one may be answered now; false when answers are
+    /// not being read, or this turn's share is spent (then the rest waits for the next turn).
+    private func mayAnswerNow(context: ChannelHandlerContext) -> Bool {
+        guard context.channel.isWritable else { return false }
+        guard answersThisTurn >= Self.answersPerTurn else { return true }
+        scheduleResume(context: context)
+        return false
+    }
+
+    private func scheduleResume(context: ChannelHandlerContext) {
+        guard !resumeScheduled else { return }
+        resumeScheduled = true
+        let connection = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = connection.value
+            handler.resumeScheduled = false
+            handler.answersThisTurn = 0
+            handler.takeQueued(context: context)
+        }
+    }
+
+    /// Reads wait while parts of a later request are queued or answers are not being read
+    /// (the channel is not writable): a pipelining client can't make the bridge buffer more
+    /// than the reads of one read event (`maxMessagesPerRead`), as with NIO's own
+    /// pipelining handler.
     func read(context: ChannelHandlerContext) {
-        guard queued.isEmpty else {
+        guard queued.isEmpty, context.channel.isWritable else {
             readHeld = true
             return
         }
         context.read()
+    }
+
+    /// The client read its answers: what waited goes on.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { takeQueued(context: context) }
+        context.fireChannelWritabilityChanged()
     }
 
     /// A malformed request: 400 with `Connection: close`, and the connection closed once it is
@@ -139,6 +189,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         return !queued.isEmpty
     }
 
+    /// No request is being received or processed: the next part starts a new request.
+    private var isBetweenRequests: Bool {
+        if case .idle = state { return true }
+        return false
+    }
+
     private func answerParseError(context: ChannelHandlerContext) {
         switch state {
         case .closing, .processing:
@@ -149,13 +205,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    /// Takes what waited behind the answer just written, until a request is processed again.
+    /// Takes what waited behind the answer just written, until a request is processed again
+    /// or, between requests, answers wait for the client to read them.
     private func takeQueued(context: ChannelHandlerContext) {
         while let next = queued.first {
             switch state {
             case .processing: return
             case .closing:
                 queued.removeAll()
+            case .idle where !mayAnswerNow(context: context):
+                return
             default:
                 queued.removeFirst()
                 switch next {
@@ -164,7 +223,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 }
             }
         }
-        if readHeld {
+        if readHeld, context.channel.isWritable {
             readHeld = false
             context.read()
         }
@@ -243,7 +302,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
                 return
             }
             if needed > reservedBytes {
-                guard let more = requests.reserveMore(needed: needed, reserved: reservedBytes) else {
+                guard
+                    let more = requests.reserve(
+                        needed: needed, reserved: reservedBytes, declared: declaredLength, client: reservedFor)
+                else {
                     releaseBody()
                     write(.busy, for: head, context: context, forceClose: true)
                     return
@@ -281,8 +343,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         if peer == nil { peer = .some(context.channel.remoteAddress?.ipAddress) }
         switch requests.admit(head, to: source, peer: peer ?? nil) {
-        case .receive(let reserved, let capacity):
-            reservedBytes = reserved
+        case .receive(let capacity, let declared, let client):
+            reservedFor = client
+            declaredLength = declared
             state = .receiving(head: head, source: source, body: context.channel.allocator.buffer(capacity: capacity))
         case .tooLarge:
             write(.tooLarge, for: head, context: context, forceClose: true)
@@ -306,8 +369,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let executor = self.executor ?? EventLoopTaskExecutor(context.eventLoop)
         self.executor = executor
         let connection = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let client = reservedFor
         Task(executorPreference: executor) {
-            let answer = await processor.handle(source, uri: head.uri, headers: head.headers, body: body, on: executor)
+            let answer = await processor.handle(
+                source, uri: head.uri, headers: head.headers, body: body, client: client, on: executor)
             // The task prefers the connection's loop, so this is normally already on it.
             let eventLoop = connection.eventLoop
             if eventLoop.inEventLoop {
@@ -327,7 +392,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func releaseBody() {
-        requests.budget.release(reservedBytes)
+        requests.budget.release(reservedBytes, client: reservedFor)
         reservedBytes = 0
     }
 
@@ -356,6 +421,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         let bytes = HTTPAnswerWriter.encode(
             answer, version: version, keepAlive: keepAlive, withBody: withBody, allocator: context.channel.allocator)
         if keepAlive {
+            answersThisTurn += 1
             armIdleDeadline(context: context)
             context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
             return

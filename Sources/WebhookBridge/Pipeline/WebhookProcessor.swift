@@ -65,6 +65,9 @@ public final class WebhookProcessor: Sendable {
     private let confirmedSubscriptions = Mutex<Set<String>>([])
     /// Delivery and spool failures: during an outage every request fails the same way.
     private let failureLog = LogThrottle()
+    /// Rejections (401, 403) and handshakes, per source and cause: anyone can send them, as
+    /// fast as they like (2,000 unsigned requests in 4 s were 2,000 lines).
+    private let rejectionLog = LogThrottle()
 
     /// What schemes may use while verifying (the SNS certificate fetcher).
     private let services: VerificationServices
@@ -115,22 +118,22 @@ public final class WebhookProcessor: Sendable {
     /// The source serving `path`, as configured now.
     func source(atPath path: String) -> Source? { sourcesByPath.withLock { $0[path] } }
 
-    /// The answer refusing a request to `source` from `peer` (403 not allowed, 429 rate
+    /// The client's address: the peer, or the nearest untrusted hop behind `trustedProxies`.
+    func clientAddress(peer: String?, headers: HTTPHeaders) -> String? {
+        Admission.clientAddress(peer: peer, headers: headers, trustedProxies: trustedProxies)
+    }
+
+    /// The answer refusing a request to `source` from `client` (403 not allowed, 429 rate
     /// limited), or nil to go on; decided from the head alone.
-    func admit(_ source: Source, method: HTTPMethod = .POST, peer: String?, headers: HTTPHeaders) -> BridgeAnswer? {
+    func admit(_ source: Source, method: HTTPMethod = .POST, client: String?, headers: HTTPHeaders) -> BridgeAnswer? {
         let path = source.config.path
-        let client = Admission.clientAddress(peer: peer, headers: headers, trustedProxies: trustedProxies)
         guard let refusal = source.admission.check(client: client) else { return nil }
         source.metrics.requests[refusal.status.code].increment()
         tracing.record(
             method: method, path: path, source: source.config.name, headers: headers, answer: refusal,
             outcome: refusal.status == .forbidden ? "forbidden" : "rate_limited")
         if refusal.status == .forbidden {
-            let logger = RequestLogger(
-                logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
-            logger.info(
-                "webhook rejected",
-                metadata: ["webhook.reason": "forbidden", "webhook.detail": "client \(client ?? "unknown") is not in allow"])
+            logRejection(source, headers: headers, reason: "forbidden", detail: "client \(client ?? "unknown") is not in allow")
         }
         return refusal
     }
@@ -138,12 +141,11 @@ public final class WebhookProcessor: Sendable {
     /// 401 `signature_missing` when the request carries none of its scheme's signature
     /// headers, else nil; decided from the head, so an unsigned body is never buffered
     /// (SPEC section 8).
-    func refuseUnsigned(_ source: Source, uri: String, headers: HTTPHeaders) -> BridgeAnswer? {
+    func refuseUnsigned(_ source: Source, uri: String, headers: HTTPHeaders, client: String?) -> BridgeAnswer? {
         guard let missing = source.config.scheme.refusalFromHead(uri: uri, headers: headers) else { return nil }
+        source.admission.noteFailure(client: client)
         let path = source.config.path
-        let logger = RequestLogger(
-            logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
-        logger.info("webhook rejected", metadata: ["webhook.reason": "\(missing.code)", "webhook.detail": "\(missing.detail)"])
+        logRejection(source, headers: headers, reason: missing.code, detail: missing.detail)
         source.metrics.verifications[.init(result: missing.code, keyIndex: nil)].increment()
         source.metrics.requests[HTTPResponseStatus.unauthorized.code].increment()
         let answer = BridgeAnswer.error(.unauthorized, missing.code, headers: source.config.scheme.unauthorizedHeaders)
@@ -156,26 +158,22 @@ public final class WebhookProcessor: Sendable {
     /// handshake (GET, HEAD, OPTIONS) after the source's `allow` and `rateLimit`, else 405
     /// with an `Allow` of POST and the methods the scheme answers.
     func answerOtherMethod(
-        _ source: Source, method: HTTPMethod, uri: String, peer: String?, headers: HTTPHeaders
+        _ source: Source, method: HTTPMethod, uri: String, client: String?, headers: HTTPHeaders
     ) -> BridgeAnswer {
         let path = source.config.path
-        if let refusal = admit(source, method: method, peer: peer, headers: headers) { return refusal }
+        if let refusal = admit(source, method: method, client: client, headers: headers) { return refusal }
         let scheme = source.config.scheme
         let answer: BridgeAnswer
         if scheme.handshakeMethods.contains(method) {
             answer = BridgeAnswer(scheme.answerHandshake(HandshakeRequest(method: method, uri: uri, headers: headers)))
-            let logger = RequestLogger(
-                logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
             if answer.status == .unauthorized || answer.status == .forbidden {
-                logger.info(
-                    "webhook rejected",
-                    metadata: [
-                        "webhook.reason": "\(answer.status == .forbidden ? "forbidden" : "signature_invalid")",
-                        "webhook.detail": "the \(method.rawValue) handshake's token or credentials do not match the source's",
-                    ])
+                source.admission.noteFailure(client: client)
+                logRejection(
+                    source, headers: headers, reason: answer.status == .forbidden ? "forbidden" : "signature_invalid",
+                    detail: "the \(method.rawValue) handshake's token or credentials do not match the source's")
             } else {
-                logger.info(
-                    "handshake answered", metadata: ["http.method": "\(method.rawValue)", "http.status": "\(answer.status.code)"])
+                _ = source.admission.takeVerified()  // answered either way: the head saw a token
+                logHandshake(source, headers: headers, metadata: ["http.method": "\(method.rawValue)", "http.status": "\(answer.status.code)"])
             }
         } else {
             let allowed = (["POST"] + scheme.handshakeMethods.map(\.rawValue)).joined(separator: ", ")
@@ -197,30 +195,33 @@ public final class WebhookProcessor: Sendable {
     /// Deliveries run on `executor`: the ingress passes the connection's event loop.
     public func handle(path: String, uri: String, headers: HTTPHeaders, body: ByteBuffer) async -> BridgeAnswer {
         guard let source = source(atPath: path) else { return .notFound }
-        return await handle(source, uri: uri, headers: headers, body: body, on: .shared)
+        return await handle(source, uri: uri, headers: headers, body: body, client: nil, on: .shared)
     }
 
+    /// Handles a POST to `source` from `client` (see ``clientAddress(peer:headers:)``).
     func handle(
-        _ source: Source, uri: String, headers: HTTPHeaders, body: ByteBuffer, on executor: EventLoopTaskExecutor
+        _ source: Source, uri: String, headers: HTTPHeaders, body: ByteBuffer, client: String?,
+        on executor: EventLoopTaskExecutor
     ) async -> BridgeAnswer {
         let trace = tracing.start(method: .POST, path: source.config.path, source: source.config.name, headers: headers)
-        let answer = await process(source, uri: uri, headers: headers, body: body, on: executor, trace: trace)
+        let answer = await process(source, uri: uri, headers: headers, body: body, client: client, on: executor, trace: trace)
         source.metrics.requests[answer.status.code].increment()
         trace.finish(answer: answer)
         return answer
     }
 
     private func process(
-        _ source: Source, uri: String, headers: HTTPHeaders, body: ByteBuffer, on executor: EventLoopTaskExecutor,
-        trace: RequestTrace
+        _ source: Source, uri: String, headers: HTTPHeaders, body: ByteBuffer, client: String?,
+        on executor: EventLoopTaskExecutor, trace: RequestTrace
     ) async -> BridgeAnswer {
         let receivedAt = Timestamp.now()
-        let request = WebhookRequest(headers: headers, body: body, uri: uri, receivedAt: receivedAt)
+        let request = WebhookRequest(headers: headers, body: body, uri: uri, receivedAt: receivedAt, client: client)
         var logger = RequestLogger(
             logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
         // An unsigned handshake (Microsoft Graph's validationToken, WooCommerce's ping).
         if let handshake = source.config.scheme.unsignedHandshake(request) {
-            logger.info("handshake answered", metadata: ["http.status": "\(handshake.status)"])
+            _ = source.admission.takeVerified()  // answered either way: the head saw a token
+            logHandshake(source, headers: headers, metadata: ["http.status": "\(handshake.status)"])
             trace.span?.attributes["webhook.outcome"] = "handshake"
             return BridgeAnswer(handshake)
         }
@@ -237,15 +238,24 @@ public final class WebhookProcessor: Sendable {
             source.metrics.verifications[.init(result: error.code, keyIndex: nil)].increment()
             if error.isUnavailable {
                 // Nothing wrong with the request: the provider retries it after a 503.
-                logger.warning("cannot verify now", metadata: ["webhook.detail": "\(error.detail)"])
+                if let suppressed = failureLog.admit("\(source.config.name) verify") {
+                    var metadata: Logger.Metadata = ["webhook.detail": "\(error.detail)"]
+                    if suppressed > 0 { metadata["log.suppressed"] = "\(suppressed)" }
+                    logger.warning("cannot verify now", metadata: metadata)
+                }
                 return .unavailable
             }
-            logger.info("webhook rejected", metadata: ["webhook.reason": "\(error.code)", "webhook.detail": "\(error.detail)"])
+            source.admission.noteFailure(client: client)
+            logRejection(source, headers: headers, reason: error.code, detail: error.detail)
             return .error(.unauthorized, error.code, headers: source.config.scheme.unauthorizedHeaders)
         }
         // The secret's index as a dimension: when the old secret's count stops growing, the
         // provider has switched to the new one and the old can be removed.
         source.metrics.verifications[.init(result: "ok", keyIndex: verified.keyIndex)].increment()
+        if let limited = source.admission.takeVerified() {
+            trace.span?.attributes["webhook.outcome"] = "rate_limited"
+            return limited
+        }
         if let handshake = verified.handshake {
             if let followUp = verified.followUp { self.followUp(followUp, logger: logger) }
             trace.span?.attributes["webhook.outcome"] = "handshake"
@@ -373,6 +383,25 @@ public final class WebhookProcessor: Sendable {
         }
     }
 
+    /// "webhook rejected" at info, one line per source and cause per interval with the count
+    /// left out since (`log.suppressed`): the reason is the same for all of a flood.
+    private func logRejection(_ source: Source, headers: HTTPHeaders, reason: String, detail: String) {
+        guard let suppressed = rejectionLog.admit("\(source.config.name) \(reason)") else { return }
+        var metadata: Logger.Metadata = ["webhook.reason": "\(reason)", "webhook.detail": "\(detail)"]
+        if suppressed > 0 { metadata["log.suppressed"] = "\(suppressed)" }
+        RequestLogger(logger: logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
+            .info("webhook rejected", metadata: metadata)
+    }
+
+    /// "handshake answered", throttled as rejections are: some handshakes are unsigned.
+    private func logHandshake(_ source: Source, headers: HTTPHeaders, metadata: Logger.Metadata) {
+        guard let suppressed = rejectionLog.admit("\(source.config.name) handshake") else { return }
+        var metadata = metadata
+        if suppressed > 0 { metadata["log.suppressed"] = "\(suppressed)" }
+        RequestLogger(logger: logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
+            .info("handshake answered", metadata: metadata)
+    }
+
     private static let requestCounter = Atomic<UInt64>(0)
 
     private static func nextRequestNumber() -> UInt64 { requestCounter.add(1, ordering: .relaxed).oldValue }
@@ -464,8 +493,10 @@ struct RequestLogger: Sendable {
     private static let processPrefix = String(UInt32.random(in: 0...UInt32.max), radix: 36)
 
     /// The provider's request id when it sends one, so a log line can be matched with the
-    /// provider's delivery log; else one of ours.
-    var requestID: String { headers.first(name: "X-Request-Id") ?? "\(Self.processPrefix)-\(number)" }
+    /// provider's delivery log (its first 128 bytes); else one of ours.
+    var requestID: String {
+        headers.first(name: "X-Request-Id").map { LoggedValue.bounded($0, bytes: 128) } ?? "\(Self.processPrefix)-\(number)"
+    }
 
     func log(
         level: Logger.Level, _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:],
@@ -474,8 +505,10 @@ struct RequestLogger: Sendable {
         logger.log(level: level, message(), metadata: withContext(metadata), file: file, function: function, line: line)
     }
 
+    /// The line's metadata with the request's context; every value bounded (see
+    /// ``LoggedValue``), since most of them hold something a request chose.
     private func withContext(_ metadata: Logger.Metadata) -> Logger.Metadata {
-        var all = metadata
+        var all = metadata.mapValues { LoggedValue.bounded($0) }
         all["webhook.source"] = "\(source)"
         all["http.request_id"] = "\(requestID)"
         if let eventID { all["webhook.id"] = "\(eventID)" }

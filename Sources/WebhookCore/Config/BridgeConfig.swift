@@ -47,6 +47,15 @@ public struct BridgeConfig: Sendable {
         /// Bytes of request bodies held at once across all connections (SPEC section 8):
         /// a request that would pass it gets 503 `busy` before its body is read.
         public var maxBufferedBytes = 134_217_728
+        /// Extension: the share of ``maxBufferedBytes`` one client address may hold; nil
+        /// for the default, ``bufferedBytesPerClient``.
+        public var maxBufferedBytesPerClient: Int?
+
+        /// What one client address may hold of the body budget: as configured, else a
+        /// quarter of it (at least one body of `maxBodyBytes`), so one client can't take all.
+        public var bufferedBytesPerClient: Int {
+            maxBufferedBytesPerClient ?? min(maxBufferedBytes, max(maxBodyBytes, maxBufferedBytes / 4))
+        }
     }
 
     /// `idempotency`.
@@ -174,6 +183,7 @@ extension BridgeConfig {
             "limits.maxConcurrentRequests": String(limits.maxConcurrentRequests),
             "limits.maxHeaderCount": String(limits.maxHeaderCount),
             "limits.maxBufferedBytes": String(limits.maxBufferedBytes),
+            "limits.maxBufferedBytesPerClient": String(limits.bufferedBytesPerClient),
             "idempotency.ttlSeconds": String(idempotency.ttlSeconds), "idempotency.maxKeys": String(idempotency.maxKeys),
             "spool": spool.map { "\($0.directory) \($0.maxBytes)" } ?? "off",
             "tracing": tracing.map {
