@@ -17,16 +17,18 @@ import WebhookCore
 /// `limits.ackTimeoutMs` so librdkafka gives up when the provider's answer does, instead of
 /// delivering minutes later a message the provider was told failed.
 ///
-/// A fatal producer error (librdkafka's rule: that producer instance can never produce
-/// again, e.g. the idempotent producer fenced after a broker froze) does not end the sink:
-/// the poller replaces the producer with a new one (``replaceFailedProducer(_:)``), the sends
-/// waiting on the old one fail as transient (spooled, or 503), and the sink becomes ready again.
+/// A producer that can never produce again does not end the sink: librdkafka's fatal error,
+/// or a delivery report saying the broker fenced the producer or lost its idempotence state
+/// (``KafkaProducer/Failure/endsProducer(_:)``; a broker frozen for seconds under load leaves
+/// the idempotent producer fenced). The poller replaces the producer with a new one, once per
+/// producer (``replaceFailedProducer(_:)``), the sends waiting on the old one fail as
+/// transient (spooled, or 503), and the sink becomes ready again.
 public final class KafkaSink: CallbackDeliveringSink {
     public let name: String
     private let topic: Template
     private let key: Template
     private let configuration: [String: String]
-    /// The producer in use; replaced after a fatal error.
+    /// The producer in use; replaced when it can't produce again.
     private let current: Mutex<KafkaProducer>
     private var producer: KafkaProducer { current.withLock { $0 } }
     private let restarts: Counter
@@ -106,10 +108,18 @@ public final class KafkaSink: CallbackDeliveringSink {
         self.configuration = Self.configuration(brokers: brokers, properties: properties, ackTimeoutMs: ackTimeoutMs)
         self.restarts = Counter(label: "webhook.kafka.producer_restarts.total", dimensions: [("sink.name", name)])
         do {
-            self.current = Mutex(try KafkaProducer(configuration: configuration, logger: logger))
+            self.current = Mutex(try Self.makeProducer(configuration, logger: logger, counted: liveProducers))
         } catch {
             throw ConfigProblem(path: error.property.map { "properties.\($0)" } ?? "properties", message: error.reason)
         }
+    }
+
+    private static func makeProducer(_ configuration: [String: String], logger: Logger, counted live: LiveProducers)
+        throws(KafkaConfigurationError) -> KafkaProducer
+    {
+        let producer = try KafkaProducer(configuration: configuration, logger: logger, onDestroy: live.destroyed)
+        live.made()
+        return producer
     }
 
     /// A topic without placeholders is known now: ask for its metadata at start.
@@ -160,7 +170,8 @@ public final class KafkaSink: CallbackDeliveringSink {
             case .success(let delivery):
                 completion(
                     .success(
-                        DeliveryReceipt(sink: name, place: topicName, offset: .partition(delivery.partition, offset: delivery.offset))))
+                        DeliveryReceipt(
+                            sink: name, place: topicName, offset: .partition(delivery.partition, offset: delivery.offset))))
             case .failure(let failure):
                 let reason = "\(topicName): \(failure.description)"
                 completion(
@@ -185,16 +196,17 @@ public final class KafkaSink: CallbackDeliveringSink {
         }
     }
 
-    /// Replaces `failed` (which reported a fatal error) with a new producer; called by the
-    /// poller thread, retried with backoff while creating one fails. Sends still waiting on the
-    /// old producer fail as transient, so each is spooled or answered 503 exactly once; a
-    /// message the broker did take before the failure may then be delivered twice, under the
-    /// same CloudEvents id.
+    /// Replaces `failed` (which can't produce again) with a new producer; called by the
+    /// poller thread only, so once per failed producer, retried with backoff while creating
+    /// one fails. Sends still waiting on the old producer fail as transient, so each is spooled
+    /// or answered 503 exactly once; a message the broker did take before the failure may then
+    /// be delivered twice, under the same CloudEvents id. The old producer is destroyed off the
+    /// event loops once its last reference goes (see `KafkaProducer.deinit`).
     /// Returns false when no new producer could be made (the poller tries again later).
     func replaceFailedProducer(_ failed: KafkaProducer) -> Bool {
         let replacement: KafkaProducer
         do {
-            replacement = try KafkaProducer(configuration: configuration, logger: logger)
+            replacement = try Self.makeProducer(configuration, logger: logger, counted: liveProducers)
         } catch {
             logger.error("cannot create a new kafka producer; retrying", metadata: ["kafka.error": "\(error.reason)"])
             return false
@@ -203,9 +215,10 @@ public final class KafkaSink: CallbackDeliveringSink {
         failed.stopDrainingEvents()
         if let reportLoop = reportLoop.withLock({ $0 }) { replacement.drainEvents(on: reportLoop) }
         failed.retire()
-        failed.failWaiting("fatal producer error: \(failed.fatalError ?? "unknown"); the producer was replaced")
+        let reason = failed.endReason ?? "unknown"
+        failed.failWaiting("the producer can't produce again (\(reason)); it was replaced")
         restarts.increment()
-        logger.notice("kafka producer replaced after a fatal error")
+        logger.notice("kafka producer replaced", metadata: ["kafka.error": "\(reason)"])
         warmUpConstantTopic()
         return true
     }
@@ -216,9 +229,17 @@ public final class KafkaSink: CallbackDeliveringSink {
         producer.raiseFatalErrorForTesting()
     }
 
-    /// Producers replaced after a fatal error so far.
+    /// Producers replaced so far.
     @_spi(Testing) public var producerGeneration: Int { producerGenerationCount.load(ordering: .relaxed) }
     private let producerGenerationCount = Atomic<Int>(0)
+
+    /// Producers made and not yet destroyed: back to 1 once a replaced one is gone.
+    @_spi(Testing) public var liveProducerCount: Int { liveProducers.count }
+    private let liveProducers = LiveProducers()
+
+    /// A producer is replaced no sooner than this after it was made: a broker that fences
+    /// every new producer at once gets one a second, not one per poll round (100 ms).
+    static let minimumProducerLifetime = Duration.seconds(1)
 
     /// Until a graceful stop: an event loop drains librdkafka's events and a thread of its own
     /// watches the producer (``EventPoller``). Then flushes what is in flight (bounded) and
@@ -256,7 +277,8 @@ public final class KafkaSink: CallbackDeliveringSink {
         } else {
             producer.pollEvents(timeoutMilliseconds: 100)
         }
-        if producer.fatalError != nil {
+        if producer.endReason != nil {
+            guard ContinuousClock.now - producer.created >= Self.minimumProducerLifetime else { return true }
             guard replaceFailedProducer(producer) else { return false }
             producerGenerationCount.add(1, ordering: .relaxed)
             return true
@@ -267,7 +289,7 @@ public final class KafkaSink: CallbackDeliveringSink {
 }
 
 /// The thread that probes the brokers while they are reported down (so readiness comes back
-/// without a delivery) and replaces a producer that hit a fatal error, backing off (1 s
+/// without a delivery) and replaces a producer that can't produce again, backing off (1 s
 /// doubling up to 30 s) while a new one can't be made; it drains librdkafka's event queue
 /// only when no event loop does.
 final class EventPoller: Sendable {
@@ -323,6 +345,18 @@ final class EventPoller: Sendable {
 extension KafkaSink {
     /// The events left after the poller's last round.
     fileprivate func finalPoll() { producer.pollEvents(timeoutMilliseconds: 0) }
+}
+
+/// Counts a sink's producers from creation to destruction (of the C handles), so a test can
+/// see that a replaced producer is not kept alive.
+private final class LiveProducers: Sendable {
+    private let live = Atomic<Int>(0)
+
+    var count: Int { live.load(ordering: .relaxed) }
+
+    func made() { live.add(1, ordering: .relaxed) }
+
+    func destroyed() { live.subtract(1, ordering: .relaxed) }
 }
 
 /// Makes `kafka` sinks; checks `properties` with librdkafka offline.

@@ -57,6 +57,27 @@ final class KafkaProducer: @unchecked Sendable {
                 return false
             }
         }
+
+        /// The error says this producer instance is done: the broker fenced it or lost track
+        /// of its idempotence state (producer id, epoch, sequence numbers). librdkafka 2.0 to
+        /// 2.8 (rdkafka_request.c, the same there in every release) reports `PRODUCER_FENCED`
+        /// and `INVALID_PRODUCER_EPOCH` from a Produce request only per message, then bumps the
+        /// epoch itself, locally, without asking the broker: a broker that fenced the producer
+        /// id refuses every bumped epoch too, so only a new producer (a new id) produces again.
+        /// `OUT_OF_ORDER_SEQUENCE_NUMBER` on the first request in flight and
+        /// `UNKNOWN_PRODUCER_ID` on a batch sent before are fatal errors there, and reach the
+        /// delivery reports as well; otherwise librdkafka retries them itself and they never
+        /// arrive here. `__FENCED` is its name for a fenced transactional producer.
+        static func endsProducer(_ code: rd_kafka_resp_err_t) -> Bool {
+            switch code {
+            case RD_KAFKA_RESP_ERR_PRODUCER_FENCED, RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH,
+                RD_KAFKA_RESP_ERR_UNKNOWN_PRODUCER_ID, RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                RD_KAFKA_RESP_ERR__FENCED:
+                return true
+            default:
+                return false
+            }
+        }
     }
 
     /// What a send is told when its delivery report arrives.
@@ -74,8 +95,9 @@ final class KafkaProducer: @unchecked Sendable {
         var nextID: UInt = 1
         var brokersDown = false
         var lastError: String?
-        /// A fatal error (e.g. of the idempotent producer): this instance can't produce again.
-        var fatal: String?
+        /// Why this instance can never produce again: a fatal error, or a delivery report with
+        /// an error that ends the producer (``Failure/endsProducer(_:)``).
+        var ended: String?
         /// After shutdown: sends are refused instead of waiting for a poller that is gone.
         var closed = false
         /// Topics whose metadata was asked for (see ``warmUp(topic:)``).
@@ -86,10 +108,16 @@ final class KafkaProducer: @unchecked Sendable {
     private let queue: OpaquePointer
     private let state = Mutex(State())
     private let logger: Logger
+    /// Runs once the C handles are destroyed (the sink counts its live producers).
+    private let onDestroy: @Sendable () -> Void
+    /// When the producer was made.
+    let created = ContinuousClock.now
 
     /// Creates the producer; throws the property and librdkafka's reason when the
     /// configuration is refused.
-    init(configuration: [String: String], logger: Logger) throws(KafkaConfigurationError) {
+    init(configuration: [String: String], logger: Logger, onDestroy: @escaping @Sendable () -> Void = {})
+        throws(KafkaConfigurationError)
+    {
         let conf = try Self.makeConfiguration(configuration)
         rd_kafka_conf_set_events(conf, Int32(RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR | RD_KAFKA_EVENT_LOG))
         var reason = [CChar](repeating: 0, count: 512)
@@ -101,6 +129,7 @@ final class KafkaProducer: @unchecked Sendable {
         self.queue = rd_kafka_queue_get_main(handle)
         rd_kafka_set_log_queue(handle, queue)
         self.logger = logger
+        self.onDestroy = onDestroy
     }
 
     /// Checks `configuration` against librdkafka without creating a client.
@@ -129,13 +158,13 @@ final class KafkaProducer: @unchecked Sendable {
     }()
 
     deinit {
-        let handles = Handles(handle: handle, queue: queue, waker: waker.withLock { $0 })
+        let handles = Handles(handle: handle, queue: queue, waker: waker.withLock { $0 }, onDestroy: onDestroy)
         guard retired.load(ordering: .relaxed) else {
             handles.destroy()
             return
         }
-        // A producer replaced after a fatal error may be released last by a delivery task on
-        // an event loop; rd_kafka_destroy can block for seconds, so it runs elsewhere.
+        // A replaced producer may be released last by a delivery task on an event loop;
+        // rd_kafka_destroy can block for seconds, so it runs elsewhere.
         DispatchQueue.global().async { handles.destroy() }
     }
 
@@ -150,11 +179,13 @@ final class KafkaProducer: @unchecked Sendable {
         let handle: OpaquePointer
         let queue: OpaquePointer
         let waker: Unmanaged<QueueWaker>?
+        let onDestroy: @Sendable () -> Void
 
         func destroy() {
             rd_kafka_queue_destroy(queue)
             rd_kafka_destroy(handle)
             waker?.release()
+            onDestroy()
         }
     }
 
@@ -198,10 +229,20 @@ final class KafkaProducer: @unchecked Sendable {
     }
 
     /// True unless librdkafka reported every broker down since the last successful delivery.
-    var isReachable: Bool { state.withLock { !$0.brokersDown && $0.fatal == nil } }
+    var isReachable: Bool { state.withLock { !$0.brokersDown && $0.ended == nil } }
 
-    /// The fatal error this producer reported, if any: it can't produce again.
-    var fatalError: String? { state.withLock { $0.fatal } }
+    /// Why this producer can never produce again, if it can't: the sink replaces it.
+    var endReason: String? { state.withLock { $0.ended } }
+
+    /// Marks the producer as done for `reason` unless it already is; logs it the first time.
+    private func end(_ reason: String) {
+        let first = state.withLock { state -> Bool in
+            guard state.ended == nil else { return false }
+            state.ended = reason
+            return true
+        }
+        if first { logger.critical("kafka producer can't produce again; replacing it", metadata: ["kafka.error": "\(reason)"]) }
+    }
 
     /// Raises a fabricated fatal error (`rd_kafka_test_fatal_error`), for tests.
     func raiseFatalErrorForTesting() {
@@ -220,8 +261,8 @@ final class KafkaProducer: @unchecked Sendable {
     ) {
         let registered = state.withLock { state -> Result<UInt, Failure> in
             if state.closed { return .failure(Failure(RD_KAFKA_RESP_ERR__DESTROY, "the producer is shut down")) }
-            if let fatal = state.fatal {
-                return .failure(Failure(RD_KAFKA_RESP_ERR__FATAL, "fatal producer error: \(fatal)"))
+            if let ended = state.ended {
+                return .failure(Failure(RD_KAFKA_RESP_ERR__FATAL, "the producer can't produce again (\(ended))"))
             }
             let id = state.nextID
             state.nextID &+= 1
@@ -315,8 +356,10 @@ final class KafkaProducer: @unchecked Sendable {
             switch type {
             case Int32(RD_KAFKA_EVENT_DR):
                 reports.removeAll(keepingCapacity: true)
+                var ending: rd_kafka_resp_err_t?
                 while let message = rd_kafka_event_message_next(event) {
                     let error = message.pointee.err
+                    if error != RD_KAFKA_RESP_ERR_NO_ERROR, Failure.endsProducer(error) { ending = error }
                     reports.append(
                         Report(
                             id: UInt(bitPattern: message.pointee._private),
@@ -331,23 +374,24 @@ final class KafkaProducer: @unchecked Sendable {
                         completions.add(waiter, report.result)
                     }
                 }
+                if let ending {
+                    // Its own sends fail as transient with this report; the sink then fails
+                    // the rest and delivers the backlog with a new producer.
+                    end("\(String(cString: rd_kafka_err2name(ending))) in a delivery report: \(Failure(ending).description)")
+                }
             case Int32(RD_KAFKA_EVENT_ERROR):
                 let code = rd_kafka_event_error(event)
                 let text = String(cString: rd_kafka_event_error_string(event))
                 let fatal = rd_kafka_event_error_is_fatal(event) != 0
                 state.withLock {
                     if code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN { $0.brokersDown = true }
-                    if fatal { $0.fatal = text }
                     $0.lastError = text
                 }
                 if fatal {
                     // librdkafka's event carries the generic _FATAL; the underlying error says why.
                     var reason = [CChar](repeating: 0, count: 512)
                     let underlying = rd_kafka_fatal_error(handle, &reason, reason.count)
-                    let detail = "\(String(cString: rd_kafka_err2name(underlying))): \(KafkaSinkText.of(reason))"
-                    state.withLock { $0.fatal = detail }
-                    logger.critical(
-                        "kafka producer failed for good; replacing it", metadata: ["kafka.error": "\(detail)"])
+                    end("fatal error \(String(cString: rd_kafka_err2name(underlying))): \(KafkaSinkText.of(reason))")
                 } else {
                     logger.warning("kafka error", metadata: ["kafka.error": "\(text)"])
                 }
