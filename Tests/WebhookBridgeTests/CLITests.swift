@@ -149,6 +149,29 @@ struct CLITests {
         #expect(unknown.stderr.contains("no sink named \"nope\""))
     }
 
+    @Test("replay reports a bad line by its line number in the file, blank lines counted")
+    func replayLineNumbers() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let config = directory.file("config.json")
+        try Data(
+            """
+            {"sinks": {"again": {"type": "file", "path": "\(directory.file("replayed.jsonl"))"}},
+             "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["again"]}}}
+            """.utf8
+        ).write(to: URL(fileURLWithPath: config))
+        let good = #"{"specversion":"1.0","id":"b-1","source":"s","type":"t","time":"2026-11-29T18:00:00.000Z","webhookscheme":"none","webhookkey":0,"data":{}}"#
+        let input = directory.file("events.jsonl")
+        // Line 1 good, 2 and 3 blank, 4 bad, 5 blank (spaces), 6 bad.
+        try Data("\(good)\n\n\nnot json\n  \n{\"id\": 1}\n".utf8).write(to: URL(fileURLWithPath: input))
+        let result = try CLI.run(["replay", "--config", config, "--from", input, "--sink", "again"])
+        #expect(result.status == 1)
+        let reported = result.stderr.split(separator: "\n").filter { $0.hasPrefix(input + ":") }
+            .map { $0.dropFirst(input.count + 1).prefix { $0 != ":" } }
+        #expect(reported == ["4", "6"], "\(result.stderr)")
+        #expect(result.stdout.contains("replayed 1 event(s) into again, 2 failed"))
+    }
+
     @Test("every failure exits 1, usage errors included (SPEC section 2), and --help exits 0")
     func exitCodes() throws {
         let badURL = try CLI.run(["send", "not-a-url", "--scheme", "github", "--secret", "s", "--body", "-"])
