@@ -110,10 +110,8 @@ struct CLITests {
         #expect(lines.count == 1)
     }
 
-    @Test("replay re-delivers dead letters and file-sink lines into a sink, keeping ids and bytes")
-    func replay() throws {
-        let directory = TemporaryDirectory()
-        defer { directory.cleanup() }
+    /// A config with one file sink, `again`, writing `replayed.jsonl` in `directory`; its path.
+    func replayConfig(in directory: TemporaryDirectory) throws -> String {
         let config = directory.file("config.json")
         try Data(
             """
@@ -121,6 +119,14 @@ struct CLITests {
              "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["again"]}}}
             """.utf8
         ).write(to: URL(fileURLWithPath: config))
+        return config
+    }
+
+    @Test("replay re-delivers dead letters and file-sink lines into a sink, keeping ids and bytes")
+    func replay() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let config = try replayConfig(in: directory)
         let binaryBody: [UInt8] = [0x00, 0xFF, 0x0A, 0x41]
         let lines = [
             #"{"specversion":"1.0","id":"dl-1","source":"stripe","type":"charge.failed","time":"2026-11-29T18:00:00.000Z","webhookscheme":"stripe","webhookkey":0,"deadlettersink":"bus","deadletterreason":"too large","data_base64":"\#(Base64.encode(binaryBody))"}"#,
@@ -153,13 +159,7 @@ struct CLITests {
     func replayLineNumbers() throws {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
-        let config = directory.file("config.json")
-        try Data(
-            """
-            {"sinks": {"again": {"type": "file", "path": "\(directory.file("replayed.jsonl"))"}},
-             "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["again"]}}}
-            """.utf8
-        ).write(to: URL(fileURLWithPath: config))
+        let config = try replayConfig(in: directory)
         let good = #"{"specversion":"1.0","id":"b-1","source":"s","type":"t","time":"2026-11-29T18:00:00.000Z","webhookscheme":"none","webhookkey":0,"data":{}}"#
         let input = directory.file("events.jsonl")
         // Line 1 good, 2 and 3 blank, 4 bad, 5 blank (spaces), 6 bad.
