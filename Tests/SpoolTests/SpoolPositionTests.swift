@@ -65,7 +65,8 @@ struct SpoolPositionTests {
         let reopened = try Spool(
             directory: directory.path, maxBytes: 1 << 20, sinks: ["sink": []], segmentBytes: 2048, logger: log.logger)
         #expect(try await drain(reopened) == (0..<20).map { "p-\($0)" })
-        #expect(log.messages(atLeast: .error).contains { $0.contains("past the spooled data") }, "\(log.messages(atLeast: .info))")
+        #expect(
+            log.messages(atLeast: .error).contains { $0.contains("past the spooled data") }, "\(log.messages(atLeast: .info))")
         await reopened.shutdown()
     }
 }

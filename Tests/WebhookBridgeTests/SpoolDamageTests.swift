@@ -9,7 +9,9 @@ import WebhookCore
 
 @Suite("A damaged spool line")
 struct SpoolDamageTests {
-    @Test("a damaged spool line is set aside raw in dead-letter.jsonl with its reason and counted; the events around it are forwarded")
+    @Test(
+        "a damaged spool line is set aside raw in dead-letter.jsonl with its reason and counted; the events around it are forwarded"
+    )
     func damagedLineSetAside() async throws {
         let metrics = SharedTestMetrics.instance
         let spoolDirectory = TemporaryDirectory()
