@@ -7,7 +7,8 @@
 /// Small files replaced whole and atomically: written to a temporary file beside the target,
 /// fsynced, renamed over it, and the directory fsynced. A crash, `kill -9` or a full disk at
 /// any instant leaves either the old contents or the new ones, never an empty or torn file
-/// (a write that fails leaves the old file untouched). Used for the spool's cursors.
+/// (a write that fails leaves the old file untouched). Creates the spool's position files
+/// (``SlotFile``).
 public enum AtomicFile {
     /// Why a replace failed; the old file is still in place.
     public struct Failure: Error, Sendable, CustomStringConvertible {
@@ -57,7 +58,8 @@ public enum AtomicFile {
         return Array(bytes.prefix(count))
     }
 
-    private static func failure(_ operation: String, _ path: String) -> Failure {
+    /// The failure of `operation` on `path`, from `errno`.
+    static func failure(_ operation: String, _ path: String) -> Failure {
         Failure(description: "\(operation) \(path): \(String(cString: strerror(errno)))")
     }
 }

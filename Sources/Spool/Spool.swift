@@ -17,9 +17,10 @@ import WebhookCore
 ///
 /// Layout under `spool.directory`: one folder per sink holding append-only segment files
 /// (`0000000000000001.jsonl`, …, CloudEvents lines with `data_base64`, so bodies come back
-/// byte for byte, and the request headers the sink's templates read), a `cursor` file (the
-/// segment and offset forwarded up to, replaced atomically), and `dead-letter.jsonl` for
-/// events a sink refused for good.
+/// byte for byte, and the request headers the sink's templates read), a `position` file (the
+/// segment and offset forwarded up to, a ``SlotFile`` saved in place so a full disk can't stop
+/// it; earlier versions kept a `cursor` text file, which is read once and replaced), and
+/// `dead-letter.jsonl` for events a sink refused for good and for spool lines damaged on disk.
 ///
 /// Room: `maxBytes` bounds the bytes not yet forwarded plus the dead letters, never bytes
 /// already forwarded. A segment is deleted as soon as the saved cursor has passed it, and
@@ -28,7 +29,8 @@ import WebhookCore
 ///
 /// Forwarding is at least once: a crash between a delivery and the next saved cursor
 /// re-delivers the events since that cursor (at most one forwarder batch), under the same
-/// CloudEvents ids.
+/// CloudEvents ids. A saved cursor that points past the data is not believed: forwarding
+/// starts again at the first segment (more duplicates, nothing lost).
 public final class Spool: Sendable {
     /// Why an event could not be spooled.
     public struct Failure: Error, Sendable, CustomStringConvertible {
@@ -42,6 +44,20 @@ public final class Spool: Sendable {
         var offset: Int64
         public static func < (a: Position, b: Position) -> Bool { (a.segment, a.offset) < (b.segment, b.offset) }
         public var description: String { "\(segment) \(offset)" }
+
+        /// Parses `description` (a newline after it allowed): the position file's record and
+        /// the cursor file of earlier versions.
+        init?(_ bytes: [UInt8]) {
+            let parts = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
+            guard parts.count == 2, let segment = Int(parts[0]), let offset = Int64(parts[1]), segment >= 0, offset >= 0
+            else { return nil }
+            self.init(segment: segment, offset: offset)
+        }
+
+        init(segment: Int, offset: Int64) {
+            self.segment = segment
+            self.offset = offset
+        }
     }
 
     /// One sink's queue.
@@ -56,7 +72,7 @@ public final class Spool: Sendable {
         let headers: [String]
         /// Forwarded up to here (in memory).
         var cursor: Position
-        /// The cursor in the `cursor` file.
+        /// The cursor in the `position` file.
         var saved: Position
         /// Reserved up to here by appends.
         var end: Position
@@ -94,6 +110,7 @@ public final class Spool: Sendable {
     private let logger: Logger
     private let bytesGauge = Gauge(label: "webhook.spool.bytes")
     private let deadLetterCounters: [String: Counter]
+    private let damagedLineCounters: [String: Counter]
     private let backlogGauges: [String: Gauge]
 
     public var deadLetterPath: String { directory + "/dead-letter.jsonl" }
@@ -129,6 +146,10 @@ public final class Spool: Sendable {
         self.deadLetterCounters = Dictionary(
             uniqueKeysWithValues: sinks.keys.map { ($0, Counter(label: "webhook.dead_letters.total", dimensions: [("sink.name", $0)])) }
         )
+        self.damagedLineCounters = Dictionary(
+            uniqueKeysWithValues: sinks.keys.map {
+                ($0, Counter(label: "webhook.spool.damaged_lines.total", dimensions: [("sink.name", $0)]))
+            })
         self.backlogGauges = Dictionary(
             uniqueKeysWithValues: sinks.keys.map {
                 ($0, Gauge(label: "webhook.spool.backlog_bytes", dimensions: [("sink.name", $0)]))
@@ -137,15 +158,11 @@ public final class Spool: Sendable {
         recordBytes()
     }
 
-    /// A queue as found on disk: the cursor (or the first segment), segments before it deleted.
+    /// A queue as found on disk: resuming at the saved position when it points into the data,
+    /// segments before it deleted.
     private static func openQueue(_ sink: String, folder: String, headers: [String], logger: Logger) -> Queue {
         let segments = Self.segments(in: folder)
-        var cursor = Self.readCursor(folder) ?? Position(segment: segments.first ?? 1, offset: 0)
-        // A segment is deleted only once the cursor has passed it; a cursor left in a deleted
-        // segment (a crash between the deletion and the next cursor save) goes on at the next.
-        if !segments.contains(cursor.segment), let next = segments.first(where: { $0 > cursor.segment }) {
-            cursor = Position(segment: next, offset: 0)
-        }
+        let cursor = resumePosition(readPosition(folder), segments: segments, folder: folder, sink: sink, logger: logger)
         for segment in segments where segment < cursor.segment { unlink(segmentPath(folder, segment)) }
         let kept = segments.filter { $0 >= cursor.segment }
         // A line cut short by a crash was never fsynced, so never answered: cut it off, or the
@@ -156,16 +173,59 @@ public final class Spool: Sendable {
             name: sink, directory: folder, headers: headers, cursor: cursor, saved: cursor,
             end: Position(segment: last, offset: size(of: segmentPath(folder, last))))
         for segment in kept where segment < last { queue.sealedEnds[segment] = size(of: segmentPath(folder, segment)) }
-        if queue.cursor > queue.end { queue.cursor = queue.end }
-        if let sealed = queue.sealedEnds[queue.cursor.segment], queue.cursor.offset > sealed {
-            queue.cursor.offset = sealed
-        }
-        queue.saved = queue.cursor
         queue.pending = queue.bytes(to: queue.end)
         if queue.pending > 0 {
             logger.info("spool backlog found", metadata: ["sink.name": "\(sink)", "spool.backlog_bytes": "\(queue.pending)"])
         }
+        // The position file is created now, while there is room, so later saves need none.
+        do {
+            try savePosition(cursor, folder: folder)
+        } catch {
+            logger.warning(
+                "cannot create the spool position file; saves retry it",
+                metadata: ["sink.name": "\(sink)", "spool.error": "\(error)"])
+        }
         return queue
+    }
+
+    /// Where forwarding resumes: `saved` when it points into the segments, else the first
+    /// segment, so a bad position costs duplicates, never events.
+    ///
+    /// Believed: a position in an existing segment at the start of a line; one in a segment
+    /// that is gone while later ones exist, which goes on at the next one (nothing between
+    /// them is left to send); and one just after the last segment at offset 0 (everything
+    /// forwarded: ``reclaim(_:)`` sealed the last segment, and a stop came before its
+    /// deletion). Anything else (a hand edit, a bug) would skip or delete the backlog.
+    static func resumePosition(_ saved: Position?, segments: [Int], folder: String, sink: String, logger: Logger)
+        -> Position
+    {
+        guard let first = segments.first, let last = segments.last else {
+            return Position(segment: saved?.segment ?? 1, offset: 0)
+        }
+        guard let saved else { return Position(segment: first, offset: 0) }
+        if segments.contains(saved.segment) {
+            if isLineStart(saved.offset, in: segmentPath(folder, saved.segment)) { return saved }
+        } else if let next = segments.first(where: { $0 > saved.segment }) {
+            return Position(segment: next, offset: 0)
+        } else if saved == Position(segment: last + 1, offset: 0) {
+            return saved
+        }
+        logger.error(
+            "the saved spool position is past the spooled data; forwarding again from the first segment",
+            metadata: [
+                "sink.name": "\(sink)", "spool.position": "\(saved)", "spool.segments": "\(first)-\(last)",
+            ])
+        return Position(segment: first, offset: 0)
+    }
+
+    /// True when `offset` is where a line of the file at `path` starts (0, or just after a newline).
+    static func isLineStart(_ offset: Int64, in path: String) -> Bool {
+        guard offset > 0 else { return offset == 0 }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var byte: UInt8 = 0
+        return pread(fd, &byte, 1, off_t(offset - 1)) == 1 && byte == 0x0A
     }
 
     /// True while `sink` has spooled events not yet forwarded: new events for it then go to
@@ -245,6 +305,35 @@ public final class Spool: Sendable {
         var line = ByteBufferAllocator().buffer(capacity: event.data.readableBytes * 4 / 3 + 512)
         CloudEventJSON.appendLine(
             event, to: &line, dataAsBase64: true, extensions: [("deadlettersink", sink), ("deadletterreason", reason)])
+        try await appendDeadLetter(line, moving: moving)
+        (deadLetterCounters[sink] ?? Counter(label: "webhook.dead_letters.total", dimensions: [("sink.name", sink)])).increment()
+        logger.warning(
+            "dead-lettered", metadata: ["sink.name": "\(sink)", "webhook.id": "\(event.id)", "sink.error": "\(reason)"])
+    }
+
+    /// Moves a line of `sink`'s queue that can't be read (damaged on disk) to the dead-letter
+    /// file as it was, with the reason: `raw` holds the line as text, or `raw_base64` when it
+    /// is not UTF-8. It is counted in `webhook.spool.damaged_lines.total` so an alert can fire.
+    private func setAside(_ raw: [UInt8], sink: String, at position: Position, reason: String) async throws(Failure) {
+        let reason = "unreadable spool line at \(position): \(reason)"
+        let record =
+            if let text = String(validating: raw, as: UTF8.self) {
+                JSONWriter.object(["deadlettersink": sink, "deadletterreason": reason, "raw": text])
+            } else {
+                JSONWriter.object(["deadlettersink": sink, "deadletterreason": reason, "raw_base64": Base64.encode(raw)])
+            }
+        var line = ByteBufferAllocator().buffer(capacity: record.count + 1)
+        line.writeBytes(record)
+        line.writeInteger(UInt8(0x0A))
+        try await appendDeadLetter(line, moving: true)
+        damagedLineCounters[sink]?.increment()
+        logger.error(
+            "set aside a damaged spool line in the dead letters",
+            metadata: ["sink.name": "\(sink)", "spool.position": "\(position)", "spool.error": "\(reason)"])
+    }
+
+    /// Appends `line` to the dead-letter file, counting its room (see ``deadLetter(_:sink:reason:moving:)``).
+    private func appendDeadLetter(_ line: ByteBuffer, moving: Bool) async throws(Failure) {
         let size = Int64(line.readableBytes)
         let room = state.withLock { state -> Bool in
             guard moving || state.pendingBytes + state.deadLetterBytes + size <= maxBytes else { return false }
@@ -263,10 +352,7 @@ public final class Spool: Sendable {
             }
             throw Failure(description: "\(error)", isFull: false)
         }
-        (deadLetterCounters[sink] ?? Counter(label: "webhook.dead_letters.total", dimensions: [("sink.name", sink)])).increment()
         recordBytes()
-        logger.warning(
-            "dead-lettered", metadata: ["sink.name": "\(sink)", "webhook.id": "\(event.id)", "sink.error": "\(reason)"])
     }
 
     // MARK: - Reading (the forwarder)
@@ -275,8 +361,9 @@ public final class Spool: Sendable {
     func signal(for sink: String) -> SpoolSignal? { signals[sink] }
 
     /// The next spooled event for `sink` and the position after it, or nil when caught up
-    /// with what is durable.
-    public func next(for sink: String) throws -> (WebhookEvent, Position)? {
+    /// with what is durable. A line on the way that can't be read (damaged on disk) is moved to
+    /// the dead letters; throws when that fails (the line is read again on the next call).
+    public func next(for sink: String) async throws -> (WebhookEvent, Position)? {
         guard var queue = state.withLock({ $0.queues[sink] }) else { return nil }
         while queue.cursor < queue.end {
             let path = Self.segmentPath(queue.directory, queue.cursor.segment)
@@ -294,12 +381,9 @@ public final class Spool: Sendable {
                     if event.bodyJSON == nil { event.bodyJSON = try? JSONParser.parse(event.data.readableBytesView) }
                     return (event, after)
                 } catch {
-                    // Only a line damaged on disk gets here; keep it out of the way, loudly.
-                    logger.error(
-                        "skipped an unreadable spool line",
-                        metadata: [
-                            "sink.name": "\(sink)", "spool.position": "\(queue.cursor)", "spool.error": "\(error)",
-                        ])
+                    // Only a line damaged on disk gets here: set it aside, where an operator can
+                    // look at it, before moving past it.
+                    try await setAside(line, sink: sink, at: queue.cursor, reason: "\(error)")
                     advance(sink, to: after)
                     queue.cursor = after
                     continue
@@ -329,12 +413,13 @@ public final class Spool: Sendable {
         recordBytes()
     }
 
-    /// Saves `sink`'s cursor (atomically: a crash or a full disk leaves the old or the new one)
-    /// and deletes the segments it has passed. Throws when the cursor can't be written; the
-    /// old one stays, and segments are kept until a save succeeds.
+    /// Saves `sink`'s cursor (in place, see ``savePosition(_:folder:)``: a crash leaves the old
+    /// or the new one, and a full disk does not stop it) and deletes the segments it has
+    /// passed. Throws when the cursor can't be written; the old one stays, and segments are
+    /// kept until a save succeeds. One save per sink at a time: its forwarder's.
     public func saveCursor(_ sink: String) async throws(AtomicFile.Failure) {
         guard let queue = state.withLock({ $0.queues[sink] }), queue.cursor != queue.saved else { return }
-        try AtomicFile.replace(queue.directory + "/cursor", with: Array("\(queue.cursor)\n".utf8))
+        try Self.savePosition(queue.cursor, folder: queue.directory)
         state.withLock { state in
             guard var current = state.queues[sink], queue.cursor > current.saved else { return }
             current.saved = queue.cursor
@@ -424,15 +509,26 @@ public final class Spool: Sendable {
         return stat(path, &info) == 0 ? Int64(info.st_size) : 0
     }
 
-    /// The saved cursor, or nil when there is none (or it can't be read: forwarding then
-    /// starts at the first segment, which re-sends but loses nothing).
-    static func readCursor(_ folder: String) -> Position? {
-        guard let bytes = AtomicFile.contents(of: folder + "/cursor") else { return nil }
-        let parts = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" })
-        guard parts.count == 2, let segment = Int(parts[0]), let offset = Int64(parts[1]), segment >= 0, offset >= 0 else {
-            return nil
-        }
-        return Position(segment: segment, offset: offset)
+    /// The saved cursor: the position file's newest record, else (a spool of an earlier
+    /// version) the `cursor` file; nil when there is neither or it can't be read (forwarding
+    /// then starts at the first segment, which re-sends but loses nothing).
+    static func readPosition(_ folder: String) -> Position? {
+        if let record = SlotFile.read(folder + "/position") { return Position(record) }
+        return AtomicFile.contents(of: folder + "/cursor").flatMap(Position.init)
+    }
+
+    /// Saves `position` into the position file.
+    ///
+    /// In place rather than by an atomic rename (``SlotFile``): the rename's new file needs a
+    /// free block, and when the disk is full of forwarded segments a cursor that can't be saved
+    /// keeps them there (they are deleted only once a cursor past them is saved) and makes the
+    /// next start re-send the whole spool. Deleting them before the save instead would let a
+    /// crash in between leave the old cursor pointing at deleted data, re-sending far more
+    /// than a batch. A crash during the in-place write still leaves the old or the new cursor.
+    /// The `cursor` file of an earlier version is removed once this one holds the position.
+    static func savePosition(_ position: Position, folder: String) throws(AtomicFile.Failure) {
+        try SlotFile.write(folder + "/position", Array("\(position)\n".utf8))
+        unlink(folder + "/cursor")
     }
 
     /// The line starting at `offset` (without its newline) and the offset after it; nil at the

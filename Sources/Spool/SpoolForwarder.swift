@@ -54,7 +54,7 @@ public final class SpoolForwarder: Service {
         while !Task.isCancelled {
             let next: (WebhookEvent, Spool.Position)?
             do {
-                next = try spool.next(for: sink)
+                next = try await spool.next(for: sink)
             } catch {
                 logThrottled("read", "cannot read the spool", error: "\(error)")
                 try? await Task.sleep(for: .seconds(1))

@@ -39,6 +39,8 @@ public enum PrometheusExport {
         "webhook_spool_bytes": "Bytes counted against spool.maxBytes: not yet forwarded, plus the dead letters.",
         "webhook_spool_backlog_bytes": "Spooled bytes not yet forwarded, by sink.",
         "webhook_dead_letters_total": "Events written to the dead-letter file, by sink.",
+        "webhook_spool_damaged_lines_total":
+            "Spooled lines found damaged on disk and set aside in the dead-letter file, by sink.",
         "webhook_kafka_producer_restarts_total": "Kafka producers replaced after a fatal error, by sink.",
     ]
 

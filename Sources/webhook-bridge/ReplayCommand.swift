@@ -35,10 +35,11 @@ struct ReplayCommand: AsyncParsableCommand {
         }
         var logger = Logger(label: "webhook-bridge")
         logger.logLevel = .warning
+        // Blank lines are kept (and skipped by the replay), so a failure names its line in the file.
+        let lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false).map(Array.init)
         let report: Replay.Report
         do {
-            report = try await Replay.run(
-                config: bridgeConfig, sinkName: sink, lines: bytes.split(separator: 0x0A).map(Array.init), logger: logger)
+            report = try await Replay.run(config: bridgeConfig, sinkName: sink, lines: lines, logger: logger)
         } catch let error as BridgeSetupError {
             printError("webhook-bridge: \(config): \(error)")
             throw ExitCode(1)

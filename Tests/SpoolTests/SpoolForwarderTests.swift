@@ -3,7 +3,6 @@ import FileSink
 import Foundation
 import Logging
 import NIOCore
-import ServiceLifecycle
 import Testing
 import WebhookCore
 
@@ -31,21 +30,9 @@ struct SpoolForwarderTests {
             try await spool.append(event("f-\(index)", type: poison ? "poison" : "good"), for: "archive")
             if !poison { expected.append("f-\(index)") }
         }
-        let forwarder = SpoolForwarder(spool: spool, sink: "archive", logger: quietLogger) { event in
-            do {
-                _ = try await sink.deliver(event)
-                return .success(())
-            } catch let error as SinkError {
-                return .failure(error)
-            } catch {
-                return .failure(.unavailable(sink: "archive", reason: "\(error)"))
-            }
+        let delivered = try await forward(fileForwarder(spool, into: sink)) {
+            readIDs(directory.file("out/good.jsonl")) == expected
         }
-        let group = ServiceGroup(services: [forwarder], logger: quietLogger)
-        let task = Task { try await group.run() }
-        let delivered = await eventually { readIDs(directory.file("out/good.jsonl")) == expected }
-        await group.triggerGracefulShutdown()
-        try await task.value
         #expect(delivered, "delivered: \(readIDs(directory.file("out/good.jsonl")))")
         let deadLetters = readLines(spool.deadLetterPath)
         #expect(deadLetters.map { $0["id"]?.scalarText } == ["f-3", "f-10", "f-17", "f-24"])

@@ -25,7 +25,7 @@ var quietLogger: Logger {
 @discardableResult
 func drain(_ spool: Spool, _ sink: String = "sink", save: Bool = true) async throws -> [String] {
     var ids: [String] = []
-    while let (event, position) = try spool.next(for: sink) {
+    while let (event, position) = try await spool.next(for: sink) {
         ids.append(event.id)
         spool.advance(sink, to: position)
     }
@@ -69,7 +69,7 @@ struct SpoolRoomTests {
         for index in 0..<40 { try await spool.append(spoolEvent("d-\(index)"), for: "sink") }
         let before = spool.segmentFileBytes(for: "sink")
         for _ in 0..<30 {
-            let (_, position) = try #require(try spool.next(for: "sink"))
+            let (_, position) = try #require(try await spool.next(for: "sink"))
             spool.advance("sink", to: position)
         }
         try await spool.saveCursor("sink")
@@ -133,39 +133,40 @@ struct SpoolRoomTests {
 }
 
 @Suite(
-    "Spool cursor on a full disk", .serialized,
+    "Spool cursor of an earlier version on a full disk", .serialized,
     .enabled(if: TinyFilesystem.isAvailable, "a full disk is a tmpfs the test mounts, which needs root"))
 struct SpoolFullDiskTests {
-    @Test("a cursor that can't be saved on a full disk keeps the previous one; a restart re-sends only what followed it")
-    func cursorSurvivesFullDisk() async throws {
+    @Test(
+        "an earlier version's cursor file is read; while the position file can't be created (a full disk) saves fail and keep it; with room it is replaced"
+    )
+    func earlierCursorOnFullDisk() async throws {
         let disk = try TinyFilesystem(bytes: 512 * 1024)
-        let spool = try Spool(directory: disk.path + "/spool", maxBytes: 1 << 20, sinks: ["sink": []], logger: quietLogger)
+        let directory = disk.path + "/spool"
+        let spool = try Spool(directory: directory, maxBytes: 1 << 20, sinks: ["sink": []], logger: quietLogger)
         for index in 0..<100 { try await spool.append(spoolEvent("c-\(index)"), for: "sink") }
-        // Forward 40 and save: the cursor is on disk.
-        for _ in 0..<40 {
-            let (_, position) = try #require(try spool.next(for: "sink"))
-            spool.advance("sink", to: position)
-        }
-        try await spool.saveCursor("sink")
-        // The disk fills up; the other 60 are forwarded, and saving their cursor fails.
-        disk.fill()
-        let rest = try await drain(spool, save: false)
-        #expect(rest.count == 60)
-        await #expect(throws: AtomicFile.Failure.self) { try await spool.saveCursor("sink") }
-        let cursor = try String(contentsOfFile: disk.path + "/spool/sink/cursor", encoding: .utf8)
-        #expect(!cursor.isEmpty, "the cursor file was emptied by the failed save")
         await spool.shutdown()
+        // What an earlier version leaves: a cursor file (here after the first 40 events), no position file.
+        let segment = try Data(contentsOf: URL(fileURLWithPath: Spool.segmentPath(directory + "/sink", 1)))
+        let offset = segment.split(separator: 0x0A).prefix(40).reduce(0) { $0 + $1.count + 1 }
+        try FileManager.default.removeItem(atPath: directory + "/sink/position")
+        try Data("1 \(offset)\n".utf8).write(to: URL(fileURLWithPath: directory + "/sink/cursor"))
 
-        // A restart on the still-full disk re-sends the 60 after the saved cursor, not all 100.
-        let reopened = try Spool(directory: disk.path + "/spool", maxBytes: 1 << 20, sinks: ["sink": []], logger: quietLogger)
-        let again = try await drain(reopened, save: false)
-        #expect(again == (40..<100).map { "c-\($0)" })
-        // Room on the disk again: the save succeeds and a third start has nothing to send.
-        disk.free()
-        try await reopened.saveCursor("sink")
+        disk.fill()
+        let reopened = try Spool(directory: directory, maxBytes: 1 << 20, sinks: ["sink": []], logger: quietLogger)
+        #expect(try await drain(reopened, save: false) == (40..<100).map { "c-\($0)" })
+        await #expect(throws: AtomicFile.Failure.self) { try await reopened.saveCursor("sink") }
         await reopened.shutdown()
-        let third = try Spool(directory: disk.path + "/spool", maxBytes: 1 << 20, sinks: ["sink": []], logger: quietLogger)
-        #expect(try third.next(for: "sink")?.0.id == nil)
+        let again = try Spool(directory: directory, maxBytes: 1 << 20, sinks: ["sink": []], logger: quietLogger)
+        #expect(try await drain(again, save: false) == (40..<100).map { "c-\($0)" })
+
+        // Room on the disk again: the save creates the position file, which replaces the cursor
+        // file, and a third start has nothing to send.
+        disk.free()
+        try await again.saveCursor("sink")
+        await again.shutdown()
+        #expect(!FileManager.default.fileExists(atPath: directory + "/sink/cursor"))
+        let third = try Spool(directory: directory, maxBytes: 1 << 20, sinks: ["sink": []], logger: quietLogger)
+        #expect(try await third.next(for: "sink")?.0.id == nil)
         #expect(third.bytes == 0)
         await third.shutdown()
     }

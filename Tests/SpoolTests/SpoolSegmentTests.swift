@@ -29,7 +29,7 @@ struct SpoolSegmentTests {
             var seen: [String] = []
             let signal = spool.signal(for: "sink")!
             while seen.count < count {
-                if let (event, position) = try spool.next(for: "sink") {
+                if let (event, position) = try await spool.next(for: "sink") {
                     seen.append(event.id)
                     spool.advance("sink", to: position)
                 } else if await signal.wait(timeout: .seconds(30)) == .finished {

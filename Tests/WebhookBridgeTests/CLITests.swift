@@ -142,10 +142,8 @@ struct CLITests {
         #expect(lines.count == 1)
     }
 
-    @Test("replay re-delivers dead letters and file-sink lines into a sink, keeping ids and bytes")
-    func replay() throws {
-        let directory = TemporaryDirectory()
-        defer { directory.cleanup() }
+    /// A config with one file sink, `again`, writing `replayed.jsonl` in `directory`; its path.
+    func replayConfig(in directory: TemporaryDirectory) throws -> String {
         let config = directory.file("config.json")
         try Data(
             """
@@ -153,6 +151,14 @@ struct CLITests {
              "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["again"]}}}
             """.utf8
         ).write(to: URL(fileURLWithPath: config))
+        return config
+    }
+
+    @Test("replay re-delivers dead letters and file-sink lines into a sink, keeping ids and bytes")
+    func replay() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let config = try replayConfig(in: directory)
         let binaryBody: [UInt8] = [0x00, 0xFF, 0x0A, 0x41]
         let lines = [
             #"{"specversion":"1.0","id":"dl-1","source":"stripe","type":"charge.failed","time":"2026-11-29T18:00:00.000Z","webhookscheme":"stripe","webhookkey":0,"deadlettersink":"bus","deadletterreason":"too large","data_base64":"\#(Base64.encode(binaryBody))"}"#,
@@ -179,6 +185,23 @@ struct CLITests {
         let unknown = try CLI.run(["replay", "--config", config, "--from", input, "--sink", "nope"])
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("no sink named \"nope\""))
+    }
+
+    @Test("replay reports a bad line by its line number in the file, blank lines counted")
+    func replayLineNumbers() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let config = try replayConfig(in: directory)
+        let good = #"{"specversion":"1.0","id":"b-1","source":"s","type":"t","time":"2026-11-29T18:00:00.000Z","webhookscheme":"none","webhookkey":0,"data":{}}"#
+        let input = directory.file("events.jsonl")
+        // Line 1 good, 2 and 3 blank, 4 bad, 5 blank (spaces), 6 bad.
+        try Data("\(good)\n\n\nnot json\n  \n{\"id\": 1}\n".utf8).write(to: URL(fileURLWithPath: input))
+        let result = try CLI.run(["replay", "--config", config, "--from", input, "--sink", "again"])
+        #expect(result.status == 1)
+        let reported = result.stderr.split(separator: "\n").filter { $0.hasPrefix(input + ":") }
+            .map { $0.dropFirst(input.count + 1).prefix { $0 != ":" } }
+        #expect(reported == ["4", "6"], "\(result.stderr)")
+        #expect(result.stdout.contains("replayed 1 event(s) into again, 2 failed"))
     }
 
     @Test("every failure exits 1, usage errors included (SPEC section 2), and --help exits 0")
