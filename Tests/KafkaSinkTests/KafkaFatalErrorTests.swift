@@ -13,6 +13,17 @@ import WebhookCore
 /// reports only per message.
 @Suite("A producer that can't produce again: the Kafka sink recovers by itself", .serialized)
 struct KafkaFatalErrorTests {
+    /// The bridge on `cluster` (topic webhooks.{source}) with a spool in `spool`.
+    static func spooledConfig(cluster: MockKafkaCluster, spool: TemporaryDirectory) -> String {
+        """
+        {"listen": {"host": "127.0.0.1", "port": 0},
+         "limits": {"ackTimeoutMs": 2000},
+         "spool": {"directory": "\(spool.path)", "maxBytes": 10485760},
+         "sinks": {"bus": {"type": "kafka", "brokers": "\(cluster.bootstraps)", "topic": "webhooks.{source}"}},
+         "sources": {"github": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["bus"]}}}
+        """
+    }
+
     @Test("after a fatal error the sink replaces its producer: deliveries fail as retryable, then succeed without a restart")
     func sinkRecovers() async throws {
         let cluster = try MockKafkaCluster()
@@ -54,13 +65,7 @@ struct KafkaFatalErrorTests {
         cluster.createTopic("webhooks.github")
         let spool = TemporaryDirectory()
         defer { spool.cleanup() }
-        let config = """
-            {"listen": {"host": "127.0.0.1", "port": 0},
-             "limits": {"ackTimeoutMs": 2000},
-             "spool": {"directory": "\(spool.path)", "maxBytes": 10485760},
-             "sinks": {"bus": {"type": "kafka", "brokers": "\(cluster.bootstraps)", "topic": "webhooks.{source}"}},
-             "sources": {"github": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["bus"]}}}
-            """
+        let config = Self.spooledConfig(cluster: cluster, spool: spool)
         try await RunningBridge.with(config: config) { bridge in
             let sink = try #require(bridge.bridge.sink(named: "bus") as? KafkaSink)
             func send(_ id: String) async throws -> Int {
@@ -111,13 +116,7 @@ struct KafkaFatalErrorTests {
         cluster.createTopic("webhooks.github", partitions: 1)
         let spool = TemporaryDirectory()
         defer { spool.cleanup() }
-        let config = """
-            {"listen": {"host": "127.0.0.1", "port": 0},
-             "limits": {"ackTimeoutMs": 2000},
-             "spool": {"directory": "\(spool.path)", "maxBytes": 10485760},
-             "sinks": {"bus": {"type": "kafka", "brokers": "\(cluster.bootstraps)", "topic": "webhooks.{source}"}},
-             "sources": {"github": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["bus"]}}}
-            """
+        let config = Self.spooledConfig(cluster: cluster, spool: spool)
         try await RunningBridge.with(config: config) { bridge in
             let sink = try #require(bridge.bridge.sink(named: "bus") as? KafkaSink)
             func send(_ id: String) async throws -> Int {

@@ -8,26 +8,11 @@ import WebhookCore
 /// a wait at `barrier` until every client got that far (so all bodies are in flight at once),
 /// then the rest. Returns the status it was answered (0 when the connection ended without one).
 private func post(port: Int, head: String, bodyBytes: Int, barrier: Barrier) -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else {
+    guard let fd = connectFrom("127.0.0.1", port: port) else {
         barrier.arrive()
         return 0
     }
     defer { close(fd) }
-    var timeout = timeval(tv_sec: 30, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else {
-        barrier.arrive()
-        return 0
-    }
     let headBytes = Array(head.utf8)
     _ = send(fd, headBytes, headBytes.count, Int32(MSG_NOSIGNAL))
     let chunk = [UInt8](repeating: UInt8(ascii: "x"), count: 65536)
@@ -46,15 +31,7 @@ private func post(port: Int, head: String, bodyBytes: Int, barrier: Barrier) -> 
     barrier.arrive()
     barrier.wait()
     sendBody(upTo: bodyBytes)
-    var received: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while !received.contains(0x0A) {
-        let count = recv(fd, &buffer, buffer.count, 0)
-        if count <= 0 { break }
-        received.append(contentsOf: buffer[0..<count])
-    }
-    let statusLine = String(decoding: received.prefix { $0 != 0x0D }, as: UTF8.self)
-    return statusLine.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+    return readStatus(fd)
 }
 
 /// Holds every client until the test releases them (or 30 s passed).

@@ -102,17 +102,22 @@ struct OperatorLogTests {
         #expect(server.terminate() == 0)
     }
 
-    @Test("a flood of rejections is one line per source and cause, and a 78 KB X-Request-Id is logged as its first 128 bytes")
-    func rejectionFloodThrottled() throws {
-        let directory = TemporaryDirectory()
-        defer { directory.cleanup() }
-        let port = try RedisServer.freePort()
-        let config = try writeConfig(
+    /// A `gh` source (github, secret `gh-secret`) into a file sink, on `port`.
+    static func githubConfig(port: Int, directory: TemporaryDirectory) throws -> String {
+        try writeConfig(
             """
             {"listen": {"host": "127.0.0.1", "port": \(port)},
              "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
              "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
             """, in: directory)
+    }
+
+    @Test("a flood of rejections is one line per source and cause, and a 78 KB X-Request-Id is logged as its first 128 bytes")
+    func rejectionFloodThrottled() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        let config = try Self.githubConfig(port: port, directory: directory)
         let server = try BridgeProcess(config: config)
         let requestID = "flood-" + String(repeating: "r", count: 78_000)
         let body = #"{"n": 1}"#
@@ -176,12 +181,7 @@ struct OperatorLogTests {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let port = try RedisServer.freePort()
-        let config = try writeConfig(
-            """
-            {"listen": {"host": "127.0.0.1", "port": \(port)},
-             "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
-             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
-            """, in: directory)
+        let config = try Self.githubConfig(port: port, directory: directory)
         let server = try BridgeProcess(config: config, environment: ["LOG_FORMAT": "json"])
         let connection = try KeepAliveConnection(port: port)
         let body = #"{"n": 1}"#
@@ -216,12 +216,7 @@ struct OperatorLogTests {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let port = try RedisServer.freePort()
-        let config = try writeConfig(
-            """
-            {"listen": {"host": "127.0.0.1", "port": \(port)},
-             "sinks": {"archive": {"type": "file", "path": "\(directory.file("events.jsonl"))"}},
-             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
-            """, in: directory)
+        let config = try Self.githubConfig(port: port, directory: directory)
         let server = try BridgeProcess(config: config)
         let connection = try KeepAliveConnection(port: port)
         let body = #"{"n": 1}"#
