@@ -12,7 +12,7 @@ struct ConnectionDeadline {
 
     /// Sets the deadline (nil: none). `expiry` is made only when a timer must be scheduled; no
     /// timer for a connection that is gone (an answer finished after the client left).
-    mutating func set<Expiry: NIOScheduledCallbackHandler>(
+    mutating func set<Expiry: NIOScheduledCallbackHandler & Sendable>(
         _ deadline: NIODeadline?, on channel: any Channel, expiry: @autoclosure () -> Expiry
     ) {
         at = deadline
@@ -24,7 +24,7 @@ struct ConnectionDeadline {
 
     /// The timer fired: true when the deadline has passed (and is cleared); false when there
     /// is none or it is later (then the timer is armed again for it).
-    mutating func fired<Expiry: NIOScheduledCallbackHandler>(
+    mutating func fired<Expiry: NIOScheduledCallbackHandler & Sendable>(
         on channel: any Channel, expiry: @autoclosure () -> Expiry
     ) -> Bool {
         timer = nil
