@@ -33,7 +33,15 @@ public final class KeepAliveConnection: @unchecked Sendable {
         guard connected == 0 else { throw ServerError("cannot connect to port \(port)") }
     }
 
-    deinit { close(fd) }
+    /// Closed with a reset, not a FIN: the client's port does not linger in TIME_WAIT for a
+    /// minute. Tests open thousands of connections, and a port in TIME_WAIT is one that
+    /// librdkafka's mock broker, brought down and up again by the Kafka tests, can't re-bind
+    /// (it aborts the test process).
+    deinit {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close(fd)
+    }
 
     /// Sends raw bytes (a partial request, for slow-client tests).
     public func sendRaw(_ text: String) throws { try sendRaw(Array(text.utf8)) }
