@@ -87,6 +87,30 @@ struct AdmissionTests {
         }
     }
 
+    @Test("unsigned handshakes (Dropbox's GET ?challenge=) spend their client's bucket, not the source's rate limit")
+    func handshakesDontSpendTheRateLimit() async throws {
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"dbx": {"path": "/dropbox", "verify": {"scheme": "dropbox", "secrets": ["dbx-secret"]}, "sinks": ["archive"],
+                                 "rateLimit": {"perSecond": 0.05, "burst": 2}}}}
+            """
+        try await RunningBridge.with(config: config) { bridge in
+            var statuses: [Int] = []
+            for n in 0..<10 {
+                let stranger = try KeepAliveConnection(port: bridge.port, from: "127.0.0.2")
+                statuses.append(try await offThePool { try stranger.get("/dropbox?challenge=c\(n)").status })
+            }
+            #expect(statuses == [200, 200] + Array(repeating: 429, count: 8), "\(statuses)")
+            for n in 1...2 {
+                let body = #"{"list_folder": {"accounts": ["\#(n)"]}}"#
+                let signed = try WebhookSigner.sign(scheme: "dropbox", .init(body: Array(body.utf8), secret: "dbx-secret", timestamp: 0))
+                let answer = try await bridge.post("/dropbox", headers: signed.headers, body: body)
+                #expect(answer.status == .ok, "honest event \(n)")
+            }
+        }
+    }
+
     @Test("CIDRs: IPv4, IPv6, IPv4-mapped addresses, bare addresses")
     func cidrs() throws {
         let v4 = try #require(CIDR("10.1.0.0/16"))

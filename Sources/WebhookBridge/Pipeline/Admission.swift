@@ -42,7 +42,8 @@ struct Admission: Sendable {
         return Self.rateLimited(wait)
     }
 
-    /// A request that failed verification takes a token of its client's own budget.
+    /// A request that failed verification, or an unsigned handshake, takes a token of its
+    /// client's own budget.
     func noteFailure(client: String?) { _ = failures?.take(for: client) }
 
     private static func rateLimited(_ wait: Int) -> BridgeAnswer {

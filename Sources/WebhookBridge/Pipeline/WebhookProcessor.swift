@@ -172,7 +172,9 @@ public final class WebhookProcessor: Sendable {
                     source, headers: headers, reason: answer.status == .forbidden ? "forbidden" : "signature_invalid",
                     detail: "the \(method.rawValue) handshake's token or credentials do not match the source's")
             } else {
-                _ = source.admission.takeVerified()  // answered either way: the head saw a token
+                // Handshakes prove nothing of their sender (Dropbox's GET ?challenge= is open
+                // to anyone): they spend the client's own bucket, never the source's.
+                source.admission.noteFailure(client: client)
                 logHandshake(source, headers: headers, metadata: ["http.method": "\(method.rawValue)", "http.status": "\(answer.status.code)"])
             }
         } else {
@@ -220,7 +222,7 @@ public final class WebhookProcessor: Sendable {
             logger: self.logger, source: source.config.name, headers: headers, number: Self.nextRequestNumber())
         // An unsigned handshake (Microsoft Graph's validationToken, WooCommerce's ping).
         if let handshake = source.config.scheme.unsignedHandshake(request) {
-            _ = source.admission.takeVerified()  // answered either way: the head saw a token
+            source.admission.noteFailure(client: client)  // unsigned: the client's own bucket
             logHandshake(source, headers: headers, metadata: ["http.status": "\(handshake.status)"])
             trace.span?.attributes["webhook.outcome"] = "handshake"
             return BridgeAnswer(handshake)
