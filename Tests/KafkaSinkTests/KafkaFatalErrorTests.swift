@@ -13,6 +13,12 @@ import WebhookCore
 /// reports only per message.
 @Suite("A producer that can't produce again: the Kafka sink recovers by itself", .serialized)
 struct KafkaFatalErrorTests {
+    /// POSTs a signed GitHub delivery `id`; the status.
+    static func post(_ id: String, to bridge: RunningBridge) async throws -> Int {
+        let body = #"{"delivery": "\#(id)"}"#
+        return Int(try await bridge.post("/gh", headers: githubHeaders(body, delivery: id), body: body).status.code)
+    }
+
     /// The bridge on `cluster` (topic webhooks.{source}) with a spool in `spool`.
     static func spooledConfig(cluster: MockKafkaCluster, spool: TemporaryDirectory) -> String {
         """
@@ -68,10 +74,7 @@ struct KafkaFatalErrorTests {
         let config = Self.spooledConfig(cluster: cluster, spool: spool)
         try await RunningBridge.with(config: config) { bridge in
             let sink = try #require(bridge.bridge.sink(named: "bus") as? KafkaSink)
-            func send(_ id: String) async throws -> Int {
-                let body = #"{"delivery": "\#(id)"}"#
-                return Int(try await bridge.post("/gh", headers: githubHeaders(body, delivery: id), body: body).status.code)
-            }
+            let send: @Sendable (String) async throws -> Int = { id in try await Self.post(id, to: bridge) }
             let acknowledged = try await withThrowingTaskGroup(of: (String, Int).self) { group in
                 for index in 0..<200 {
                     group.addTask { (("e-\(index)"), try await send("e-\(index)")) }
@@ -119,10 +122,7 @@ struct KafkaFatalErrorTests {
         let config = Self.spooledConfig(cluster: cluster, spool: spool)
         try await RunningBridge.with(config: config) { bridge in
             let sink = try #require(bridge.bridge.sink(named: "bus") as? KafkaSink)
-            func send(_ id: String) async throws -> Int {
-                let body = #"{"delivery": "\#(id)"}"#
-                return Int(try await bridge.post("/gh", headers: githubHeaders(body, delivery: id), body: body).status.code)
-            }
+            let send: @Sendable (String) async throws -> Int = { id in try await Self.post(id, to: bridge) }
             #expect(try await send("first") == 200)
 
             cluster.failProduceRequests(injected.errors)
