@@ -10,7 +10,7 @@ struct ProvidersCommand: ParsableCommand {
     @Flag(help: "Print the catalog as JSON.")
     var json = false
 
-    @Flag(help: "Print the catalog as the README's Markdown table.")
+    @Flag(help: "Print the catalog as the Markdown table of docs/providers.md.")
     var markdown = false
 
     func run() throws {

@@ -4,7 +4,7 @@ import Testing
 import WebhookBridge
 import WebhookCore
 
-@Suite("The provider catalog: providers, the README table, send --handshake")
+@Suite("The provider catalog: providers, the table in docs/providers.md, send --handshake")
 struct ProviderCatalogTests {
     @Test("providers --json lists every provider of the registry with its handshake and aliases")
     func providersJSON() throws {
@@ -25,13 +25,13 @@ struct ProviderCatalogTests {
         #expect(text.stdout.split(separator: "\n").count == ProviderRegistry.all.count)
     }
 
-    @Test("the README's provider table is what providers --markdown prints")
+    @Test("the provider table of docs/providers.md is what providers --markdown prints")
     func readmeTable() throws {
-        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("README.md")
-        let text = try String(contentsOf: readme, encoding: .utf8)
+        let page = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/providers.md")
+        let text = try String(contentsOf: page, encoding: .utf8)
         guard let begin = text.range(of: "<!-- providers:begin"), let end = text.range(of: "<!-- providers:end -->") else {
-            Issue.record("README.md has no providers:begin/end markers")
+            Issue.record("docs/providers.md has no providers:begin/end markers")
             return
         }
         let afterMarker = text[begin.upperBound...].firstIndex(of: "\n").map { text.index(after: $0) } ?? begin.upperBound

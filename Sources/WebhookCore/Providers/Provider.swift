@@ -12,7 +12,7 @@ public struct Provider: Sendable {
     public let name: String
     /// Other names `verify.scheme` accepts for it (its scheme is told which one was written).
     public let aliases: [String]
-    /// What a request must carry, in one line (for `providers` and the README).
+    /// What a request must carry, in one line (for `providers` and docs/providers.md).
     public let signature: String
     /// Its setup handshake, when it has one.
     public let handshake: String?
