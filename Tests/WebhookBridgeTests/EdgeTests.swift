@@ -213,7 +213,8 @@ struct EdgeTests {
             let result = try await offThePool { connection.readUntilClosed() }
             #expect(result.text.hasPrefix("HTTP/1.1 400"), "\(result.text)")
             #expect(result.closedByServer)
-            #expect(Date().timeIntervalSince(started) < 5, "closed only by the idle timeout")
+            // Well under the 30 s idle timeout (a loaded full-suite run once took 5.6 s).
+            #expect(Date().timeIntervalSince(started) < 15, "closed only by the idle timeout")
         }
     }
 
