@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 /// The data flow is the layout: HTTP ingress (WebhookBridge) -> verify, idempotency, route
@@ -11,23 +11,36 @@ let package = Package(
         .library(name: "WebhookCore", targets: ["WebhookCore"]),
         .plugin(name: "CheckWebhookConfig", targets: ["CheckWebhookConfig"]),
     ],
+    // OTLPGRPC: tracing may also export over OTLP/gRPC (`"protocol": "grpc"`, or an endpoint on
+    // port 4317). Off by default: gRPC's packages (grpc-swift 2, its NIO transport, its
+    // protobuf glue, swift-certificates) are most of swift-otel's build; OTLP/HTTP needs none
+    // of them. `swift build --traits OTLPGRPC` (or `make ... SWIFT_BUILD_FLAGS='--traits OTLPGRPC'`).
+    traits: [
+        .trait(name: "OTLPGRPC", description: "Tracing can export over OTLP/gRPC as well as OTLP/HTTP"),
+        .default(enabledTraits: []),
+    ],
+    // Exact versions: an application builds what it was tested with. These are the versions
+    // the test suite passed with; docs/development.md lists the whole resolved graph, and a
+    // test checks that list against what SwiftPM resolved.
     dependencies: [
-        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
-        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
-        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
-        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
-        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
-        // Traces (config `tracing`): the swift-distributed-tracing API and its OTLP exporter
-        // (HTTP and gRPC). The heaviest dependency (about 7 minutes of a first build on 2
-        // cores), and the ecosystem's own: an OTLP exporter of our own would be protobuf, gRPC
-        // and batching code to maintain.
-        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
-        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", exact: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", exact: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
+        // Traces (config `tracing`): the swift-distributed-tracing API and swift-otel's OTLP
+        // exporter, the ecosystem's own (an exporter of our own would be protobuf and batching
+        // code to maintain). Only its OTLP/HTTP exporter unless the OTLPGRPC trait is on.
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", exact: "1.7.3"),
+        .package(
+            url: "https://github.com/swift-otel/swift-otel.git", exact: "1.6.0",
+            traits: ["OTLPHTTP", .trait(name: "OTLPGRPC", condition: .when(traits: ["OTLPGRPC"]))]
+        ),
         // swift-otel's own `traceparent` parser, to pass a valid one on when no spans are recorded.
-        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", from: "1.0.0"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", exact: "1.0.0"),
     ],
     targets: [
         // MARK: C libraries, touched only by the sink wrapper folders

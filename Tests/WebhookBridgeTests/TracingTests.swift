@@ -170,8 +170,16 @@ struct TracingTests {
         #expect(server.terminate() == 0)
     }
 
+    #if OTLPGRPC
+    /// The exporter this build has besides OTLP/HTTP's default protobuf bodies: OTLP/gRPC with
+    /// the OTLPGRPC trait, else OTLP/HTTP with JSON bodies.
+    static let otherTransport = (name: "grpc", protocolName: "grpc")
+    #else
+    static let otherTransport = (name: "http/json", protocolName: "http/json")
+    #endif
+
     @Test(
-        "OTLP/gRPC into a Kafka sink: a request without traceparent starts a trace, and the Kafka message's ce_traceparent names its span",
+        "OTLP/gRPC (or, built without it, OTLP/HTTP with JSON) into a Kafka sink: a request without traceparent starts a trace, and the Kafka message's ce_traceparent names its span",
         .enabled(if: OTLPReceiver.isInstalled, "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)"))
     func grpcSpansAndKafkaHeaders() async throws {
         let receiver = try OTLPReceiver()
@@ -182,10 +190,11 @@ struct TracingTests {
         defer { directory.cleanup() }
         let port = try RedisServer.freePort()
         // Port 4317 means gRPC by default; any other port needs "protocol": "grpc".
+        let collectorPort = Self.otherTransport.name == "grpc" ? receiver.grpcPort : receiver.httpPort
         let config = try writeConfig(
             """
             {"listen": {"host": "127.0.0.1", "port": \(port)},
-             "tracing": {"otlpEndpoint": "http://127.0.0.1:\(receiver.grpcPort)", "protocol": "grpc"},
+             "tracing": {"otlpEndpoint": "http://127.0.0.1:\(collectorPort)", "protocol": "\(Self.otherTransport.protocolName)"},
              "sinks": {"bus": {"type": "kafka", "brokers": "\(cluster.bootstraps)", "topic": "webhooks"}},
              "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["bus"]}}}
             """, in: directory)
@@ -196,7 +205,7 @@ struct TracingTests {
 
         #expect(await eventually { receiver.spans.contains { $0.kind == 2 } }, "\(receiver.spans.map(\.json))")
         let request = try #require(receiver.spans.first { $0.kind == 2 })
-        #expect(request.transport == "grpc")
+        #expect(request.transport == Self.otherTransport.name)
         #expect(request.parentSpanID.isEmpty)
         #expect(request.json["service_name"]?.scalarText == "webhook-bridge")
         let messages = await consume(bootstraps: cluster.bootstraps, topic: "webhooks", count: 1, timeout: 10)
@@ -343,9 +352,22 @@ struct TracingTests {
                 """
             return try ConfigLoader.load(Array(text.utf8), environment: [:]).tracing
         }
+        #if OTLPGRPC
         let grpc = try #require(try tracing(#"{"otlpEndpoint": "http://collector:4317"}"#))
         #expect(grpc.transport == .grpc)
         #expect(grpc.tracesURL == "http://collector:4317")
+        #else
+        // Built without the OTLPGRPC trait: gRPC, chosen or implied by port 4317, is refused
+        // with its JSON path, never sent as HTTP to a gRPC port.
+        for (json, path) in [
+            (#"{"otlpEndpoint": "http://collector:4317"}"#, "tracing.otlpEndpoint"),
+            (#"{"otlpEndpoint": "http://collector:9000", "protocol": "grpc"}"#, "tracing.protocol"),
+        ] {
+            let refusal = #expect(throws: ConfigError.self) { try tracing(json) }
+            let text = refusal.map { "\($0)" } ?? ""
+            #expect(text.contains(path) && text.contains("OTLPGRPC") && text.contains("4318"), "\(text)")
+        }
+        #endif
         let http = try #require(try tracing(#"{"otlpEndpoint": "https://otlp.example.com/", "sampleRatio": 0.25}"#))
         #expect(http.transport == .httpProtobuf)
         #expect(http.tracesURL == "https://otlp.example.com/v1/traces")

@@ -74,7 +74,13 @@ public final class RequestTracing: Sendable {
         otel.traces.otlpExporter.endpoint = config.tracesURL
         otel.traces.otlpExporter.headers = config.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         switch config.transport {
-        case .grpc: otel.traces.otlpExporter.protocol = .grpc
+        case .grpc:
+            #if OTLPGRPC
+            otel.traces.otlpExporter.protocol = .grpc
+            #else
+            // The config check refuses gRPC in a build without it.
+            preconditionFailure("OTLP/gRPC is not in this build")
+            #endif
         case .httpProtobuf: otel.traces.otlpExporter.protocol = .httpProtobuf
         case .httpJSON: otel.traces.otlpExporter.protocol = .httpJSON
         }

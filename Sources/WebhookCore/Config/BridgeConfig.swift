@@ -93,6 +93,12 @@ public struct BridgeConfig: Sendable {
         /// `protocol`: by default gRPC when the endpoint's port is 4317 (the OTLP/gRPC port),
         /// else HTTP with protobuf bodies.
         public var transport: Transport
+        /// Whether this build has the OTLP/gRPC exporter (the package trait `OTLPGRPC`).
+        #if OTLPGRPC
+        public static let grpcBuiltIn = true
+        #else
+        public static let grpcBuiltIn = false
+        #endif
         /// Sent with every export (a vendor's API key).
         public var headers: [String: String] = [:]
 

@@ -181,13 +181,22 @@ public enum ConfigLoader {
             }
         }
         var transport: BridgeConfig.Tracing.Transport = port == 4317 ? .grpc : .httpProtobuf
-        if let name = reader.string("protocol") {
+        let named = reader.string("protocol")
+        if let name = named {
             if let chosen = BridgeConfig.Tracing.Transport(rawValue: name) {
                 transport = chosen
             } else {
                 let names = BridgeConfig.Tracing.Transport.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")
                 log.add(reader.childPath("protocol"), "must be one of \(names), not \"\(name)\"")
             }
+        }
+        if transport == .grpc && !BridgeConfig.Tracing.grpcBuiltIn {
+            // Sending OTLP/HTTP to a gRPC port would fail at every export, so it is refused here.
+            let why = named == nil ? "port 4317 means OTLP/gRPC, which" : "OTLP/gRPC"
+            log.add(
+                reader.childPath(named == nil ? "otlpEndpoint" : "protocol"),
+                "\(why) is not in this build (built without the OTLPGRPC package trait): use the collector's OTLP/HTTP port (4318), or build with `swift build --traits OTLPGRPC`"
+            )
         }
         let serviceName = reader.string("serviceName")
         let sampleRatio = reader.number("sampleRatio", in: 0...1)
