@@ -2,17 +2,24 @@
 # Tools some tests run besides the build: kubernetes-validate (PyPI), which checks
 # deploy/kubernetes against the Kubernetes schemas, in a venv of its own under .build-tools,
 # opentelemetry-proto and grpcio for scripts/otlp-receiver.py (the tracing tests' OTLP
-# receiver) in the same venv, and promtool (Debian's prometheus package), which checks the
-# /metrics exposition.
+# receiver) in the same venv, and promtool, which checks the /metrics exposition and the
+# alert rules: taken alone out of Debian's prometheus package into .build-tools/bin
+# (installing the package would also start a Prometheus server on port 9090).
 # `make test` runs this; without it those tests are reported as skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-if ! command -v promtool > /dev/null; then
+if [ ! -x .build-tools/bin/promtool ]; then
+    # The package's Go binary is static: it runs from anywhere, with nothing else installed.
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus > /dev/null
+    download="$(mktemp -d)" && chmod 755 "$download" # apt downloads as _apt
+    (cd "$download" && apt-get download -qq prometheus > /dev/null)
+    mkdir -p .build-tools/bin
+    dpkg-deb --fsys-tarfile "$download"/prometheus_*.deb | tar -x -C "$download" ./usr/bin/promtool
+    mv "$download/usr/bin/promtool" .build-tools/bin/promtool
+    rm -rf "$download"
 fi
 if ! python3 -c "import venv, ensurepip" 2> /dev/null; then
     # Debian's python3 needs python3-venv for `python3 -m venv`.

@@ -215,7 +215,7 @@ struct OperatorLogTests {
 
     @Test(
         "GET /metrics after traffic passes promtool check metrics, with process_* metrics and the build info",
-        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool"), "promtool is not installed (Debian's prometheus package; make test installs it)"))
+        .enabled(if: MonitoringTests.hasPromtool, "promtool is not installed (scripts/install-test-tools.sh, run by make test)"))
     func prometheusExposition() throws {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
@@ -237,7 +237,7 @@ struct OperatorLogTests {
         ] {
             #expect(metrics.body.contains(name), "\(name) is missing")
         }
-        let (status, text) = try runTool("/usr/bin/promtool", ["check", "metrics"], input: Data(metrics.body.utf8))
+        let (status, text) = try runTool(try #require(MonitoringTests.promtoolPath), ["check", "metrics"], input: Data(metrics.body.utf8))
         #expect(status == 0, "\(text)")
     }
 
