@@ -17,7 +17,7 @@ run: deps
 test: deps
 	bash scripts/install-test-tools.sh
 	swift build $(SWIFT_BUILD_FLAGS) --build-tests
-	swift test $(SWIFT_BUILD_FLAGS) --skip-build
+	swift test $(SWIFT_BUILD_FLAGS) --skip-build --disable-xctest # every test is Swift Testing
 
 # Side by side with nginx and a Python receiver (bench/bench.py); results in .build-bench/run.
 bench:
@@ -27,8 +27,12 @@ bench:
 bench-smoke:
 	bash bench/run.sh --smoke
 
+# With the binary `make run` builds (seconds once built). The package plugin
+# (`swift package check-webhook-config`) does the same but builds the whole graph again as a
+# host tool first: minutes on a fresh clone.
 check-config: deps
-	swift package check-webhook-config $(CONFIG)
+	swift build $(SWIFT_BUILD_FLAGS) --product webhook-bridge
+	swift run $(SWIFT_BUILD_FLAGS) --skip-build webhook-bridge check-config $(CONFIG)
 
 # The version, from Sources/WebhookBridge/ProcessMetrics.swift (also in /metrics).
 version:

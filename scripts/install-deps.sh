@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what webhook-bridge needs to build and test on Debian/Ubuntu, and only what is
 # missing: the C libraries behind the Kafka and Redis sinks, pkg-config, and redis-server for
-# the Redis tests. The Swift toolchain (6.0 or newer) is not in Debian's archive and must be
+# the Redis tests. The Swift toolchain (6.1 or newer) is not in Debian's archive and must be
 # on PATH already (https://www.swift.org/install/linux/).
 set -euo pipefail
 
@@ -21,6 +21,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if ! command -v swift >/dev/null 2>&1; then
-  echo "swift is not on PATH: install Swift 6.0 or newer (https://www.swift.org/install/linux/)" >&2
+  echo "swift is not on PATH: install Swift 6.1 or newer (https://www.swift.org/install/linux/)" >&2
   exit 1
 fi

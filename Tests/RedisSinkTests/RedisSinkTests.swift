@@ -150,7 +150,9 @@ struct RedisSinkTests {
                 guard let error = error as? SinkError else { return false }
                 return !error.isPermanent && error.reason.contains("no reply within 300 ms")
             }
-            #expect(ContinuousClock.now - started < .seconds(1))
+            // Before the pause ended, so by the client's timeout (the reason says so), not by
+            // a late answer; judged against the pause, which a loaded machine can't make short.
+            #expect(ContinuousClock.now - started < .milliseconds(1500))
             try await Task.sleep(for: .milliseconds(1600))
             // The connection was closed; a new one (after at most a short backoff) delivers.
             var delivered = false

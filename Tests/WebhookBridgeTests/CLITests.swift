@@ -142,6 +142,26 @@ struct CLITests {
         #expect(lines.count == 1)
     }
 
+    @Test("serve in a directory without config.json (no --config, no $WEBHOOK_BRIDGE_CONFIG) exits 1 saying where a config comes from")
+    func serveWithoutConfig() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let tool = Process()
+        tool.executableURL = CLI.binary
+        tool.arguments = ["serve"]
+        tool.currentDirectoryURL = URL(fileURLWithPath: directory.path)
+        tool.environment = ProcessInfo.processInfo.environment.filter { $0.key != "WEBHOOK_BRIDGE_CONFIG" }
+        let output = Pipe()
+        tool.standardError = output
+        try tool.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        tool.waitUntilExit()
+        #expect(tool.terminationStatus == 1)
+        #expect(text.hasPrefix("webhook-bridge: config.json: $: cannot read the file: No such file or directory"), "\(text)")
+        #expect(text.contains("pass --config PATH, or start from config.example.json"), "\(text)")
+        #expect(text.split(separator: "\n").count == 1, "one clear line: \(text)")
+    }
+
     /// A config with one file sink, `again`, writing `replayed.jsonl` in `directory`; its path.
     func replayConfig(in directory: TemporaryDirectory) throws -> String {
         let config = directory.file("config.json")

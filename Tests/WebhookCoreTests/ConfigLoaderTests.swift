@@ -150,7 +150,7 @@ struct ConfigLoaderTests {
             problems(text) == [
                 "sinks.k.topic: unmatched '{'; placeholders look like {source}",
                 "sinks.k.key: unknown placeholder {header:}; use {source}, {type}, {id}, {header:Name} or {json:/pointer}",
-                "sinks.r.url: must start with redis:// or rediss://",
+                "sinks.r.url: must start with redis://, rediss:// or unix://",
                 "sources.s.verify.secrets[0]: must be whsec_ followed by base64 (or whpk_ and a public key)",
                 "sources.s.allow[0]: \"10.0.0.0/33\" is not an IPv4 or IPv6 address or CIDR",
                 "sources.s.rateLimit.perSecond: must be greater than 0",

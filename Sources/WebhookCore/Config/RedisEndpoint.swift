@@ -71,7 +71,7 @@ public struct RedisEndpoint: Sendable, Equatable {
             return
         }
         let secure = url.hasPrefix("rediss://")
-        guard secure || url.hasPrefix("redis://") else { throw RedisURLError("must start with redis:// or rediss://") }
+        guard secure || url.hasPrefix("redis://") else { throw RedisURLError("must start with redis://, rediss:// or unix://") }
         var rest = url.dropFirst(secure ? 9 : 8)
         var username: String?
         var password: String?
