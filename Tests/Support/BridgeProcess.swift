@@ -18,16 +18,21 @@ public final class BridgeProcess: @unchecked Sendable {
     ///
     /// - Parameter unprivileged: run it as user and group `nobody` (65534) through
     ///   `setpriv`, as a container or systemd would; needs root.
-    public init(config: String?, environment: [String: String] = [:], unprivileged: Bool = false) throws {
+    public convenience init(config: String?, environment: [String: String] = [:], unprivileged: Bool = false) throws {
         let arguments = ["serve"] + (config.map { ["--config", $0] } ?? [])
-        if unprivileged {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", CLI.binary.path] + arguments
-        } else {
-            process.executableURL = CLI.binary
-            process.arguments = arguments
-        }
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        try self.init(
+            command: (unprivileged ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : [])
+                + [CLI.binary.path] + arguments,
+            environment: ProcessInfo.processInfo.environment.merging(environment) { $1 })
+    }
+
+    /// Starts `command` (a path and its arguments, which must run `webhook-bridge serve`) with
+    /// exactly `environment`, in `directory`; returns once it logs that it listens.
+    public init(command: [String], environment: [String: String], directory: String? = nil) throws {
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        process.environment = environment
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         process.standardError = log
         try process.run()
         let handle = log.fileHandleForReading
