@@ -121,6 +121,34 @@ struct DocsTests {
         #expect(counts.paths > 20 && counts.makes > 5 && counts.commands > 10, "\(counts)")
     }
 
+    @Test("the README's minimal config passes check-config with its one variable set, and names it when unset")
+    func minimalConfig() throws {
+        let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try #require(readme.range(of: "## A minimal config")).upperBound
+        let start = try #require(readme.range(of: "```json\n", range: section..<readme.endIndex)).upperBound
+        let end = try #require(readme.range(of: "\n```", range: start..<readme.endIndex)).lowerBound
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let config = directory.file("minimal.json")
+        try Data(readme[start..<end].utf8).write(to: URL(fileURLWithPath: config))
+        let others = ProcessInfo.processInfo.environment.filter { $0.key != "GITHUB_WEBHOOK_SECRET" }
+        let valid = try CLI.run(["check-config", config], environment: others.merging(["GITHUB_WEBHOOK_SECRET": "s"]) { $1 })
+        #expect(valid.status == 0, "\(valid.stderr)")
+        #expect(valid.stdout.contains("github"), "\(valid.stdout)")
+        let process = Process()
+        process.executableURL = CLI.binary
+        process.arguments = ["check-config", config]
+        process.environment = others
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = Pipe()
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(text.contains("sources.github.verify.secrets[0]") && text.contains("GITHUB_WEBHOOK_SECRET"), "\(text)")
+    }
+
     @Test("the README's quick start, run as written against config.example.json, answers what the README shows")
     func quickStart() throws {
         let readme = try String(contentsOf: Self.root.appendingPathComponent("README.md"), encoding: .utf8)
