@@ -28,8 +28,7 @@ bench-smoke:
 	bash bench/run.sh --smoke
 
 # With the binary `make run` builds (seconds once built). The package plugin
-# (`swift package check-webhook-config`) does the same but builds the whole graph again as a
-# host tool first: minutes on a fresh clone.
+# (`swift package check-webhook-config`) runs the same binary, after compiling itself.
 check-config: deps
 	swift build $(SWIFT_BUILD_FLAGS) --product webhook-bridge
 	swift run $(SWIFT_BUILD_FLAGS) --skip-build webhook-bridge check-config $(CONFIG)

@@ -69,11 +69,10 @@ let package = Package(
             ]
         ),
         // The fsynced append (group commit) and the atomic replace under the file sink and the
-        // spool, with errno classification (permanent or transient).
+        // spool, with errno classification (permanent or transient); nothing of the pipeline.
         .target(
             name: "DurableFile",
             dependencies: [
-                "WebhookCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -163,8 +162,9 @@ let package = Package(
                     verb: "check-webhook-config",
                     description: "Validates the package's webhook-bridge config files with `webhook-bridge check-config`"
                 )
-            ),
-            dependencies: ["webhook-bridge"]
+            )
+            // No dependencies: it builds the webhook-bridge product through the package
+            // manager (see the plugin), so `--build-tests` builds no host-tool copy of the graph.
         ),
 
         // MARK: Tests
