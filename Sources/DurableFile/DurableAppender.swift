@@ -2,7 +2,6 @@ import Dispatch
 import Logging
 import NIOCore
 import Synchronization
-import WebhookCore
 
 #if canImport(Glibc)
     import Glibc
@@ -24,7 +23,7 @@ import WebhookCore
 /// cut back off the file, and a file whose last line was cut short (a crash mid-write) gets
 /// that line ended before anything is appended.
 public final class DurableAppender: Sendable {
-    /// Who owns the files, for error messages (`SinkError.sink`).
+    /// Who owns the files, for log lines.
     public let name: String
     private let logger: Logger
     private let queue: DispatchQueue
@@ -70,8 +69,8 @@ public final class DurableAppender: Sendable {
     /// Appends `line` (newline included) to `path`; returns its offset once it is fsynced.
     public func append(_ line: ByteBuffer, to path: String) async throws -> Int64 {
         try await withCheckedThrowingContinuation { continuation in
-            let outcome: Result<Bool, SinkError> = state.withLock { state in
-                if state.closed { return .failure(.unavailable(sink: name, reason: "shut down")) }
+            let outcome: Result<Bool, FileError> = state.withLock { state in
+                if state.closed { return .failure(FileError(reason: "\(name): shut down", isPermanent: false)) }
                 state.pending.append(Pending(path: path, line: line, continuation: continuation))
                 if state.flushing { return .success(false) }
                 state.flushing = true
@@ -135,7 +134,7 @@ public final class DurableAppender: Sendable {
         do {
             let fd = try openFile(path)
             let start = lseek(fd, 0, SEEK_END)
-            guard start >= 0 else { throw FileFailure.sinkError(sink: name, "seek", path, code: errno) }
+            guard start >= 0 else { throw FileFailure.error("seek", path, code: errno) }
             var batch = ByteBufferAllocator().buffer(capacity: items.reduce(0) { $0 + $1.line.readableBytes })
             var positions: [Int64] = []
             for item in items {
@@ -145,7 +144,7 @@ public final class DurableAppender: Sendable {
             }
             do {
                 try writeAll(fd, batch, path: path)
-                guard fdatasync(fd) == 0 else { throw SinkError.unavailable(sink: name, reason: "fsync \(path): \(errorText())") }
+                guard fdatasync(fd) == 0 else { throw FileError(reason: "fsync \(path): \(errorText())", isPermanent: false) }
             } catch {
                 // Cut off whatever part of the batch reached the file, so no half line stays
                 // in front of the next one. If even that fails, drop the descriptor: the next
@@ -160,7 +159,7 @@ public final class DurableAppender: Sendable {
                 item.continuation.resume(returning: position)
             }
         } catch {
-            let failure = error as? SinkError ?? .unavailable(sink: name, reason: "\(error)")
+            let failure = error as? FileError ?? FileError(reason: "\(error)", isPermanent: false)
             // A path that can never be written says nothing about the disk: only the lines
             // for it fail, and the appender stays healthy.
             if !failure.isPermanent {
@@ -183,7 +182,7 @@ public final class DurableAppender: Sendable {
                 let written = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
                 if written < 0 {
                     if errno == EINTR { continue }
-                    throw FileFailure.sinkError(sink: name, "write", path, code: errno)
+                    throw FileFailure.error("write", path, code: errno)
                 }
                 offset += written
             }
@@ -197,7 +196,7 @@ public final class DurableAppender: Sendable {
         if let fd = files.withLock({ $0.descriptor(for: path) }) { return fd }
         try createDirectories(forFile: path)
         let fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw FileFailure.sinkError(sink: name, "open", path, code: errno) }
+        guard fd >= 0 else { throw FileFailure.error("open", path, code: errno) }
         syncDirectory(of: path)
         let size = lseek(fd, 0, SEEK_END)
         var last: UInt8 = 0
@@ -205,7 +204,7 @@ public final class DurableAppender: Sendable {
             var newline: UInt8 = 0x0A
             guard write(fd, &newline, 1) == 1, fdatasync(fd) == 0 else {
                 close(fd)
-                throw SinkError.unavailable(sink: name, reason: "repair \(path): \(errorText())")
+                throw FileError(reason: "repair \(path): \(errorText())", isPermanent: false)
             }
             logger.warning("ended a partial last line", metadata: ["sink.name": "\(name)", "sink.path": "\(path)"])
         }
@@ -231,7 +230,7 @@ public final class DurableAppender: Sendable {
             if mkdir(current, 0o755) == 0 {
                 syncDirectory(of: current)
             } else if errno != EEXIST {
-                throw FileFailure.sinkError(sink: name, "mkdir", current, code: errno)
+                throw FileFailure.error("mkdir", current, code: errno)
             }
         }
     }

@@ -1,12 +1,10 @@
-import WebhookCore
-
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
     import Darwin
 #endif
 
-/// A failed file operation as a ``SinkError``, classified from its errno (SPEC section 8).
+/// Classifies a failed file operation from its errno (SPEC section 8).
 ///
 /// Permanent: the path itself can never be written, whatever happens to the disk: a name
 /// too long (`ENAMETOOLONG`), invalid (`EINVAL`), a directory where a file should be
@@ -25,9 +23,23 @@ public enum FileFailure {
         }
     }
 
-    /// The error for `operation` on `path` having failed with `code`, for sink `sink`.
-    public static func sinkError(sink: String, _ operation: String, _ path: String, code: Int32) -> SinkError {
-        let reason = "\(operation) \(path): \(String(cString: strerror(code)))"
-        return isPermanent(code) ? .rejected(sink: sink, reason: reason) : .unavailable(sink: sink, reason: reason)
+    /// The error for `operation` on `path` having failed with `code`.
+    public static func error(_ operation: String, _ path: String, code: Int32) -> FileError {
+        FileError(reason: "\(operation) \(path): \(String(cString: strerror(code)))", isPermanent: isPermanent(code))
     }
+}
+
+/// A failed file operation: what was done to which path and why, and whether any retry can
+/// fix it (see ``FileFailure``). The file sink and the spool turn it into their own errors;
+/// this target knows nothing of sinks.
+public struct FileError: Error, Sendable, CustomStringConvertible {
+    public let reason: String
+    public let isPermanent: Bool
+
+    public init(reason: String, isPermanent: Bool) {
+        self.reason = reason
+        self.isPermanent = isPermanent
+    }
+
+    public var description: String { reason }
 }

@@ -18,7 +18,11 @@ public final class FileSink: EventSink {
         self.pathTemplate = path
         self.appender = DurableAppender(name: name, logger: logger)
         if !path.description.contains("{") {
-            try appender.prepare(path.description)
+            do {
+                try appender.prepare(path.description)
+            } catch let error as FileError {
+                throw Self.sinkError(error, name)
+            }
         }
     }
 
@@ -28,8 +32,18 @@ public final class FileSink: EventSink {
         var line = ByteBufferAllocator().buffer(capacity: event.data.readableBytes + 384)
         CloudEventJSON.appendLine(event, to: &line)
         let path = pathTemplate.render(event, sanitizer: .pathComponent)
-        let offset = try await appender.append(line, to: path)
-        return DeliveryReceipt(sink: name, place: path, offset: .byte(Int64(offset)))
+        do {
+            let offset = try await appender.append(line, to: path)
+            return DeliveryReceipt(sink: name, place: path, offset: .byte(Int64(offset)))
+        } catch let error as FileError {
+            throw Self.sinkError(error, name)
+        }
+    }
+
+    /// A path that can never be written (name too long, a directory in the way) fails the
+    /// event for good; anything else is worth a retry from the spool.
+    private static func sinkError(_ error: FileError, _ sink: String) -> SinkError {
+        error.isPermanent ? .rejected(sink: sink, reason: error.reason) : .unavailable(sink: sink, reason: error.reason)
     }
 
     /// Waits for shutdown, then lets the running flush finish and closes the files.

@@ -3,6 +3,7 @@
 #elseif canImport(Darwin)
     import Darwin
 #endif
+import WebhookCore
 
 /// The `process_*` metrics Prometheus users expect of every process, and the build-info
 /// gauge, read from `/proc/self` when `/metrics` is scraped (nothing is kept between scrapes).
@@ -79,14 +80,6 @@ enum ProcessMetrics {
         var buffer = [UInt8](repeating: 0, count: 8192)
         let count = buffer.withUnsafeMutableBytes { systemRead(fd, $0.baseAddress!, 8192) }
         return count > 0 ? String(decoding: buffer.prefix(count), as: UTF8.self) : nil
-    }
-}
-
-extension Substring {
-    fileprivate var trimmingSpaces: Substring {
-        var slice = self
-        while slice.last == " " || slice.last == "\n" { slice.removeLast() }
-        return slice
     }
 }
 

@@ -146,12 +146,3 @@ final class ClientBuckets: Sendable {
         if levels.count >= Self.maximumClients { levels.removeAll() }
     }
 }
-
-extension String {
-    fileprivate var trimmingSpaces: Substring {
-        var slice = self[...]
-        while slice.first == " " { slice.removeFirst() }
-        while slice.last == " " { slice.removeLast() }
-        return slice
-    }
-}

@@ -193,13 +193,6 @@ public final class WebhookProcessor: Sendable {
         store.isReady && sinks.values.allSatisfy { !requiredSinks.contains($0.name) || $0.isReady }
     }
 
-    /// Handles one POST to a source path; counts `webhook.requests` by source and status.
-    /// Deliveries run on `executor`: the ingress passes the connection's event loop.
-    public func handle(path: String, uri: String, headers: HTTPHeaders, body: ByteBuffer) async -> BridgeAnswer {
-        guard let source = source(atPath: path) else { return .notFound }
-        return await handle(source, uri: uri, headers: headers, body: body, client: nil, on: .shared)
-    }
-
     /// Handles a POST to `source` from `client` (see ``clientAddress(peer:headers:)``).
     func handle(
         _ source: Source, uri: String, headers: HTTPHeaders, body: ByteBuffer, client: String?,
@@ -522,13 +515,6 @@ struct RequestLogger: Sendable {
         file: String = #fileID, function: String = #function, line: UInt = #line
     ) {
         log(level: .info, message(), metadata: metadata, file: file, function: function, line: line)
-    }
-
-    func notice(
-        _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:],
-        file: String = #fileID, function: String = #function, line: UInt = #line
-    ) {
-        log(level: .notice, message(), metadata: metadata, file: file, function: function, line: line)
     }
 
     func warning(

@@ -8,9 +8,6 @@ public struct HMACKeyring: Sendable {
     /// Keys from the secret strings' UTF-8 bytes, as most providers use them.
     public init(secrets: [String]) { self.keys = secrets.map { HMACKey(SymmetricKey(data: Array($0.utf8))) } }
 
-    /// Keys from raw bytes (decoded from base64 by the scheme).
-    init(rawKeys: [[UInt8]]) { self.keys = rawKeys.map { HMACKey(SymmetricKey(data: $0)) } }
-
     /// The index of the first secret whose MAC of `parts` equals one of `candidates`
     /// (compared in constant time), or nil. Each secret's MAC is computed once.
     func firstMatch(_ algorithm: HMACAlgorithm, _ parts: [SignedPart], candidates: [[UInt8]]) -> Int? {

@@ -146,21 +146,6 @@ func checkAge(of seconds: Int64, field: String, tolerance: Int, now: Timestamp) 
     }
 }
 
-extension String {
-    /// Without leading and trailing spaces and tabs; walks bytes, not grapheme clusters.
-    var trimmingSpaces: Substring {
-        let utf8 = self.utf8
-        var start = utf8.startIndex
-        var end = utf8.endIndex
-        while start < end, utf8[start] == 0x20 || utf8[start] == 0x09 { start = utf8.index(after: start) }
-        while start < end {
-            let last = utf8.index(before: end)
-            guard utf8[last] == 0x20 || utf8[last] == 0x09 else { break }
-            end = last
-        }
-        return self[start..<end]
-    }
-}
 
 /// A header holding a timestamp and hex signatures as `key=value` items, as Stripe
 /// (`t=…,v1=…`) and Paddle (`ts=…;h1=…`) send: verifies that one signature is the HMAC-SHA256
