@@ -70,7 +70,7 @@ public final class DurableAppender: Sendable {
     public func append(_ line: ByteBuffer, to path: String) async throws -> Int64 {
         try await withCheckedThrowingContinuation { continuation in
             let outcome: Result<Bool, FileError> = state.withLock { state in
-                if state.closed { return .failure(FileError(reason: "\(name): shut down", isPermanent: false)) }
+                if state.closed { return .failure(FileError(reason: "shut down", isPermanent: false)) }
                 state.pending.append(Pending(path: path, line: line, continuation: continuation))
                 if state.flushing { return .success(false) }
                 state.flushing = true

@@ -51,6 +51,9 @@ public final class KeepAliveConnection: @unchecked Sendable {
         guard send(fd, bytes, bytes.count, 0) == bytes.count else { throw ServerError("send failed") }
     }
 
+    /// Half-closes the connection: the client sends nothing more (a FIN) but still reads.
+    public func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
+
     /// POSTs `body` with header lines given as bytes, and returns the answer's status and body.
     public func post(_ path: String, rawHeaders: [[UInt8]], body: String) throws -> (status: Int, body: String) {
         var request = Array("POST \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(body.utf8.count)\r\n".utf8)

@@ -306,6 +306,32 @@ struct EdgeTests {
         }
     }
 
+    @Test("a client that half-closes after its requests (a FIN, still reading) gets every answer, then the server closes")
+    func halfClosedClient() async throws {
+        try await RunningBridge.with(config: Self.config) { bridge in
+            for count in [1, 3] {
+                let connection = try KeepAliveConnection(port: bridge.port)
+                var requests = ""
+                for n in 0..<count {
+                    let body = #"{"n": "half-\#(count)-\#(n)"}"#
+                    requests += "POST /gh HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n"
+                    for (name, value) in githubHeaders(body, delivery: "h-\(count)-\(n)") { requests += "\(name): \(value)\r\n" }
+                    requests += "\r\n" + body
+                }
+                try connection.sendRaw(requests)
+                connection.shutdownWrite()
+                // The server's close ends the read; the read's own 10 s timeout is far inside
+                // the 30 s idle timeout a forgotten connection would wait for.
+                let rest = try await offThePool { connection.readUntilClosed() }
+                #expect(rest.closedByServer, "\(rest.text.debugDescription)")
+                let answers = rest.text.components(separatedBy: "HTTP/1.1 200 OK").count - 1
+                #expect(answers == count, "\(rest.text.debugDescription)")
+                for n in 0..<count { #expect(rest.text.contains("\"h-\(count)-\(n)\""), "\(rest.text.debugDescription)") }
+            }
+            #expect(try bridge.lines("events.jsonl").count == 4)
+        }
+    }
+
     @Test("a malformed request pipelined behind an event waits its turn: the event's 200, then 400 and the close")
     func malformedBehindEvent() async throws {
         try await RunningBridge.with(config: Self.config) { bridge in

@@ -57,6 +57,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// ``queued`` is taken again on the event loop's next turn.
     private var resumeScheduled = false
     static let answersPerTurn = 16
+    /// The client half-closed: it sends nothing more (see ``userInboundEventTriggered``).
+    private var inputClosed = false
+    /// Our side was shut after an answer that refused a body still arriving.
+    private var outputClosed = false
     /// A graceful stop asked this connection to close after its current answer.
     private var quiescing = false
     private var deadline = ConnectionDeadline()
@@ -171,8 +175,23 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     /// A graceful stop: an idle connection closes now; a busy one says `Connection: close`
-    /// in its current answer.
+    /// in its current answer. The client's half-close (it sends no more but still reads):
+    /// what it sent before is answered, then the connection closes.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            inputClosed = true
+            switch state {
+            case .closing:
+                // An answer with `Connection: close` is out or going: once lingering for the
+                // rest of a refused body, there is nothing more to wait for.
+                if outputClosed { context.close(promise: nil) }
+            case .idle, .processing, .receiving, .answerAtEnd:
+                // A request cut short by the FIN was already answered 400 by the parser's
+                // error; whole ones are answered in turn (``closeIfDone(context:)``).
+                closeIfDone(context: context)
+            }
+            return
+        }
         guard event is ChannelShouldQuiesceEvent else {
             context.fireUserInboundEventTriggered(event)
             return
@@ -227,6 +246,18 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             readHeld = false
             context.read()
         }
+        closeIfDone(context: context)
+    }
+
+    /// After the client's half-close, once every request it sent is answered: closes the
+    /// connection when those answers are written (an empty write completes after them).
+    private func closeIfDone(context: ChannelHandlerContext) {
+        guard inputClosed, case .idle = state, queued.isEmpty else { return }
+        state = .closing
+        deadline.cancel()
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0)), promise: written)
+        written.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
     }
 
     // MARK: - Deadlines (slow and idle clients)
@@ -433,6 +464,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         context.writeAndFlush(wrapOutboundOut(bytes), promise: done)
         if lingering {
             done.futureResult.assumeIsolated().whenComplete { _ in
+                self.outputClosed = true
                 context.close(mode: .output, promise: nil)
                 context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerAfterRejection) {
                     context.close(promise: nil)

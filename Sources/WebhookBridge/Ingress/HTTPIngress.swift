@@ -54,6 +54,9 @@ public final class HTTPIngress: Service {
             // queued before its reads stop. With 16, 8 such clients added 20 MB and held
             // /healthz for 0.5 s (debug build); with 4, 4 MB and 0.35 s.
             .childChannelOption(.maxMessagesPerRead, value: 4)
+            // A client may half-close after its requests (a FIN while it still reads): the
+            // connection handler answers them, then closes (``ChannelEvent/inputClosed``).
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
             // A fixed send buffer (the kernel doubles it: 128 KiB) instead of the kernel's
             // autotuned one (up to 4 MiB): the bridge's answers are small, and a client that
             // pipelines requests and never reads could otherwise have megabytes of answers
