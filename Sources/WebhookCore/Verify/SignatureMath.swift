@@ -161,7 +161,7 @@ func verifyTimestampedHeader(
     for item in header.split(separator: itemSeparator) {
         let pair = item.split(separator: "=", maxSplits: 1)
         guard pair.count == 2 else { continue }
-        switch pair[0].trimmingCharacters {
+        switch pair[0].trimmingSpaces {
         case timestampKey: timestamp = timestamp ?? String(pair[1])
         case signatureKey:
             if signatures.count < maximumSignatureCandidates, let mac = Hex.decode(pair[1]) { signatures.append(mac) }

@@ -24,15 +24,6 @@ public struct StripeScheme: WebhookScheme {
     }
 }
 
-extension Substring {
-    var trimmingCharacters: Substring {
-        var slice = self
-        while slice.first == " " { slice.removeFirst() }
-        while slice.last == " " { slice.removeLast() }
-        return slice
-    }
-}
-
 extension Provider {
     static let stripe = Provider(
         name: "stripe", signature: "Stripe-Signature: t=T,v1=S: hex HMAC-SHA256 of T.body, keyed with the whole whsec_ string",
