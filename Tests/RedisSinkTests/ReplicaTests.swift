@@ -36,6 +36,38 @@ struct ReplicaTests {
         return (Int(answer.status.code), answer.json?["status"]?.scalarText)
     }
 
+    @Test("a Mailgun signature's token accepted by one replica is refused by the other, with another event under it")
+    func mailgunTokenAcrossReplicas() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        let ports = (try RedisServer.freePort(), try RedisServer.freePort())
+        var replicas: [BridgeProcess] = []
+        for (name, port) in [("a", ports.0), ("b", ports.1)] {
+            let config = directory.file("\(name).json")
+            try Data(
+                """
+                {"listen": {"host": "127.0.0.1", "port": \(port)},
+                 "idempotency": {"store": "redis", "url": "\(redis.url)"},
+                 "sinks": {"archive": {"type": "file", "path": "\(directory.file("\(name).jsonl"))"}},
+                 "sources": {"mg": {"path": "/mg", "verify": {"scheme": "mailgun", "secrets": ["key-signing"]}, "sinks": ["archive"]}}}
+                """.utf8
+            ).write(to: URL(fileURLWithPath: config))
+            replicas.append(try BridgeProcess(config: config))
+        }
+        defer { for replica in replicas { replica.kill9() } }
+        let body = #"{"event-data": {"id": "ev-1", "event": "delivered"}}"#
+        let output = try WebhookSigner.sign(
+            scheme: "mailgun", .init(body: Array(body.utf8), secret: "key-signing", timestamp: Int64(Date().timeIntervalSince1970)))
+        let signed = String(decoding: try #require(output.body), as: UTF8.self)
+        let json = [("Content-Type", "application/json")]
+        #expect(try KeepAliveConnection(port: ports.0).post("/mg", headers: json, body: signed).status == 200)
+        let forged = signed.replacingOccurrences(of: "\"ev-1\"", with: "\"ev-forged\"")
+        let refused = try KeepAliveConnection(port: ports.1).post("/mg", headers: json, body: forged)
+        #expect(refused.status == 401 && refused.body.contains("signature_invalid"), "\(refused)")
+    }
+
     @Test(
         "concurrent identical deliveries spread over two replicas: exactly one accepted per id; a killed replica's backlog is forwarded after its restart",
         .enabled(if: TinyFilesystem.isAvailable, "the backlog is made with a full disk, a tmpfs the test mounts (root)"))

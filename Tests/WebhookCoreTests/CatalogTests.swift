@@ -88,9 +88,12 @@ struct CatalogVectorTests {
         #expect(failureCode(scheme, request([], body: json, at: 1_764_434_800)) == "timestamp_expired")
         let forged = json.replacingOccurrences(of: mac("key-signing"), with: mac("key-other"))
         #expect(failureCode(scheme, request([], body: forged, at: 1_764_424_900)) == "signature_invalid")
-        // A captured signature block can't carry other event data: its token is spent.
+        // The token is what makes the signature single-use: the scheme hands its digest to the
+        // pipeline, which claims it in the idempotency store (MailgunReplayTests).
+        let digest = "mailgun:" + Hex.encode(Array(SHA256.hash(data: Array(token.utf8))))
+        #expect(verified.singleUseToken == digest)
         let replayed = json.replacingOccurrences(of: "delivered", with: "complained")
-        #expect(failureCode(scheme, request([], body: replayed, at: 1_764_424_950)) == "signature_invalid")
+        #expect(try scheme.verify(request([], body: replayed, at: 1_764_424_950)).singleUseToken == digest)
         let formToken = "f" + token.dropFirst()
         func formMAC(_ key: String) -> String {
             Hex.encode(HMAC<SHA256>.authenticationCode(for: Array((timestamp + formToken).utf8), using: SymmetricKey(data: Array(key.utf8))))

@@ -308,6 +308,37 @@ public final class WebhookProcessor: Sendable {
             trace.span?.attributes["webhook.outcome"] = "in_progress"
             return .inProgress
         }
+        // A provider that signs a token instead of the event (Mailgun): the token is claimed
+        // beside the id, committed or released with it, so a captured signature can't carry
+        // another event, across reloads and replicas, while a retry of a failed delivery
+        // can still use it.
+        var keys = [key]
+        if let token = verified.singleUseToken {
+            // A control character can't be in an event id (``EventID``): no id collides.
+            let tokenKey = IdempotencyKey(source: event.source, id: "\u{1F}" + token)
+            let claimed: ReservationOutcome
+            do {
+                claimed = try await store.reserve(tokenKey)
+            } catch {
+                await store.release(key)
+                source.metrics.idempotency["failed"].increment()
+                return .unavailable
+            }
+            switch claimed {
+            case .reserved:
+                keys.append(tokenKey)
+            case .duplicate:
+                await store.release(key)
+                source.admission.noteFailure(client: client)
+                logRejection(source, headers: headers, reason: "signature_invalid", detail: "the signature's token was already used")
+                trace.span?.attributes["webhook.outcome"] = "token_reused"
+                return .error(.unauthorized, "signature_invalid", headers: source.config.scheme.unauthorizedHeaders)
+            case .inProgress:
+                await store.release(key)
+                trace.span?.attributes["webhook.outcome"] = "in_progress"
+                return .inProgress
+            }
+        }
 
         // Route and deliver. A required sink with a spool backlog gets the event through the
         // spool too, so its events stay in order.
@@ -319,12 +350,12 @@ public final class WebhookProcessor: Sendable {
         let direct = targets.filter { sink in !behindBacklog.contains { $0.name == sink.name } }
         let failures = await deliver(event, to: direct, on: executor, logger: logger, trace: trace)
         if failures.isEmpty && behindBacklog.isEmpty {
-            await commit(key, logger: logger)
+            await commit(keys, logger: logger)
             trace.span?.attributes["webhook.outcome"] = "accepted"
             return .event(.ok, id: event.id, "accepted")
         }
         guard let spool else {
-            await store.release(key)
+            for key in keys { await store.release(key) }
             return .unavailable
         }
         do {
@@ -342,10 +373,10 @@ public final class WebhookProcessor: Sendable {
                 if suppressed > 0 { metadata["log.suppressed"] = "\(suppressed)" }
                 logger.error("cannot spool the event", metadata: metadata)
             }
-            await store.release(key)
+            for key in keys { await store.release(key) }
             return .unavailable
         }
-        await commit(key, logger: logger)
+        await commit(keys, logger: logger)
         trace.span?.attributes["webhook.outcome"] = "queued"
         return BridgeAnswer.event(.accepted, id: event.id, "queued")
     }
@@ -401,9 +432,9 @@ public final class WebhookProcessor: Sendable {
 
     private static func nextRequestNumber() -> UInt64 { requestCounter.add(1, ordering: .relaxed).oldValue }
 
-    private func commit(_ key: IdempotencyKey, logger: RequestLogger) async {
+    private func commit(_ keys: [IdempotencyKey], logger: RequestLogger) async {
         do {
-            try await store.commit(key)
+            for key in keys { try await store.commit(key) }
         } catch {
             // The event is durable; a lost commit only means a retry may be delivered again.
             logger.warning("idempotency commit failed", metadata: ["webhook.error": "\(error)"])

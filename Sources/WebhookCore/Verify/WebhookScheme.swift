@@ -156,6 +156,10 @@ public struct VerifiedWebhook: Sendable, Equatable {
     public var handshake: HandshakeAnswer?
     /// What the bridge does after answering a handshake (SNS: log or confirm a subscription).
     public var followUp: HandshakeFollowUp?
+    /// A token the provider signs instead of the event (Mailgun), valid for one delivery:
+    /// the pipeline claims it in the idempotency store beside the event's id, and a token
+    /// already accepted is refused as `signature_invalid`.
+    public var singleUseToken: String?
 
     public init(id: String?, type: String?, keyIndex: Int, handshake: HandshakeAnswer? = nil) {
         self.id = id
