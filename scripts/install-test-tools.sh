@@ -14,8 +14,8 @@ sudo=""
 if [ ! -x .build-tools/bin/promtool ]; then
     # The package's Go binary is static: it runs from anywhere, with nothing else installed.
     $sudo apt-get update -qq
-    download="$(mktemp -d)" && chmod 755 "$download" # apt downloads as _apt
-    (cd "$download" && apt-get download -qq prometheus > /dev/null)
+    download="$(mktemp -d)"
+    (cd "$download" && apt-get download -o APT::Sandbox::User=root -qq prometheus > /dev/null)
     mkdir -p .build-tools/bin
     dpkg-deb --fsys-tarfile "$download"/prometheus_*.deb | tar -x -C "$download" ./usr/bin/promtool
     mv "$download/usr/bin/promtool" .build-tools/bin/promtool
