@@ -49,4 +49,31 @@ struct MailgunReplayTests {
         let lines = try String(contentsOfFile: directory.file("events.jsonl"), encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 2 && !lines.contains { $0.contains("ev-forged") }, "\(lines)")
     }
+
+    @Test("a token whose delivery failed (503, no spool) is released: the provider's retry of the same signed body is accepted")
+    func failedDeliveryReleasesToken() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        // A file where the sink's folder should be: every write fails until it is removed.
+        let blocker = directory.file("out")
+        #expect(FileManager.default.createFile(atPath: blocker, contents: Data()))
+        let port = try RedisServer.freePort()
+        let config = try writeConfig(
+            """
+            {"listen": {"host": "127.0.0.1", "port": \(port)},
+             "sinks": {"archive": {"type": "file", "path": "\(blocker)/{source}.jsonl"}},
+             "sources": {"mg": {"path": "/mg", "verify": {"scheme": "mailgun", "secrets": ["key-signing"]}, "sinks": ["archive"]}}}
+            """, in: directory)
+        let server = try BridgeProcess(config: config)
+        defer { server.kill9() }
+        let connection = try KeepAliveConnection(port: port)
+        let json = [("Content-Type", "application/json")]
+        let signed = try Self.signed(id: "ev-retry")
+        let failed = try connection.post("/mg", headers: json, body: signed)
+        #expect(failed.status == 503, "\(failed)")
+        try FileManager.default.removeItem(atPath: blocker)
+        let retried = try connection.post("/mg", headers: json, body: signed)
+        #expect(retried.status == 200 && retried.body.contains("accepted"), "\(retried)")
+        #expect(try String(contentsOfFile: blocker + "/mg.jsonl", encoding: .utf8).contains("ev-retry"))
+    }
 }

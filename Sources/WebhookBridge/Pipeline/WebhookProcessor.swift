@@ -312,13 +312,14 @@ public final class WebhookProcessor: Sendable {
         // beside the id, committed or released with it, so a captured signature can't carry
         // another event, across reloads and replicas, while a retry of a failed delivery
         // can still use it.
-        var keys = [key]
+        // Optional rather than an array of keys: no allocation for the other providers.
+        var tokenKey: IdempotencyKey?
         if let token = verified.singleUseToken {
             // A control character can't be in an event id (``EventID``): no id collides.
-            let tokenKey = IdempotencyKey(source: event.source, id: "\u{1F}" + token)
+            let claim = IdempotencyKey(source: event.source, id: "\u{1F}" + token)
             let claimed: ReservationOutcome
             do {
-                claimed = try await store.reserve(tokenKey)
+                claimed = try await store.reserve(claim)
             } catch {
                 await store.release(key)
                 source.metrics.idempotency["failed"].increment()
@@ -326,7 +327,7 @@ public final class WebhookProcessor: Sendable {
             }
             switch claimed {
             case .reserved:
-                keys.append(tokenKey)
+                tokenKey = claim
             case .duplicate:
                 await store.release(key)
                 source.admission.noteFailure(client: client)
@@ -350,12 +351,12 @@ public final class WebhookProcessor: Sendable {
         let direct = targets.filter { sink in !behindBacklog.contains { $0.name == sink.name } }
         let failures = await deliver(event, to: direct, on: executor, logger: logger, trace: trace)
         if failures.isEmpty && behindBacklog.isEmpty {
-            await commit(keys, logger: logger)
+            await commit(key, tokenKey, logger: logger)
             trace.span?.attributes["webhook.outcome"] = "accepted"
             return .event(.ok, id: event.id, "accepted")
         }
         guard let spool else {
-            for key in keys { await store.release(key) }
+            await release(key, tokenKey)
             return .unavailable
         }
         do {
@@ -373,10 +374,10 @@ public final class WebhookProcessor: Sendable {
                 if suppressed > 0 { metadata["log.suppressed"] = "\(suppressed)" }
                 logger.error("cannot spool the event", metadata: metadata)
             }
-            for key in keys { await store.release(key) }
+            await release(key, tokenKey)
             return .unavailable
         }
-        await commit(keys, logger: logger)
+        await commit(key, tokenKey, logger: logger)
         trace.span?.attributes["webhook.outcome"] = "queued"
         return BridgeAnswer.event(.accepted, id: event.id, "queued")
     }
@@ -432,9 +433,22 @@ public final class WebhookProcessor: Sendable {
 
     private static func nextRequestNumber() -> UInt64 { requestCounter.add(1, ordering: .relaxed).oldValue }
 
-    private func commit(_ keys: [IdempotencyKey], logger: RequestLogger) async {
+    /// Frees the event's reservation, and its single-use token's (Mailgun), so the provider's
+    /// retry is accepted.
+    private func release(_ key: IdempotencyKey, _ tokenKey: IdempotencyKey?) async {
+        await store.release(key)
+        if let tokenKey { await store.release(tokenKey) }
+    }
+
+    private func commit(_ key: IdempotencyKey, _ tokenKey: IdempotencyKey?, logger: RequestLogger) async {
+        await commit(key, logger: logger)
+        // Committed on its own: a failed commit of the id must not leave the token reserved.
+        if let tokenKey { await commit(tokenKey, logger: logger) }
+    }
+
+    private func commit(_ key: IdempotencyKey, logger: RequestLogger) async {
         do {
-            for key in keys { try await store.commit(key) }
+            try await store.commit(key)
         } catch {
             // The event is durable; a lost commit only means a retry may be delivered again.
             logger.warning("idempotency commit failed", metadata: ["webhook.error": "\(error)"])
