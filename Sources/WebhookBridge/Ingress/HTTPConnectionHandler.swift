@@ -465,6 +465,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         if lingering {
             done.futureResult.assumeIsolated().whenComplete { _ in
                 self.outputClosed = true
+                // The client already sent all it will (half-closed): nothing to drain.
+                if self.inputClosed {
+                    context.close(promise: nil)
+                    return
+                }
                 context.close(mode: .output, promise: nil)
                 context.eventLoop.assumeIsolated().scheduleTask(in: Self.lingerAfterRejection) {
                     context.close(promise: nil)

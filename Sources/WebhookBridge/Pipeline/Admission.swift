@@ -57,7 +57,7 @@ struct Admission: Sendable {
         guard let peer else { return nil }
         func trusted(_ address: String) -> Bool { trustedProxies.contains { $0.contains(address) } }
         guard !trustedProxies.isEmpty, trusted(peer) else { return peer }
-        let hops = headers[canonicalForm: "X-Forwarded-For"].map { String($0).trimmingSpaces }.map(String.init)
+        let hops = headers[canonicalForm: "X-Forwarded-For"].map { String($0.trimmingSpaces) }
         for hop in hops.reversed() where !trusted(hop) { return hop }
         return hops.first ?? peer
     }

@@ -40,7 +40,7 @@ struct IncomingTraceContext: Sendable, Equatable {
         var keys: Set<Substring> = []
         scan: for line in lines {
             for rawMember in line.split(separator: ",", omittingEmptySubsequences: false) {
-                let member = rawMember.trimmingOWS
+                let member = rawMember.trimmingSpaces  // OWS; CR and LF never reach a header value
                 guard !member.isEmpty, let key = validKey(of: member), keys.insert(key).inserted else { continue }
                 members.append(member)
                 if members.count == maximumMembers { break scan }
@@ -92,15 +92,5 @@ struct IncomingTraceContext: Sendable, Equatable {
     private static func isKeyByte(_ byte: UInt8) -> Bool {
         isLowercaseAlpha(byte) || isDigit(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
             || byte == UInt8(ascii: "*") || byte == UInt8(ascii: "/")
-    }
-}
-
-extension Substring {
-    /// Without the optional whitespace (spaces and tabs) around a list member.
-    fileprivate var trimmingOWS: Substring {
-        var slice = self
-        while let first = slice.utf8.first, first == 0x20 || first == 0x09 { slice = slice.dropFirst() }
-        while let last = slice.utf8.last, last == 0x20 || last == 0x09 { slice = slice.dropLast() }
-        return slice
     }
 }

@@ -73,26 +73,28 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
     /// the literal parts: `out/{type}.jsonl` keeps its `.jsonl`.
     public func render(_ event: WebhookEvent, sanitizer: TemplateSanitizer) -> String {
         if parts.count == 1, case .literal(let text) = parts[0] { return text }
-        var pieces: [TemplateSanitizer.Piece] = []
-        pieces.reserveCapacity(parts.count)
         var out = ""
-        for part in parts {
-            let value: String
-            switch part {
-            case .literal(let text):
-                out += text
-                pieces.append(.init(text: text, isValue: false))
-                continue
-            case .source: value = sanitizer.clean(event.source)
-            case .type: value = sanitizer.clean(event.type)
-            case .id: value = sanitizer.clean(event.id)
-            case .header(let name): value = sanitizer.clean(event.requestHeaders.first(name: name) ?? "")
-            case .json(let pointer): value = sanitizer.clean(event.bodyJSON?.value(atPointer: pointer)?.scalarText ?? "")
-            }
-            out += value
-            pieces.append(.init(text: value, isValue: true))
+        for part in parts { out += Self.text(of: part, event, sanitizer) }
+        guard sanitizer.needsChange(out) else { return out }
+        // Rare: the name must be cut. Only then are the pieces told apart (values from
+        // literals), so the common path builds one string and no array.
+        return sanitizer.validName(
+            parts.map { part in
+                if case .literal = part { return .init(text: Self.text(of: part, event, sanitizer), isValue: false) }
+                return .init(text: Self.text(of: part, event, sanitizer), isValue: true)
+            })
+    }
+
+    /// A part's text for `event`: a literal as configured, a value cleaned by `sanitizer`.
+    private static func text(of part: Part, _ event: WebhookEvent, _ sanitizer: TemplateSanitizer) -> String {
+        switch part {
+        case .literal(let text): return text
+        case .source: return sanitizer.clean(event.source)
+        case .type: return sanitizer.clean(event.type)
+        case .id: return sanitizer.clean(event.id)
+        case .header(let name): return sanitizer.clean(event.requestHeaders.first(name: name) ?? "")
+        case .json(let pointer): return sanitizer.clean(event.bodyJSON?.value(atPointer: pointer)?.scalarText ?? "")
         }
-        return sanitizer.needsChange(out) ? sanitizer.validName(pieces) : out
     }
 
     public static func == (lhs: Template, rhs: Template) -> Bool { lhs.description == rhs.description }
