@@ -24,7 +24,6 @@ let package = Package(
     // test checks that list against what SwiftPM resolved.
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
-        .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", exact: "2.37.6"),
         .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", exact: "2.13.0"),
@@ -54,16 +53,25 @@ let package = Package(
         // (libhiredis-dev, installed by scripts/install-deps.sh) and the modulemap links it.
         .systemLibrary(name: "CHiredis"),
 
+        // The system libcrypto (OpenSSL 3, libssl-dev), touched only by WebhookCrypto.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
+        ),
+        // Digests, HMAC, constant-time comparison and the Ed25519, P-256 and RSA signature
+        // checks, over libcrypto. Not swift-crypto: on Linux that compiles its own BoringSSL,
+        // 159 s of a first build here (a third of it), while libcrypto is installed already
+        // (librdkafka links it) and is the one the distribution patches.
+        .target(name: "WebhookCrypto", dependencies: ["COpenSSL"]),
+
         // MARK: The pipeline
         .target(
             name: "WebhookCore",
             dependencies: [
+                "WebhookCrypto",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                // RSA PKCS#1 v1.5 verification for AWS SNS signatures; part of swift-crypto,
-                // which is built already.
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -171,14 +179,13 @@ let package = Package(
         .target(
             name: "BridgeTestSupport",
             dependencies: [
-                "WebhookBridge", "WebhookCore", "CRdKafka",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "WebhookBridge", "WebhookCore", "WebhookCrypto", "CRdKafka",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Tests/Support"
         ),
-        .testTarget(name: "WebhookCoreTests", dependencies: ["WebhookCore"]),
+        .testTarget(name: "WebhookCoreTests", dependencies: ["WebhookCore", "WebhookCrypto"]),
         .testTarget(name: "FileSinkTests", dependencies: ["FileSink", "DurableFile", "WebhookCore", "BridgeTestSupport"]),
         .testTarget(
             name: "SpoolTests",
@@ -207,7 +214,7 @@ let package = Package(
             dependencies: [
                 "WebhookBridge", "WebhookCore", "FileSink", "Spool", "CRdKafka", "CHiredis", "BridgeTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                "WebhookCrypto",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

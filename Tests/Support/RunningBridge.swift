@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 import Foundation
 import Logging
 import NIOCore
@@ -65,7 +65,7 @@ public struct RunningBridge: Sendable {
 
 /// GitHub's signature header for `body`.
 public func githubSignature(_ body: String, secret: String) -> String {
-    let mac = HMAC<SHA256>.authenticationCode(for: Array(body.utf8), using: SymmetricKey(data: Array(secret.utf8)))
+    let mac = HashAlgorithm.sha256.authenticationCode(for: Array(body.utf8), using: (Array(secret.utf8)))
     return "sha256=" + Hex.encode(mac)
 }
 

@@ -30,14 +30,37 @@ public struct TestCertificates: Sendable {
             "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", d.file("\(name).key"),
             "-out", d.file("\(name).csr"), "-subj", subject)
         try Self.openssl(
-            ["x509", "-req", "-in", d.file("\(name).csr"), "-CA", caFile, "-CAkey", d.file("ca.key"), "-CAcreateserial",
-             "-out", d.file("\(name).pem"), "-days", "1"] + (extensions.map { ["-extfile", $0] } ?? []))
+            [
+                "x509", "-req", "-in", d.file("\(name).csr"), "-CA", caFile, "-CAkey", d.file("ca.key"), "-CAcreateserial",
+                "-out", d.file("\(name).pem"), "-days", "1",
+            ] + (extensions.map { ["-extfile", $0] } ?? []))
     }
 
     public func cleanup() { directory.cleanup() }
 
     /// Runs `/usr/bin/openssl` with `arguments`; throws when it fails.
     public static func openssl(_ arguments: String...) throws { try openssl(arguments) }
+
+    /// What the openssl tool writes to standard output, given `input` on standard input.
+    public static func opensslOutput(_ arguments: [String], input: [UInt8]) throws -> [UInt8] {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = arguments
+        let stdin = Pipe()
+        let stdout = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        try stdin.fileHandleForWriting.write(contentsOf: input)
+        try stdin.fileHandleForWriting.close()
+        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw ServerError("openssl \(arguments.prefix(2).joined(separator: " ")) failed")
+        }
+        return Array(output)
+    }
 
     public static func openssl(_ arguments: [String]) throws {
         let process = Process()
@@ -47,6 +70,8 @@ public struct TestCertificates: Sendable {
         process.standardError = FileHandle.nullDevice
         try process.run()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw ServerError("openssl \(arguments.prefix(2).joined(separator: " ")) failed") }
+        guard process.terminationStatus == 0 else {
+            throw ServerError("openssl \(arguments.prefix(2).joined(separator: " ")) failed")
+        }
     }
 }

@@ -1,5 +1,5 @@
 import BridgeTestSupport
-import Crypto
+import WebhookCrypto
 import Foundation
 import Testing
 import WebhookBridge
@@ -15,8 +15,8 @@ struct AllSchemesTests {
     }
 
     static func sources() -> [Source] {
-        let sendgrid = P256.Signing.PrivateKey()
-        let discord = Curve25519.Signing.PrivateKey()
+        let sendgrid = P256PrivateKey()
+        let discord = Ed25519PrivateKey()
         return [
             Source(scheme: "stripe", verifySecret: "whsec_s", signSecret: "whsec_s"),
             Source(scheme: "github", verifySecret: "g", signSecret: "g"),
@@ -35,7 +35,7 @@ struct AllSchemesTests {
                 signSecret: Base64.encode(Array(sendgrid.derRepresentation))),
             Source(
                 scheme: "discord", verifySecret: Hex.encode(discord.publicKey.rawRepresentation),
-                signSecret: Hex.encode(discord.rawRepresentation)),
+                signSecret: Hex.encode(discord.seed)),
             Source(scheme: "none", verifySecret: "", signSecret: ""),
         ]
     }
@@ -121,7 +121,7 @@ struct AllSchemesTests {
                 bridge, sources[1], body: #"{"event":"endpoint.url_validation","payload":{"plainToken":"pt-1"},"event_ts":1}"#,
                 id: "h2")
             let expected = Hex.encode(
-                HMAC<SHA256>.authenticationCode(for: Array("pt-1".utf8), using: SymmetricKey(data: Array("zm".utf8))))
+                HashAlgorithm.sha256.authenticationCode(for: Array("pt-1".utf8), using: (Array("zm".utf8))))
             #expect(zoom.json == .object([("plainToken", .string("pt-1")), ("encryptedToken", .string(expected))]))
             let discord = try await post(bridge, sources[2], body: #"{"id":"1","type":1,"version":1}"#, id: "h3")
             #expect(discord.json == .object([("type", .number("1"))]))

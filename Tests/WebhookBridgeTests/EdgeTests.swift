@@ -1,5 +1,5 @@
 import BridgeTestSupport
-import Crypto
+import WebhookCrypto
 import Foundation
 import Testing
 import WebhookBridge
@@ -19,7 +19,7 @@ struct EdgeTests {
                      "stripe": {"path": "/stripe", "verify": {"scheme": "stripe", "secrets": ["whsec_s"]}, "sinks": ["archive"]}}}
         """
 
-    static func sha256ID(_ body: String) -> String { "sha256:" + Hex.encode(SHA256.hash(data: Array(body.utf8))) }
+    static func sha256ID(_ body: String) -> String { "sha256:" + Hex.encode(HashAlgorithm.sha256.hash(Array(body.utf8))) }
 
     @Test(
         "an empty, blank or overlong delivery id is replaced by the body hash; two such events never collide",
@@ -33,7 +33,8 @@ struct EdgeTests {
                 #expect(answer.json?["status"] == .string("accepted"), "event \(n) with id \(id.debugDescription)")
                 #expect(answer.json?["id"] == .string(Self.sha256ID(body)))
             }
-            #expect(try bridge.lines("events.jsonl").map { $0["id"]?.scalarText } == [1, 2].map { Self.sha256ID(#"{"n": \#($0)}"#) })
+            #expect(
+                try bridge.lines("events.jsonl").map { $0["id"]?.scalarText } == [1, 2].map { Self.sha256ID(#"{"n": \#($0)}"#) })
         }
     }
 
@@ -56,7 +57,9 @@ struct EdgeTests {
         }
     }
 
-    @Test("delivery ids that are not UTF-8 are replaced by the body hash: two that differ only in an invalid byte are two events, both stored")
+    @Test(
+        "delivery ids that are not UTF-8 are replaced by the body hash: two that differ only in an invalid byte are two events, both stored"
+    )
     func idsThatAreNotUTF8() async throws {
         try await RunningBridge.with(config: Self.config) { bridge in
             let connection = try KeepAliveConnection(port: bridge.port)
@@ -69,7 +72,8 @@ struct EdgeTests {
                 #expect(answer.body.contains("\"accepted\""), "\(answer.body)")
                 #expect(answer.body.contains(Self.sha256ID(body)), "\(answer.body)")
             }
-            #expect(try bridge.lines("events.jsonl").map { $0["id"]?.scalarText } == [0, 1].map { Self.sha256ID(#"{"n": \#($0)}"#) })
+            #expect(
+                try bridge.lines("events.jsonl").map { $0["id"]?.scalarText } == [0, 1].map { Self.sha256ID(#"{"n": \#($0)}"#) })
         }
     }
 
@@ -83,7 +87,9 @@ struct EdgeTests {
         }
     }
 
-    @Test("a 300-byte event type in a file name is cut with a hash, the name keeps the template's .jsonl: the event lands and the sink stays ready")
+    @Test(
+        "a 300-byte event type in a file name is cut with a hash, the name keeps the template's .jsonl: the event lands and the sink stays ready"
+    )
     func longTypeInFileName() async throws {
         try await RunningBridge.with(config: Self.config) { bridge in
             let types = [String(repeating: "t", count: 300), String(repeating: "t", count: 299) + "u"]
@@ -114,11 +120,13 @@ struct EdgeTests {
             try FileManager.default.createDirectory(
                 atPath: bridge.directory.file("by-type/poison.jsonl"), withIntermediateDirectories: true)
             let poison = #"{"n": "poison"}"#
-            let refused = try await bridge.post("/typed", headers: githubHeaders(poison, delivery: "p-1", event: "poison"), body: poison)
+            let refused = try await bridge.post(
+                "/typed", headers: githubHeaders(poison, delivery: "p-1", event: "poison"), body: poison)
             #expect(refused.status == .accepted, "durable in the dead letters")
             #expect(refused.json?["status"] == .string("queued"))
             let good = #"{"n": "good"}"#
-            let accepted = try await bridge.post("/typed", headers: githubHeaders(good, delivery: "g-1", event: "good"), body: good)
+            let accepted = try await bridge.post(
+                "/typed", headers: githubHeaders(good, delivery: "g-1", event: "good"), body: good)
             #expect(accepted.status == .ok, "held back behind the poison event")
             #expect(try await bridge.get("/readyz").status == .ok)
             let deadLetters = try String(contentsOfFile: spool.file("dead-letter.jsonl"), encoding: .utf8).split(separator: "\n")
@@ -168,7 +176,8 @@ struct EdgeTests {
         let port = try RedisServer.freePort()
         let config = Self.config.replacingOccurrences(
             of: #""listen": {"host": "127.0.0.1", "port": 0},"#,
-            with: #""listen": {"host": "127.0.0.1", "port": \#(port)}, "limits": {"maxBodyBytes": 600000, "maxBufferedBytes": 1000000},"#
+            with:
+                #""listen": {"host": "127.0.0.1", "port": \#(port)}, "limits": {"maxBodyBytes": 600000, "maxBufferedBytes": 1000000},"#
         ).replacingOccurrences(of: "{dir}", with: directory.path)
         // The real binary, for its /metrics (the bytes held: webhook_buffered_body_bytes).
         let server = try BridgeProcess(config: try writeConfig(config, in: directory))
@@ -182,7 +191,8 @@ struct EdgeTests {
         var held = 0.0
         for _ in 0..<1500 where held != 1_000_000 {
             let metrics = try KeepAliveConnection(port: port).get("/metrics").body
-            held = metrics.split(separator: "\n").first { $0.hasPrefix("webhook_buffered_body_bytes ") }
+            held =
+                metrics.split(separator: "\n").first { $0.hasPrefix("webhook_buffered_body_bytes ") }
                 .flatMap { Double($0.split(separator: " ")[1]) } ?? 0
             if held != 1_000_000 { try await Task.sleep(for: .milliseconds(20)) }
         }
@@ -237,8 +247,8 @@ struct EdgeTests {
     /// Slack's and Zoom's `v0` signature headers for `body`.
     func v0Headers(_ body: String, secret: String, signature: String, timestamp timestampHeader: String) -> [(String, String)] {
         let timestamp = String(Int(Date().timeIntervalSince1970))
-        let mac = HMAC<SHA256>.authenticationCode(
-            for: Array("v0:\(timestamp):\(body)".utf8), using: SymmetricKey(data: Array(secret.utf8)))
+        let mac = HashAlgorithm.sha256.authenticationCode(
+            for: Array("v0:\(timestamp):\(body)".utf8), using: (Array(secret.utf8)))
         return [(signature, "v0=" + Hex.encode(mac)), (timestampHeader, timestamp), ("Content-Type", "application/json")]
     }
 
@@ -364,7 +374,8 @@ struct EdgeTests {
                 with: "")
             #expect(reloaded != Self.config)
             try bridge.bridge.processor.reload(
-                ConfigLoader.load(Array(reloaded.replacingOccurrences(of: "{dir}", with: bridge.directory.path).utf8), environment: [:]))
+                ConfigLoader.load(
+                    Array(reloaded.replacingOccurrences(of: "{dir}", with: bridge.directory.path).utf8), environment: [:]))
             try connection.sendRaw(body)
             let answer = try await offThePool { try connection.readAnswer() }
             #expect(answer.status == 200, "\(answer)")

@@ -1,5 +1,5 @@
 import BridgeTestSupport
-import Crypto
+import WebhookCrypto
 import Foundation
 import NIOHTTP1
 import Testing
@@ -60,7 +60,8 @@ struct HandshakeProviderTests {
             #expect(wrong.status == .forbidden)
 
             let body = #"{"object": "whatsapp_business_account", "entry": [{"id": "1"}]}"#
-            let event = try await request(bridge, .POST, "/meta", headers: try signed("meta", body, secret: "app-secret"), body: body)
+            let event = try await request(
+                bridge, .POST, "/meta", headers: try signed("meta", body, secret: "app-secret"), body: body)
             #expect(event.status == .ok)
             let tampered = try await request(
                 bridge, .POST, "/meta", headers: try signed("meta", body, secret: "app-secret"), body: body + " ")
@@ -128,13 +129,18 @@ struct HandshakeProviderTests {
             #expect(validation.text == "Validation: Testing client application reachability")
             #expect(validation.headers.first(name: "Content-Type") == "text/plain; charset=utf-8")
             #expect(validation.headers.first(name: "X-Content-Type-Options") == "nosniff")
-            let good = #"{"value": [{"clientState": "client-state", "changeType": "created"}, {"clientState": "client-state", "changeType": "updated"}]}"#
-            #expect(try await request(bridge, .POST, "/graph", headers: [("Content-Type", "application/json")], body: good).status == .ok)
-            let bad = #"{"value": [{"clientState": "client-state", "changeType": "created"}, {"clientState": "guess", "changeType": "updated"}]}"#
+            let good =
+                #"{"value": [{"clientState": "client-state", "changeType": "created"}, {"clientState": "client-state", "changeType": "updated"}]}"#
+            #expect(
+                try await request(bridge, .POST, "/graph", headers: [("Content-Type", "application/json")], body: good).status
+                    == .ok)
+            let bad =
+                #"{"value": [{"clientState": "client-state", "changeType": "created"}, {"clientState": "guess", "changeType": "updated"}]}"#
             let refused = try await request(bridge, .POST, "/graph", headers: [("Content-Type", "application/json")], body: bad)
             #expect(refused.status == .unauthorized)
             let missing = #"{"value": [{"changeType": "created"}]}"#
-            let unsigned = try await request(bridge, .POST, "/graph", headers: [("Content-Type", "application/json")], body: missing)
+            let unsigned = try await request(
+                bridge, .POST, "/graph", headers: [("Content-Type", "application/json")], body: missing)
             #expect(unsigned.json == .object([("error", .string("signature_missing"))]))
             let lines = try bridge.lines("graph.jsonl")
             #expect(lines.count == 1)
@@ -155,20 +161,24 @@ struct HandshakeProviderTests {
                 """
             let validation = try await request(
                 bridge, .POST, "/grid?code=grid-code",
-                headers: [("aeg-event-type", "SubscriptionValidation"), ("Content-Type", "application/json")], body: validationBody)
+                headers: [("aeg-event-type", "SubscriptionValidation"), ("Content-Type", "application/json")],
+                body: validationBody)
             #expect(validation.status == .ok)
             #expect(validation.text == #"{"validationResponse":"512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}"#)
             let wrongCode = try await request(
                 bridge, .POST, "/grid?code=nope",
-                headers: [("aeg-event-type", "SubscriptionValidation"), ("Content-Type", "application/json")], body: validationBody)
+                headers: [("aeg-event-type", "SubscriptionValidation"), ("Content-Type", "application/json")],
+                body: validationBody)
             #expect(wrongCode.status == .unauthorized)
-            let options = try await request(bridge, .OPTIONS, "/grid", headers: [("WebHook-Request-Origin", "eventgrid.azure.net")])
+            let options = try await request(
+                bridge, .OPTIONS, "/grid", headers: [("WebHook-Request-Origin", "eventgrid.azure.net")])
             #expect(options.status == .ok)
             #expect(options.headers.first(name: "WebHook-Allowed-Origin") == "eventgrid.azure.net")
             #expect(options.headers.first(name: "Allow") == "POST")
             let event = #"[{"id": "evt-grid-1", "eventType": "Microsoft.Storage.BlobCreated", "data": {}}]"#
             let accepted = try await request(
-                bridge, .POST, "/grid?code=grid-code", headers: [("aeg-event-type", "Notification"), ("Content-Type", "application/json")],
+                bridge, .POST, "/grid?code=grid-code",
+                headers: [("aeg-event-type", "Notification"), ("Content-Type", "application/json")],
                 body: event)
             #expect(accepted.json?["id"] == .string("evt-grid-1"))
             let lines = try bridge.lines("grid.jsonl")
@@ -219,7 +229,8 @@ struct HandshakeProviderTests {
             #expect(event.json?["id"] == .string("51f9424bcd6e040f3c002412"))
             let wrongURL = try await request(
                 bridge, .POST, "/trello",
-                headers: try signed("trello", body, secret: "trello-secret", url: "https://elsewhere.example.com/trello"), body: body)
+                headers: try signed("trello", body, secret: "trello-secret", url: "https://elsewhere.example.com/trello"),
+                body: body)
             #expect(wrongURL.status == .unauthorized)
             #expect(try bridge.lines("trello.jsonl").map { $0["type"] } == [.string("updateCard")])
         }
@@ -252,14 +263,18 @@ struct HandshakeProviderTests {
     func xero() async throws {
         try await RunningBridge.with(config: Self.config) { bridge in
             let body = #"{"events":[],"firstEventSequence": 0,"lastEventSequence": 0, "entropy": "S0m3r4Nd0mt3xt"}"#
-            let intent = try await request(bridge, .POST, "/xero", headers: try signed("xero", body, secret: "xero-key"), body: body)
+            let intent = try await request(
+                bridge, .POST, "/xero", headers: try signed("xero", body, secret: "xero-key"), body: body)
             #expect(intent.status == .ok)
             #expect(intent.body.isEmpty)
-            let wrong = try await request(bridge, .POST, "/xero", headers: try signed("xero", body, secret: "not-the-key"), body: body)
+            let wrong = try await request(
+                bridge, .POST, "/xero", headers: try signed("xero", body, secret: "not-the-key"), body: body)
             #expect(wrong.status == .unauthorized)
             #expect(try bridge.lines("xero.jsonl").isEmpty)
-            let events = #"{"events":[{"resourceId": "1", "eventCategory": "INVOICE"}],"firstEventSequence": 1,"lastEventSequence": 1}"#
-            let accepted = try await request(bridge, .POST, "/xero", headers: try signed("xero", events, secret: "xero-key"), body: events)
+            let events =
+                #"{"events":[{"resourceId": "1", "eventCategory": "INVOICE"}],"firstEventSequence": 1,"lastEventSequence": 1}"#
+            let accepted = try await request(
+                bridge, .POST, "/xero", headers: try signed("xero", events, secret: "xero-key"), body: events)
             #expect(accepted.status == .ok)
             #expect(try bridge.lines("xero.jsonl").first?["type"] == .string("xero.events"))
         }
@@ -279,12 +294,15 @@ struct HandshakeProviderTests {
             #expect(missing.status == .unauthorized)
             #expect(missing.headers.first(name: "WWW-Authenticate") == #"Basic realm="webhook-bridge""#)
             let wrong = try await request(
-                bridge, .POST, "/basic", headers: [("Authorization", "Basic " + Base64.encode(Array("hooks:guess".utf8)))], body: body)
+                bridge, .POST, "/basic", headers: [("Authorization", "Basic " + Base64.encode(Array("hooks:guess".utf8)))],
+                body: body)
             #expect(wrong.status == .unauthorized)
             #expect(wrong.headers.first(name: "WWW-Authenticate") == #"Basic realm="webhook-bridge""#)
             let right = try await request(
                 bridge, .POST, "/basic",
-                headers: [("Authorization", "Basic " + Base64.encode(Array("hooks:s3cret".utf8))), ("Content-Type", "application/json")],
+                headers: [
+                    ("Authorization", "Basic " + Base64.encode(Array("hooks:s3cret".utf8))), ("Content-Type", "application/json"),
+                ],
                 body: body)
             #expect(right.json?["id"] == .string("b-1"))
             #expect(try bridge.lines("b.jsonl").count == 1)

@@ -1,5 +1,5 @@
 import BridgeTestSupport
-import Crypto
+import WebhookCrypto
 import Testing
 import WebhookBridge
 import WebhookCore
@@ -22,8 +22,8 @@ struct EndToEndRoutingTests {
         """
 
     func headers(id: String, body: String, timestamp: Int64) -> [(String, String)] {
-        let key = SymmetricKey(data: Base64.decode("c2VjcmV0LWtleS1mb3ItdGVzdHM=")!)
-        let mac = HMAC<SHA256>.authenticationCode(for: Array("\(id).\(timestamp).\(body)".utf8), using: key)
+        let key = (Base64.decode("c2VjcmV0LWtleS1mb3ItdGVzdHM=")!)
+        let mac = HashAlgorithm.sha256.authenticationCode(for: Array("\(id).\(timestamp).\(body)".utf8), using: key)
         return [
             ("webhook-id", id), ("webhook-timestamp", String(timestamp)),
             ("webhook-signature", "v1," + Base64.encode(Array(mac))), ("Content-Type", "application/json"),

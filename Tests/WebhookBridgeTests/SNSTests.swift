@@ -1,11 +1,10 @@
 import BridgeTestSupport
-import Crypto
+import WebhookCrypto
 import Foundation
 import Synchronization
 import Testing
 import WebhookBridge
 import WebhookCore
-import _CryptoExtras
 
 /// A local stand-in for SNS's certificate host: a CA made with openssl, an HTTPS server
 /// (Python's http.server with ssl, a real TLS server) for `localhost` on port 443 (the only
@@ -17,7 +16,8 @@ final class SNSFixture: @unchecked Sendable {
 
     let directory = TemporaryDirectory()
     let port: Int
-    let signingKey: _RSA.Signing.PrivateKey
+    /// The key the served certificate holds (PEM), which signs the test messages.
+    let signingKey: String
     private let server = Process()
     private let log = Pipe()
     /// The server's standard input, never written: it ends when this process does.
@@ -41,16 +41,27 @@ final class SNSFixture: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: d.file("served"), withIntermediateDirectories: true)
         try Data("subjectAltName=DNS:localhost\n".utf8).write(to: URL(fileURLWithPath: d.file("san.ext")))
         let steps: [[String]] = [
-            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d.file("ca.key"), "-out", d.file("ca.pem"), "-days", "1",
-             "-subj", "/CN=webhook-bridge test CA"],
-            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", d.file("server.key"), "-out", d.file("server.csr"), "-subj", "/CN=localhost"],
-            ["x509", "-req", "-in", d.file("server.csr"), "-CA", d.file("ca.pem"), "-CAkey", d.file("ca.key"), "-CAcreateserial",
-             "-out", d.file("server.pem"), "-days", "1", "-extfile", d.file("san.ext")],
-            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d.file("signing.key"),
-             "-out", d.file("served/SimpleNotificationService-test.pem"), "-days", "1", "-subj", "/CN=sns.amazonaws.com"],
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d.file("ca.key"), "-out", d.file("ca.pem"), "-days",
+                "1",
+                "-subj", "/CN=webhook-bridge test CA",
+            ],
+            [
+                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", d.file("server.key"), "-out", d.file("server.csr"), "-subj",
+                "/CN=localhost",
+            ],
+            [
+                "x509", "-req", "-in", d.file("server.csr"), "-CA", d.file("ca.pem"), "-CAkey", d.file("ca.key"),
+                "-CAcreateserial",
+                "-out", d.file("server.pem"), "-days", "1", "-extfile", d.file("san.ext"),
+            ],
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d.file("signing.key"),
+                "-out", d.file("served/SimpleNotificationService-test.pem"), "-days", "1", "-subj", "/CN=sns.amazonaws.com",
+            ],
         ]
         for arguments in steps { try TestCertificates.openssl(arguments) }
-        signingKey = try _RSA.Signing.PrivateKey(pemRepresentation: String(contentsOfFile: d.file("signing.key"), encoding: .utf8))
+        signingKey = d.file("signing.key")
         port = 443
         let script = """
             import http.server, os, ssl, sys, threading, time
@@ -130,11 +141,10 @@ final class SNSFixture: @unchecked Sendable {
             stringToSign += name + "\n" + value + "\n"
         }
         let data = Array(stringToSign.utf8)
-        let signature =
-            version == "1"
-            ? try signingKey.signature(for: Insecure.SHA1.hash(data: data), padding: .insecurePKCS1v1_5)
-            : try signingKey.signature(for: SHA256.hash(data: data), padding: .insecurePKCS1v1_5)
-        fields.append(("Signature", Base64.encode(Array(signature.rawRepresentation))))
+        // Signed by the openssl tool (PKCS#1 v1.5 is its default for RSA), not by the code under test.
+        let signature = try TestCertificates.opensslOutput(
+            ["dgst", version == "1" ? "-sha1" : "-sha256", "-sign", signingKey], input: data)
+        fields.append(("Signature", Base64.encode(signature)))
         fields.append(("SigningCertURL", certificateURL ?? self.certificateURL))
         if tamper, let index = fields.firstIndex(where: { $0.0 == "Message" }) { fields[index].1 += " " }
         var bytes: [UInt8] = []
@@ -159,10 +169,14 @@ struct SNSTests {
     }
 
     func post(_ bridge: RunningBridge, _ body: String) async throws -> WebhookClient.Response {
-        try await bridge.post("/sns", headers: [("Content-Type", "text/plain; charset=UTF-8"), ("x-amz-sns-message-type", "Notification")], body: body)
+        try await bridge.post(
+            "/sns", headers: [("Content-Type", "text/plain; charset=UTF-8"), ("x-amz-sns-message-type", "Notification")],
+            body: body)
     }
 
-    @Test("notifications signed with SignatureVersion 1 and 2 are accepted and land with MessageId and the topic name; the certificate is fetched once")
+    @Test(
+        "notifications signed with SignatureVersion 1 and 2 are accepted and land with MessageId and the topic name; the certificate is fetched once"
+    )
     func notifications() async throws {
         let fixture = try SNSFixture()
         try await RunningBridge.with(config: config(fixture)) { bridge in
@@ -177,17 +191,21 @@ struct SNSTests {
         }
     }
 
-    @Test("a tampered message, a foreign topic, a certificate on a foreign host, over http or not .pem: all refused, never fetched from elsewhere")
+    @Test(
+        "a tampered message, a foreign topic, a certificate on a foreign host, over http or not .pem: all refused, never fetched from elsewhere"
+    )
     func refusals() async throws {
         let fixture = try SNSFixture()
         try await RunningBridge.with(config: config(fixture)) { bridge in
             let tampered = try await post(bridge, try fixture.message(id: "t-1", tamper: true))
             #expect(tampered.status == .unauthorized)
             #expect(tampered.json == .object([("error", .string("signature_invalid"))]))
-            let foreignTopic = try await post(bridge, try fixture.message(id: "t-2", topic: "arn:aws:sns:us-east-1:999999999999:other"))
+            let foreignTopic = try await post(
+                bridge, try fixture.message(id: "t-2", topic: "arn:aws:sns:us-east-1:999999999999:other"))
             #expect(foreignTopic.json == .object([("error", .string("signature_invalid"))]))
             let foreignHost = try await post(
-                bridge, try fixture.message(id: "t-3", certificateURL: "https://evil.example.com/SimpleNotificationService-test.pem"))
+                bridge,
+                try fixture.message(id: "t-3", certificateURL: "https://evil.example.com/SimpleNotificationService-test.pem"))
             #expect(foreignHost.status == .unauthorized)
             let plainHTTP = try await post(
                 bridge, try fixture.message(id: "t-4", certificateURL: "http://localhost/SimpleNotificationService-test.pem"))
@@ -206,7 +224,9 @@ struct SNSTests {
             #expect(try bridge.lines("events.jsonl").isEmpty)
             // Only the allowed host was asked, and nothing with a query.
             #expect(
-                fixture.paths.allSatisfy { $0.hasSuffix("SimpleNotificationService-test.pem") || $0.hasSuffix("nothing-here.pem") },
+                fixture.paths.allSatisfy {
+                    $0.hasSuffix("SimpleNotificationService-test.pem") || $0.hasSuffix("nothing-here.pem")
+                },
                 "\(fixture.paths)")
         }
     }
@@ -221,12 +241,16 @@ struct SNSTests {
                 // 401, not the 503 of a fetch that could not connect.
                 #expect(answer.status == .unauthorized, "port \(port): \(answer.text)")
             }
-            let explicit = try await post(bridge, try fixture.message(id: "p-443", certificateURL: "https://localhost:443/SimpleNotificationService-test.pem"))
+            let explicit = try await post(
+                bridge,
+                try fixture.message(id: "p-443", certificateURL: "https://localhost:443/SimpleNotificationService-test.pem"))
             #expect(explicit.status == .ok, "\(explicit.text)")
         }
     }
 
-    @Test("messages naming 80 unusable certificate URLs (more than the 64 keys kept) don't evict the real certificate: it is fetched once")
+    @Test(
+        "messages naming 80 unusable certificate URLs (more than the 64 keys kept) don't evict the real certificate: it is fetched once"
+    )
     func failuresDontEvictKeys() async throws {
         let fixture = try SNSFixture()
         try await RunningBridge.with(config: config(fixture)) { bridge in
@@ -239,11 +263,15 @@ struct SNSTests {
             }
             let second = try await post(bridge, try fixture.message(id: "k-2"))
             #expect(second.status == .ok)
-            #expect(fixture.paths.filter { $0.hasSuffix("SimpleNotificationService-test.pem") }.count == 1, "\(fixture.paths.count) fetches")
+            #expect(
+                fixture.paths.filter { $0.hasSuffix("SimpleNotificationService-test.pem") }.count == 1,
+                "\(fixture.paths.count) fetches")
         }
     }
 
-    @Test("slow certificate fetches from one client take at most 2 of the 8 fetch slots: a real notification from elsewhere is verified")
+    @Test(
+        "slow certificate fetches from one client take at most 2 of the 8 fetch slots: a real notification from elsewhere is verified"
+    )
     func slowFetchesDontTakeEverySlot() async throws {
         let fixture = try SNSFixture()
         try await RunningBridge.with(config: config(fixture)) { bridge in
@@ -272,14 +300,19 @@ struct SNSTests {
         }
     }
 
-    @Test("a subscription confirmation is verified, answered 200 and not forwarded; with autoConfirm the bridge GETs the SubscribeURL")
+    @Test(
+        "a subscription confirmation is verified, answered 200 and not forwarded; with autoConfirm the bridge GETs the SubscribeURL"
+    )
     func confirmation() async throws {
         let fixture = try SNSFixture()
         try await RunningBridge.with(config: config(fixture, autoConfirm: true)) { bridge in
-            let confirmation = try await post(bridge, try fixture.message(type: "SubscriptionConfirmation", id: "c-1", token: "tok-1"))
+            let confirmation = try await post(
+                bridge, try fixture.message(type: "SubscriptionConfirmation", id: "c-1", token: "tok-1"))
             #expect(confirmation.status == .ok)
             #expect(try bridge.lines("events.jsonl").isEmpty)
-            let confirmed = await eventually { fixture.paths.contains { $0.hasPrefix("GET /confirm?Action=ConfirmSubscription&Token=tok-1") } }
+            let confirmed = await eventually {
+                fixture.paths.contains { $0.hasPrefix("GET /confirm?Action=ConfirmSubscription&Token=tok-1") }
+            }
             #expect(confirmed, "\(fixture.paths)")
             let forged = try await post(
                 bridge, try fixture.message(type: "SubscriptionConfirmation", id: "c-2", token: "tok-2", tamper: true))

@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -40,7 +40,8 @@ struct CatalogVectorTests {
         #expect(failureCode(scheme, request([("X-PagerDuty-Signature", invalid + "," + valid)], body: body, at: 0)) == nil)
     }
 
-    @Test("clerk and resend: the Standard Webhooks libraries' signing vector, with svix- headers", arguments: ["clerk", "resend"])
+    @Test(
+        "clerk and resend: the Standard Webhooks libraries' signing vector, with svix- headers", arguments: ["clerk", "resend"])
     func standardWebhooksAliases(scheme name: String) throws {
         // standard-webhooks/standard-webhooks libraries/python/tests/test_webhooks.py test_sign_function.
         let scheme = try catalogScheme(#"{"scheme": "\#(name)", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}"#)
@@ -62,13 +63,15 @@ struct CatalogVectorTests {
             #"{"scheme": "hubspot", "secrets": ["yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"], "publicUrl": "https://www.example.com/webhook_uri", "toleranceSeconds": 300}"#
         )
         let headers = [
-            ("X-HubSpot-Signature-v3", "K36dawei4A+QBNolUOqo7s91KQDWQ5MXZ/QufNYuk/Y="), ("X-HubSpot-Request-Timestamp", "1693657560000"),
+            ("X-HubSpot-Signature-v3", "K36dawei4A+QBNolUOqo7s91KQDWQ5MXZ/QufNYuk/Y="),
+            ("X-HubSpot-Request-Timestamp", "1693657560000"),
         ]
         let body = "{'example_field':'example_value'}"
         #expect(failureCode(scheme, request(headers, body: body, at: 1_693_657_600)) == nil)
         #expect(failureCode(scheme, request(headers, body: body, at: 1_693_667_560)) == "timestamp_expired")
         let elsewhere = try catalogScheme(
-            #"{"scheme": "hubspot", "secrets": ["yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"], "publicUrl": "https://www.example.com/other"}"#)
+            #"{"scheme": "hubspot", "secrets": ["yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"], "publicUrl": "https://www.example.com/other"}"#
+        )
         #expect(failureCode(elsewhere, request(headers, body: body, at: 1_693_657_600)) == "signature_invalid")
     }
 
@@ -78,7 +81,7 @@ struct CatalogVectorTests {
         let timestamp = "1764424800"
         let token = "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0"
         func mac(_ key: String) -> String {
-            Hex.encode(HMAC<SHA256>.authenticationCode(for: Array((timestamp + token).utf8), using: SymmetricKey(data: Array(key.utf8))))
+            Hex.encode(HashAlgorithm.sha256.authenticationCode(for: Array((timestamp + token).utf8), using: (Array(key.utf8))))
         }
         let json =
             #"{"signature": {"timestamp": "\#(timestamp)", "token": "\#(token)", "signature": "\#(mac("key-signing"))"}, "event-data": {"id": "ev-1", "event": "delivered"}}"#
@@ -90,13 +93,14 @@ struct CatalogVectorTests {
         #expect(failureCode(scheme, request([], body: forged, at: 1_764_424_900)) == "signature_invalid")
         // The token is what makes the signature single-use: the scheme hands its digest to the
         // pipeline, which claims it in the idempotency store (MailgunReplayTests).
-        let digest = "mailgun:" + Hex.encode(Array(SHA256.hash(data: Array(token.utf8))))
+        let digest = "mailgun:" + Hex.encode(Array(HashAlgorithm.sha256.hash(Array(token.utf8))))
         #expect(verified.singleUseToken == digest)
         let replayed = json.replacingOccurrences(of: "delivered", with: "complained")
         #expect(try scheme.verify(request([], body: replayed, at: 1_764_424_950)).singleUseToken == digest)
         let formToken = "f" + token.dropFirst()
         func formMAC(_ key: String) -> String {
-            Hex.encode(HMAC<SHA256>.authenticationCode(for: Array((timestamp + formToken).utf8), using: SymmetricKey(data: Array(key.utf8))))
+            Hex.encode(
+                HashAlgorithm.sha256.authenticationCode(for: Array((timestamp + formToken).utf8), using: (Array(key.utf8))))
         }
         let form = "timestamp=\(timestamp)&token=\(formToken)&signature=\(formMAC("key-signing"))&event=opened"
         #expect(try scheme.verify(request([], body: form, at: 1_764_424_900)).type == "opened")
@@ -128,7 +132,8 @@ struct CatalogVectorTests {
         ]
         let at: Int64 = 1_577_862_000 + 60  // 2020-01-01T07:01:00Z
         let both = try catalogScheme(#"{"scheme": "box", "secrets": ["SamplePrimaryKey", "SampleSecondaryKey"]}"#)
-        #expect(try both.verify(request(headers, body: body, at: at)) == VerifiedWebhook(id: nil, type: "FILE.UPLOADED", keyIndex: 0))
+        #expect(
+            try both.verify(request(headers, body: body, at: at)) == VerifiedWebhook(id: nil, type: "FILE.UPLOADED", keyIndex: 0))
         // Only the secondary key configured: the secondary header matches.
         let secondary = try catalogScheme(#"{"scheme": "box", "secrets": ["SampleSecondaryKey"]}"#)
         #expect(failureCode(secondary, request(headers, body: body, at: at)) == nil)
@@ -171,7 +176,8 @@ struct CatalogRoundTripTests {
         Case(scheme: "slack", signsTimestamp: true), Case(scheme: "shopify"), Case(scheme: "paddle", signsTimestamp: true),
         Case(scheme: "gitlab", signsBody: false), Case(scheme: "linear"), Case(scheme: "zoom", signsTimestamp: true),
         Case(scheme: "meta", extra: #", "verifyToken": "vt""#), Case(scheme: "twitch", signsTimestamp: true),
-        Case(scheme: "dropbox"), Case(scheme: "okta", signsBody: false), Case(scheme: "woocommerce", signatureHeader: "X-WC-Webhook-Signature"), Case(scheme: "xero"),
+        Case(scheme: "dropbox"), Case(scheme: "okta", signsBody: false),
+        Case(scheme: "woocommerce", signatureHeader: "X-WC-Webhook-Signature"), Case(scheme: "xero"),
         Case(scheme: "bitbucket"), Case(scheme: "jira"), Case(scheme: "intercom"), Case(scheme: "typeform"),
         Case(scheme: "calcom"), Case(scheme: "razorpay"), Case(scheme: "lemonsqueezy"), Case(scheme: "webex"),
         Case(scheme: "docusign"), Case(scheme: "pagerduty"), Case(scheme: "telegram", signsBody: false),

@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -86,8 +86,8 @@ struct SlackSchemeTests {
     func handshakeAndEvents() throws {
         let secret = "slack-secret"
         func signed(_ body: String, at ts: Int64) -> [(String, String)] {
-            let mac = HMAC<SHA256>.authenticationCode(
-                for: Array("v0:\(ts):\(body)".utf8), using: SymmetricKey(data: Array(secret.utf8)))
+            let mac = HashAlgorithm.sha256.authenticationCode(
+                for: Array("v0:\(ts):\(body)".utf8), using: (Array(secret.utf8)))
             return [("X-Slack-Signature", "v0=" + Hex.encode(mac)), ("X-Slack-Request-Timestamp", String(ts))]
         }
         let scheme = SlackScheme(secrets: [secret], toleranceSeconds: 300)
@@ -179,8 +179,8 @@ struct TwilioSchemeTests {
         let body = "MessageSid=SM1&MessageStatus=delivered"
         let signature = Base64.encode(
             Array(
-                HMAC<Insecure.SHA1>.authenticationCode(
-                    for: Array((url + "MessageSidSM1MessageStatusdelivered").utf8), using: SymmetricKey(data: Array("12345".utf8))
+                HashAlgorithm.sha1.authenticationCode(
+                    for: Array((url + "MessageSidSM1MessageStatusdelivered").utf8), using: (Array("12345".utf8))
                 )))
         let verified = try scheme(url).verify(
             request(

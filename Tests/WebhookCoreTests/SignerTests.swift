@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 import NIOCore
 import NIOHTTP1
 import Testing
@@ -20,9 +20,9 @@ struct SchemeFixture {
             .utf8)
 
     static func all() -> [SchemeFixture] {
-        let sendgrid = P256.Signing.PrivateKey()
-        let discord = Curve25519.Signing.PrivateKey()
-        let ed25519 = Curve25519.Signing.PrivateKey()
+        let sendgrid = P256PrivateKey()
+        let discord = Ed25519PrivateKey()
+        let ed25519 = Ed25519PrivateKey()
         return [
             .init(
                 scheme: "stripe", verifySecret: "whsec_s", signSecret: "whsec_s", signatureHeader: "Stripe-Signature", url: nil),
@@ -32,7 +32,7 @@ struct SchemeFixture {
                 signatureHeader: "webhook-signature", url: nil),
             .init(
                 scheme: "standard-webhooks", verifySecret: "whpk_" + Base64.encode(Array(ed25519.publicKey.rawRepresentation)),
-                signSecret: "whsk_" + Base64.encode(Array(ed25519.rawRepresentation)), signatureHeader: "webhook-signature",
+                signSecret: "whsk_" + Base64.encode(ed25519.seed), signatureHeader: "webhook-signature",
                 url: nil),
             .init(
                 scheme: "svix", verifySecret: "whsec_c2VjcmV0", signSecret: "whsec_c2VjcmV0", signatureHeader: "svix-signature",
@@ -55,7 +55,7 @@ struct SchemeFixture {
                 url: nil),
             .init(
                 scheme: "discord", verifySecret: Hex.encode(discord.publicKey.rawRepresentation),
-                signSecret: Hex.encode(discord.rawRepresentation),
+                signSecret: Hex.encode(discord.seed),
                 signatureHeader: "X-Signature-Ed25519", url: nil),
         ]
     }

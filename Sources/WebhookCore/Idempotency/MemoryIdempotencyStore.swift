@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 import Synchronization
 
 /// The in-process store (`idempotency.store: "memory"`): bounded, with a TTL.
@@ -18,14 +18,12 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
         let low: UInt64
 
         init(_ key: IdempotencyKey) {
-            var hasher = SHA256()
-            var source = key.source
-            source.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
-            withUnsafeBytes(of: UInt8(0)) { hasher.update(bufferPointer: $0) }
-            var id = key.id
-            id.withUTF8 { hasher.update(bufferPointer: UnsafeRawBufferPointer($0)) }
+            var context = HashContext(.sha256)
+            context.update(key.source)
+            withUnsafeBytes(of: UInt8(0)) { context.update($0) }
+            context.update(key.id)
             var words = (UInt64(0), UInt64(0))
-            hasher.finalize().withUnsafeBytes { bytes in
+            context.finalize().withUnsafeBytes { bytes in
                 words = (
                     bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
                     bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)

@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 
 /// Everything about one webhook provider, in one place (its scheme's file): its name and
 /// aliases, what it checks, its handshake, where its id and type come from, its `verify`
@@ -162,7 +162,7 @@ struct SigningRequest {
         if !prefix.isEmpty { parts.append(.text(prefix)) }
         parts.append(.bytes(.init(bytes: body)))
         if !suffix.isEmpty { parts.append(.text(suffix)) }
-        return algorithm.mac(key: SymmetricKey(data: key ?? Array(secret.utf8)), parts: parts)
+        return algorithm.mac(key: key ?? Array(secret.utf8), parts: parts)
     }
 
     /// `[(header, type)]` when a type was asked for.

@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 import NIOHTTP1
 
 /// A name template for topics, keys, streams and file paths (SPEC section 3):
@@ -237,7 +237,7 @@ extension TemplateSanitizer {
     private static func shortened(_ value: String, limit: Int) -> String {
         guard value.utf8.count > limit else { return value }
         let bytes = Array(value.utf8)
-        let digest = Hex.encode(Array(SHA256.hash(data: bytes).prefix(8)))
+        let digest = Hex.encode(Array(HashAlgorithm.sha256.hash(bytes).prefix(8)))
         var cut = limit - 1 - digest.count
         while cut > 0 && bytes[cut] & 0xC0 == 0x80 { cut -= 1 }  // not inside a UTF-8 character
         return String(decoding: bytes[..<cut], as: UTF8.self) + "-" + digest
@@ -254,4 +254,3 @@ extension TemplateSanitizer {
         }
     }
 }
-

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 
 /// Produces what a provider would send for a body: the headers (and, for Twilio's JSON

@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 
 /// A source's HMAC secrets, in `secrets` order, and the one search every HMAC scheme does:
 /// which secret, if any, produced one of the signatures the request carries.
@@ -6,7 +6,7 @@ public struct HMACKeyring: Sendable {
     let keys: [HMACKey]
 
     /// Keys from the secret strings' UTF-8 bytes, as most providers use them.
-    public init(secrets: [String]) { self.keys = secrets.map { HMACKey(SymmetricKey(data: Array($0.utf8))) } }
+    public init(secrets: [String]) { self.keys = secrets.map { HMACKey(Array($0.utf8)) } }
 
     /// The index of the first secret whose MAC of `parts` equals one of `candidates`
     /// (compared in constant time), or nil. Each secret's MAC is computed once.

@@ -1,3 +1,5 @@
+import WebhookCrypto
+
 /// Secrets a provider sends back as they are (a token in a header, a query parameter, a
 /// `clientState`): which one, if any, a request presented, compared in constant time.
 struct SecretTokens: Sendable {

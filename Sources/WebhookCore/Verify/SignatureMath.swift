@@ -1,97 +1,50 @@
-import Crypto
 import Foundation
 import NIOCore
+import WebhookCrypto
 
-/// The HMAC algorithms providers use.
-public enum HMACAlgorithm: String, Sendable, CaseIterable {
-    case sha1, sha256, sha512
+/// The HMAC algorithms providers use: `sha1`, `sha256`, `sha512`.
+public typealias HMACAlgorithm = HashAlgorithm
 
-    /// The MAC of the concatenation of `parts`, computed without joining them.
-    func mac(key: SymmetricKey, parts: [SignedPart]) -> [UInt8] {
-        switch self {
-        case .sha1: return Self.compute(PreparedHMAC<Insecure.SHA1>(key: key), parts)
-        case .sha256: return Self.compute(PreparedHMAC<SHA256>(key: key), parts)
-        case .sha512: return Self.compute(PreparedHMAC<SHA512>(key: key), parts)
-        }
+extension HashAlgorithm {
+    /// The MAC of the concatenation of `parts` keyed with `key`, computed without joining them.
+    func mac(key: [UInt8], parts: [SignedPart]) -> [UInt8] {
+        PreparedHMAC(key: key, algorithm: self).code(parts)
     }
 
     /// The same with a key whose schedule is already done.
     func mac(key: HMACKey, parts: [SignedPart]) -> [UInt8] {
         switch self {
-        case .sha1: return Self.compute(key.sha1, parts)
-        case .sha256: return Self.compute(key.sha256, parts)
-        case .sha512: return Self.compute(key.sha512, parts)
+        case .sha1: key.sha1.code(parts)
+        case .sha256: key.sha256.code(parts)
+        case .sha512: key.sha512.code(parts)
         }
     }
+}
 
-    private static func compute<H: HashFunction>(_ hmac: PreparedHMAC<H>, _ parts: [SignedPart]) -> [UInt8] {
-        Array(
-            hmac.code { hasher in
-                for part in parts {
-                    switch part {
-                    case .text(let text): hasher.update(text)
-                    case .bytes(let buffer): buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-                    }
+extension PreparedHMAC {
+    /// The code of the concatenation of `parts`.
+    func code(_ parts: [SignedPart]) -> [UInt8] {
+        authenticationCode { context in
+            for part in parts {
+                switch part {
+                case .text(let text): context.update(text)
+                case .bytes(let buffer): buffer.withUnsafeReadableBytes { context.update($0) }
                 }
-            })
+            }
+        }
     }
 }
 
-/// A secret with its HMAC key schedule done once, for each algorithm: the padded key is
-/// hashed into the inner and outer states when the config is read, which was a sixth of
-/// what verifying a request cost. A copy of a prepared state is updated per request.
+/// A secret with its HMAC key schedule done once for each algorithm, when the config is read.
 struct HMACKey: Sendable {
-    let sha1: PreparedHMAC<Insecure.SHA1>
-    let sha256: PreparedHMAC<SHA256>
-    let sha512: PreparedHMAC<SHA512>
+    let sha1: PreparedHMAC
+    let sha256: PreparedHMAC
+    let sha512: PreparedHMAC
 
-    init(_ key: SymmetricKey) {
-        sha1 = PreparedHMAC(key: key)
-        sha256 = PreparedHMAC(key: key)
-        sha512 = PreparedHMAC(key: key)
-    }
-}
-
-/// HMAC (RFC 2104) over swift-crypto's hash functions: H((K ^ opad) || H((K ^ ipad) || m)),
-/// with both padded-key blocks absorbed once. swift-crypto's own `HMAC` takes content only
-/// as `DataProtocol`, walked generically at run time: a quarter of the cost of verifying a
-/// 1 KiB body went there. Here the content goes in as raw bytes, and the tests check every
-/// algorithm against `HMAC` on keys shorter than, equal to and longer than a block.
-struct PreparedHMAC<H: HashFunction>: @unchecked Sendable {
-    // @unchecked: `HashFunction` is `Sendable` in swift-crypto 4, which this package
-    // resolves; unchecked so the 3.x versions Package.swift also accepts build too. The
-    // states are copy-on-write: a request's copy never changes the prepared one.
-    private let inner: H
-    private let outer: H
-
-    init(key: SymmetricKey) {
-        var block = key.withUnsafeBytes { Array($0) }
-        if block.count > H.blockByteCount { block = Array(H.hash(data: block)) }
-        block += [UInt8](repeating: 0, count: H.blockByteCount - block.count)
-        var inner = H()
-        inner.update(data: block.map { $0 ^ 0x36 })
-        var outer = H()
-        outer.update(data: block.map { $0 ^ 0x5C })
-        self.inner = inner
-        self.outer = outer
-    }
-
-    /// The code of what `feed` writes into the hasher it is given.
-    func code(_ feed: (inout H) -> Void) -> H.Digest {
-        var hasher = inner
-        feed(&hasher)
-        let innerDigest = hasher.finalize()
-        var outerHasher = outer
-        innerDigest.withUnsafeBytes { outerHasher.update(bufferPointer: $0) }
-        return outerHasher.finalize()
-    }
-}
-
-extension HashFunction {
-    /// Hashes a string's UTF-8 bytes.
-    mutating func update(_ text: String) {
-        var text = text
-        text.withUTF8 { update(bufferPointer: UnsafeRawBufferPointer($0)) }
+    init(_ key: [UInt8]) {
+        sha1 = PreparedHMAC(key: key, algorithm: .sha1)
+        sha256 = PreparedHMAC(key: key, algorithm: .sha256)
+        sha512 = PreparedHMAC(key: key, algorithm: .sha512)
     }
 }
 
@@ -101,28 +54,9 @@ enum SignedPart {
     case bytes(ByteBuffer)
 }
 
-/// Compares two byte strings in time that depends only on their lengths.
-func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-    a.withUnsafeBytes { a in b.withUnsafeBytes { b in constantTimeEquals(a, b) } }
-}
-
-/// The same for a digest and bytes.
-func constantTimeEquals(_ digest: some Digest, _ bytes: [UInt8]) -> Bool {
-    digest.withUnsafeBytes { a in bytes.withUnsafeBytes { b in constantTimeEquals(a, b) } }
-}
-
-private func constantTimeEquals(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
-    guard a.count == b.count else { return false }
-    var difference: UInt8 = 0
-    for index in 0..<a.count { difference |= a[index] ^ b[index] }
-    return difference == 0
-}
-
 /// `sha256:` + the hex SHA-256 of the body: the id of an event whose provider sends none.
 public func bodyHashID(_ body: ByteBuffer) -> String {
-    var hasher = SHA256()
-    body.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-    return "sha256:" + Hex.encode(hasher.finalize())
+    "sha256:" + Hex.encode(body.withUnsafeReadableBytes { HashAlgorithm.sha256.hash($0) })
 }
 
 /// Checks a signed UNIX timestamp (seconds) against the tolerance, in both directions: SPEC
@@ -145,7 +79,6 @@ func checkAge(of seconds: Int64, field: String, tolerance: Int, now: Timestamp) 
         throw .expired("\(field) is \(age) s \(age >= 0 ? "old" : "ahead"); the tolerance is \(tolerance) s")
     }
 }
-
 
 /// A header holding a timestamp and hex signatures as `key=value` items, as Stripe
 /// (`t=…,v1=…`) and Paddle (`ts=…;h1=…`) send: verifies that one signature is the HMAC-SHA256

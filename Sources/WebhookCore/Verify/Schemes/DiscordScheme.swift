@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 
 /// Discord interactions: `X-Signature-Ed25519` holds the hex Ed25519 signature over
 /// `<X-Signature-Timestamp><body>`; `secrets` are the application's hex public keys. Id and
@@ -6,13 +6,13 @@ import Crypto
 public struct DiscordScheme: WebhookScheme {
     public let name = "discord"
     public var signatureHeaders: [String] { ["X-Signature-Ed25519"] }
-    let keys: [Curve25519.Signing.PublicKey]
+    let keys: [Ed25519PublicKey]
     let tolerance: Int
 
     public init(secrets: [String], toleranceSeconds: Int) throws(SecretError) {
-        var keys: [Curve25519.Signing.PublicKey] = []
+        var keys: [Ed25519PublicKey] = []
         for (index, secret) in secrets.enumerated() {
-            guard let raw = Hex.decode(secret), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
+            guard let raw = Hex.decode(secret), let key = Ed25519PublicKey(rawRepresentation: raw) else {
                 throw SecretError(index: index, reason: "must be the application's public key: 64 hex digits")
             }
             keys.append(key)
@@ -49,15 +49,19 @@ public struct DiscordScheme: WebhookScheme {
 
 extension Provider {
     static let discord = Provider(
-        name: "discord", signature: "X-Signature-Ed25519: hex Ed25519 of X-Signature-Timestamp + body; secrets are hex public keys",
+        name: "discord",
+        signature: "X-Signature-Ed25519: hex Ed25519 of X-Signature-Timestamp + body; secrets are hex public keys",
         handshake: "signed POST PING: 200 {\"type\":1}", id: "body id", type: "body type",
         make: { config in
-            config.withKeys { secrets throws(SecretError) in try DiscordScheme(secrets: secrets, toleranceSeconds: config.tolerance) }
+            config.withKeys { secrets throws(SecretError) in
+                try DiscordScheme(secrets: secrets, toleranceSeconds: config.tolerance)
+            }
         },
         signHeaders: { request throws(WebhookSigner.Failure) in
-            guard let seed = Hex.decode(request.secret), let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed),
-                let signature = try? key.signature(for: Array(request.timestamp.utf8) + request.body)
-            else { throw WebhookSigner.Failure("--secret: discord signs with an Ed25519 private key (64 hex digits)") }
+            guard let seed = Hex.decode(request.secret), let key = Ed25519PrivateKey(seed: seed) else {
+                throw WebhookSigner.Failure("--secret: discord signs with an Ed25519 private key (64 hex digits)")
+            }
+            let signature = key.signature(for: Array(request.timestamp.utf8) + request.body)
             return [("X-Signature-Ed25519", Hex.encode(signature)), ("X-Signature-Timestamp", request.timestamp)]
         })
 }

@@ -1,3 +1,5 @@
+import WebhookCrypto
+
 /// GitLab: `X-Gitlab-Token` equals one of the secrets (compared in constant time). Id:
 /// `Idempotency-Key` (kept across GitLab's retries), else `X-Gitlab-Event-UUID`; type:
 /// `X-Gitlab-Event`.

@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 
 /// The generic `hmac` scheme for providers not built in: the signature header, algorithm,
 /// encoding and prefix, an optional signed timestamp, the signed content, and where id and
@@ -88,7 +88,8 @@ public struct HMACScheme: WebhookScheme {
         }
         var candidates: [[UInt8]] = []
         for value in values {
-            let items = settings.listSeparator.map { value.split(separator: $0).map { String($0).trimmingSpaces } } ?? [value[...]]
+            let items =
+                settings.listSeparator.map { value.split(separator: $0).map { String($0).trimmingSpaces } } ?? [value[...]]
             for item in items.prefix(maximumSignatureCandidates) where item.hasPrefix(settings.prefix) {
                 let encoded = item.dropFirst(settings.prefix.count)
                 if let decoded = settings.encoding == .hex ? Hex.decode(encoded) : Base64.decode(encoded) {
@@ -214,7 +215,7 @@ extension Provider {
                 case .id: return .text(request.id)
                 }
             }
-            let signature = settings.algorithm.mac(key: SymmetricKey(data: Array(request.secret.utf8)), parts: parts)
+            let signature = settings.algorithm.mac(key: Array(request.secret.utf8), parts: parts)
             let encoded = settings.encoding == .hex ? Hex.encode(signature) : Base64.encode(signature)
             var headers = [(settings.header, settings.prefix + encoded)]
             if let header = settings.timestampHeader { headers.append((header, request.timestamp)) }

@@ -1,7 +1,6 @@
-import Crypto
+import WebhookCrypto
 import Foundation
 import Synchronization
-import _CryptoExtras
 
 /// AWS SNS over HTTP/S (what S3, SES and most AWS services push through). The body is a JSON
 /// message signed by SNS with the private key of the X.509 certificate at `SigningCertURL`:
@@ -84,15 +83,11 @@ public final class SNSScheme: WebhookScheme {
         } catch {
             throw .unavailable("cannot fetch \(certificateURL): \(error)")
         }
-        guard let key = try? _RSA.Signing.PublicKey(derRepresentation: der) else {
+        guard let key = RSAPublicKey(derRepresentation: der) else {
             throw .invalid("\(certificateURL) does not hold an RSA key of 2048 bits or more")
         }
-        let rsaSignature = _RSA.Signing.RSASignature(rawRepresentation: signature)
-        let data = Array(stringToSign.utf8)
-        let valid =
-            version == "1"
-            ? key.isValidSignature(rsaSignature, for: Insecure.SHA1.hash(data: data), padding: .insecurePKCS1v1_5)
-            : key.isValidSignature(rsaSignature, for: SHA256.hash(data: data), padding: .insecurePKCS1v1_5)
+        let valid = key.isValidPKCS1v15Signature(
+            signature, for: Array(stringToSign.utf8), digest: version == "1" ? .sha1 : .sha256)
         guard valid else {
             throw .invalid("Signature (version \(version)) does not match the certificate at \(certificateURL)")
         }

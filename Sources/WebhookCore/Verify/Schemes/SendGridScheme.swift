@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 
 /// SendGrid's signed Event Webhook: `X-Twilio-Email-Event-Webhook-Signature` holds a base64
 /// DER ECDSA P-256/SHA-256 signature over `<timestamp><body>`, the timestamp being
@@ -7,20 +7,20 @@ import Crypto
 public struct SendGridScheme: WebhookScheme {
     public let name = "sendgrid"
     public var signatureHeaders: [String] { [Self.signatureHeader] }
-    let keys: [P256.Signing.PublicKey]
+    let keys: [P256PublicKey]
     let tolerance: Int
 
     static let signatureHeader = "X-Twilio-Email-Event-Webhook-Signature"
     static let timestampHeader = "X-Twilio-Email-Event-Webhook-Timestamp"
 
     public init(secrets: [String], toleranceSeconds: Int) throws(SecretError) {
-        var keys: [P256.Signing.PublicKey] = []
+        var keys: [P256PublicKey] = []
         for (index, secret) in secrets.enumerated() {
-            let key: P256.Signing.PublicKey?
+            let key: P256PublicKey?
             if secret.contains("-----BEGIN") {
-                key = try? P256.Signing.PublicKey(pemRepresentation: secret)
+                key = P256PublicKey(pemRepresentation: secret)
             } else {
-                key = Base64.decode(secret).flatMap { try? P256.Signing.PublicKey(derRepresentation: $0) }
+                key = Base64.decode(secret).flatMap { P256PublicKey(derRepresentation: $0) }
             }
             guard let key else { throw SecretError(index: index, reason: "must be a P-256 public key (base64 DER or PEM)") }
             keys.append(key)
@@ -36,11 +36,11 @@ public struct SendGridScheme: WebhookScheme {
         guard let timestamp = request.headers.first(name: Self.timestampHeader) else {
             throw .missing("\(Self.timestampHeader) is missing")
         }
-        guard let der = Base64.decode(header), let signature = try? P256.Signing.ECDSASignature(derRepresentation: der) else {
+        guard let signature = Base64.decode(header), !signature.isEmpty else {
             throw .invalid("\(Self.signatureHeader) is not a base64 DER ECDSA signature")
         }
         let content = Array(timestamp.utf8) + Array(request.body.readableBytesView)
-        guard let index = keys.firstIndex(where: { $0.isValidSignature(signature, for: content) }) else {
+        guard let index = keys.firstIndex(where: { $0.isValidSignature(der: signature, for: content) }) else {
             throw .invalid("\(Self.signatureHeader) matches no key")
         }
         try checkTimestamp(timestamp, header: Self.timestampHeader, tolerance: tolerance, now: request.receivedAt)
@@ -55,20 +55,22 @@ extension Provider {
             "X-Twilio-Email-Event-Webhook-Signature: base64 DER ECDSA P-256/SHA-256 of timestamp + body; secrets are the verification keys",
         id: "hash", type: "sendgrid.events",
         make: { config in
-            config.withKeys { secrets throws(SecretError) in try SendGridScheme(secrets: secrets, toleranceSeconds: config.tolerance) }
+            config.withKeys { secrets throws(SecretError) in
+                try SendGridScheme(secrets: secrets, toleranceSeconds: config.tolerance)
+            }
         },
         signHeaders: { request throws(WebhookSigner.Failure) in
-            let key: P256.Signing.PrivateKey?
+            let key: P256PrivateKey?
             if request.secret.contains("-----BEGIN") {
-                key = try? P256.Signing.PrivateKey(pemRepresentation: request.secret)
+                key = P256PrivateKey(pemRepresentation: request.secret)
             } else {
-                key = Base64.decode(request.secret).flatMap { try? P256.Signing.PrivateKey(derRepresentation: $0) }
+                key = Base64.decode(request.secret).flatMap { P256PrivateKey(derRepresentation: $0) }
             }
-            guard let key, let signature = try? key.signature(for: Array(request.timestamp.utf8) + request.body) else {
+            guard let key else {
                 throw WebhookSigner.Failure("--secret: sendgrid signs with a P-256 private key (base64 DER or PEM)")
             }
             return [
-                (SendGridScheme.signatureHeader, Base64.encode(signature.derRepresentation)),
+                (SendGridScheme.signatureHeader, Base64.encode(key.signature(for: Array(request.timestamp.utf8) + request.body))),
                 (SendGridScheme.timestampHeader, request.timestamp),
             ]
         })

@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 /// Square: `x-square-hmacsha256-signature: <base64 HMAC-SHA256 of notification URL + body>`,
 /// keyed with the subscription's signature key. The notification URL is `verify.publicUrl`
 /// (the URL Square calls) or, without it, the URL rebuilt from the request. Id: body

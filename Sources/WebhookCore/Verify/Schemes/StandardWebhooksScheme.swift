@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 
 /// Standard Webhooks (and Svix, its origin): `webhook-signature` holds space-separated
 /// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` (key: base64 after `whsec_`) and/or
@@ -8,7 +8,7 @@ public struct StandardWebhooksScheme: WebhookScheme {
     /// One configured secret.
     enum Key {
         case symmetric(HMACKey)
-        case ed25519(Curve25519.Signing.PublicKey)
+        case ed25519(Ed25519PublicKey)
     }
 
     public let name: String
@@ -28,7 +28,7 @@ public struct StandardWebhooksScheme: WebhookScheme {
         for (index, secret) in secrets.enumerated() {
             if secret.hasPrefix("whpk_") {
                 guard let raw = Base64.decode(secret.dropFirst(5)),
-                    let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
+                    let key = Ed25519PublicKey(rawRepresentation: raw)
                 else { throw SecretError(index: index, reason: "whpk_ must be followed by a base64 Ed25519 public key") }
                 keys.append(.ed25519(key))
             } else {
@@ -36,7 +36,7 @@ public struct StandardWebhooksScheme: WebhookScheme {
                 guard let raw = Base64.decode(body), !raw.isEmpty else {
                     throw SecretError(index: index, reason: "must be whsec_ followed by base64 (or whpk_ and a public key)")
                 }
-                keys.append(.symmetric(HMACKey(SymmetricKey(data: raw))))
+                keys.append(.symmetric(HMACKey(raw)))
             }
         }
         self.keys = keys
@@ -73,7 +73,7 @@ public struct StandardWebhooksScheme: WebhookScheme {
         guard Int64(timestampText) != nil else { throw .invalid("webhook-timestamp is not a UNIX timestamp") }
 
         // The MAC of "id.timestamp.body" under each symmetric key, computed when first compared.
-        var macs: [SHA256.Digest?] = []
+        var macs: [[UInt8]?] = []
         var ed25519Content: [UInt8]?
         var matched: Int?
         // A hostile header could list thousands of entries; providers send one per active key.
@@ -97,12 +97,12 @@ public struct StandardWebhooksScheme: WebhookScheme {
                     if macs.isEmpty { macs = Array(repeating: nil, count: keys.count) }
                     let mac =
                         macs[index]
-                        ?? secret.sha256.code { hasher in
-                            hasher.update(id)
-                            hasher.update(".")
-                            hasher.update(timestampText)
-                            hasher.update(".")
-                            request.body.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                        ?? secret.sha256.authenticationCode { context in
+                            context.update(id)
+                            context.update(".")
+                            context.update(timestampText)
+                            context.update(".")
+                            request.body.withUnsafeReadableBytes { context.update($0) }
                         }
                     macs[index] = mac
                     if constantTimeEquals(mac, signature) {
@@ -122,7 +122,9 @@ public struct StandardWebhooksScheme: WebhookScheme {
                 }
             }
         }
-        guard let matched else { throw .invalid("webhook-signature does not match \(keys.count == 1 ? "the secret" : "none of \(keys.count) secrets")") }
+        guard let matched else {
+            throw .invalid("webhook-signature does not match \(keys.count == 1 ? "the secret" : "none of \(keys.count) secrets")")
+        }
         try checkTimestamp(timestampText, header: "webhook-timestamp", tolerance: tolerance, now: request.receivedAt)
         return VerifiedWebhook(id: id, type: request.topLevelTexts(Self.type)[0], keyIndex: matched)
     }
@@ -151,12 +153,9 @@ extension Provider {
             let signature: String
             if request.secret.hasPrefix("whsk_") {
                 guard let raw = Base64.decode(request.secret.dropFirst(5)), raw.count >= 32,
-                    let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw.prefix(32))
+                    let key = Ed25519PrivateKey(seed: Array(raw.prefix(32)))
                 else { throw WebhookSigner.Failure("--secret: whsk_ must be followed by a base64 Ed25519 private key") }
-                guard let bytes = try? key.signature(for: Array(signed.utf8) + request.body) else {
-                    throw WebhookSigner.Failure("Ed25519 signing failed")
-                }
-                signature = "v1a," + Base64.encode(Array(bytes))
+                signature = "v1a," + Base64.encode(key.signature(for: Array(signed.utf8) + request.body))
             } else {
                 let encoded = request.secret.hasPrefix("whsec_") ? request.secret.dropFirst(6) : request.secret[...]
                 guard let key = Base64.decode(encoded), !key.isEmpty else {

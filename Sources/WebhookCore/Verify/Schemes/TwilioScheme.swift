@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 
 /// Twilio: `X-Twilio-Signature: <base64 HMAC-SHA1 of URL + sorted form parameters>` keyed
 /// with the auth token. For JSON bodies Twilio signs the URL alone, which then carries
@@ -27,9 +27,8 @@ public struct TwilioScheme: WebhookScheme {
 
         var parameters: [(String, String)] = []
         if let bodyHash = query.first(where: { $0.0 == "bodySHA256" })?.1 {
-            var hasher = SHA256()
-            request.body.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
-            guard let expected = Hex.decode(bodyHash), constantTimeEquals(Array(hasher.finalize()), expected) else {
+            let digest = request.body.withUnsafeReadableBytes { HashAlgorithm.sha256.hash($0) }
+            guard let expected = Hex.decode(bodyHash), constantTimeEquals(digest, expected) else {
                 throw .invalid("bodySHA256 does not match the body")
             }
         } else if Self.isForm(request) {
@@ -68,15 +67,17 @@ extension Provider {
         id: "I-Twilio-Idempotency-Token, else hash", type: "MessageStatus / CallStatus, else twilio", keys: ["publicUrl"],
         make: { config in config.withPublicURL { TwilioScheme(secrets: $0, publicURL: $1) } },
         sign: { request throws(WebhookSigner.Failure) in
-            guard var url = request.input.url else { throw WebhookSigner.Failure("--url: twilio signs the URL it calls; give it") }
+            guard var url = request.input.url else {
+                throw WebhookSigner.Failure("--url: twilio signs the URL it calls; give it")
+            }
             var parameters = ""
             if JSONParser.isValid(request.body) {
-                url += (url.contains("?") ? "&" : "?") + "bodySHA256=" + Hex.encode(SHA256.hash(data: request.body))
+                url += (url.contains("?") ? "&" : "?") + "bodySHA256=" + Hex.encode(HashAlgorithm.sha256.hash(request.body))
             } else {
                 parameters = TwilioScheme.canonical(FormParameters.parse(request.body))
             }
             let signature = HMACAlgorithm.sha1.mac(
-                key: SymmetricKey(data: Array(request.secret.utf8)), parts: [.text(url + parameters)])
+                key: Array(request.secret.utf8), parts: [.text(url + parameters)])
             return WebhookSigner.Output(
                 headers: [("X-Twilio-Signature", Base64.encode(signature)), ("I-Twilio-Idempotency-Token", request.id)],
                 url: url)

@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 
 /// HubSpot (signature v3): `X-HubSpot-Signature-v3: <base64 HMAC-SHA256 of method + URL +
 /// body + X-HubSpot-Request-Timestamp>` keyed with the app's client secret; the timestamp is
@@ -24,7 +24,9 @@ struct HubSpotScheme: WebhookScheme {
         guard let milliseconds = Int64(timestamp) else { throw .invalid("X-HubSpot-Request-Timestamp is not a number") }
         guard let signature = Base64.decode(header) else { throw .invalid("X-HubSpot-Signature-v3 is not base64") }
         let url = Self.decoded(publicURL.url(for: request))
-        guard let index = keyring.firstMatch(.sha256, [.text("POST" + url), .bytes(request.body), .text(timestamp)], candidates: [signature])
+        guard
+            let index = keyring.firstMatch(
+                .sha256, [.text("POST" + url), .bytes(request.body), .text(timestamp)], candidates: [signature])
         else { throw .invalid("X-HubSpot-Signature-v3 does not match \(keyring.tried) for \(url)") }
         try checkAge(
             of: milliseconds / 1000, field: "X-HubSpot-Request-Timestamp", tolerance: tolerance, now: request.receivedAt)
@@ -51,9 +53,13 @@ extension Provider {
         signature:
             "X-HubSpot-Signature-v3: base64 HMAC-SHA256 of method + publicUrl (with query) + body + X-HubSpot-Request-Timestamp (ms, within tolerance)",
         id: "hash", type: "body [0].subscriptionType", keys: ["publicUrl"],
-        make: { config in config.withPublicURL { HubSpotScheme(keyring: HMACKeyring(secrets: $0), publicURL: $1, tolerance: config.tolerance) } },
+        make: { config in
+            config.withPublicURL { HubSpotScheme(keyring: HMACKeyring(secrets: $0), publicURL: $1, tolerance: config.tolerance) }
+        },
         signHeaders: { request throws(WebhookSigner.Failure) in
-            guard let url = request.input.url else { throw WebhookSigner.Failure("--url: hubspot signs the URL it calls; give it") }
+            guard let url = request.input.url else {
+                throw WebhookSigner.Failure("--url: hubspot signs the URL it calls; give it")
+            }
             let milliseconds = String(request.input.timestamp * 1000)
             let mac = request.mac(prefix: "POST" + HubSpotScheme.decoded(url), suffix: milliseconds)
             return [("X-HubSpot-Signature-v3", Base64.encode(mac)), ("X-HubSpot-Request-Timestamp", milliseconds)]

@@ -1,4 +1,4 @@
-import Crypto
+import WebhookCrypto
 import NIOCore
 
 /// Mailgun: the signature is in the body: `signature.signature` = hex HMAC-SHA256 of
@@ -43,7 +43,7 @@ struct MailgunScheme: WebhookScheme {
         // pipeline claims it in the idempotency store, shared by replicas and kept across
         // reloads, as the digest of the token (a bounded key whatever the body holds).
         var verified = VerifiedWebhook(id: id, type: type, keyIndex: index)
-        verified.singleUseToken = "mailgun:" + Hex.encode(Array(SHA256.hash(data: Array(token.utf8))))
+        verified.singleUseToken = "mailgun:" + Hex.encode(HashAlgorithm.sha256.hash(token))
         return verified
     }
 }
@@ -59,8 +59,9 @@ extension Provider {
             // The signature goes into the body: a JSON object gets its "signature" block, a
             // form body the timestamp, token and signature fields.
             let token = Hex.encode(Array(WebhookSigner.randomID().utf8.suffix(24)))
-            let mac = Hex.encode(HMACAlgorithm.sha256.mac(
-                key: SymmetricKey(data: Array(request.secret.utf8)), parts: [.text(request.timestamp + token)]))
+            let mac = Hex.encode(
+                HMACAlgorithm.sha256.mac(
+                    key: Array(request.secret.utf8), parts: [.text(request.timestamp + token)]))
             let signature: JSONValue = .object([
                 ("timestamp", .string(request.timestamp)), ("token", .string(token)), ("signature", .string(mac)),
             ])
