@@ -345,29 +345,38 @@ struct TracingTests {
         #expect(text.contains("tracing.sampleRatio"), "\(text)")
         #expect(text.contains("tracing.exporter"), "\(text)")
 
-        func tracing(_ json: String) throws -> BridgeConfig.Tracing? {
+        func tracing(
+            _ json: String, exporters: BridgeConfig.Tracing.Exporters = .built
+        ) throws -> BridgeConfig.Tracing? {
             let text = """
                 {"tracing": \(json), "sinks": {"archive": {"type": "file", "path": "/tmp/x.jsonl"}},
                  "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["s"]}, "sinks": ["archive"]}}}
                 """
-            return try ConfigLoader.load(Array(text.utf8), environment: [:]).tracing
+            return try ConfigLoader.load(Array(text.utf8), environment: [:], exporters: exporters).tracing
         }
-        #if OTLPGRPC
-        let grpc = try #require(try tracing(#"{"otlpEndpoint": "http://collector:4317"}"#))
+        // A build with the OTLPGRPC trait takes gRPC, chosen or implied by port 4317.
+        let grpc = try #require(
+            try tracing(#"{"otlpEndpoint": "http://collector:4317"}"#, exporters: .init(http: true, grpc: true)))
         #expect(grpc.transport == .grpc)
         #expect(grpc.tracesURL == "http://collector:4317")
-        #else
-        // Built without the OTLPGRPC trait: gRPC, chosen or implied by port 4317, is refused
-        // with its JSON path, never sent as HTTP to a gRPC port.
+        // Built without it, gRPC is refused with its JSON path, never sent as HTTP to a gRPC port.
         for (json, path) in [
             (#"{"otlpEndpoint": "http://collector:4317"}"#, "tracing.otlpEndpoint"),
             (#"{"otlpEndpoint": "http://collector:9000", "protocol": "grpc"}"#, "tracing.protocol"),
         ] {
-            let refusal = #expect(throws: ConfigError.self) { try tracing(json) }
+            let refusal = #expect(throws: ConfigError.self) { try tracing(json, exporters: .init(http: true, grpc: false)) }
             let text = refusal.map { "\($0)" } ?? ""
             #expect(text.contains(path) && text.contains("OTLPGRPC") && text.contains("4318"), "\(text)")
         }
-        #endif
+        // Built without the OTLP trait (what `make run` builds for a config without tracing),
+        // `tracing` itself is refused: spans that could never leave would be a silent loss.
+        let noExporter = #expect(throws: ConfigError.self) {
+            try tracing(#"{"otlpEndpoint": "http://collector:4318"}"#, exporters: .init(http: false, grpc: false))
+        }
+        let refusal = noExporter.map { "\($0)" } ?? ""
+        #expect(refusal.contains("tracing: span export is not in this build") && refusal.contains("make run"), "\(refusal)")
+        // This build (the tests' default traits) has the OTLP/HTTP exporter.
+        #expect(BridgeConfig.Tracing.Exporters.built.http)
         let http = try #require(try tracing(#"{"otlpEndpoint": "https://otlp.example.com/", "sampleRatio": 0.25}"#))
         #expect(http.transport == .httpProtobuf)
         #expect(http.tracesURL == "https://otlp.example.com/v1/traces")

@@ -1,6 +1,8 @@
 import Logging
 import NIOHTTP1
+#if OTLP
 import OTel
+#endif
 import ServiceLifecycle
 import Tracing
 import WebhookCore
@@ -61,6 +63,7 @@ public final class RequestTracing: Sendable {
     /// knows (`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_CERTIFICATE`, …) override it.
     public static func make(_ config: BridgeConfig.Tracing?, logger: Logger) throws -> RequestTracing {
         guard let config else { return .passThrough }
+        #if OTLP
         var otel = OTel.Configuration.default
         otel.serviceName = config.serviceName
         otel.diagnosticLogger = .custom(logger)
@@ -86,6 +89,14 @@ public final class RequestTracing: Sendable {
         }
         let backend = try OTel.makeTracingBackend(configuration: otel)
         return RequestTracing(tracer: backend.factory, service: backend.service)
+        #else
+        // The config check refuses `tracing` in a build without the exporter.
+        throw NoExporter()
+        #endif
+    }
+
+    struct NoExporter: Error, CustomStringConvertible {
+        var description: String { "span export is not in this build (built without the OTLP package trait)" }
     }
 
     /// The trace of a request to a source: ``RequestTrace/none`` unless spans are recorded or

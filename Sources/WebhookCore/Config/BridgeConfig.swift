@@ -93,12 +93,29 @@ public struct BridgeConfig: Sendable {
         /// `protocol`: by default gRPC when the endpoint's port is 4317 (the OTLP/gRPC port),
         /// else HTTP with protobuf bodies.
         public var transport: Transport
-        /// Whether this build has the OTLP/gRPC exporter (the package trait `OTLPGRPC`).
-        #if OTLPGRPC
-        public static let grpcBuiltIn = true
-        #else
-        public static let grpcBuiltIn = false
-        #endif
+        /// The OTLP exporters a build has: OTLP/HTTP with the package trait `OTLP` (on by
+        /// default; `make run` leaves it out when its config has no `tracing`), OTLP/gRPC
+        /// with `OTLPGRPC` as well.
+        public struct Exporters: Sendable {
+            public var http: Bool
+            public var grpc: Bool
+
+            public init(http: Bool, grpc: Bool) {
+                self.http = http
+                self.grpc = grpc
+            }
+
+            /// This build's.
+            public static let built: Exporters = {
+                #if OTLPGRPC
+                return Exporters(http: true, grpc: true)
+                #elseif OTLP
+                return Exporters(http: true, grpc: false)
+                #else
+                return Exporters(http: false, grpc: false)
+                #endif
+            }()
+        }
         /// Sent with every export (a vendor's API key).
         public var headers: [String: String] = [:]
 

@@ -14,8 +14,10 @@ public enum ConfigLoader {
     /// - Parameter sinkChecks: what only a sink's library can judge (librdkafka's
     ///   `properties`), run on every sink that parsed in the same pass as everything else,
     ///   so one run reports every problem. Its paths are relative to the sink.
+    /// - Parameter exporters: the OTLP exporters there are (this build's unless a test says).
     public static func load(
-        _ bytes: [UInt8], environment: [String: String], sinkChecks: SinkChecks? = nil
+        _ bytes: [UInt8], environment: [String: String], sinkChecks: SinkChecks? = nil,
+        exporters: BridgeConfig.Tracing.Exporters = .built
     ) throws(ConfigError) -> BridgeConfig {
         let document: JSONValue
         do {
@@ -30,7 +32,7 @@ public enum ConfigLoader {
         }
         let log = ProblemLog()
         let substituted = EnvironmentSubstitution.apply(to: document, path: "", environment: environment, log: log)
-        let config = read(substituted, log: log)
+        let config = read(substituted, log: log, exporters: exporters)
         if let config, let sinkChecks {
             for sink in config.sinks.values.sorted(by: { $0.name < $1.name }) {
                 for problem in sinkChecks(sink, config.limits) {
@@ -47,7 +49,9 @@ public enum ConfigLoader {
 
     // MARK: - Top level
 
-    static func read(_ document: JSONValue, log: ProblemLog) -> BridgeConfig? {
+    static func read(
+        _ document: JSONValue, log: ProblemLog, exporters: BridgeConfig.Tracing.Exporters = .built
+    ) -> BridgeConfig? {
         guard let root = ConfigReader(document, path: "", log: log) else { return nil }
         root.rejectUnknownKeys(["listen", "limits", "idempotency", "spool", "tracing", "sinks", "sources", "trustedProxies"])
 
@@ -122,7 +126,7 @@ public enum ConfigLoader {
             }
         }
 
-        let tracing = root.object("tracing").flatMap { readTracing($0, log: log) }
+        let tracing = root.object("tracing").flatMap { readTracing($0, log: log, exporters: exporters) }
         let trustedProxies = readCIDRs(root, "trustedProxies", log: log)
 
         var sinks: [String: SinkConfig] = [:]
@@ -166,8 +170,18 @@ public enum ConfigLoader {
 
     // MARK: - Tracing
 
-    static func readTracing(_ reader: ConfigReader, log: ProblemLog) -> BridgeConfig.Tracing? {
+    static func readTracing(
+        _ reader: ConfigReader, log: ProblemLog, exporters: BridgeConfig.Tracing.Exporters
+    ) -> BridgeConfig.Tracing? {
         reader.rejectUnknownKeys(["otlpEndpoint", "serviceName", "sampleRatio", "protocol", "headers"])
+        guard exporters.http else {
+            // Spans that could never leave would be a silent loss of what the config asks for.
+            log.add(
+                reader.path,
+                "span export is not in this build (built without the OTLP package trait, as `make run` builds for a config without tracing): run `make run` with this config, `make build`, or `swift build`"
+            )
+            return nil
+        }
         var port: Int?
         var endpoint = reader.string("otlpEndpoint", required: true)
         if let url = endpoint {
@@ -190,7 +204,7 @@ public enum ConfigLoader {
                 log.add(reader.childPath("protocol"), "must be one of \(names), not \"\(name)\"")
             }
         }
-        if transport == .grpc && !BridgeConfig.Tracing.grpcBuiltIn {
+        if transport == .grpc && !exporters.grpc {
             // Sending OTLP/HTTP to a gRPC port would fail at every export, so it is refused here.
             let why = named == nil ? "port 4317 means OTLP/gRPC, which" : "OTLP/gRPC"
             log.add(
