@@ -194,7 +194,11 @@ let package = Package(
             ],
             path: "Tests/Support"
         ),
-        .testTarget(name: "WebhookCoreTests", dependencies: ["WebhookCore", "WebhookCrypto"]),
+        // The sink libraries and the bridge: configs are read with `Bridge.sinkTypes`.
+        .testTarget(
+            name: "WebhookCoreTests",
+            dependencies: ["WebhookCore", "WebhookCrypto", "WebhookBridge", "FileSink", "KafkaSink", "RedisSink"]
+        ),
         .testTarget(name: "FileSinkTests", dependencies: ["FileSink", "DurableFile", "WebhookCore", "BridgeTestSupport"]),
         .testTarget(
             name: "SpoolTests",

@@ -53,16 +53,31 @@ public final class FileSink: EventSink {
     }
 }
 
+/// A `file` sink's settings: `path`, a template.
+public struct FileSinkSettings: SinkSettings {
+    public var path: Template
+
+    public var templates: [Template] { [path] }
+    public var restartDescription: String { "path=\(path)" }
+    public var exclusiveValues: [ExclusiveValue] {
+        [ExclusiveValue(key: "path", value: path.description, reason: "two sinks can't append to one file")]
+    }
+}
+
 /// Makes `file` sinks (`path`).
 public struct FileSinkFactory: EventSinkFactory {
     public init() {}
 
-    public func validate(_ sink: SinkConfig, limits: BridgeConfig.Limits) -> [ConfigProblem] { [] }
+    public var type: String { "file" }
+    public var keys: [String] { ["path"] }
 
-    public func make(_ sink: SinkConfig, context: SinkContext) throws(ConfigProblem) -> (any EventSink)? {
-        guard case .file(let path) = sink.kind else { return nil }
+    public func read(_ reader: ConfigReader) -> FileSinkSettings? {
+        reader.template("path", required: true).map(FileSinkSettings.init)
+    }
+
+    public func make(name: String, settings: FileSinkSettings, context: SinkContext) throws(ConfigProblem) -> any EventSink {
         do {
-            return try FileSink(name: sink.name, path: path, logger: context.logger)
+            return try FileSink(name: name, path: settings.path, logger: context.logger)
         } catch let error as SinkError {
             throw ConfigProblem(path: "path", message: error.reason)
         } catch {

@@ -359,21 +359,58 @@ private final class LiveProducers: Sendable {
     func destroyed() { live.subtract(1, ordering: .relaxed) }
 }
 
+/// A `kafka` sink's settings: `brokers`, the `topic` and `key` templates, and librdkafka
+/// `properties`.
+public struct KafkaSinkSettings: SinkSettings {
+    public var brokers: String
+    public var topic: Template
+    /// Default `{id}`.
+    public var key: Template
+    public var properties: [String: String]
+
+    public var templates: [Template] { [topic, key] }
+    public var restartDescription: String {
+        "brokers=\(brokers) topic=\(topic) key=\(key) properties="
+            + properties.sorted { $0.key < $1.key }.map { "\($0.key)=\(BridgeConfig.fingerprint($0.value))" }
+            .joined(separator: ",")
+    }
+}
+
 /// Makes `kafka` sinks; checks `properties` with librdkafka offline.
 public struct KafkaSinkFactory: EventSinkFactory {
     public init() {}
 
-    public func validate(_ sink: SinkConfig, limits: BridgeConfig.Limits) -> [ConfigProblem] {
-        guard case .kafka(let brokers, _, _, let properties) = sink.kind,
-            let problem = KafkaSink.validate(brokers: brokers, properties: properties, ackTimeoutMs: limits.ackTimeoutMs)
-        else { return [] }
-        return [problem]
+    public var type: String { "kafka" }
+    public var keys: [String] { ["brokers", "topic", "key", "properties"] }
+
+    public func read(_ reader: ConfigReader) -> KafkaSinkSettings? {
+        let brokers = reader.string("brokers", required: true)
+        let topic = reader.template("topic", required: true)
+        let key = reader.template("key", required: false, default: "{id}")
+        var properties: [String: String] = [:]
+        if let props = reader.object("properties") {
+            // librdkafka takes every property as text.
+            for (property, value) in props.members {
+                switch value {
+                case .string(let text): properties[property] = text
+                case .number(let text): properties[property] = text
+                case .bool(let flag): properties[property] = flag ? "true" : "false"
+                default: props.problem(at: property, "must be a string, number or boolean, not \(value.kindName)")
+                }
+            }
+        }
+        guard let brokers, let topic, let key else { return nil }
+        return KafkaSinkSettings(brokers: brokers, topic: topic, key: key, properties: properties)
     }
 
-    public func make(_ sink: SinkConfig, context: SinkContext) throws(ConfigProblem) -> (any EventSink)? {
-        guard case .kafka(let brokers, let topic, let key, let properties) = sink.kind else { return nil }
-        return try KafkaSink(
-            name: sink.name, brokers: brokers, topic: topic, key: key, properties: properties,
+    public func validate(_ settings: KafkaSinkSettings, limits: BridgeConfig.Limits) -> [ConfigProblem] {
+        KafkaSink.validate(brokers: settings.brokers, properties: settings.properties, ackTimeoutMs: limits.ackTimeoutMs)
+            .map { [$0] } ?? []
+    }
+
+    public func make(name: String, settings: KafkaSinkSettings, context: SinkContext) throws(ConfigProblem) -> any EventSink {
+        try KafkaSink(
+            name: name, brokers: settings.brokers, topic: settings.topic, key: settings.key, properties: settings.properties,
             ackTimeoutMs: context.ackTimeoutMs, logger: context.logger)
     }
 }

@@ -1,6 +1,34 @@
 import Synchronization
 import WebhookCore
 
+/// Makes the `redis` store (`idempotency.url`), on the Redis client its URL shares with the
+/// sinks that name it.
+public struct RedisIdempotencyStoreFactory: IdempotencyStoreFactory {
+    public struct Settings: StoreSettings {
+        public var url: String
+        public var restartDescription: String { BridgeConfig.fingerprint(url) }
+    }
+
+    public init() {}
+
+    public var type: String { "redis" }
+    public var keys: [String] { ["url"] }
+
+    public func read(_ reader: ConfigReader) -> Settings? {
+        reader.redisURL("url", required: true).map(Settings.init)
+    }
+
+    public func make(_ settings: Settings, config: BridgeConfig, context: SinkContext) throws(ConfigProblem)
+        -> any IdempotencyStore
+    {
+        let client = try RedisClient.shared(url: settings.url, context: context)
+        // A reservation outlives any delivery attempt, and expires if this replica dies.
+        return RedisIdempotencyStore(
+            client: client, ttlSeconds: config.idempotency.ttlSeconds,
+            reservationMilliseconds: max(30_000, config.limits.ackTimeoutMs * 3))
+    }
+}
+
 /// `idempotency.store: "redis"`: the reservation lives in Redis, so every replica sharing it
 /// agrees on which events were taken.
 ///

@@ -79,12 +79,35 @@ public final class RedisStreamSink: EventSink {
 public struct RedisStreamSinkFactory: EventSinkFactory {
     public init() {}
 
-    public func validate(_ sink: SinkConfig, limits: BridgeConfig.Limits) -> [ConfigProblem] { [] }
+    public var type: String { "redis" }
+    public var keys: [String] { ["url", "stream", "maxLength"] }
 
-    public func make(_ sink: SinkConfig, context: SinkContext) throws(ConfigProblem) -> (any EventSink)? {
-        guard case .redis(let url, let stream, let maxLength) = sink.kind else { return nil }
-        let client = try RedisClient.shared(url: url, context: context)
-        return RedisStreamSink(name: sink.name, client: client, stream: stream, maxLength: maxLength)
+    public func read(_ reader: ConfigReader) -> RedisStreamSinkSettings? {
+        let url = reader.redisURL("url", required: true)
+        let stream = reader.template("stream", required: true)
+        let maxLength = reader.integer("maxLength", in: 1...Int.max)
+        guard let url, let stream else { return nil }
+        return RedisStreamSinkSettings(url: url, stream: stream, maxLength: maxLength)
+    }
+
+    public func make(name: String, settings: RedisStreamSinkSettings, context: SinkContext) throws(ConfigProblem)
+        -> any EventSink
+    {
+        let client = try RedisClient.shared(url: settings.url, context: context)
+        return RedisStreamSink(name: name, client: client, stream: settings.stream, maxLength: settings.maxLength)
+    }
+}
+
+/// A `redis` sink's settings: the server's `url`, the `stream` template and `maxLength`
+/// (approximate trimming, `MAXLEN ~`).
+public struct RedisStreamSinkSettings: SinkSettings {
+    public var url: String
+    public var stream: Template
+    public var maxLength: Int?
+
+    public var templates: [Template] { [stream] }
+    public var restartDescription: String {
+        "url=\(BridgeConfig.fingerprint(url)) stream=\(stream) maxLength=\(maxLength.map(String.init) ?? "-")"
     }
 }
 

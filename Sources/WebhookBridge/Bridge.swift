@@ -30,27 +30,19 @@ public struct Bridge: Sendable {
     public static func start(config: BridgeConfig, logger: Logger, metrics: PrometheusCollectorRegistry? = nil) async throws
         -> Bridge
     {
-        if let problem = sinkProblems(config).first { throw BridgeSetupError("\(problem)") }
         let context = SinkContext(ackTimeoutMs: config.limits.ackTimeoutMs, logger: logger, shared: SharedClients())
         var sinks: [String: any EventSink] = [:]
         for sink in config.sinks.values.sorted(by: { $0.name < $1.name }) {
             sinks[sink.name] = try makeSink(sink, context: context)
         }
         let store: any IdempotencyStore
-        switch config.idempotency.store {
-        case .memory:
-            store = MemoryIdempotencyStore(ttlSeconds: config.idempotency.ttlSeconds, maximumKeys: config.idempotency.maxKeys)
-        case .redis(let url):
-            let client: RedisClient
-            do {
-                client = try RedisClient.shared(url: url, context: context)
-            } catch {
-                throw BridgeSetupError("idempotency.\(error)")
-            }
-            // A reservation outlives any delivery attempt, and expires if this replica dies.
-            store = RedisIdempotencyStore(
-                client: client, ttlSeconds: config.idempotency.ttlSeconds,
-                reservationMilliseconds: max(30_000, config.limits.ackTimeoutMs * 3))
+        guard let storeLibrary = libraries.stores.first(where: { $0.type == config.idempotency.store.type }) else {
+            throw BridgeSetupError("idempotency.store: no \(config.idempotency.store.type) store in this build")
+        }
+        do {
+            store = try storeLibrary.make(config: config, context: context)
+        } catch {
+            throw BridgeSetupError("idempotency.\(error)")
         }
         var spool: Spool?
         var forwarders: [any Service] = []
@@ -112,32 +104,28 @@ public struct Bridge: Sendable {
         try await ServiceGroup(configuration: configuration).run()
     }
 
-    /// The sink kinds this build has: each checks and makes its own.
-    static let factories: [any EventSinkFactory] = [FileSinkFactory(), KafkaSinkFactory(), RedisStreamSinkFactory()]
+    /// The sink and idempotency store libraries of this build, one line each: a sink's `type`
+    /// (or `idempotency.store`) picks one, which reads, checks and makes it
+    /// (``ConfigLoader/load(_:environment:libraries:exporters:)``).
+    public static let libraries = BridgeLibraries(
+        sinks: [FileSinkFactory(), KafkaSinkFactory(), RedisStreamSinkFactory()],
+        stores: [MemoryStoreFactory(), RedisIdempotencyStoreFactory()])
 
-    /// The sink `config` describes, from the first factory that knows its kind.
+    /// The sink `config` describes, by the library that read it.
     static func makeSink(_ config: SinkConfig, context: SinkContext) throws(BridgeSetupError) -> any EventSink {
+        guard let library = libraries.sinks.first(where: { $0.type == config.type }) else {
+            throw BridgeSetupError("sinks.\(config.name).type: no \(config.type) sinks in this build")
+        }
         do {
-            for factory in factories {
-                if let sink = try factory.make(config, context: context) { return sink }
-            }
+            return try library.make(config, context: context)
         } catch {
             throw BridgeSetupError("sinks.\(config.name).\(error)")
         }
-        throw BridgeSetupError("sinks.\(config.name): no sink of this type in this build")
     }
 
-    /// What only the sink libraries can judge (librdkafka's properties), checked offline,
-    /// without connecting; ``ConfigLoader`` runs it with every other check.
-    public static let sinkChecks: SinkChecks = { sink, limits in
-        factories.flatMap { $0.validate(sink, limits: limits) }
-    }
-
-    /// ``sinkChecks`` over a config loaded without them, with paths from the document's root.
-    static func sinkProblems(_ config: BridgeConfig) -> [ConfigProblem] {
-        config.sinks.values.sorted(by: { $0.name < $1.name }).flatMap { sink in
-            sinkChecks(sink, config.limits).map { ConfigProblem(path: "sinks.\(sink.name).\($0.path)", message: $0.message) }
-        }
+    /// Reads and validates a config with this build's sink libraries.
+    public static func loadConfig(_ bytes: [UInt8], environment: [String: String]) throws(ConfigError) -> BridgeConfig {
+        try ConfigLoader.load(bytes, environment: environment, libraries: libraries)
     }
 
 }

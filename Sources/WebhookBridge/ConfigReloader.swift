@@ -40,7 +40,6 @@ public final class ConfigReloader: Service {
     public func reload() {
         do {
             let config = try load()
-            if let problem = Bridge.sinkProblems(config).first { throw BridgeSetupError("\(problem)") }
             if let tls, let files = config.listen.tls { try tls.reload(files) }
             try processor.reload(config)
             // Sources, secrets and routes are applied; anything else waits for a restart, and

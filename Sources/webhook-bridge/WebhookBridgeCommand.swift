@@ -75,7 +75,7 @@ func loadConfig(path: String) throws(ConfigFileError) -> BridgeConfig {
             path: path, problems: [ConfigProblem(path: "", message: "cannot read the file: \(String(cString: strerror(errno)))")])
     }
     do {
-        return try ConfigLoader.load(bytes, environment: ProcessEnvironment.current, sinkChecks: Bridge.sinkChecks)
+        return try Bridge.loadConfig(bytes, environment: ProcessEnvironment.current)
     } catch {
         throw ConfigFileError(path: path, problems: error.problems)
     }

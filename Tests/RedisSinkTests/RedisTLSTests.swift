@@ -56,9 +56,9 @@ struct RedisTLSTests {
             {"sinks": {"jobs": {"type": "redis", "url": "rediss://cache?ca=/nonexistent/ca.pem", "stream": "s"}},
              "sources": {"s": {"path": "/s", "verify": {"scheme": "github", "secrets": ["x"]}, "sinks": ["jobs"]}}}
             """
-        #expect(throws: ConfigError.self) { try ConfigLoader.load(Array(config.utf8), environment: [:]) }
+        #expect(throws: ConfigError.self) { try Bridge.loadConfig(Array(config.utf8), environment: [:]) }
         do {
-            _ = try ConfigLoader.load(Array(config.utf8), environment: [:])
+            _ = try Bridge.loadConfig(Array(config.utf8), environment: [:])
         } catch {
             #expect(error.problems.map(\.description) == ["sinks.jobs.url: ca: cannot read /nonexistent/ca.pem"])
         }

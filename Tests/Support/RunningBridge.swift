@@ -34,7 +34,7 @@ public struct RunningBridge: Sendable {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
         let text = config.replacingOccurrences(of: "{dir}", with: directory.path)
-        let loaded = try ConfigLoader.load(Array(text.utf8), environment: environment)
+        let loaded = try Bridge.loadConfig(Array(text.utf8), environment: environment)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
         let bridge = try await Bridge.start(config: loaded, logger: logger)

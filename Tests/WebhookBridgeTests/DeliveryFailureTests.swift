@@ -100,7 +100,7 @@ struct DeliveryFailureTests {
         try await RunningBridge.with(config: Self.config()) { bridge in
             let text = Self.config().replacingOccurrences(of: "\"port\": 0", with: "\"port\": \(bridge.port)")
                 .replacingOccurrences(of: "{dir}", with: bridge.directory.path)
-            let config = try ConfigLoader.load(Array(text.utf8), environment: [:])
+            let config = try Bridge.loadConfig(Array(text.utf8), environment: [:])
             await #expect {
                 _ = try await Bridge.start(config: config, logger: .init(label: "test"))
             } throws: { error in

@@ -374,7 +374,7 @@ struct EdgeTests {
                 with: "")
             #expect(reloaded != Self.config)
             try bridge.bridge.processor.reload(
-                ConfigLoader.load(
+                Bridge.loadConfig(
                     Array(reloaded.replacingOccurrences(of: "{dir}", with: bridge.directory.path).utf8), environment: [:]))
             try connection.sendRaw(body)
             let answer = try await offThePool { try connection.readAnswer() }

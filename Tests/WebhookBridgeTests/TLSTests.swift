@@ -71,7 +71,7 @@ struct TLSTests {
              "sinks": {"archive": {"type": "file", "path": "\(directory.file("e.jsonl"))"}},
              "sources": {"gh": {"path": "/gh", "verify": {"scheme": "none"}, "sinks": ["archive"]}}}
             """
-        let config = try ConfigLoader.load(Array(text.utf8), environment: [:])
+        let config = try Bridge.loadConfig(Array(text.utf8), environment: [:])
         await #expect {
             _ = try await Bridge.start(config: config, logger: .init(label: "test"))
         } throws: { error in

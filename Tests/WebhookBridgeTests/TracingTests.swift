@@ -338,7 +338,7 @@ struct TracingTests {
              "sinks": {"archive": {"type": "file", "path": "/tmp/x.jsonl"}},
              "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["s"]}, "sinks": ["archive"]}}}
             """
-        let error = #expect(throws: ConfigError.self) { try ConfigLoader.load(Array(config.utf8), environment: [:]) }
+        let error = #expect(throws: ConfigError.self) { try Bridge.loadConfig(Array(config.utf8), environment: [:]) }
         let text = error.map { "\($0)" } ?? ""
         #expect(text.contains("tracing.otlpEndpoint"), "\(text)")
         #expect(text.contains("tracing.protocol"), "\(text)")
@@ -352,7 +352,7 @@ struct TracingTests {
                 {"tracing": \(json), "sinks": {"archive": {"type": "file", "path": "/tmp/x.jsonl"}},
                  "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["s"]}, "sinks": ["archive"]}}}
                 """
-            return try ConfigLoader.load(Array(text.utf8), environment: [:], exporters: exporters).tracing
+            return try ConfigLoader.load(Array(text.utf8), environment: [:], libraries: Bridge.libraries, exporters: exporters).tracing
         }
         // A build with the OTLPGRPC trait takes gRPC, chosen or implied by port 4317.
         let grpc = try #require(

@@ -1,3 +1,4 @@
+import WebhookBridge
 import WebhookCrypto
 import Foundation
 import NIOCore
@@ -11,7 +12,7 @@ func catalogScheme(_ verify: String) throws -> any WebhookScheme {
         {"sinks": {"a": {"type": "file", "path": "./x.jsonl"}},
          "sources": {"s": {"path": "/s", "verify": \(verify), "sinks": ["a"]}}}
         """
-    return try ConfigLoader.load(Array(text.utf8), environment: [:]).sources["s"]!.scheme
+    return try Bridge.loadConfig(Array(text.utf8), environment: [:]).sources["s"]!.scheme
 }
 
 @Suite("Provider vectors from the providers' own SDKs")

@@ -1,4 +1,5 @@
 import Testing
+import WebhookBridge
 import WebhookCore
 
 @Suite("${NAME} in numeric and boolean fields")
@@ -17,7 +18,7 @@ struct ConfigEnvironmentNumberTests {
 
     func problems(_ text: String, environment: [String: String]) -> [String] {
         do {
-            _ = try ConfigLoader.load(Array(text.utf8), environment: environment)
+            _ = try Bridge.loadConfig(Array(text.utf8), environment: environment)
             return []
         } catch {
             return error.problems.map(\.description)
@@ -26,7 +27,7 @@ struct ConfigEnvironmentNumberTests {
 
     @Test("a whole-value reference gives a number or a boolean, with its fallback")
     func substituted() throws {
-        let config = try ConfigLoader.load(
+        let config = try Bridge.loadConfig(
             Array(Self.config(port: #""${PORT}""#).utf8), environment: ["PORT": "9090", "ARCHIVE_REQUIRED": "false"])
         #expect(config.listen.port == 9090)
         #expect(config.limits.maxBodyBytes == 2048)

@@ -1,4 +1,8 @@
+import FileSink
+import KafkaSink
+import RedisSink
 import Testing
+import WebhookBridge
 import WebhookCore
 
 @Suite("Config loading (SPEC section 3)")
@@ -15,7 +19,7 @@ struct ConfigLoaderTests {
         """
 
     func load(_ text: String, environment: [String: String] = [:]) throws(ConfigError) -> BridgeConfig {
-        try ConfigLoader.load(Array(text.utf8), environment: environment)
+        try Bridge.loadConfig(Array(text.utf8), environment: environment)
     }
 
     func problems(_ text: String, environment: [String: String] = [:]) -> [String] {
@@ -34,7 +38,7 @@ struct ConfigLoaderTests {
         #expect(config.listen.port == 8080)
         #expect(config.limits.maxBodyBytes == 1_048_576)
         #expect(config.limits.ackTimeoutMs == 5000)
-        #expect(config.idempotency.store == .memory)
+        #expect(config.idempotency.store.type == "memory")
         #expect(config.idempotency.ttlSeconds == 86_400)
         #expect(config.spool == nil)
         #expect(config.sources["github"]?.path == "/webhooks/github")
@@ -59,11 +63,11 @@ struct ConfigLoaderTests {
             """
         let unset = try load(text)
         #expect(unset.listen.host == "127.0.0.1")
-        guard case .file(let path) = unset.sinks["a"]?.kind else { Issue.record("not a file sink"); return }
+        let path = try #require(unset.sinks["a"]?.settings as? FileSinkSettings).path
         #expect(path.description == "/tmp/x-y.jsonl")
         let set = try load(text, environment: ["HOST": "::1", "NAME": "z"])
         #expect(set.listen.host == "::1")
-        guard case .file(let setPath) = set.sinks["a"]?.kind else { Issue.record("not a file sink"); return }
+        let setPath = try #require(set.sinks["a"]?.settings as? FileSinkSettings).path
         #expect(setPath.description == "/tmp/x-z.jsonl")
     }
 
@@ -106,6 +110,43 @@ struct ConfigLoaderTests {
                 "sources.x.verify.scheme: unknown scheme \"gitgub\"; did you mean \"github\"?",
                 "sources.x: has both sinks and routes; use one",
                 "sources.y.verify: is required",
+            ])
+    }
+
+    @Test("idempotency: the store's library reads its own keys; another store's key, an unknown store and typos are named")
+    func storeProblems() {
+        func idempotency(_ json: String) -> [String] {
+            problems("""
+                {"idempotency": \(json), "sinks": {"a": {"type": "file", "path": "x"}},
+                 "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["a"]}}}
+                """)
+        }
+        #expect(idempotency(#"{"url": "redis://127.0.0.1:6379"}"#) == ["idempotency.url: only the redis store takes a url"])
+        #expect(idempotency(#"{"store": "redis"}"#) == ["idempotency.url: is required"])
+        #expect(
+            idempotency(#"{"store": "mongo", "url": "mongodb://x"}"#) == [
+                "idempotency.store: must be \"memory\" or \"redis\", not \"mongo\""
+            ])
+        #expect(
+            idempotency(#"{"store": "redis", "url": "redis://127.0.0.1:6379", "ttlSecond": 5}"#) == [
+                "idempotency.ttlSecond: unknown key; did you mean \"ttlSeconds\"?"
+            ])
+        #expect(idempotency(#"{"store": "redis", "url": "http://x"}"#).first?.hasPrefix("idempotency.url: ") == true)
+    }
+
+    @Test("sinks: each library reads its own keys; two file sinks can't share a path")
+    func sinkLibraries() {
+        let text = """
+            {"sinks": {"a": {"type": "file", "path": "x.jsonl"}, "b": {"type": "file", "path": "x.jsonl"},
+                       "k": {"type": "kafka", "brokers": "b:9092", "topic": "t", "stream": "s"},
+                       "r": {"type": "redis", "url": "redis://127.0.0.1:6379", "stream": "s", "properties": {}}},
+             "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["a"]}}}
+            """
+        #expect(
+            problems(text).sorted() == [
+                "sinks.b.path: is also the path of sink \"a\"; two sinks can't append to one file",
+                "sinks.k.stream: unknown key",
+                "sinks.r.properties: unknown key",
             ])
     }
 
@@ -209,16 +250,16 @@ struct ConfigLoaderTests {
                                "routes": [{"types": ["payment_intent.*"], "sinks": ["bus"]}, {"sinks": ["jobs"]}]}}}
             """
         let config = try load(text)
-        #expect(config.idempotency.store == .redis(url: "redis://127.0.0.1:6379/0"))
+        #expect(config.idempotency.store.type == "redis")
+        #expect((config.idempotency.store.settings as? RedisIdempotencyStoreFactory.Settings)?.url == "redis://127.0.0.1:6379/0")
         #expect(config.spool?.maxBytes == 1_073_741_824)
-        guard case .kafka(let brokers, let topic, let key, let properties) = config.sinks["bus"]?.kind else {
-            Issue.record("bus is not a kafka sink")
-            return
-        }
-        #expect(brokers == "localhost:9092")
-        #expect(topic.description == "webhooks.{source}")
-        #expect(key.description == "{id}")
-        #expect(properties == ["compression.type": "lz4", "linger.ms": "5"])
+        let bus = try #require(config.sinks["bus"]?.settings as? KafkaSinkSettings)
+        #expect(bus.brokers == "localhost:9092")
+        #expect(bus.topic.description == "webhooks.{source}")
+        #expect(bus.key.description == "{id}")
+        #expect(bus.properties == ["compression.type": "lz4", "linger.ms": "5"])
+        let jobs = try #require(config.sinks["jobs"]?.settings as? RedisStreamSinkSettings)
+        #expect(jobs.url == "redis://127.0.0.1:6379/0" && jobs.stream.description == "webhooks:{source}" && jobs.maxLength == 1_000_000)
         #expect(config.sinks["jobs"]?.required == false)
         #expect(config.sources["s"]?.routes.sinks(forType: "payment_intent.created") == ["bus"])
         #expect(config.sources["s"]?.routes.sinks(forType: "charge.failed") == ["jobs"])
@@ -248,7 +289,7 @@ struct ConfigFuzzTests {
                 }
             }
             do {
-                _ = try ConfigLoader.load(bytes, environment: ["GITHUB_SECRET": "s"])
+                _ = try Bridge.loadConfig(bytes, environment: ["GITHUB_SECRET": "s"])
             } catch {
                 #expect(!error.problems.isEmpty)
             }
@@ -260,7 +301,7 @@ struct ConfigFuzzTests {
 struct ProviderConfigTests {
     func problems(_ text: String) -> [String] {
         do {
-            _ = try ConfigLoader.load(Array(text.utf8), environment: [:])
+            _ = try Bridge.loadConfig(Array(text.utf8), environment: [:])
             return []
         } catch {
             return error.problems.map(\.description)

@@ -1,3 +1,4 @@
+import WebhookBridge
 import WebhookCrypto
 import NIOCore
 import NIOHTTP1
@@ -73,7 +74,7 @@ struct SchemeFixture {
              "sources": {"s": {"path": "/s", "sinks": ["a"],
                                "verify": {"scheme": "\(scheme)", "secrets": ["\(verifySecret)"]\(publicUrl)}}}}
             """
-        return try #require(try ConfigLoader.load(Array(text.utf8), environment: [:]).sources["s"]).scheme
+        return try #require(try Bridge.loadConfig(Array(text.utf8), environment: [:]).sources["s"]).scheme
     }
 
     func signed(body: [UInt8], at now: Int64) throws -> (headers: [(String, String)], uri: String) {

@@ -60,11 +60,17 @@ public struct BridgeConfig: Sendable {
 
     /// `idempotency`.
     public struct Idempotency: Sendable {
-        public enum Store: Sendable, Equatable {
-            case memory
-            case redis(url: String)
+        /// `store` and the settings its library read.
+        public struct Store: Sendable {
+            public var type: String
+            public var settings: any StoreSettings
+
+            public init(type: String, settings: any StoreSettings) {
+                self.type = type
+                self.settings = settings
+            }
         }
-        public var store: Store = .memory
+        public var store = Store(type: "memory", settings: MemoryStoreFactory.Settings())
         public var ttlSeconds = 86_400
         /// Bound on the memory store (an extension of SPEC's keys).
         public var maxKeys = 1_000_000
@@ -134,45 +140,28 @@ public struct BridgeConfig: Sendable {
     public var sortedSources: [SourceConfig] { sources.values.sorted { $0.name < $1.name } }
 }
 
-/// One entry of `sinks`.
+/// One entry of `sinks`: what every sink has (a name, a type, `required`) and the settings
+/// its own library read (``EventSinkFactory``).
 public struct SinkConfig: Sendable {
-    public enum Kind: Sendable {
-        case file(path: Template)
-        case kafka(brokers: String, topic: Template, key: Template, properties: [String: String])
-        case redis(url: String, stream: Template, maxLength: Int?)
-    }
-
     public var name: String
-    public var kind: Kind
+    /// `type`: the name of the sink library that read ``settings`` (`file`, `kafka`, `redis`).
+    public var type: String
     /// `required: false` sinks never decide the answer to the provider.
     public var required = true
+    public var settings: any SinkSettings
 
-    /// `file`, `kafka` or `redis`.
-    public var typeName: String {
-        switch kind {
-        case .file: return "file"
-        case .kafka: return "kafka"
-        case .redis: return "redis"
-        }
+    public init(name: String, type: String, required: Bool = true, settings: any SinkSettings) {
+        self.name = name
+        self.type = type
+        self.required = required
+        self.settings = settings
     }
 
     /// The request headers the sink's templates read: the spool keeps them with the event.
-    public var headerNames: [String] {
-        switch kind {
-        case .file(let path): return path.headerNames
-        case .kafka(_, let topic, let key, _): return topic.headerNames + key.headerNames
-        case .redis(_, let stream, _): return stream.headerNames
-        }
-    }
+    public var headerNames: [String] { settings.templates.flatMap(\.headerNames) }
 
     /// True when the sink's templates read the body as JSON.
-    public var usesBodyJSON: Bool {
-        switch kind {
-        case .file(let path): return path.usesBodyJSON
-        case .kafka(_, let topic, let key, _): return topic.usesBodyJSON || key.usesBodyJSON
-        case .redis(_, let stream, _): return stream.usesBodyJSON
-        }
-    }
+    public var usesBodyJSON: Bool { settings.templates.contains { $0.usesBodyJSON } }
 }
 
 /// One entry of `sources`.
@@ -215,21 +204,9 @@ extension BridgeConfig {
             } ?? "off",
             "trustedProxies": trustedProxies.map { "\($0)" }.joined(separator: ","),
         ]
-        switch idempotency.store {
-        case .memory: settings["idempotency.store"] = "memory"
-        case .redis(let url): settings["idempotency.store"] = "redis " + Self.fingerprint(url)
-        }
+        settings["idempotency.store"] = "\(idempotency.store.type) \(idempotency.store.settings.restartDescription)"
         for sink in sinks.values {
-            var text = "\(sink.typeName) required=\(sink.required)"
-            switch sink.kind {
-            case .file(let path): text += " path=\(path)"
-            case .kafka(let brokers, let topic, let key, let properties):
-                text += " brokers=\(brokers) topic=\(topic) key=\(key) properties="
-                text += properties.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.fingerprint($0.value))" }.joined(separator: ",")
-            case .redis(let url, let stream, let maxLength):
-                text += " url=\(Self.fingerprint(url)) stream=\(stream) maxLength=\(maxLength.map(String.init) ?? "-")"
-            }
-            settings["sinks.\(sink.name)"] = text
+            settings["sinks.\(sink.name)"] = "\(sink.type) required=\(sink.required) \(sink.settings.restartDescription)"
         }
         return settings
     }
@@ -244,7 +221,7 @@ extension BridgeConfig {
 
     /// A value that may hold a secret (a URL with a password, a SASL property), compared but
     /// never shown: its hash.
-    private static func fingerprint(_ value: String) -> String {
+    public static func fingerprint(_ value: String) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in value.utf8 {
             hash ^= UInt64(byte)

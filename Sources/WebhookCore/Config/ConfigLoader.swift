@@ -1,8 +1,5 @@
 import Foundation
 
-/// A sink library's own checks of one sink's settings (see ``ConfigLoader/load(_:environment:sinkChecks:)``).
-public typealias SinkChecks = @Sendable (_ sink: SinkConfig, _ limits: BridgeConfig.Limits) -> [ConfigProblem]
-
 /// Reads and validates a config file (SPEC section 3). `serve`, `check-config` and reload all
 /// go through here, so they agree on what is valid.
 public enum ConfigLoader {
@@ -11,12 +8,13 @@ public enum ConfigLoader {
 
     /// Parses and validates `bytes`, substituting `${NAME}` from `environment`.
     ///
-    /// - Parameter sinkChecks: what only a sink's library can judge (librdkafka's
-    ///   `properties`), run on every sink that parsed in the same pass as everything else,
-    ///   so one run reports every problem. Its paths are relative to the sink.
+    /// - Parameter libraries: the sink and store libraries (`Bridge.libraries`): each reads
+    ///   the settings of its `type`'s sinks (or store) and checks what only it can judge
+    ///   (librdkafka's `properties`) in the same pass as everything else, so one run reports
+    ///   every problem.
     /// - Parameter exporters: the OTLP exporters there are (this build's unless a test says).
     public static func load(
-        _ bytes: [UInt8], environment: [String: String], sinkChecks: SinkChecks? = nil,
+        _ bytes: [UInt8], environment: [String: String], libraries: BridgeLibraries,
         exporters: BridgeConfig.Tracing.Exporters = .built
     ) throws(ConfigError) -> BridgeConfig {
         let document: JSONValue
@@ -32,11 +30,13 @@ public enum ConfigLoader {
         }
         let log = ProblemLog()
         let substituted = EnvironmentSubstitution.apply(to: document, path: "", environment: environment, log: log)
-        let config = read(substituted, log: log, exporters: exporters)
-        if let config, let sinkChecks {
+        let config = read(substituted, log: log, libraries: libraries, exporters: exporters)
+        if let config {
             for sink in config.sinks.values.sorted(by: { $0.name < $1.name }) {
-                for problem in sinkChecks(sink, config.limits) {
-                    log.add(joinPath("sinks.\(sink.name)", problem.path), problem.message)
+                for library in libraries.sinks where library.type == sink.type {
+                    for problem in library.validate(sink, limits: config.limits) {
+                        log.add(joinPath("sinks.\(sink.name)", problem.path), problem.message)
+                    }
                 }
             }
         }
@@ -50,7 +50,8 @@ public enum ConfigLoader {
     // MARK: - Top level
 
     static func read(
-        _ document: JSONValue, log: ProblemLog, exporters: BridgeConfig.Tracing.Exporters = .built
+        _ document: JSONValue, log: ProblemLog, libraries: BridgeLibraries,
+        exporters: BridgeConfig.Tracing.Exporters = .built
     ) -> BridgeConfig? {
         guard let root = ConfigReader(document, path: "", log: log) else { return nil }
         root.rejectUnknownKeys(["listen", "limits", "idempotency", "spool", "tracing", "sinks", "sources", "trustedProxies"])
@@ -102,18 +103,25 @@ public enum ConfigLoader {
 
         var idempotency = BridgeConfig.Idempotency()
         if let reader = root.object("idempotency") {
-            reader.rejectUnknownKeys(["store", "url", "ttlSeconds", "maxKeys"])
             if let ttl = reader.integer("ttlSeconds", in: 1...Int(Int32.max)) { idempotency.ttlSeconds = ttl }
             if let maxKeys = reader.integer("maxKeys", in: 1...Int.max) { idempotency.maxKeys = maxKeys }
-            switch reader.string("store") {
-            case nil, "memory":
-                if reader.has("url") { log.add(reader.childPath("url"), "only the redis store takes a url") }
-            case "redis":
-                if let url = reader.string("url", required: true), checkRedisURL(url, path: reader.childPath("url"), log: log) {
-                    idempotency.store = .redis(url: url)
+            let type = reader.string("store") ?? "memory"
+            if let library = libraries.stores.first(where: { $0.type == type }) {
+                let common = ["store", "ttlSeconds", "maxKeys"]
+                // A key of another store gets a clearer word than "unknown key".
+                for (key, _) in reader.members where !common.contains(key) && !library.keys.contains(key) {
+                    if let owner = libraries.stores.first(where: { $0.keys.contains(key) }) {
+                        log.add(reader.childPath(key), "only the \(owner.type) store takes a \(key)")
+                    }
                 }
-            case let other?:
-                log.add(reader.childPath("store"), "must be \"memory\" or \"redis\", not \"\(other)\"")
+                let others = Set(libraries.stores.flatMap(\.keys)).subtracting(library.keys)
+                reader.rejectUnknownKeys(common + library.keys + others.sorted())
+                if let settings = library.readSettings(reader) {
+                    idempotency.store = .init(type: type, settings: settings)
+                }
+            } else {
+                reader.rejectUnknownKeys(["store", "ttlSeconds", "maxKeys"] + libraries.stores.flatMap(\.keys))
+                log.add(reader.childPath("store"), "must be \(oneOf(libraries.stores.map(\.type))), not \"\(type)\"")
             }
         }
 
@@ -133,16 +141,21 @@ public enum ConfigLoader {
         if let reader = root.object("sinks", required: true) {
             if reader.members.isEmpty { log.add("sinks", "must name at least one sink") }
             for (name, value) in reader.members {
-                if let sink = readSink(name: name, value, path: reader.childPath(name), log: log) { sinks[name] = sink }
+                if let sink = readSink(name: name, value, path: reader.childPath(name), types: libraries.sinks, log: log) {
+                    sinks[name] = sink
+                }
             }
         }
-        var fileOwners: [String: String] = [:]
+        var owners: [String: String] = [:]
         for name in (root.object("sinks")?.members.map(\.0) ?? []) {
-            guard case .file(let path)? = sinks[name]?.kind else { continue }
-            if let owner = fileOwners[path.description] {
-                log.add("sinks.\(name).path", "is also the path of sink \"\(owner)\"; two sinks can't append to one file")
-            } else {
-                fileOwners[path.description] = name
+            guard let sink = sinks[name] else { continue }
+            for claim in sink.settings.exclusiveValues {
+                let key = "\(sink.type) \(claim.key) \(claim.value)"
+                if let owner = owners[key] {
+                    log.add("sinks.\(name).\(claim.key)", "is also the \(claim.key) of sink \"\(owner)\"; \(claim.reason)")
+                } else {
+                    owners[key] = name
+                }
             }
         }
         let sinkNames = Set(root.object("sinks").map { $0.members.map(\.0) } ?? [])
@@ -230,66 +243,26 @@ public enum ConfigLoader {
 
     // MARK: - Sinks
 
-    static func readSink(name: String, _ value: JSONValue, path: String, log: ProblemLog) -> SinkConfig? {
-        guard let reader = ConfigReader(value, path: path, log: log) else { return nil }
-        let required = reader.bool("required") ?? true
-        func template(_ key: String, required: Bool, default fallback: String? = nil) -> Template? {
-            guard let text = reader.string(key, required: required) ?? fallback else { return nil }
-            do {
-                return try Template(parsing: text)
-            } catch {
-                log.add(reader.childPath(key), error.message)
-                return nil
-            }
-        }
-        switch reader.string("type", required: true) {
-        case "file":
-            reader.rejectUnknownKeys(["type", "required", "path"])
-            guard let file = template("path", required: true) else { return nil }
-            return SinkConfig(name: name, kind: .file(path: file), required: required)
-        case "kafka":
-            reader.rejectUnknownKeys(["type", "required", "brokers", "topic", "key", "properties"])
-            let brokers = reader.string("brokers", required: true)
-            let topic = template("topic", required: true)
-            let key = template("key", required: false, default: "{id}")
-            var properties: [String: String] = [:]
-            if let props = reader.object("properties") {
-                for (property, value) in props.members {
-                    switch value {
-                    case .string(let text): properties[property] = text
-                    case .number(let text): properties[property] = text
-                    case .bool(let flag): properties[property] = flag ? "true" : "false"
-                    default: log.add(props.childPath(property), "must be a string, number or boolean, not \(value.kindName)")
-                    }
-                }
-            }
-            guard let brokers, let topic, let key else { return nil }
-            return SinkConfig(
-                name: name, kind: .kafka(brokers: brokers, topic: topic, key: key, properties: properties), required: required)
-        case "redis":
-            reader.rejectUnknownKeys(["type", "required", "url", "stream", "maxLength"])
-            let url = reader.string("url", required: true)
-            let stream = template("stream", required: true)
-            let maxLength = reader.integer("maxLength", in: 1...Int.max)
-            guard let url, checkRedisURL(url, path: reader.childPath("url"), log: log), let stream else { return nil }
-            return SinkConfig(name: name, kind: .redis(url: url, stream: stream, maxLength: maxLength), required: required)
-        case let other?:
-            log.add(reader.childPath("type"), "must be \"file\", \"kafka\" or \"redis\", not \"\(other)\"")
-            return nil
-        case nil:
-            return nil
-        }
+    /// `"a", "b" or "c"`.
+    static func oneOf(_ names: [String]) -> String {
+        let quoted = names.map { "\"\($0)\"" }
+        return quoted.count > 1 ? quoted.dropLast().joined(separator: ", ") + " or " + quoted.last! : quoted.joined()
     }
 
-    static func checkRedisURL(_ url: String, path: String, log: ProblemLog) -> Bool {
-        do {
-            let problems = try RedisEndpoint(url: url).problems()
-            for problem in problems { log.add(path, problem) }
-            return problems.isEmpty
-        } catch {
-            log.add(path, "\(error)")
-            return false
+    /// A sink's object: `type` picks the library that reads the rest.
+    static func readSink(
+        name: String, _ value: JSONValue, path: String, types: [any EventSinkFactory], log: ProblemLog
+    ) -> SinkConfig? {
+        guard let reader = ConfigReader(value, path: path, log: log) else { return nil }
+        let required = reader.bool("required") ?? true
+        guard let type = reader.string("type", required: true) else { return nil }
+        guard let library = types.first(where: { $0.type == type }) else {
+            log.add(reader.childPath("type"), "must be \(oneOf(types.map(\.type))), not \"\(type)\"")
+            return nil
         }
+        reader.rejectUnknownKeys(["type", "required"] + library.keys)
+        guard let settings = library.readSettings(reader) else { return nil }
+        return SinkConfig(name: name, type: type, required: required, settings: settings)
     }
 
     // MARK: - Sources
@@ -430,5 +403,21 @@ public enum ConfigLoader {
             }
         }
         return ok ? secrets : nil
+    }
+}
+
+extension ConfigReader {
+    /// A `redis://`, `rediss://` or `unix://` URL in `key`, checked (TLS files, database
+    /// number); nil, with the problem recorded, when it is missing or wrong.
+    public func redisURL(_ key: String, required: Bool) -> String? {
+        guard let url = string(key, required: required) else { return nil }
+        do {
+            let problems = try RedisEndpoint(url: url).problems()
+            for problem in problems { log.add(childPath(key), problem) }
+            return problems.isEmpty ? url : nil
+        } catch {
+            log.add(childPath(key), "\(error)")
+            return nil
+        }
     }
 }

@@ -1,10 +1,12 @@
 /// Typed, path-aware reads from one JSON object of the config.
 ///
 /// Every read that fails records a problem at the member's path and returns nil, so the
-/// loader carries on and reports everything wrong in one pass.
-struct ConfigReader {
-    let path: String
-    let members: [(String, JSONValue)]
+/// loader carries on and reports everything wrong in one pass. Sink libraries read their
+/// own settings with it (``EventSinkFactory/read(_:)``).
+public struct ConfigReader {
+    /// The object's JSON path (`sinks.bus`).
+    public let path: String
+    public let members: [(String, JSONValue)]
     let log: ProblemLog
 
     /// A reader for `value`, or nil (with a problem recorded) when it is not an object.
@@ -18,14 +20,31 @@ struct ConfigReader {
         self.log = log
     }
 
-    func has(_ key: String) -> Bool { members.contains { $0.0 == key } }
+    public func has(_ key: String) -> Bool { members.contains { $0.0 == key } }
 
     func raw(_ key: String) -> JSONValue? { members.first { $0.0 == key }?.1 }
 
-    func childPath(_ key: String) -> String { joinPath(path, key) }
+    public func childPath(_ key: String) -> String { joinPath(path, key) }
+
+    /// Records a problem at the member `key` (the object itself when nil).
+    public func problem(at key: String?, _ message: String) {
+        log.add(key.map(childPath) ?? path, message)
+    }
+
+    /// The template in the string `key` (`{source}.{type}`), or `fallback` parsed when the
+    /// key is absent; nil, with the problem recorded, when it is missing or does not parse.
+    public func template(_ key: String, required: Bool, default fallback: String? = nil) -> Template? {
+        guard let text = string(key, required: required) ?? fallback else { return nil }
+        do {
+            return try Template(parsing: text)
+        } catch {
+            log.add(childPath(key), error.message)
+            return nil
+        }
+    }
 
     /// Records every member whose name is not in `allowed`.
-    func rejectUnknownKeys(_ allowed: [String]) {
+    public func rejectUnknownKeys(_ allowed: [String]) {
         for (key, _) in members where !allowed.contains(key) {
             let hint = closestKey(to: key, in: allowed).map { "; did you mean \"\($0)\"?" } ?? ""
             log.add(childPath(key), "unknown key\(hint)")
@@ -54,7 +73,7 @@ struct ConfigReader {
         log.add(childPath(key), "is required")
     }
 
-    func string(_ key: String, required: Bool = false, nonEmpty: Bool = true) -> String? {
+    public func string(_ key: String, required: Bool = false, nonEmpty: Bool = true) -> String? {
         guard let value = raw(key) else {
             if required { missing(key) }
             return nil
@@ -72,7 +91,7 @@ struct ConfigReader {
 
     /// A credential (a token a request must present): a string that is not empty or only
     /// whitespace, as a variable that is set but empty would make it.
-    func credential(_ key: String, required: Bool = false) -> String? {
+    public func credential(_ key: String, required: Bool = false) -> String? {
         guard let text = string(key, required: required) else { return nil }
         guard !text.allSatisfy(\.isWhitespace) else {
             log.add(childPath(key), "must not be blank")
@@ -81,7 +100,7 @@ struct ConfigReader {
         return text
     }
 
-    func integer(_ key: String, in range: ClosedRange<Int>, required: Bool = false) -> Int? {
+    public func integer(_ key: String, in range: ClosedRange<Int>, required: Bool = false) -> Int? {
         guard let value = raw(key) else {
             if required { missing(key) }
             return nil
@@ -101,7 +120,7 @@ struct ConfigReader {
         return number
     }
 
-    func number(_ key: String, minimumExclusive: Double, required: Bool = false) -> Double? {
+    public func number(_ key: String, minimumExclusive: Double, required: Bool = false) -> Double? {
         guard let number = number(key, required: required) else { return nil }
         guard number > minimumExclusive, number.isFinite else {
             log.add(childPath(key), "must be greater than \(Int(minimumExclusive))")
@@ -110,7 +129,7 @@ struct ConfigReader {
         return number
     }
 
-    func number(_ key: String, in range: ClosedRange<Double>, required: Bool = false) -> Double? {
+    public func number(_ key: String, in range: ClosedRange<Double>, required: Bool = false) -> Double? {
         guard let number = number(key, required: required) else { return nil }
         guard range.contains(number) else {
             log.add(childPath(key), "must be from \(range.lowerBound) to \(range.upperBound), not \(number)")
@@ -131,7 +150,7 @@ struct ConfigReader {
         return number
     }
 
-    func bool(_ key: String) -> Bool? {
+    public func bool(_ key: String) -> Bool? {
         guard let value = raw(key) else { return nil }
         if case .bool(let flag) = value { return flag }
         if case .string(let text) = value, log.wholeReferences.contains(childPath(key)), text == "true" || text == "false" {
@@ -142,7 +161,7 @@ struct ConfigReader {
     }
 
     /// An array of strings; each bad item is reported at its own index.
-    func stringArray(_ key: String, required: Bool = false, nonEmpty: Bool = true) -> [String]? {
+    public func stringArray(_ key: String, required: Bool = false, nonEmpty: Bool = true) -> [String]? {
         guard let value = raw(key) else {
             if required { missing(key) }
             return nil
@@ -170,7 +189,7 @@ struct ConfigReader {
         return ok ? result : nil
     }
 
-    func object(_ key: String, required: Bool = false) -> ConfigReader? {
+    public func object(_ key: String, required: Bool = false) -> ConfigReader? {
         guard let value = raw(key) else {
             if required { missing(key) }
             return nil
