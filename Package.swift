@@ -74,11 +74,16 @@ let package = Package(
         // (librdkafka links it) and is the one the distribution patches.
         .target(name: "WebhookCrypto", dependencies: ["COpenSSL"]),
 
+        // JSON (parser, scanner, writer), Base64, Hex and text trimming: what the providers,
+        // the event and the config all read and write, with no dependency of its own.
+        .target(name: "WebhookEncoding", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
+
         // MARK: The pipeline
         .target(
             name: "WebhookCore",
             dependencies: [
                 "WebhookCrypto",
+                "WebhookEncoding",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -118,7 +123,7 @@ let package = Package(
         .target(
             name: "RedisSink",
             dependencies: [
-                "WebhookCore",
+                "WebhookEncoding", "WebhookCore",
                 "CHiredis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -132,7 +137,7 @@ let package = Package(
         .target(
             name: "Spool",
             dependencies: [
-                "WebhookCore",
+                "WebhookEncoding", "WebhookCore",
                 "DurableFile",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -143,7 +148,7 @@ let package = Package(
         .target(
             name: "WebhookBridge",
             dependencies: [
-                "WebhookCore",
+                "WebhookEncoding", "WebhookCore",
                 "FileSink",
                 "KafkaSink",
                 "RedisSink",
@@ -165,7 +170,7 @@ let package = Package(
         .executableTarget(
             name: "webhook-bridge",
             dependencies: [
-                "WebhookBridge",
+                "WebhookEncoding", "WebhookBridge",
                 "WebhookCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -188,7 +193,7 @@ let package = Package(
         .target(
             name: "BridgeTestSupport",
             dependencies: [
-                "WebhookBridge", "WebhookCore", "WebhookCrypto", "CRdKafka",
+                "WebhookEncoding", "WebhookBridge", "WebhookCore", "WebhookCrypto", "CRdKafka",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -197,27 +202,27 @@ let package = Package(
         // The sink libraries and the bridge: configs are read with `Bridge.sinkTypes`.
         .testTarget(
             name: "WebhookCoreTests",
-            dependencies: ["WebhookCore", "WebhookCrypto", "WebhookBridge", "FileSink", "KafkaSink", "RedisSink"]
+            dependencies: ["WebhookEncoding", "WebhookCore", "WebhookCrypto", "WebhookBridge", "FileSink", "KafkaSink", "RedisSink"]
         ),
-        .testTarget(name: "FileSinkTests", dependencies: ["FileSink", "DurableFile", "WebhookCore", "BridgeTestSupport"]),
+        .testTarget(name: "FileSinkTests", dependencies: ["WebhookEncoding", "FileSink", "DurableFile", "WebhookCore", "BridgeTestSupport"]),
         .testTarget(
             name: "SpoolTests",
             dependencies: [
-                "Spool", "DurableFile", "FileSink", "WebhookCore", "BridgeTestSupport",
+                "WebhookEncoding", "Spool", "DurableFile", "FileSink", "WebhookCore", "BridgeTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
             name: "RedisSinkTests",
             dependencies: [
-                "RedisSink", "WebhookCore", "WebhookBridge", "BridgeTestSupport",
+                "WebhookEncoding", "RedisSink", "WebhookCore", "WebhookBridge", "BridgeTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
             name: "KafkaSinkTests",
             dependencies: [
-                "KafkaSink", "WebhookCore", "WebhookBridge", "CRdKafka", "BridgeTestSupport",
+                "WebhookEncoding", "KafkaSink", "WebhookCore", "WebhookBridge", "CRdKafka", "BridgeTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -225,7 +230,7 @@ let package = Package(
         .testTarget(
             name: "WebhookBridgeTests",
             dependencies: [
-                "WebhookBridge", "WebhookCore", "FileSink", "Spool", "CRdKafka", "CHiredis", "BridgeTestSupport",
+                "WebhookEncoding", "WebhookBridge", "WebhookCore", "FileSink", "Spool", "CRdKafka", "CHiredis", "BridgeTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 "WebhookCrypto",
                 .product(name: "NIOPosix", package: "swift-nio"),

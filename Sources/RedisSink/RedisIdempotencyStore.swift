@@ -1,5 +1,6 @@
 import Synchronization
 import WebhookCore
+import WebhookEncoding
 
 /// Makes the `redis` store (`idempotency.url`), on the Redis client its URL shares with the
 /// sinks that name it.

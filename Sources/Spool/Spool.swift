@@ -4,6 +4,7 @@ import Metrics
 import NIOCore
 import Synchronization
 import WebhookCore
+import WebhookEncoding
 
 #if canImport(Glibc)
     import Glibc

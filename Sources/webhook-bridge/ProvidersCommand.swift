@@ -1,5 +1,6 @@
 import ArgumentParser
 import WebhookCore
+import WebhookEncoding
 
 /// `webhook-bridge providers`: the built-in provider catalog.
 struct ProvidersCommand: ParsableCommand {

@@ -3,6 +3,7 @@ import NIOHTTP1
 import NIOSSL
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 /// `webhook-bridge send`: signs like `sign` and POSTs.
 struct Send: AsyncParsableCommand {

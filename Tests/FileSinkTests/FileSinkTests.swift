@@ -5,6 +5,7 @@ import NIOCore
 import ServiceLifecycle
 import Testing
 import WebhookCore
+import WebhookEncoding
 
 @Suite("File sink")
 struct FileSinkTests {

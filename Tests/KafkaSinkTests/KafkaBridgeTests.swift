@@ -5,6 +5,7 @@ import Logging
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 @Suite("Webhooks into Kafka through the bridge", .serialized)
 struct KafkaBridgeTests {

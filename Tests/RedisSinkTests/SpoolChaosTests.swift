@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 /// The durability promise at its edges (SPEC section 8): a small spool, a sink that keeps
 /// going away, poison events the sink refuses for good, and a `kill -9` in the middle.

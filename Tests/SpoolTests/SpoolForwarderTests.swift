@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import Testing
 import WebhookCore
+import WebhookEncoding
 
 @testable import Spool
 

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 /// A fresh directory under the system temp dir, removed by `cleanup`.
 public struct TemporaryDirectory: Sendable {

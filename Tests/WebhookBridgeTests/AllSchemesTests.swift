@@ -4,6 +4,7 @@ import Foundation
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 @Suite("Every scheme over HTTP")
 struct AllSchemesTests {

@@ -2,6 +2,7 @@ import BridgeTestSupport
 import Foundation
 import Testing
 import WebhookCore
+import WebhookEncoding
 
 @Suite("The command line", .serialized)
 struct CLITests {

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 @Suite("A failing sink never turns into a 2xx")
 struct DeliveryFailureTests {

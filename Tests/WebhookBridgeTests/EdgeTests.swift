@@ -4,6 +4,7 @@ import Foundation
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 /// Hostile and broken input over a real socket (SPEC section 8).
 @Suite("Hostile input: ids, names, unsigned bodies, connections, handshakes")

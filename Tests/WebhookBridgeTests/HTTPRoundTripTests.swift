@@ -5,6 +5,7 @@ import NIOHTTP1
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 @Suite("HTTP ingress over a real socket")
 struct HTTPRoundTripTests {

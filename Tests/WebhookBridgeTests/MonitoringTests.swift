@@ -2,6 +2,7 @@ import BridgeTestSupport
 import Foundation
 import Testing
 import WebhookCore
+import WebhookEncoding
 
 /// The monitoring the repository ships: the Prometheus alerts (deploy/prometheus) with their
 /// promtool unit tests, and the Grafana dashboard (deploy/grafana), checked against the

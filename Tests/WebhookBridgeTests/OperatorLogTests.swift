@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 /// What the operator reads: lines a request can't forge, failures that don't flood, and
 /// reloads that say what they could not apply (SPEC section 8).

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 @Suite("The provider catalog: providers, the table in docs/providers.md, send --handshake")
 struct ProviderCatalogTests {

@@ -3,6 +3,7 @@ import WebhookCrypto
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 @Suite("Routes and templates end to end")
 struct EndToEndRoutingTests {

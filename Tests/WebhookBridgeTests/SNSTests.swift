@@ -5,6 +5,7 @@ import Synchronization
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 /// A local stand-in for SNS's certificate host: a CA made with openssl, an HTTPS server
 /// (Python's http.server with ssl, a real TLS server) for `localhost` on port 443 (the only

@@ -6,6 +6,7 @@ import Spool
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 @Suite("A damaged spool line")
 struct SpoolDamageTests {

@@ -3,6 +3,7 @@ import Foundation
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 @Suite(
     "The spool: nothing answered 2xx is lost", .serialized,

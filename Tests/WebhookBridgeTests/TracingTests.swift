@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookEncoding
 
 /// `scripts/otlp-receiver.py` as a child process: a real OTLP/HTTP and OTLP/gRPC endpoint
 /// (opentelemetry-proto's messages, grpcio's server) that prints every span it receives.

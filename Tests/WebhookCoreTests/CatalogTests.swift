@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import Testing
 import WebhookCore
+import WebhookEncoding
 
 /// A source's scheme as the config loader builds it from a `verify` object.
 func catalogScheme(_ verify: String) throws -> any WebhookScheme {

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import Testing
 import WebhookCore
+import WebhookEncoding
 
 @Suite("Structured CloudEvents lines (SPEC section 7)")
 struct CloudEventJSONTests {

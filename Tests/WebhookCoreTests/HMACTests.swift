@@ -4,6 +4,7 @@ import NIOHTTP1
 import Testing
 import WebhookCore
 import WebhookCrypto
+import WebhookEncoding
 
 /// The bridge computes HMACs with prepared key states over libcrypto's hash functions: these
 /// check them against another implementation, Python's `hmac` module.

@@ -1,5 +1,6 @@
 import Testing
 import WebhookCore
+import WebhookEncoding
 
 /// `JSONParser.topLevelTexts` must agree with a full parse on every input: same valid/invalid
 /// verdict, same texts.

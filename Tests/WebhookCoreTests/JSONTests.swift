@@ -1,5 +1,6 @@
 import Testing
 import WebhookCore
+import WebhookEncoding
 
 @Suite("JSON parser and pointers")
 struct JSONTests {

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import Testing
 import WebhookCore
+import WebhookEncoding
 
 // Providers' published test vectors, each with its source. Where a provider publishes none,
 // the test says the value was computed here from the provider's documented recipe.

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import Testing
 import WebhookCore
+import WebhookEncoding
 
 @Suite("Routing and templates")
 struct RoutingTests {

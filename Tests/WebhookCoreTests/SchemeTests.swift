@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import Testing
 import WebhookCore
+import WebhookEncoding
 
 /// Builds a request as the ingress would hand it to a scheme.
 func request(_ headers: [(String, String)], body: String, at seconds: Int64) -> WebhookRequest {

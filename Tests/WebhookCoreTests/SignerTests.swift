@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import Testing
 import WebhookCore
+import WebhookEncoding
 
 /// Keys and settings for signing and verifying every scheme in the tests.
 struct SchemeFixture {

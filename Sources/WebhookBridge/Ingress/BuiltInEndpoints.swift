@@ -1,6 +1,7 @@
 import NIOHTTP1
 import Prometheus
 import WebhookCore
+import WebhookEncoding
 
 /// The bridge's own paths: `/healthz`, `/readyz`, `/metrics` (when enabled); every other
 /// path that is not a source's is 404. Their answers never depend on the request's body.

@@ -1,5 +1,6 @@
 import Logging
 import WebhookCore
+import WebhookEncoding
 
 #if canImport(Glibc)
     import Glibc

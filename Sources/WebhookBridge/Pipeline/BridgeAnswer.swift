@@ -1,5 +1,6 @@
 import NIOHTTP1
 import WebhookCore
+import WebhookEncoding
 
 /// An HTTP answer to a provider (SPEC section 5), independent of the server that sends it.
 public struct BridgeAnswer: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import WebhookEncoding
 import Foundation
 
 /// Reads and validates a config file (SPEC section 3). `serve`, `check-config` and reload all

@@ -1,3 +1,5 @@
+import WebhookEncoding
+
 /// Typed, path-aware reads from one JSON object of the config.
 ///
 /// Every read that fails records a problem at the member's path and returns nil, so the

@@ -1,3 +1,5 @@
+import WebhookEncoding
+
 /// `${NAME}` and `${NAME:-fallback}` in config strings (SPEC section 3).
 enum EnvironmentSubstitution {
     /// Replaces references in every string of `value`, reporting unset names at their path.

@@ -1,3 +1,4 @@
+import WebhookEncoding
 import NIOCore
 import NIOHTTP1
 

@@ -1,3 +1,5 @@
+import WebhookEncoding
+
 /// A built-in provider that is the `hmac` engine with fixed settings: an HMAC of the body in
 /// a header, with a prefix and an encoding, the id and type from headers or body fields. Its
 /// `verify` may override the defaults the way `hmac` sets them (`header`, `idHeader`,

@@ -1,3 +1,4 @@
+import WebhookEncoding
 import WebhookCrypto
 import NIOHTTP1
 

@@ -1,3 +1,4 @@
+import WebhookEncoding
 import Foundation
 
 /// Produces what a provider would send for a body: the headers (and, for Twilio's JSON

@@ -1,3 +1,5 @@
+import WebhookEncoding
+
 /// `application/x-www-form-urlencoded` decoding (Twilio's requests, Slack's commands).
 public enum FormParameters {
     /// The name/value pairs of a form body or a query string, decoded, in order.

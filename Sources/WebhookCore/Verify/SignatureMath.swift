@@ -1,3 +1,4 @@
+import WebhookEncoding
 import Foundation
 import NIOCore
 import WebhookCrypto

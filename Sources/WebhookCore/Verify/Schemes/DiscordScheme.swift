@@ -1,3 +1,4 @@
+import WebhookEncoding
 import WebhookCrypto
 
 /// Discord interactions: `X-Signature-Ed25519` holds the hex Ed25519 signature over

@@ -1,3 +1,4 @@
+import WebhookEncoding
 import NIOHTTP1
 
 /// Dropbox: `X-Dropbox-Signature: <hex HMAC-SHA256 of the body>` keyed with the app secret;

@@ -1,3 +1,4 @@
+import WebhookEncoding
 import NIOHTTP1
 
 /// Azure Event Grid (Event Grid schema): the query parameter `verify.queryParameter`

@@ -1,3 +1,5 @@
+import WebhookEncoding
+
 /// GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`; id from
 /// `X-GitHub-Delivery`, type from `X-GitHub-Event`.
 public struct GitHubScheme: WebhookScheme {

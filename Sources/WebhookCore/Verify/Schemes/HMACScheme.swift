@@ -1,3 +1,4 @@
+import WebhookEncoding
 import WebhookCrypto
 
 /// The generic `hmac` scheme for providers not built in: the signature header, algorithm,

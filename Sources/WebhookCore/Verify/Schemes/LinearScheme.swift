@@ -1,3 +1,5 @@
+import WebhookEncoding
+
 /// Linear: `Linear-Signature: <hex HMAC-SHA256 of the body>`; the signed body's
 /// `webhookTimestamp` (milliseconds) must be within the tolerance either way, as Linear's SDK
 /// checks. Id: `Linear-Delivery`; type: body `type`.

@@ -1,3 +1,4 @@
+import WebhookEncoding
 import NIOHTTP1
 
 /// Meta (Facebook, Instagram, WhatsApp Business, Messenger): events carry

@@ -1,3 +1,4 @@
+import WebhookEncoding
 import NIOHTTP1
 
 /// Okta event hooks: the header `verify.header` (default `Authorization`) equals one of the

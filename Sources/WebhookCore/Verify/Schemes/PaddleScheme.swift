@@ -1,3 +1,5 @@
+import WebhookEncoding
+
 /// Paddle Billing: `Paddle-Signature: ts=<unix>;h1=<hex HMAC-SHA256 of "<ts>:<body>">`, any
 /// number of `h1` entries (rotation); a timestamp outside the tolerance is refused either way.
 /// Id: body `event_id`; type: body `event_type`.

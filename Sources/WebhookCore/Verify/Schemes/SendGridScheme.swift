@@ -1,3 +1,4 @@
+import WebhookEncoding
 import WebhookCrypto
 
 /// SendGrid's signed Event Webhook: `X-Twilio-Email-Event-Webhook-Signature` holds a base64

@@ -1,3 +1,5 @@
+import WebhookEncoding
+
 /// Shopify: `X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256 of the body>`; id from
 /// `X-Shopify-Webhook-Id`, type from `X-Shopify-Topic`.
 public struct ShopifyScheme: WebhookScheme {

@@ -1,3 +1,5 @@
+import WebhookEncoding
+
 /// Slack: `X-Slack-Signature: v0=<hex HMAC-SHA256 of "v0:<ts>:<body>">` with
 /// `X-Slack-Request-Timestamp`, refused more than the tolerance away in either direction (as
 /// Slack's SDK does). Id: body `event_id`, else the body hash; type: `event.type`, else `type`.

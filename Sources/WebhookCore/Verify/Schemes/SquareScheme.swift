@@ -1,3 +1,4 @@
+import WebhookEncoding
 import WebhookCrypto
 /// Square: `x-square-hmacsha256-signature: <base64 HMAC-SHA256 of notification URL + body>`,
 /// keyed with the subscription's signature key. The notification URL is `verify.publicUrl`

@@ -1,3 +1,4 @@
+import WebhookEncoding
 import WebhookCrypto
 
 /// Standard Webhooks (and Svix, its origin): `webhook-signature` holds space-separated

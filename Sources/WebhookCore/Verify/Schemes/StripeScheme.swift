@@ -1,3 +1,5 @@
+import WebhookEncoding
+
 /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]`, each `v1` an HMAC-SHA256 of
 /// `"<t>.<body>"` keyed with the whole `whsec_…` string. A timestamp outside the tolerance
 /// is refused either way (SPEC section 4; Stripe's SDKs check only staleness). Id and type

@@ -1,3 +1,4 @@
+import WebhookEncoding
 import NIOHTTP1
 
 /// Trello: `X-Trello-Webhook: <base64 HMAC-SHA1 of body + callback URL>` keyed with the

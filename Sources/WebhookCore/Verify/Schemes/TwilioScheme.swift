@@ -1,3 +1,4 @@
+import WebhookEncoding
 import WebhookCrypto
 
 /// Twilio: `X-Twilio-Signature: <base64 HMAC-SHA1 of URL + sorted form parameters>` keyed

@@ -1,3 +1,5 @@
+import WebhookEncoding
+
 /// Twitch EventSub: `Twitch-Eventsub-Message-Signature: sha256=<hex HMAC-SHA256 of
 /// Message-Id + Message-Timestamp + body>` with the `Twitch-Eventsub-` headers; the timestamp
 /// (RFC 3339) within the tolerance (default 600 s, as Twitch's docs advise). Id:

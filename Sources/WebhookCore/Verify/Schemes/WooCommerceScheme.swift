@@ -1,3 +1,4 @@
+import WebhookEncoding
 import NIOHTTP1
 
 /// WooCommerce: `X-WC-Webhook-Signature: <base64 HMAC-SHA256 of the body>` keyed with the

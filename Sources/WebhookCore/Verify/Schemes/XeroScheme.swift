@@ -1,3 +1,5 @@
+import WebhookEncoding
+
 /// Xero: `x-xero-signature: <base64 HMAC-SHA256 of the body>` keyed with the webhook key.
 /// Id: the body hash (a batch of events is one event); type: `xero.events`.
 ///

@@ -1,3 +1,5 @@
+import WebhookEncoding
+
 /// Zoom: `x-zm-signature: v0=<hex HMAC-SHA256 of "v0:<ts>:<body>">` with
 /// `x-zm-request-timestamp`; the id is the body hash, the type the body's `event`. An
 /// `endpoint.url_validation` request is answered with `plainToken` and `encryptedToken` (the

@@ -1,3 +1,4 @@
+import WebhookEncoding
 import WebhookCrypto
 
 /// HubSpot (signature v3): `X-HubSpot-Signature-v3: <base64 HMAC-SHA256 of method + URL +

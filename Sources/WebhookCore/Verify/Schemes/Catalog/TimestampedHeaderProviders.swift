@@ -1,3 +1,4 @@
+import WebhookEncoding
 import NIOHTTP1
 
 /// Providers that sign `T.body` and send `t=T,v1=S[,v1=S2…]` in one header, like Stripe:

@@ -1,3 +1,4 @@
+import WebhookEncoding
 import NIOHTTP1
 
 /// A shared secret the provider sends back as it is, in a header (after an optional prefix
