@@ -57,34 +57,48 @@ private enum Implementations {
     }
 }
 
-/// A running hash: bytes go in with `update`, the digest comes out of `finalize`.
-/// Non-copyable: it owns a libcrypto context, freed when it ends.
-public struct HashContext: ~Copyable {
-    private let context: OpaquePointer
+/// A running hash: bytes go in with `update`, the digest comes out of `finalize`. A plain
+/// value: a copy goes on independently (how HMAC reuses a prepared key state), and nothing
+/// is allocated but the digest.
+public struct HashContext: Sendable {
+    private enum State {
+        case sha1(SHA_CTX)
+        case sha256(SHA256_CTX)
+        case sha512(SHA512_CTX)
+    }
+
+    private var state: State
 
     public init(_ algorithm: HashAlgorithm) {
-        context = Self.newContext()
-        guard EVP_DigestInit_ex(context, algorithm.implementation, nil) == 1 else {
-            fatalError("libcrypto cannot start a \(algorithm) digest")
+        switch algorithm {
+        case .sha1:
+            var context = SHA_CTX()
+            SHA1_Init(&context)
+            state = .sha1(context)
+        case .sha256:
+            var context = SHA256_CTX()
+            SHA256_Init(&context)
+            state = .sha256(context)
+        case .sha512:
+            var context = SHA512_CTX()
+            SHA512_Init(&context)
+            state = .sha512(context)
         }
     }
 
-    /// A context that goes on from where `state` (an EVP_MD_CTX this module owns) stands.
-    init(continuing state: OpaquePointer) {
-        context = Self.newContext()
-        guard EVP_MD_CTX_copy_ex(context, state) == 1 else { fatalError("libcrypto cannot copy a digest context") }
-    }
-
-    private static func newContext() -> OpaquePointer {
-        guard let context = EVP_MD_CTX_new() else { fatalError("libcrypto is out of memory") }
-        return context
-    }
-
-    deinit { EVP_MD_CTX_free(context) }
-
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
-        EVP_DigestUpdate(context, base, bytes.count)
+        switch state {
+        case .sha1(var context):
+            SHA1_Update(&context, base, bytes.count)
+            state = .sha1(context)
+        case .sha256(var context):
+            SHA256_Update(&context, base, bytes.count)
+            state = .sha256(context)
+        case .sha512(var context):
+            SHA512_Update(&context, base, bytes.count)
+            state = .sha512(context)
+        }
     }
 
     public mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
@@ -95,14 +109,24 @@ public struct HashContext: ~Copyable {
         text.withUTF8 { update(UnsafeRawBufferPointer($0)) }
     }
 
-    /// The digest of everything written.
+    /// The digest of everything written (the context is spent).
     public consuming func finalize() -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: Int(EVP_MAX_MD_SIZE)) { buffer, count in
-            var length: UInt32 = 0
-            guard EVP_DigestFinal_ex(context, buffer.baseAddress, &length) == 1 else {
-                fatalError("libcrypto cannot finish a digest")
+        switch state {
+        case .sha1(var context):
+            return [UInt8](unsafeUninitializedCapacity: 20) { buffer, count in
+                SHA1_Final(buffer.baseAddress, &context)
+                count = 20
             }
-            count = Int(length)
+        case .sha256(var context):
+            return [UInt8](unsafeUninitializedCapacity: 32) { buffer, count in
+                SHA256_Final(buffer.baseAddress, &context)
+                count = 32
+            }
+        case .sha512(var context):
+            return [UInt8](unsafeUninitializedCapacity: 64) { buffer, count in
+                SHA512_Final(buffer.baseAddress, &context)
+                count = 64
+            }
         }
     }
 }
