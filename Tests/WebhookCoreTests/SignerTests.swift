@@ -39,7 +39,8 @@ struct SchemeFixture {
             let names = Set((((try? probe.verifier())?.signatureHeaders ?? []) + [described]).map { $0.lowercased() })
             let signed = (try? probe.signed(body: body, at: 1_764_000_000))?.headers ?? []
             let header = signed.first { names.contains($0.0.lowercased()) }?.0 ?? "none found for \(provider.name)"
-            return SchemeFixture(scheme: provider.name, verifySecret: secret, signSecret: secret, signatureHeader: header, url: url)
+            return SchemeFixture(
+                scheme: provider.name, verifySecret: secret, signSecret: secret, signatureHeader: header, url: url)
         }
         return special + generated
     }
