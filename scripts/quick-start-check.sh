@@ -11,7 +11,8 @@ flags=$(make -s --no-print-directory print-run-flags)
 swift build $flags --product webhook-bridge
 binary=".build/debug/webhook-bridge"
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+pid=""
+trap '[[ -n "$pid" ]] && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 sed "s#\"port\": 8080#\"port\": 18080#" config.example.json > "$work/config.json"
 (cd "$work" && exec "$OLDPWD/$binary" serve --config config.json) > "$work/log" 2>&1 &
 pid=$!

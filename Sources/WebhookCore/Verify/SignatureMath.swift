@@ -37,7 +37,9 @@ extension PreparedHMAC {
 }
 
 /// A secret with its HMAC key schedule done once for each algorithm, when the config is read.
-struct HMACKey: Sendable {
+/// A class: the six prepared states are about 1 KB, which a struct would copy each time a
+/// request's verification takes a key out of its keyring.
+final class HMACKey: Sendable {
     let sha1: PreparedHMAC
     let sha256: PreparedHMAC
     let sha512: PreparedHMAC
