@@ -1,8 +1,9 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-/// The data flow is the layout: HTTP ingress (WebhookBridge) -> verify, idempotency, route
-/// (WebhookCore) -> sinks (FileSink, and the Kafka/Redis sinks on the C libraries below).
+/// The data flow is the layout: HTTP ingress (WebhookBridge) -> verify (WebhookProviders) ->
+/// idempotency, route (WebhookCore) -> sinks (FileSink, and the Kafka/Redis sinks on the C
+/// libraries below), which see WebhookCore alone.
 let package = Package(
     name: "webhook-bridge",
     platforms: [.macOS(.v15)],
@@ -79,15 +80,29 @@ let package = Package(
         .target(name: "WebhookEncoding", dependencies: [.product(name: "NIOCore", package: "swift-nio")]),
 
         // MARK: The pipeline
+        // What every layer shares, and all a sink sees: the event, the sink and idempotency
+        // store protocols, routes and templates, the limits. No HTTP types and no provider:
+        // a sink does not rebuild when a provider changes.
         .target(
             name: "WebhookCore",
             dependencies: [
                 "WebhookCrypto",
                 "WebhookEncoding",
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // How each provider signs (the catalog: schemes, recipes, the registry), the signer
+        // that `sign` and the tests use, and handshake rehearsal. Only the bridge imports it.
+        .target(
+            name: "WebhookProviders",
+            dependencies: [
+                "WebhookCore",
+                "WebhookCrypto",
+                "WebhookEncoding",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // The fsynced append (group commit) and the atomic replace under the file sink and the
@@ -148,7 +163,7 @@ let package = Package(
         .target(
             name: "WebhookBridge",
             dependencies: [
-                "WebhookEncoding", "WebhookCore",
+                "WebhookEncoding", "WebhookCore", "WebhookProviders",
                 "FileSink",
                 "KafkaSink",
                 "RedisSink",
@@ -171,7 +186,7 @@ let package = Package(
             name: "webhook-bridge",
             dependencies: [
                 "WebhookEncoding", "WebhookBridge",
-                "WebhookCore",
+                "WebhookCore", "WebhookProviders",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -193,7 +208,7 @@ let package = Package(
         .target(
             name: "BridgeTestSupport",
             dependencies: [
-                "WebhookEncoding", "WebhookBridge", "WebhookCore", "WebhookCrypto", "CRdKafka",
+                "WebhookEncoding", "WebhookBridge", "WebhookCore", "WebhookProviders", "WebhookCrypto", "CRdKafka",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
@@ -202,7 +217,10 @@ let package = Package(
         // The sink libraries and the bridge: configs are read with `Bridge.sinkTypes`.
         .testTarget(
             name: "WebhookCoreTests",
-            dependencies: ["WebhookEncoding", "WebhookCore", "WebhookCrypto", "WebhookBridge", "FileSink", "KafkaSink", "RedisSink"]
+            dependencies: [
+                "WebhookEncoding", "WebhookCore", "WebhookProviders", "WebhookCrypto", "WebhookBridge",
+                "FileSink", "KafkaSink", "RedisSink",
+            ]
         ),
         .testTarget(name: "FileSinkTests", dependencies: ["WebhookEncoding", "FileSink", "DurableFile", "WebhookCore", "BridgeTestSupport"]),
         .testTarget(
@@ -215,7 +233,7 @@ let package = Package(
         .testTarget(
             name: "RedisSinkTests",
             dependencies: [
-                "WebhookEncoding", "RedisSink", "WebhookCore", "WebhookBridge", "BridgeTestSupport",
+                "WebhookEncoding", "RedisSink", "WebhookCore", "WebhookProviders", "WebhookBridge", "BridgeTestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
@@ -230,7 +248,8 @@ let package = Package(
         .testTarget(
             name: "WebhookBridgeTests",
             dependencies: [
-                "WebhookEncoding", "WebhookBridge", "WebhookCore", "FileSink", "Spool", "CRdKafka", "CHiredis", "BridgeTestSupport",
+                "WebhookEncoding", "WebhookBridge", "WebhookCore", "WebhookProviders", "FileSink", "Spool", "CRdKafka", "CHiredis",
+                "BridgeTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 "WebhookCrypto",
                 .product(name: "NIOPosix", package: "swift-nio"),

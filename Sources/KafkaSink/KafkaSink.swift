@@ -371,7 +371,7 @@ public struct KafkaSinkSettings: SinkSettings {
     public var templates: [Template] { [topic, key] }
     public var restartDescription: String {
         "brokers=\(brokers) topic=\(topic) key=\(key) properties="
-            + properties.sorted { $0.key < $1.key }.map { "\($0.key)=\(BridgeConfig.fingerprint($0.value))" }
+            + properties.sorted { $0.key < $1.key }.map { "\($0.key)=\(SettingFingerprint.of($0.value))" }
             .joined(separator: ",")
     }
 }
@@ -403,7 +403,7 @@ public struct KafkaSinkFactory: EventSinkFactory {
         return KafkaSinkSettings(brokers: brokers, topic: topic, key: key, properties: properties)
     }
 
-    public func validate(_ settings: KafkaSinkSettings, limits: BridgeConfig.Limits) -> [ConfigProblem] {
+    public func validate(_ settings: KafkaSinkSettings, limits: BridgeLimits) -> [ConfigProblem] {
         KafkaSink.validate(brokers: settings.brokers, properties: settings.properties, ackTimeoutMs: limits.ackTimeoutMs)
             .map { [$0] } ?? []
     }

@@ -7,7 +7,7 @@ import WebhookEncoding
 public struct RedisIdempotencyStoreFactory: IdempotencyStoreFactory {
     public struct Settings: StoreSettings {
         public var url: String
-        public var restartDescription: String { BridgeConfig.fingerprint(url) }
+        public var restartDescription: String { SettingFingerprint.of(url) }
     }
 
     public init() {}
@@ -19,14 +19,13 @@ public struct RedisIdempotencyStoreFactory: IdempotencyStoreFactory {
         reader.redisURL("url", required: true).map(Settings.init)
     }
 
-    public func make(_ settings: Settings, config: BridgeConfig, context: SinkContext) throws(ConfigProblem)
+    public func make(_ settings: Settings, bounds: IdempotencyBounds, context: SinkContext) throws(ConfigProblem)
         -> any IdempotencyStore
     {
         let client = try RedisClient.shared(url: settings.url, context: context)
         // A reservation outlives any delivery attempt, and expires if this replica dies.
         return RedisIdempotencyStore(
-            client: client, ttlSeconds: config.idempotency.ttlSeconds,
-            reservationMilliseconds: max(30_000, config.limits.ackTimeoutMs * 3))
+            client: client, ttlSeconds: bounds.ttlSeconds, reservationMilliseconds: max(30_000, bounds.ackTimeoutMs * 3))
     }
 }
 

@@ -107,7 +107,7 @@ public struct RedisStreamSinkSettings: SinkSettings {
 
     public var templates: [Template] { [stream] }
     public var restartDescription: String {
-        "url=\(BridgeConfig.fingerprint(url)) stream=\(stream) maxLength=\(maxLength.map(String.init) ?? "-")"
+        "url=\(SettingFingerprint.of(url)) stream=\(stream) maxLength=\(maxLength.map(String.init) ?? "-")"
     }
 }
 

@@ -40,7 +40,10 @@ public struct Bridge: Sendable {
             throw BridgeSetupError("idempotency.store: no \(config.idempotency.store.type) store in this build")
         }
         do {
-            store = try storeLibrary.make(config: config, context: context)
+            let bounds = IdempotencyBounds(
+                ttlSeconds: config.idempotency.ttlSeconds, maxKeys: config.idempotency.maxKeys,
+                ackTimeoutMs: config.limits.ackTimeoutMs)
+            store = try storeLibrary.make(settings: config.idempotency.store.settings, bounds: bounds, context: context)
         } catch {
             throw BridgeSetupError("idempotency.\(error)")
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 /// `webhook-bridge providers`: the built-in provider catalog.
 struct ProvidersCommand: ParsableCommand {

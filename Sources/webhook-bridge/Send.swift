@@ -4,6 +4,7 @@ import NIOSSL
 import WebhookBridge
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 /// `webhook-bridge send`: signs like `sign` and POSTs.
 struct Send: AsyncParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import WebhookCore
+import WebhookProviders
 
 #if canImport(Glibc)
     import Glibc

@@ -5,6 +5,7 @@ import Testing
 import WebhookBridge
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 /// Several replicas behind one load balancer (SPEC section 9): the Redis idempotency store
 /// makes an event delivered to two of them at once accepted by exactly one; each replica's

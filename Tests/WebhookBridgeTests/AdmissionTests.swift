@@ -2,6 +2,7 @@ import BridgeTestSupport
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookProviders
 
 @Suite("Allowlists, trusted proxies and rate limits")
 struct AdmissionTests {

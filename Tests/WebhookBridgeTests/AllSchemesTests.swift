@@ -5,6 +5,7 @@ import Testing
 import WebhookBridge
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 @Suite("Every scheme over HTTP")
 struct AllSchemesTests {

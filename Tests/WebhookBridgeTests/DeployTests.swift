@@ -2,6 +2,7 @@ import BridgeTestSupport
 import Foundation
 import Testing
 import WebhookCore
+import WebhookProviders
 
 /// The deployment files the repository ships, checked by the real tools.
 @Suite("Deploy: the systemd unit and the Kubernetes manifests")

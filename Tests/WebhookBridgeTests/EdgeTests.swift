@@ -5,6 +5,7 @@ import Testing
 import WebhookBridge
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 /// Hostile and broken input over a real socket (SPEC section 8).
 @Suite("Hostile input: ids, names, unsigned bodies, connections, handshakes")

@@ -6,6 +6,7 @@ import Testing
 import WebhookBridge
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 /// The providers whose setup handshake is not a signed POST, over a real socket: each
 /// handshake answered byte for byte as the provider requires and never forwarded, a signed

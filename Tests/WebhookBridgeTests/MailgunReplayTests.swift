@@ -2,6 +2,7 @@ import BridgeTestSupport
 import Foundation
 import Testing
 import WebhookCore
+import WebhookProviders
 
 /// Mailgun signs a timestamp and a token, not the event: the token is single-use, claimed in
 /// the idempotency store beside the event's id.

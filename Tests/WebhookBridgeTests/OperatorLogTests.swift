@@ -4,6 +4,7 @@ import Testing
 import WebhookBridge
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 /// What the operator reads: lines a request can't forge, failures that don't flood, and
 /// reloads that say what they could not apply (SPEC section 8).

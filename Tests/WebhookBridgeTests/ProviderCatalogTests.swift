@@ -4,6 +4,7 @@ import Testing
 import WebhookBridge
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 @Suite("The provider catalog: providers, the table in docs/providers.md, send --handshake")
 struct ProviderCatalogTests {

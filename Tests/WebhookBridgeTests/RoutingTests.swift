@@ -1,4 +1,5 @@
 import BridgeTestSupport
+import Foundation
 import WebhookCrypto
 import Testing
 import WebhookBridge
@@ -52,6 +53,20 @@ struct EndToEndRoutingTests {
                 "/svix", headers: headers(id: "m3", body: other, timestamp: now - 3600), body: other)
             #expect(stale.status == .unauthorized)
             #expect(stale.json == .object([("error", .string("timestamp_expired"))]))
+        }
+    }
+
+    @Test("{header:Name} reads the request's header whatever the case it was sent in")
+    func headerTemplates() async throws {
+        let config = Self.config.replacingOccurrences(
+            of: #""path": "{dir}/by-type/{type}.jsonl""#, with: #""path": "{dir}/by-tenant/{header:X-Tenant-Id}.jsonl""#)
+        try await RunningBridge.with(config: config) { bridge in
+            let now = Timestamp.now().secondsSince1970
+            let paid = #"{"type": "payment.succeeded", "amount": 5}"#
+            let answer = try await bridge.post(
+                "/svix", headers: headers(id: "m1", body: paid, timestamp: now) + [("x-TENANT-id", "acme")], body: paid)
+            #expect(answer.status == .ok)
+            #expect(try bridge.lines("by-tenant/acme.jsonl").map { $0["id"] } == [.string("m1")])
         }
     }
 }

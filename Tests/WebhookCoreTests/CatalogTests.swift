@@ -6,6 +6,7 @@ import NIOHTTP1
 import Testing
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 /// A source's scheme as the config loader builds it from a `verify` object.
 func catalogScheme(_ verify: String) throws -> any WebhookScheme {

@@ -4,6 +4,7 @@ import RedisSink
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookProviders
 
 @Suite("Config loading (SPEC section 3)")
 struct ConfigLoaderTests {

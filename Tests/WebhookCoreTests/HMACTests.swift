@@ -5,6 +5,7 @@ import Testing
 import WebhookCore
 import WebhookCrypto
 import WebhookEncoding
+import WebhookProviders
 
 /// The bridge computes HMACs with prepared key states over libcrypto's hash functions: these
 /// check them against another implementation, Python's `hmac` module.

@@ -4,6 +4,7 @@ import NIOHTTP1
 import Testing
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 // Providers' published test vectors, each with its source. Where a provider publishes none,
 // the test says the value was computed here from the provider's documented recipe.

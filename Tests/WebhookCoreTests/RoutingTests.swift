@@ -39,8 +39,7 @@ struct RoutingTests {
     }
 
     func event(id: String = "evt/1", type: String = "charge succeeded") -> WebhookEvent {
-        var headers = HTTPHeaders()
-        headers.add(name: "X-Shop-Domain", value: "shop one.example")
+        let headers: TemplateHeaders = ["X-Shop-Domain": "shop one.example"]
         let body = #"{"data": {"object": {"id": "ch_9", "amount": 12}}, "tags": ["a b"]}"#
         return WebhookEvent(
             id: id, source: "stripe", type: type, time: Timestamp(secondsSince1970: 0), dataContentType: nil,

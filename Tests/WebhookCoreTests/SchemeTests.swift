@@ -4,6 +4,7 @@ import NIOHTTP1
 import Testing
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 /// Builds a request as the ingress would hand it to a scheme.
 func request(_ headers: [(String, String)], body: String, at seconds: Int64) -> WebhookRequest {

@@ -5,6 +5,7 @@ import NIOHTTP1
 import Testing
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 /// Keys and settings for signing and verifying every scheme in the tests.
 struct SchemeFixture {

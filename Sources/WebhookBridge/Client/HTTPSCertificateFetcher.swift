@@ -1,6 +1,7 @@
 import NIOCore
 import NIOSSL
 import WebhookCore
+import WebhookProviders
 
 /// Fetches SNS signing certificates (and SubscribeURLs) over HTTPS with the project's client:
 /// TLS verified against the system trust roots plus an optional CA file, a 5 s timeout, at

@@ -1,6 +1,7 @@
 import NIOHTTP1
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 /// An HTTP answer to a provider (SPEC section 5), independent of the server that sends it.
 public struct BridgeAnswer: Sendable, Equatable {

@@ -6,6 +6,7 @@ import Spool
 import Synchronization
 import Tracing
 import WebhookCore
+import WebhookProviders
 
 /// The pipeline behind every source path: verify -> idempotency -> route -> sinks -> answer
 /// (SPEC sections 4 to 6). It knows nothing of sockets; the ingress hands it a complete request.
@@ -17,6 +18,9 @@ public final class WebhookProcessor: Sendable {
         let config: SourceConfig
         /// A sink template reads the body (`{json:/pointer}`), so parse it for the event.
         let templatesNeedJSON: Bool
+        /// The request headers the routed sinks' templates read (`{header:Name}`): all an
+        /// event keeps of the request's headers.
+        let templateHeaders: [String]
         let admission: Admission
         let metrics: SourceMetrics
     }
@@ -94,9 +98,12 @@ public final class WebhookProcessor: Sendable {
     private static func sources(of config: BridgeConfig) -> [String: Source] {
         var byPath: [String: Source] = [:]
         for source in config.sources.values {
-            let templatesNeedJSON = source.routes.allSinks.contains { config.sinks[$0]?.usesBodyJSON ?? false }
+            let routed = source.routes.allSinks.sorted().compactMap { config.sinks[$0] }
+            var templateHeaders: [String] = []
+            for name in routed.flatMap(\.headerNames) where !templateHeaders.contains(name) { templateHeaders.append(name) }
             byPath[source.path] = Source(
-                config: source, templatesNeedJSON: templatesNeedJSON, admission: Admission(source: source),
+                config: source, templatesNeedJSON: routed.contains(where: \.usesBodyJSON), templateHeaders: templateHeaders,
+                admission: Admission(source: source),
                 metrics: SourceMetrics(source: source.name))
         }
         return byPath
@@ -260,10 +267,11 @@ public final class WebhookProcessor: Sendable {
         // Parsed at most once: by the scheme for its id or type, or here for the templates;
         // a scheme's scan also tells whether the body is JSON (the file sink asks).
         let bodyJSON = source.templatesNeedJSON ? request.bodyJSON : request.json.valueIfParsed
+        let templateHeaders = source.templateHeaders.compactMap { name in headers.first(name: name).map { (name, $0) } }
         var event = WebhookEvent(
             id: EventID.usable(verified.id) ?? bodyHashID(body), source: source.config.name, type: verified.type ?? "webhook",
             time: receivedAt, dataContentType: headers.first(name: "Content-Type"), scheme: source.config.scheme.name,
-            keyIndex: verified.keyIndex, data: body, requestHeaders: headers, bodyJSON: bodyJSON,
+            keyIndex: verified.keyIndex, data: body, requestHeaders: TemplateHeaders(templateHeaders), bodyJSON: bodyJSON,
             bodyIsJSON: request.json.isJSON)
         trace.stamp(&event)
         logger.eventID = event.id

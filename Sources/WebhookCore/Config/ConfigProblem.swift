@@ -25,23 +25,25 @@ public struct ConfigError: Error, Sendable, CustomStringConvertible {
 }
 
 /// Collects problems while a config is read, so that one run reports all of them.
-final class ProblemLog {
-    private(set) var problems: [ConfigProblem] = []
-    private(set) var warnings: [ConfigProblem] = []
+public final class ProblemLog {
+    public private(set) var problems: [ConfigProblem] = []
+    public private(set) var warnings: [ConfigProblem] = []
     /// Paths of strings that were one whole `${NAME}` reference: a number or a boolean may be
     /// given that way (`"port": "${PORT}"`), and is read from the substituted text.
-    var wholeReferences: Set<String> = []
+    public var wholeReferences: Set<String> = []
 
-    func add(_ path: String, _ message: String) {
+    public init() {}
+
+    public func add(_ path: String, _ message: String) {
         problems.append(ConfigProblem(path: path, message: message))
     }
 
-    func warn(_ path: String, _ message: String) {
+    public func warn(_ path: String, _ message: String) {
         warnings.append(ConfigProblem(path: path, message: message))
     }
 }
 
 /// Builds the JSON path of a child.
-func joinPath(_ parent: String, _ key: String) -> String {
+public func joinPath(_ parent: String, _ key: String) -> String {
     parent.isEmpty ? key : "\(parent).\(key)"
 }

@@ -9,10 +9,10 @@ public struct ConfigReader {
     /// The object's JSON path (`sinks.bus`).
     public let path: String
     public let members: [(String, JSONValue)]
-    let log: ProblemLog
+    public let log: ProblemLog
 
     /// A reader for `value`, or nil (with a problem recorded) when it is not an object.
-    init?(_ value: JSONValue, path: String, log: ProblemLog) {
+    public init?(_ value: JSONValue, path: String, log: ProblemLog) {
         guard case .object(let members) = value else {
             log.add(path, "must be an object, not \(value.kindName)")
             return nil
@@ -24,7 +24,7 @@ public struct ConfigReader {
 
     public func has(_ key: String) -> Bool { members.contains { $0.0 == key } }
 
-    func raw(_ key: String) -> JSONValue? { members.first { $0.0 == key }?.1 }
+    public func raw(_ key: String) -> JSONValue? { members.first { $0.0 == key }?.1 }
 
     public func childPath(_ key: String) -> String { joinPath(path, key) }
 
@@ -201,7 +201,7 @@ public struct ConfigReader {
 }
 
 /// The allowed key nearest to a typo, when it is near enough to be worth suggesting.
-func closestKey(to key: String, in allowed: [String]) -> String? {
+public func closestKey(to key: String, in allowed: [String]) -> String? {
     let lowered = key.lowercased()
     var best: (String, Int)?
     for candidate in allowed {

@@ -174,3 +174,19 @@ public struct RedisURLError: Error, Sendable, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
 }
+
+extension ConfigReader {
+    /// A `redis://`, `rediss://` or `unix://` URL in `key`, checked (TLS files, database
+    /// number); nil, with the problem recorded, when it is missing or wrong.
+    public func redisURL(_ key: String, required: Bool) -> String? {
+        guard let url = string(key, required: required) else { return nil }
+        do {
+            let problems = try RedisEndpoint(url: url).problems()
+            for problem in problems { log.add(childPath(key), problem) }
+            return problems.isEmpty ? url : nil
+        } catch {
+            log.add(childPath(key), "\(error)")
+            return nil
+        }
+    }
+}

@@ -1,6 +1,5 @@
 import WebhookEncoding
 import NIOCore
-import NIOHTTP1
 
 /// The structured-mode CloudEvents JSON encoding (SPEC section 7, file sink and dead letters):
 /// one object on one line; `data` holds the body when it is JSON, else `data_base64`.
@@ -102,7 +101,7 @@ public enum CloudEventJSON {
         } else {
             data = ByteBuffer()
         }
-        var headers = HTTPHeaders()
+        var headers = TemplateHeaders()
         if case .object(let members)? = value["webhookheaders"] {
             for (name, header) in members { if let text = header.scalarText { headers.add(name: name, value: text) } }
         }

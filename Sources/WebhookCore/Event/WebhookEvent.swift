@@ -1,6 +1,5 @@
 import WebhookEncoding
 import NIOCore
-import NIOHTTP1
 
 /// A verified webhook on its way to the sinks: a CloudEvent 1.0 (SPEC section 7) plus the
 /// request context that sink templates may read (`{header:Name}`, `{json:/pointer}`).
@@ -29,8 +28,8 @@ public struct WebhookEvent: Sendable {
     public var traceParent: String?
     public var traceState: String?
 
-    /// The request's headers, for templates; not written to sinks.
-    public var requestHeaders: HTTPHeaders
+    /// The request headers the sinks' templates read (`{header:Name}`); not written to sinks.
+    public var requestHeaders: TemplateHeaders
     /// The body parsed as JSON, when something on the way needed it.
     public var bodyJSON: JSONValue?
     /// Whether the body is JSON, when something on the way found out (a scheme's scan for
@@ -39,7 +38,7 @@ public struct WebhookEvent: Sendable {
 
     public init(
         id: String, source: String, type: String, time: Timestamp, dataContentType: String?,
-        scheme: String, keyIndex: Int, data: ByteBuffer, requestHeaders: HTTPHeaders = [:],
+        scheme: String, keyIndex: Int, data: ByteBuffer, requestHeaders: TemplateHeaders = [:],
         bodyJSON: JSONValue? = nil, bodyIsJSON: Bool? = nil
     ) {
         self.id = id

@@ -10,33 +10,51 @@ public protocol IdempotencyStoreFactory: Sendable {
     var keys: [String] { get }
     /// Reads its settings; nil, with the problems recorded on `reader`, when they are wrong.
     func read(_ reader: ConfigReader) -> Settings?
-    /// The store. A problem that shows only now is thrown with its path relative to
-    /// `idempotency`.
-    func make(_ settings: Settings, config: BridgeConfig, context: SinkContext) throws(ConfigProblem)
+    /// The store, keeping keys `ttlSeconds` (`idempotency.ttlSeconds`) and at most `maxKeys`
+    /// where it bounds them. A problem that shows only now is thrown with its path relative
+    /// to `idempotency`.
+    func make(_ settings: Settings, bounds: IdempotencyBounds, context: SinkContext) throws(ConfigProblem)
         -> any IdempotencyStore
 }
 
-extension IdempotencyStoreFactory {
-    func readSettings(_ reader: ConfigReader) -> (any StoreSettings)? { read(reader) }
+/// What every store keeps to: `idempotency.ttlSeconds` and `idempotency.maxKeys`, and the
+/// sinks' acknowledgement timeout (a reservation outlives a delivery).
+public struct IdempotencyBounds: Sendable {
+    public var ttlSeconds: Int
+    public var maxKeys: Int
+    public var ackTimeoutMs: Int
 
-    /// ``make(_:config:context:)`` for the store this factory read.
-    public func make(config: BridgeConfig, context: SinkContext) throws(ConfigProblem) -> any IdempotencyStore {
-        guard let settings = config.idempotency.store.settings as? Settings else {
+    public init(ttlSeconds: Int, maxKeys: Int, ackTimeoutMs: Int) {
+        self.ttlSeconds = ttlSeconds
+        self.maxKeys = maxKeys
+        self.ackTimeoutMs = ackTimeoutMs
+    }
+}
+
+extension IdempotencyStoreFactory {
+    public func readSettings(_ reader: ConfigReader) -> (any StoreSettings)? { read(reader) }
+
+    /// ``make(_:bounds:context:)`` for settings this factory read.
+    public func make(settings: any StoreSettings, bounds: IdempotencyBounds, context: SinkContext) throws(ConfigProblem)
+        -> any IdempotencyStore
+    {
+        guard let settings = settings as? Settings else {
             throw ConfigProblem(path: "store", message: "was not read by the \(type) store library")
         }
-        return try make(settings, config: config, context: context)
+        return try make(settings, bounds: bounds, context: context)
     }
 }
 
 /// A store's own settings.
 public protocol StoreSettings: Sendable {
-    /// What a reload does not apply, in one line; secrets as ``BridgeConfig/fingerprint(_:)``.
+    /// What a reload does not apply, in one line; secrets as ``SettingFingerprint/of(_:)``.
     var restartDescription: String { get }
 }
 
 /// The in-process store: no settings of its own beyond `ttlSeconds` and `maxKeys`.
 public struct MemoryStoreFactory: IdempotencyStoreFactory {
     public struct Settings: StoreSettings {
+        public init() {}
         public var restartDescription: String { "" }
     }
 
@@ -46,10 +64,10 @@ public struct MemoryStoreFactory: IdempotencyStoreFactory {
     public var keys: [String] { [] }
     public func read(_ reader: ConfigReader) -> Settings? { Settings() }
 
-    public func make(_ settings: Settings, config: BridgeConfig, context: SinkContext) throws(ConfigProblem)
+    public func make(_ settings: Settings, bounds: IdempotencyBounds, context: SinkContext) throws(ConfigProblem)
         -> any IdempotencyStore
     {
-        MemoryIdempotencyStore(ttlSeconds: config.idempotency.ttlSeconds, maximumKeys: config.idempotency.maxKeys)
+        MemoryIdempotencyStore(ttlSeconds: bounds.ttlSeconds, maximumKeys: bounds.maxKeys)
     }
 }
 

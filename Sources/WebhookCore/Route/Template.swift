@@ -1,6 +1,5 @@
 import WebhookEncoding
 import WebhookCrypto
-import NIOHTTP1
 
 /// A name template for topics, keys, streams and file paths (SPEC section 3):
 /// `webhooks.{source}`, `{id}`, `{header:X-GitHub-Event}`, `{json:/repository/name}`.
@@ -104,7 +103,7 @@ public struct Template: Sendable, Equatable, CustomStringConvertible {
 /// Why a template can't be parsed.
 public struct TemplateError: Error, Sendable {
     public let message: String
-    init(_ message: String) { self.message = message }
+    public init(_ message: String) { self.message = message }
 }
 
 /// What a rendered placeholder may contain where the name ends up (SPEC section 3: characters

@@ -17,20 +17,20 @@ public protocol EventSinkFactory: Sendable {
     func read(_ reader: ConfigReader) -> Settings?
     /// What only the library can judge (librdkafka's `properties`), found offline (no
     /// connection is made), with paths relative to the sink's object (`properties.linger.ms`).
-    func validate(_ settings: Settings, limits: BridgeConfig.Limits) -> [ConfigProblem]
+    func validate(_ settings: Settings, limits: BridgeLimits) -> [ConfigProblem]
     /// The sink. A problem that shows only now (a file that can't be created, a certificate
     /// that can't be read) is thrown with its path relative to the sink's object.
     func make(name: String, settings: Settings, context: SinkContext) throws(ConfigProblem) -> any EventSink
 }
 
 extension EventSinkFactory {
-    public func validate(_ settings: Settings, limits: BridgeConfig.Limits) -> [ConfigProblem] { [] }
+    public func validate(_ settings: Settings, limits: BridgeLimits) -> [ConfigProblem] { [] }
 
     /// ``read(_:)`` for a loader that holds factories of every type.
-    func readSettings(_ reader: ConfigReader) -> (any SinkSettings)? { read(reader) }
+    public func readSettings(_ reader: ConfigReader) -> (any SinkSettings)? { read(reader) }
 
     /// ``validate(_:limits:)`` of a sink this factory read.
-    public func validate(_ sink: SinkConfig, limits: BridgeConfig.Limits) -> [ConfigProblem] {
+    public func validate(_ sink: SinkConfig, limits: BridgeLimits) -> [ConfigProblem] {
         guard let settings = sink.settings as? Settings else { return [] }
         return validate(settings, limits: limits)
     }

@@ -1,0 +1,137 @@
+import WebhookEncoding
+import Foundation
+import NIOCore
+import WebhookCrypto
+import WebhookCore
+
+/// The HMAC algorithms providers use: `sha1`, `sha256`, `sha512`.
+public typealias HMACAlgorithm = HashAlgorithm
+
+extension HashAlgorithm {
+    /// The MAC of the concatenation of `parts` keyed with `key`, computed without joining them.
+    func mac(key: [UInt8], parts: [SignedPart]) -> [UInt8] {
+        PreparedHMAC(key: key, algorithm: self).code(parts)
+    }
+
+    /// The same with a key whose schedule is already done.
+    func mac(key: HMACKey, parts: [SignedPart]) -> [UInt8] {
+        switch self {
+        case .sha1: key.sha1.code(parts)
+        case .sha256: key.sha256.code(parts)
+        case .sha512: key.sha512.code(parts)
+        }
+    }
+}
+
+extension PreparedHMAC {
+    /// The code of the concatenation of `parts`.
+    func code(_ parts: [SignedPart]) -> [UInt8] {
+        authenticationCode { context in
+            for part in parts {
+                switch part {
+                case .text(let text): context.update(text)
+                case .bytes(let buffer): buffer.withUnsafeReadableBytes { context.update($0) }
+                }
+            }
+        }
+    }
+}
+
+/// A secret with its HMAC key schedule done once for each algorithm, when the config is read.
+/// A class: the six prepared states are about 1 KB, which a struct would copy each time a
+/// request's verification takes a key out of its keyring.
+final class HMACKey: Sendable {
+    let sha1: PreparedHMAC
+    let sha256: PreparedHMAC
+    let sha512: PreparedHMAC
+
+    init(_ key: [UInt8]) {
+        sha1 = PreparedHMAC(key: key, algorithm: .sha1)
+        sha256 = PreparedHMAC(key: key, algorithm: .sha256)
+        sha512 = PreparedHMAC(key: key, algorithm: .sha512)
+    }
+}
+
+/// A piece of signed content: literal text or the raw body.
+enum SignedPart {
+    case text(String)
+    case bytes(ByteBuffer)
+}
+
+/// `sha256:` + the hex SHA-256 of the body: the id of an event whose provider sends none.
+public func bodyHashID(_ body: ByteBuffer) -> String {
+    "sha256:" + Hex.encode(body.withUnsafeReadableBytes { HashAlgorithm.sha256.hash($0) })
+}
+
+/// Checks a signed UNIX timestamp (seconds) against the tolerance, in both directions: SPEC
+/// section 4 refuses a timestamp "outside toleranceSeconds", stale or future.
+@discardableResult
+func checkTimestamp(
+    _ text: String?, header: String, tolerance: Int, now: Timestamp
+) throws(VerificationFailure) -> Int64 {
+    guard let text, !text.isEmpty else { throw .missing("\(header) is missing") }
+    guard let seconds = Int64(text.trimmingSpaces) else { throw .invalid("\(header) is not a UNIX timestamp") }
+    try checkAge(of: seconds, field: header, tolerance: tolerance, now: now)
+    return seconds
+}
+
+/// Checks that `seconds` lies within `tolerance` of now; overflow counts as expired.
+func checkAge(of seconds: Int64, field: String, tolerance: Int, now: Timestamp) throws(VerificationFailure) {
+    let (age, overflow) = now.secondsSince1970.subtractingReportingOverflow(seconds)
+    guard !overflow else { throw .expired("\(field) is out of range") }
+    guard age.magnitude <= UInt64(tolerance) else {
+        throw .expired("\(field) is \(age) s \(age >= 0 ? "old" : "ahead"); the tolerance is \(tolerance) s")
+    }
+}
+
+/// A header holding a timestamp and hex signatures as `key=value` items, as Stripe
+/// (`t=…,v1=…`) and Paddle (`ts=…;h1=…`) send: verifies that one signature is the HMAC-SHA256
+/// of `timestamp + separator + body` with one of the secrets, then the timestamp's age (stale
+/// only, as both providers' SDKs check). Returns the matching secret's index.
+func verifyTimestampedHeader(
+    _ request: WebhookRequest, header name: String, itemSeparator: Character, timestampKey: Substring, signatureKey: Substring,
+    contentSeparator: String, keyring: HMACKeyring, tolerance: Int
+) throws(VerificationFailure) -> Int {
+    guard let header = request.headers.first(name: name) else { throw .missing("\(name) is missing") }
+    var timestamp: String?
+    var signatures: [[UInt8]] = []
+    for item in header.split(separator: itemSeparator) {
+        let pair = item.split(separator: "=", maxSplits: 1)
+        guard pair.count == 2 else { continue }
+        switch pair[0].trimmingSpaces {
+        case timestampKey: timestamp = timestamp ?? String(pair[1])
+        case signatureKey:
+            if signatures.count < maximumSignatureCandidates, let mac = Hex.decode(pair[1]) { signatures.append(mac) }
+        default: continue
+        }
+    }
+    guard let timestamp, Int64(timestamp) != nil, !signatures.isEmpty else {
+        throw .invalid("\(name) has no \(timestampKey)= timestamp or no \(signatureKey)= signature")
+    }
+    let parts: [SignedPart] = [.text(timestamp + contentSeparator), .bytes(request.body)]
+    guard let index = keyring.firstMatch(.sha256, parts, candidates: signatures) else {
+        throw .invalid("\(name) does not match \(keyring.tried)")
+    }
+    try checkTimestamp(
+        timestamp, header: "\(name) \(timestampKey)", tolerance: tolerance, now: request.receivedAt)
+    return index
+}
+
+/// Slack's and Zoom's `v0=<hex HMAC-SHA256 of "v0:<ts>:<body>">` with the timestamp in its
+/// own header, refused outside the tolerance either way. Returns the matching secret's index.
+func verifyV0Signature(
+    _ request: WebhookRequest, signatureHeader: String, timestampHeader: String, keyring: HMACKeyring, tolerance: Int
+) throws(VerificationFailure) -> Int {
+    guard let header = request.headers.first(name: signatureHeader) else { throw .missing("\(signatureHeader) is missing") }
+    guard let timestamp = request.headers.first(name: timestampHeader) else { throw .missing("\(timestampHeader) is missing") }
+    guard header.hasPrefix("v0="), let signature = Hex.decode(header.dropFirst(3)) else {
+        throw .invalid("\(signatureHeader) is not v0=<hex>")
+    }
+    guard Int64(timestamp) != nil else { throw .invalid("\(timestampHeader) is not a UNIX timestamp") }
+    guard let index = keyring.firstMatch(.sha256, [.text("v0:\(timestamp):"), .bytes(request.body)], candidates: [signature])
+    else {
+        throw .invalid("\(signatureHeader) does not match \(keyring.tried)")
+    }
+    try checkTimestamp(timestamp, header: timestampHeader, tolerance: tolerance, now: request.receivedAt)
+    return index
+}
