@@ -219,7 +219,7 @@ let package = Package(
             name: "WebhookCoreTests",
             dependencies: [
                 "WebhookEncoding", "WebhookCore", "WebhookProviders", "WebhookCrypto", "WebhookBridge",
-                "FileSink", "KafkaSink", "RedisSink",
+                "FileSink", "KafkaSink", "RedisSink", "BridgeTestSupport",
             ]
         ),
         .testTarget(name: "FileSinkTests", dependencies: ["WebhookEncoding", "FileSink", "DurableFile", "WebhookCore", "BridgeTestSupport"]),

@@ -61,31 +61,34 @@ struct SigningOptions: ParsableArguments {
         var input = WebhookSigner.Input(
             body: bytes, secret: secret, timestamp: timestamp ?? Timestamp.now().secondsSince1970, id: id, type: type, url: url)
         if scheme == "hmac", let signatureHeader {
-            var settings = HMACScheme.Settings(header: signatureHeader)
+            var hmacAlgorithm = HMACAlgorithm.sha256
+            var hmacEncoding = Recipe.SignatureEncoding.hex
             if let algorithm {
                 guard let parsed = HMACAlgorithm(rawValue: algorithm) else {
                     throw ValidationError("--algorithm: sha1, sha256 or sha512")
                 }
-                settings.algorithm = parsed
+                hmacAlgorithm = parsed
             }
             if let encoding {
-                guard let parsed = HMACScheme.SignatureEncoding(rawValue: encoding) else {
+                guard let parsed = Recipe.SignatureEncoding(rawValue: encoding) else {
                     throw ValidationError("--encoding: hex or base64")
                 }
-                settings.encoding = parsed
+                hmacEncoding = parsed
             }
-            settings.prefix = prefix ?? ""
-            settings.timestampHeader = timestampHeader
-            settings.idHeader = idHeader
-            settings.typeHeader = typeHeader
+            var recipe = Recipe(header: signatureHeader)
+            recipe.proof = .hmac(hmacAlgorithm, hmacEncoding)
+            recipe.prefix = prefix ?? ""
+            recipe.timestampHeader = timestampHeader
+            recipe.id = idHeader.map(FieldSource.header) ?? .none
+            recipe.type = typeHeader.map(FieldSource.header) ?? .none
             if let signedContent {
                 do {
-                    settings.signedContent = try HMACScheme.SignedContent(parsing: signedContent)
+                    recipe.signedContent = try Recipe.SignedContent(parsing: signedContent)
                 } catch {
                     throw ValidationError("--signed-content: \(error.message)")
                 }
             }
-            input.hmac = settings
+            input.hmac = recipe
         }
         do {
             let output = try WebhookSigner.sign(scheme: scheme, input)

@@ -5,7 +5,7 @@ import Testing
 import WebhookCore
 import WebhookCrypto
 import WebhookEncoding
-import WebhookProviders
+@testable import WebhookProviders
 
 /// The bridge computes HMACs with prepared key states over libcrypto's hash functions: these
 /// check them against another implementation, Python's `hmac` module.
@@ -32,12 +32,11 @@ struct HMACTests {
         let codes = try ReferenceHMAC.codes(cases.map { ($0.algorithm, Array($0.secret.utf8), Array("t=7:".utf8) + $0.body) })
         for ((algorithm, secret, body), expected) in zip(cases, codes) {
             let length = secret.utf8.count
-            for encoding in HMACScheme.SignatureEncoding.allCases {
-                var settings = HMACScheme.Settings(header: "x-sig")
-                settings.algorithm = algorithm
-                settings.encoding = encoding
+            for encoding in Recipe.SignatureEncoding.allCases {
+                var settings = Recipe(header: "x-sig")
+                settings.proof = .hmac(algorithm, encoding)
                 settings.signedContent = try .init(parsing: "t=7:{body}")
-                let scheme = HMACScheme(settings: settings, secrets: ["unrelated", secret], toleranceSeconds: 300)
+                let scheme = RecipeScheme(name: "hmac", recipe: settings, secrets: ["unrelated", secret], toleranceSeconds: 300)
                 let signature = encoding == .hex ? Hex.encode(expected) : Base64.encode(expected)
                 let verified = try scheme.verify(Self.request([("x-sig", signature)], body))
                 #expect(verified.keyIndex == 1, "\(algorithm) key of \(length) bytes, \(encoding)")

@@ -4,7 +4,7 @@ import NIOHTTP1
 import Testing
 import WebhookCore
 import WebhookEncoding
-import WebhookProviders
+@testable import WebhookProviders
 
 // Providers' published test vectors, each with its source. Where a provider publishes none,
 // the test says the value was computed here from the provider's documented recipe.
@@ -17,7 +17,7 @@ struct StripeSchemeTests {
         "{\n  \"id\": \"evt_123\",\n  \"object\": \"event\",\n  \"account\": \"acct_123\",\n  \"api_version\": \"2017-05-25\",\n  \"created\": 1533204620,\n  \"data\": {\n    \"object\": {\n      \"id\": \"cus_123\",\n      \"object\": \"customer\",\n      \"created\": 123456789,\n      \"email\": \"test@stripe.com\",\n      \"livemode\": false,\n      \"metadata\": {}\n    }\n  },\n  \"livemode\": false,\n  \"pending_webhooks\": 1,\n  \"request\": {\n    \"id\": \"req_123\",\n    \"idempotency_key\": \"idempotency-key-123\"\n  },\n  \"type\": \"customer.created\"\n}\n"
     static let header =
         "t=1533204620,v1=2220f87ef101a04665f11cdf770523143f875572008577fa0f20882ddb9cc3c7,v0=63f3a72374a733066c4be69ed7f8e5ac85c22c9f0a6a612ab9a025a9e4ee7eef"
-    let scheme = StripeScheme(secrets: ["whsec_old", "webhook_secret"], toleranceSeconds: 300)
+    let scheme = RecipeScheme(.stripe, secrets: ["whsec_old", "webhook_secret"], toleranceSeconds: 300)
 
     @Test("stripe-dotnet's vector verifies; id and type come from the body")
     func vector() throws {
@@ -47,7 +47,7 @@ struct StripeSchemeTests {
                 == "signature_invalid")
         #expect(
             failureCode(
-                StripeScheme(secrets: ["nope"], toleranceSeconds: 300),
+                RecipeScheme(.stripe, secrets: ["nope"], toleranceSeconds: 300),
                 request([("Stripe-Signature", Self.header)], body: Self.body, at: at)) == "signature_invalid")
         #expect(failureCode(scheme, request([], body: Self.body, at: at)) == "signature_missing")
         #expect(failureCode(scheme, request([("Stripe-Signature", "v1=abc")], body: Self.body, at: at)) == "signature_invalid")
@@ -195,7 +195,7 @@ struct TwilioSchemeTests {
 struct SimpleHMACSchemeTests {
     @Test("Shopify: shopify_app's vectors, with rotation (Shopify/shopify_app webhook_verification_test.rb)")
     func shopify() throws {
-        let scheme = ShopifyScheme(secrets: ["secret", "old_secret"])
+        let scheme = RecipeScheme(.shopify, secrets: ["secret", "old_secret"])
         let headers: [(String, String)] = [("X-Shopify-Webhook-Id", "w-1"), ("X-Shopify-Topic", "orders/create")]
         let current = try scheme.verify(
             request(
@@ -218,7 +218,7 @@ struct SimpleHMACSchemeTests {
     @Test("Paddle: paddle-node-sdk and paddle-python-sdk vectors; only stale timestamps are refused")
     func paddle() throws {
         // PaddleHQ/paddle-node-sdk src/__tests__/notifications/webhooks-validator.test.ts
-        let scheme = PaddleScheme(secrets: ["VALID_SECRET"], toleranceSeconds: 5)
+        let scheme = RecipeScheme(.paddle, secrets: ["VALID_SECRET"], toleranceSeconds: 5)
         let header = "ts=1698796800;h1=a300428748dce5c70e4da19bffd60769591ea969c99dea3105d0ec9612cf43f9"
         let body = #"{"data": ["1", "2"]}"#
         #expect(try scheme.verify(request([("Paddle-Signature", header)], body: body, at: 1_698_796_805)).keyIndex == 0)
@@ -233,8 +233,7 @@ struct SimpleHMACSchemeTests {
             try scheme.verify(request([("Paddle-Signature", multi)], body: #"{"data": "value"}"#, at: 1_698_796_800)).keyIndex
                 == 0)
         // PaddleHQ/paddle-python-sdk tests/Unit/Notification/test_Verifier.py: the third secret matches.
-        let python = PaddleScheme(
-            secrets: [
+        let python = RecipeScheme(.paddle, secrets: [
                 "pdl_ntf_01hbpjmytsa32fhr36nqgc3kgb_TjIG2BXbm83HPXqNfziwe506sBEdqL/4",
                 "pdl_ntf_01hbpjmytsa32fhr36nqgc3kgb_vB/yIOnTOCWIvpBadM5jzBZPHc7OmdSo",
                 "pdl_ntf_01hbpjmytsa32fhr36nqgc3kgb_WvRO0eL4Bj9rgYYIBZY6wZhG4EHy9jzh",
@@ -274,7 +273,7 @@ struct SimpleHMACSchemeTests {
 
     @Test("GitLab: the token compares against every secret; Idempotency-Key is the id")
     func gitlab() throws {
-        let scheme = GitLabScheme(secrets: ["old-token", "new-token"])
+        let scheme = RecipeScheme(.gitlab, secrets: ["old-token", "new-token"])
         let verified = try scheme.verify(
             request(
                 [

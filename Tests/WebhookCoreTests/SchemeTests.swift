@@ -4,7 +4,7 @@ import NIOHTTP1
 import Testing
 import WebhookCore
 import WebhookEncoding
-import WebhookProviders
+@testable import WebhookProviders
 
 /// Builds a request as the ingress would hand it to a scheme.
 func request(_ headers: [(String, String)], body: String, at seconds: Int64) -> WebhookRequest {
@@ -27,7 +27,7 @@ struct GitHubSchemeTests {
     // GitHub's docs, "Validating webhook deliveries": secret "It's a Secret to Everybody",
     // payload "Hello, World!".
     let vector = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
-    let scheme = GitHubScheme(secrets: ["old secret", "It's a Secret to Everybody"])
+    let scheme = RecipeScheme(.github, secrets: ["old secret", "It's a Secret to Everybody"])
 
     @Test("GitHub's published test vector verifies, with the rotated secret's index")
     func vectorVerifies() throws {
@@ -43,7 +43,7 @@ struct GitHubSchemeTests {
         #expect(
             failureCode(scheme, request([("X-Hub-Signature-256", vector)], body: "Hello, World?", at: 0)) == "signature_invalid")
         #expect(
-            failureCode(GitHubScheme(secrets: ["nope"]), request([("X-Hub-Signature-256", vector)], body: "Hello, World!", at: 0))
+            failureCode(RecipeScheme(.github, secrets: ["nope"]), request([("X-Hub-Signature-256", vector)], body: "Hello, World!", at: 0))
                 == "signature_invalid")
         #expect(failureCode(scheme, request([], body: "Hello, World!", at: 0)) == "signature_missing")
         #expect(
@@ -148,15 +148,14 @@ struct StandardWebhooksSchemeTests {
 
 @Suite("Generic hmac scheme")
 struct HMACSchemeTests {
-    func settings() throws -> HMACScheme.Settings {
-        var settings = HMACScheme.Settings(header: "X-Acme-Signature")
+    func settings() throws -> Recipe {
+        var settings = Recipe(header: "X-Acme-Signature")
         settings.prefix = "sha512="
-        settings.algorithm = .sha512
-        settings.encoding = .base64
+        settings.proof = .hmac(.sha512, .base64)
         settings.timestampHeader = "X-Acme-Timestamp"
-        settings.signedContent = try HMACScheme.SignedContent(parsing: "{timestamp}:{id}:{body}")
-        settings.idHeader = "X-Acme-Id"
-        settings.typePointer = "/kind"
+        settings.signedContent = try Recipe.SignedContent(parsing: "{timestamp}:{id}:{body}")
+        settings.id = .header("X-Acme-Id")
+        settings.type = .pointer("/kind")
         return settings
     }
 
@@ -168,7 +167,7 @@ struct HMACSchemeTests {
 
     @Test("configured header, prefix, algorithm, encoding, signed content, id and type are honoured")
     func configured() throws {
-        let scheme = HMACScheme(settings: try settings(), secrets: ["k0", "k1"], toleranceSeconds: 60)
+        let scheme = RecipeScheme(name: "hmac", recipe: try settings(), secrets: ["k0", "k1"], toleranceSeconds: 60)
         let body = #"{"kind": "order.created"}"#
         let verified = try scheme.verify(
             request(
@@ -207,7 +206,7 @@ struct HMACSchemeTests {
 
     @Test("defaults: hex SHA-256 of the body in the header as it is")
     func defaults() throws {
-        let scheme = HMACScheme(settings: .init(header: "X-Sig"), secrets: ["k"], toleranceSeconds: 300)
+        let scheme = RecipeScheme(name: "hmac", recipe: Recipe(header: "X-Sig"), secrets: ["k"], toleranceSeconds: 300)
         let mac = Hex.encode(
             HashAlgorithm.sha256.authenticationCode(for: Array("hello".utf8), using: (Array("k".utf8))))
         let verified = try scheme.verify(request([("X-Sig", mac)], body: "hello", at: 0))
@@ -217,7 +216,7 @@ struct HMACSchemeTests {
 
     @Test("signedContent must contain {body} and only known placeholders", arguments: ["{timestamp}", "{body}{nonce}", "{body"])
     func badSignedContent(text: String) {
-        #expect(throws: TemplateError.self) { try HMACScheme.SignedContent(parsing: text) }
+        #expect(throws: TemplateError.self) { try Recipe.SignedContent(parsing: text) }
     }
 }
 
@@ -227,9 +226,9 @@ struct VerifierFuzzTests {
     func fuzz() throws {
         var generator = SystemRandomNumberGenerator()
         let schemes: [any WebhookScheme] = [
-            GitHubScheme(secrets: ["s"]),
+            RecipeScheme(.github, secrets: ["s"]),
             try StandardWebhooksScheme(secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], toleranceSeconds: 300),
-            HMACScheme(settings: .init(header: "X-Sig"), secrets: ["s"], toleranceSeconds: 300),
+            RecipeScheme(name: "hmac", recipe: Recipe(header: "X-Sig"), secrets: ["s"], toleranceSeconds: 300),
         ]
         let names = ["X-Hub-Signature-256", "webhook-id", "webhook-timestamp", "webhook-signature", "X-Sig"]
         let alphabet = Array("sha256=v1,v1a, 0123456789abcdefABCDEF+/=_-whsec".utf8)

@@ -37,6 +37,9 @@ public struct Provider: Sendable {
     /// Basic credentials with an empty part); nil when it is usable. Blank secrets are
     /// refused for every provider by the config loader.
     var secretProblem: (@Sendable (String) -> String?)?
+    /// How it signs, for a provider that is a ``Recipe`` (its verifier, signer and
+    /// description all come from it).
+    public internal(set) var recipe: Recipe?
 
     init(
         name: String, aliases: [String] = [], signature: String, handshake: String? = nil, id: String, type: String,

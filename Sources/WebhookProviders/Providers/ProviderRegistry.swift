@@ -1,7 +1,8 @@
 import WebhookCore
 
-/// The built-in providers, in the order `providers` lists them. Adding a provider: one file
-/// with its scheme and its `Provider` (see `GitHubScheme.swift`), and one line here.
+/// The built-in providers, in the order `providers` lists them. Adding a provider: its recipe
+/// (see `Catalog/HMACRecipes.swift`), or a file with its scheme and its `Provider` (see
+/// `DropboxScheme.swift`), and one line here.
 public enum ProviderRegistry {
     public static let all: [Provider] = [
         .stripe,

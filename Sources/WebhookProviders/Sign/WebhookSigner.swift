@@ -20,8 +20,8 @@ public enum WebhookSigner {
         public var type: String?
         /// The URL the request goes to (Twilio and Square sign it).
         public var url: String?
-        /// Settings of the generic `hmac` scheme.
-        public var hmac: HMACScheme.Settings?
+        /// The recipe of the generic `hmac` scheme (its `verify` settings).
+        public var hmac: Recipe?
 
         public init(body: [UInt8], secret: String, timestamp: Int64, id: String? = nil, type: String? = nil, url: String? = nil) {
             self.body = body

@@ -84,39 +84,6 @@ func checkAge(of seconds: Int64, field: String, tolerance: Int, now: Timestamp) 
     }
 }
 
-/// A header holding a timestamp and hex signatures as `key=value` items, as Stripe
-/// (`t=…,v1=…`) and Paddle (`ts=…;h1=…`) send: verifies that one signature is the HMAC-SHA256
-/// of `timestamp + separator + body` with one of the secrets, then the timestamp's age (stale
-/// only, as both providers' SDKs check). Returns the matching secret's index.
-func verifyTimestampedHeader(
-    _ request: WebhookRequest, header name: String, itemSeparator: Character, timestampKey: Substring, signatureKey: Substring,
-    contentSeparator: String, keyring: HMACKeyring, tolerance: Int
-) throws(VerificationFailure) -> Int {
-    guard let header = request.headers.first(name: name) else { throw .missing("\(name) is missing") }
-    var timestamp: String?
-    var signatures: [[UInt8]] = []
-    for item in header.split(separator: itemSeparator) {
-        let pair = item.split(separator: "=", maxSplits: 1)
-        guard pair.count == 2 else { continue }
-        switch pair[0].trimmingSpaces {
-        case timestampKey: timestamp = timestamp ?? String(pair[1])
-        case signatureKey:
-            if signatures.count < maximumSignatureCandidates, let mac = Hex.decode(pair[1]) { signatures.append(mac) }
-        default: continue
-        }
-    }
-    guard let timestamp, Int64(timestamp) != nil, !signatures.isEmpty else {
-        throw .invalid("\(name) has no \(timestampKey)= timestamp or no \(signatureKey)= signature")
-    }
-    let parts: [SignedPart] = [.text(timestamp + contentSeparator), .bytes(request.body)]
-    guard let index = keyring.firstMatch(.sha256, parts, candidates: signatures) else {
-        throw .invalid("\(name) does not match \(keyring.tried)")
-    }
-    try checkTimestamp(
-        timestamp, header: "\(name) \(timestampKey)", tolerance: tolerance, now: request.receivedAt)
-    return index
-}
-
 /// Slack's and Zoom's `v0=<hex HMAC-SHA256 of "v0:<ts>:<body>">` with the timestamp in its
 /// own header, refused outside the tolerance either way. Returns the matching secret's index.
 func verifyV0Signature(

@@ -10,11 +10,10 @@ import WebhookCore
 /// request").
 public struct DropboxScheme: WebhookScheme {
     public let name = "dropbox"
-    let events: HMACScheme
+    let events: RecipeScheme
 
     public init(secrets: [String]) {
-        self.events = HMACScheme(
-            name: "dropbox", settings: HMACScheme.Settings(header: "X-Dropbox-Signature"), secrets: secrets, toleranceSeconds: 0)
+        self.events = RecipeScheme(name: "dropbox", recipe: Recipe("X-Dropbox-Signature"), secrets: secrets, toleranceSeconds: 0)
     }
 
     public var signatureHeaders: [String] { events.signatureHeaders }

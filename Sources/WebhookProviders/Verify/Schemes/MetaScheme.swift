@@ -11,14 +11,13 @@ import WebhookCore
 /// "Getting Started with Webhooks": verification requests).
 public struct MetaScheme: WebhookScheme {
     public let name = "meta"
-    let events: HMACScheme
+    let events: RecipeScheme
     let verifyToken: SecretTokens
 
     public init(secrets: [String], verifyToken: String) {
-        var settings = HMACScheme.Settings(header: "X-Hub-Signature-256")
-        settings.prefix = "sha256="
-        settings.typePointer = "/object"
-        self.events = HMACScheme(name: "meta", settings: settings, secrets: secrets, toleranceSeconds: 0)
+        self.events = RecipeScheme(
+            name: "meta", recipe: Recipe("X-Hub-Signature-256", prefix: "sha256=", type: .pointer("/object")), secrets: secrets,
+            toleranceSeconds: 0)
         self.verifyToken = SecretTokens([verifyToken])
     }
 

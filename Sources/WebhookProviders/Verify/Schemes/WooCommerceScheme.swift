@@ -11,14 +11,13 @@ import WebhookCore
 /// it is not the ping.
 public struct WooCommerceScheme: WebhookScheme {
     public let name = "woocommerce"
-    let events: HMACScheme
+    let events: RecipeScheme
 
     public init(secrets: [String]) {
-        var settings = HMACScheme.Settings(header: "X-WC-Webhook-Signature")
-        settings.encoding = .base64
-        settings.idHeader = "X-WC-Webhook-Delivery-ID"
-        settings.typeHeader = "X-WC-Webhook-Topic"
-        self.events = HMACScheme(name: "woocommerce", settings: settings, secrets: secrets, toleranceSeconds: 0)
+        let recipe = Recipe(
+            "X-WC-Webhook-Signature", .hmac(.sha256, .base64), id: .header("X-WC-Webhook-Delivery-ID"),
+            type: .header("X-WC-Webhook-Topic"))
+        self.events = RecipeScheme(name: "woocommerce", recipe: recipe, secrets: secrets, toleranceSeconds: 0)
     }
 
     /// Unsigned and longer than the ping can be (or chunked): refused before its body is read.

@@ -9,12 +9,11 @@ import WebhookCore
 /// not forwarded, a wrong one 401 as always.
 public struct XeroScheme: WebhookScheme {
     public let name = "xero"
-    let events: HMACScheme
+    let events: RecipeScheme
 
     public init(secrets: [String]) {
-        var settings = HMACScheme.Settings(header: "x-xero-signature")
-        settings.encoding = .base64
-        self.events = HMACScheme(name: "xero", settings: settings, secrets: secrets, toleranceSeconds: 0)
+        self.events = RecipeScheme(
+            name: "xero", recipe: Recipe("x-xero-signature", .hmac(.sha256, .base64)), secrets: secrets, toleranceSeconds: 0)
     }
 
     public var signatureHeaders: [String] { events.signatureHeaders }
