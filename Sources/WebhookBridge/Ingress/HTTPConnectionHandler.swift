@@ -5,7 +5,7 @@ import WebhookCore
 /// One HTTP/1.1 connection, after NIO's request decoder (llhttp): its requests in order,
 /// its deadlines, and its answers, each written as one buffer. What a request is answered
 /// with is decided elsewhere: ``BuiltInEndpoints`` for the bridge's own paths,
-/// ``SourceRequests`` for a source's head, the ``WebhookProcessor`` for a complete request.
+/// ``HeadAdmission`` for every head, the ``WebhookProcessor`` for a complete request.
 ///
 /// Pipelining is handled here: parts of the next request that arrive while one is being
 /// processed wait in ``queued`` (with the socket's reads held back) and are taken once the
@@ -29,7 +29,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case idle
         /// Reading the body of a POST to a source. The source is the one its head was routed
         /// to: a reload before the body ends does not change it.
-        case receiving(head: HTTPRequestHead, source: WebhookProcessor.Source, body: ByteBuffer)
+        case receiving(head: HTTPRequestHead, source: ConfiguredSource, body: ByteBuffer)
         /// The answer is known before the body ends (404, 405, health): drop the body.
         case answerAtEnd(head: HTTPRequestHead, BridgeAnswer)
         /// The processor is working on the request.
@@ -45,9 +45,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         case parseError
     }
 
-    private let requests: SourceRequests
+    private let admission: HeadAdmission
+    private let processor: WebhookProcessor
     private let endpoints: BuiltInEndpoints
-    private var limits: BridgeConfig.Limits { requests.limits }
+    private var limits: BridgeConfig.Limits { admission.limits }
     private var state = State.idle
     private var queued = CircularBuffer<Queued>(initialCapacity: 4)
     /// A `read` held back while parts wait in ``queued``.
@@ -69,8 +70,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var reservedFor: String?
     /// The current request's declared `Content-Length` (nil: chunked).
     private var declaredLength: Int?
-    /// The client's address as text, made with the connection's first request to a source
-    /// (the outer optional: not made yet).
+    /// The client's address as text, made with the connection's first request (the outer
+    /// optional: not made yet).
     private var peer: String??
     /// Requests of this connection run their tasks on its event loop (see
     /// ``EventLoopTaskExecutor``); made with the first request.
@@ -79,8 +80,9 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// How long a rejected client may keep sending before the connection is closed.
     static let lingerAfterRejection = TimeAmount.seconds(2)
 
-    init(requests: SourceRequests, endpoints: BuiltInEndpoints) {
-        self.requests = requests
+    init(admission: HeadAdmission, processor: WebhookProcessor, endpoints: BuiltInEndpoints) {
+        self.admission = admission
+        self.processor = processor
         self.endpoints = endpoints
     }
 
@@ -334,7 +336,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
             if needed > reservedBytes {
                 guard
-                    let more = requests.reserve(
+                    let more = admission.reserve(
                         needed: needed, reserved: reservedBytes, declared: declaredLength, client: reservedFor)
                 else {
                     releaseBody()
@@ -361,20 +363,19 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    /// Routes a head: a source's path to ``SourceRequests``, any other to ``BuiltInEndpoints``.
+    /// Decides a head (``HeadAdmission``): a source's request to receive or refuse, or the
+    /// built-in endpoints' answer.
     private func receiveHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         if head.headers.count > limits.maxHeaderCount {
             write(.error(.requestHeaderFieldsTooLarge, "too_many_headers"), for: head, context: context, forceClose: true)
             return
         }
         let path = head.uri.firstIndex(of: "?").map { head.uri[..<$0] } ?? head.uri[...]
-        guard let source = requests.processor.source(atPath: String(path)) else {
-            state = .answerAtEnd(head: head, endpoints.answer(method: head.method, path: path))
-            return
-        }
         if peer == nil { peer = .some(context.channel.remoteAddress?.ipAddress) }
-        switch requests.admit(head, to: source, peer: peer ?? nil) {
-        case .receive(let capacity, let declared, let client):
+        switch admission.decide(head, path: path, peer: peer ?? nil) {
+        case .endpoint:
+            state = .answerAtEnd(head: head, endpoints.answer(method: head.method, path: path))
+        case .receive(let source, let capacity, let declared, let client):
             reservedFor = client
             declaredLength = declared
             state = .receiving(head: head, source: source, body: context.channel.allocator.buffer(capacity: capacity))
@@ -393,10 +394,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func process(
-        head: HTTPRequestHead, source: WebhookProcessor.Source, body: ByteBuffer, context: ChannelHandlerContext
+        head: HTTPRequestHead, source: ConfiguredSource, body: ByteBuffer, context: ChannelHandlerContext
     ) {
-        let processor = requests.processor
-        requests.inFlight.begin()
+        let processor = self.processor
+        admission.inFlight.begin()
         let executor = self.executor ?? EventLoopTaskExecutor(context.eventLoop)
         self.executor = executor
         let connection = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
@@ -415,7 +416,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func finish(_ answer: BridgeAnswer, for head: HTTPRequestHead, context: ChannelHandlerContext) {
-        requests.inFlight.end()
+        admission.inFlight.end()
         releaseBody()
         state = .idle
         write(answer, for: head, context: context)
@@ -423,7 +424,7 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private func releaseBody() {
-        requests.budget.release(reservedBytes, client: reservedFor)
+        admission.budget.release(reservedBytes, client: reservedFor)
         reservedBytes = 0
     }
 

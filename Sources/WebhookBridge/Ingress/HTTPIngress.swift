@@ -75,8 +75,8 @@ public final class HTTPIngress: Service {
                     try channel.pipeline.syncOperations.addHandlers([
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
                         HTTPConnectionHandler(
-                            requests: SourceRequests(processor: processor, limits: limits, inFlight: inFlight, budget: budget),
-                            endpoints: BuiltInEndpoints(processor: processor, metrics: metrics, budget: budget)),
+                            admission: HeadAdmission(processor: processor, limits: limits, inFlight: inFlight, budget: budget),
+                            processor: processor, endpoints: BuiltInEndpoints(processor: processor, metrics: metrics, budget: budget)),
                     ])
                 }
             }

@@ -1,0 +1,114 @@
+import Logging
+import Spool
+import WebhookCore
+
+/// Route and deliver: the event goes to the sinks its type routes to, all at once, each with
+/// the `limits.ackTimeoutMs` deadline. A required sink that failed, or that has a spool
+/// backlog (its events stay in order), gets the event through the spool; one that failed
+/// permanently, into the dead letters. Sinks with `required: false` are not waited for.
+struct DeliverStage: Sendable {
+    enum Outcome: Equatable {
+        /// Every required sink acknowledged it.
+        case delivered
+        /// Durable in the spool for at least one required sink.
+        case queued
+        /// Neither: the provider must retry.
+        case unavailable
+    }
+
+    let sinks: [String: any EventSink]
+    /// Sinks whose failure decides the answer (`required` is not false).
+    let requiredSinks: Set<String>
+    let spool: Spool?
+    let ackTimeoutMs: Int
+    let sinkMetrics = MetricCache<String, SinkMetrics> { SinkMetrics(sink: $0) }
+    let log: PipelineLog
+
+    func run(
+        _ event: WebhookEvent, routes: RouteTable, on executor: EventLoopTaskExecutor, trace: RequestTrace, logger: RequestLogger
+    ) async -> Outcome {
+        let targets = routes.sinks(forType: event.type).compactMap { sinks[$0] }
+        if targets.isEmpty {
+            logger.info("no route matches the event type; nothing to deliver", metadata: ["webhook.type": "\(event.type)"])
+        }
+        let behindBacklog = targets.filter { isRequired($0) && (spool?.hasBacklog(for: $0.name) ?? false) }
+        let direct = targets.filter { sink in !behindBacklog.contains { $0.name == sink.name } }
+        let failures = await deliver(event, to: direct, on: executor, logger: logger, trace: trace)
+        if failures.isEmpty && behindBacklog.isEmpty { return .delivered }
+        guard let spool else { return .unavailable }
+        do {
+            for sink in behindBacklog { try await spool.append(event, for: sink.name) }
+            for failure in failures {
+                if failure.isPermanent {
+                    try await spool.deadLetter(event, sink: failure.sink, reason: failure.reason)
+                } else {
+                    try await spool.append(event, for: failure.sink)
+                }
+            }
+        } catch {
+            log.failure("spool", level: .error, "cannot spool the event", metadata: ["spool.error": "\(error)"], logger: logger)
+            return .unavailable
+        }
+        return .queued
+    }
+
+    /// Delivers to every target at once and returns the failures of required sinks.
+    private func deliver(
+        _ event: WebhookEvent, to targets: [any EventSink], on executor: EventLoopTaskExecutor, logger: RequestLogger,
+        trace: RequestTrace
+    ) async -> [SinkError] {
+        let ackTimeoutMs = self.ackTimeoutMs
+        for sink in targets where !isRequired(sink) {
+            let metrics = sinkMetrics[sink.name]
+            let span = trace.deliverySpan(sink: sink.name, required: false)
+            Task(executorPreference: executor) {
+                let result = await deliverWithDeadline(
+                    event, to: sink, milliseconds: ackTimeoutMs, metrics: metrics, on: executor)
+                RequestTrace.end(span, result)
+                if case .failure(let error) = result { self.note(error, required: false, logger: logger) }
+            }
+        }
+        let required = targets.filter(isRequired)
+        if required.isEmpty { return [] }
+        if required.count == 1 {
+            // The usual case: one required sink, awaited without a task group.
+            let sink = required[0]
+            let span = trace.deliverySpan(sink: sink.name, required: true)
+            let result = await deliverWithDeadline(
+                event, to: sink, milliseconds: ackTimeoutMs, metrics: sinkMetrics[sink.name], on: executor)
+            RequestTrace.end(span, result)
+            guard case .failure(let error) = result else { return [] }
+            note(error, required: true, logger: logger)
+            return [error]
+        }
+        return await withTaskGroup(of: SinkError?.self) { group in
+            for sink in required {
+                let metrics = sinkMetrics[sink.name]
+                let span = trace.deliverySpan(sink: sink.name, required: true)
+                group.addTask(executorPreference: executor) {
+                    let result = await deliverWithDeadline(
+                        event, to: sink, milliseconds: ackTimeoutMs, metrics: metrics, on: executor)
+                    RequestTrace.end(span, result)
+                    if case .failure(let error) = result { return error }
+                    return nil
+                }
+            }
+            var failures: [SinkError] = []
+            for await case let error? in group {
+                note(error, required: true, logger: logger)
+                failures.append(error)
+            }
+            return failures
+        }
+    }
+
+    /// One line per sink and kind of failure per interval.
+    private func note(_ error: SinkError, required: Bool, logger: RequestLogger) {
+        log.failure(
+            "\(error.sink) \(error.kind)", level: required ? .error : .warning, "delivery failed",
+            metadata: ["sink.name": "\(error.sink)", "sink.error": "\(error.reason)", "sink.required": "\(required)"],
+            logger: logger)
+    }
+
+    private func isRequired(_ sink: any EventSink) -> Bool { requiredSinks.contains(sink.name) }
+}

@@ -1,0 +1,79 @@
+import Metrics
+import Synchronization
+import WebhookCore
+import WebhookProviders
+
+/// A source with what the request path precomputes for it. The ingress resolves it once from
+/// a request's head (``SourceTable/source(atPath:)``) and keeps it to the answer, so a reload
+/// between the head and the body does not change what the request is checked against.
+struct ConfiguredSource: Sendable {
+    let config: SourceConfig
+    /// A sink template reads the body (`{json:/pointer}`), so parse it for the event.
+    let templatesNeedJSON: Bool
+    /// The request headers the routed sinks' templates read (`{header:Name}`): all an
+    /// event keeps of the request's headers.
+    let templateHeaders: [String]
+    let admission: Admission
+    let metrics: SourceMetrics
+
+    var name: String { config.name }
+    var scheme: any WebhookScheme { config.scheme }
+}
+
+/// The counters of one source's requests, by the dimension that varies.
+struct SourceMetrics: Sendable {
+    struct Verification: Hashable, Sendable {
+        let result: String
+        let keyIndex: Int?
+    }
+
+    /// `webhook.requests` by HTTP status.
+    let requests: MetricCache<UInt, Counter>
+    /// `webhook.verifications` by result and, when it verified, the secret's index.
+    let verifications: MetricCache<Verification, Counter>
+    /// `webhook.idempotency` by outcome.
+    let idempotency: MetricCache<String, Counter>
+
+    init(source: String) {
+        requests = MetricCache { status in
+            Counter(label: "webhook.requests.total", dimensions: [("webhook.source", source), ("http.status", String(status))])
+        }
+        verifications = MetricCache { key in
+            var dimensions = [("webhook.source", source), ("webhook.result", key.result)]
+            if let index = key.keyIndex { dimensions.append(("webhook.key", String(index))) }
+            return Counter(label: "webhook.verifications.total", dimensions: dimensions)
+        }
+        idempotency = MetricCache { outcome in
+            Counter(label: "webhook.idempotency.total", dimensions: [("webhook.source", source), ("webhook.outcome", outcome)])
+        }
+    }
+}
+
+/// The sources by path, swapped whole by a reload (SIGHUP); a request reads it once.
+final class SourceTable: Sendable {
+    private let byPath: Mutex<[String: ConfiguredSource]>
+
+    init(_ config: BridgeConfig) { byPath = Mutex(Self.sources(of: config)) }
+
+    /// The source serving `path`, as configured now.
+    func source(atPath path: String) -> ConfiguredSource? { byPath.withLock { $0[path] } }
+
+    /// Takes the sources, secrets and routes of `config`.
+    func reload(_ config: BridgeConfig) {
+        let sources = Self.sources(of: config)
+        byPath.withLock { $0 = sources }
+    }
+
+    private static func sources(of config: BridgeConfig) -> [String: ConfiguredSource] {
+        var byPath: [String: ConfiguredSource] = [:]
+        for source in config.sources.values {
+            let routed = source.routes.allSinks.sorted().compactMap { config.sinks[$0] }
+            var templateHeaders: [String] = []
+            for name in routed.flatMap(\.headerNames) where !templateHeaders.contains(name) { templateHeaders.append(name) }
+            byPath[source.path] = ConfiguredSource(
+                config: source, templatesNeedJSON: routed.contains(where: \.usesBodyJSON), templateHeaders: templateHeaders,
+                admission: Admission(source: source), metrics: SourceMetrics(source: source.name))
+        }
+        return byPath
+    }
+}
