@@ -1,4 +1,3 @@
-import Dispatch
 import Foundation
 import Logging
 import Metrics
@@ -20,7 +19,7 @@ import WebhookCore
 /// A producer that can never produce again does not end the sink: librdkafka's fatal error,
 /// or a delivery report saying the broker fenced the producer or lost its idempotence state
 /// (``KafkaProducer/Failure/endsProducer(_:)``; a broker frozen for seconds under load leaves
-/// the idempotent producer fenced). The poller replaces the producer with a new one, once per
+/// the idempotent producer fenced). The watch replaces the producer with a new one, once per
 /// producer (``replaceFailedProducer(_:)``), the sends waiting on the old one fail as
 /// transient (spooled, or 503), and the sink becomes ready again.
 public final class KafkaSink: CallbackDeliveringSink {
@@ -197,12 +196,12 @@ public final class KafkaSink: CallbackDeliveringSink {
     }
 
     /// Replaces `failed` (which can't produce again) with a new producer; called by the
-    /// poller thread only, so once per failed producer, retried with backoff while creating
+    /// watch only, one round at a time, so once per failed producer, retried with backoff while creating
     /// one fails. Sends still waiting on the old producer fail as transient, so each is spooled
     /// or answered 503 exactly once; a message the broker did take before the failure may then
     /// be delivered twice, under the same CloudEvents id. The old producer is destroyed off the
     /// event loops once its last reference goes (see `KafkaProducer.deinit`).
-    /// Returns false when no new producer could be made (the poller tries again later).
+    /// Returns false when no new producer could be made (the watch tries again later).
     func replaceFailedProducer(_ failed: KafkaProducer) -> Bool {
         let replacement: KafkaProducer
         do {
@@ -241,110 +240,74 @@ public final class KafkaSink: CallbackDeliveringSink {
     /// every new producer at once gets one a second, not one per poll round (100 ms).
     static let minimumProducerLifetime = Duration.seconds(1)
 
-    /// Until a graceful stop: an event loop drains librdkafka's events and a thread of its own
-    /// watches the producer (``EventPoller``). Then flushes what is in flight (bounded) and
+    /// Until a graceful stop: an event loop drains librdkafka's events and watches the
+    /// producer every 100 ms (``watchRound()``). Then flushes what is in flight (bounded) and
     /// fails whatever could not be delivered.
+    ///
+    /// One concurrency model: NIO's. Delivery reports are drained by an event loop (see
+    /// KafkaProducer.drainEvents), the watch is a repeated task on that loop, and every call
+    /// into librdkafka that blocks (the flush, broker probes, making a producer, metadata
+    /// requests, destroying a replaced producer) runs on NIO's thread pool.
     public func run() async throws {
-        // Delivery reports are drained by an event loop (see KafkaProducer.drainEvents); the
-        // poller thread keeps the slow work: probing brokers, replacing a failed producer.
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         reportLoop.withLock { $0 = loop }
         producer.drainEvents(on: loop)
-        let poller = EventPoller(sink: self)
-        poller.start()
+        let pool = NIOThreadPool.singleton
+        let watch = loop.scheduleRepeatedAsyncTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
+            pool.runIfActive(eventLoop: loop) { self.watchRound() }
+        }
         warmUpConstantTopic()
         try? await gracefulShutdown()
         stopping.store(true, ordering: .relaxed)
-        let flushed = await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
-            DispatchQueue.global().async {
-                done.resume(returning: self.producer.flush(timeoutMilliseconds: self.flushTimeoutMilliseconds))
-            }
-        }
+        let flushed = (try? await pool.runIfActive { self.producer.flush(timeoutMilliseconds: self.flushTimeoutMilliseconds) }) ?? false
         if !flushed { logger.warning("stopped with messages undelivered", metadata: ["kafka.in_flight": "\(producer.inFlight)"]) }
-        await poller.stop()
+        // Cancelled, and its round in progress (if any) finished, before the last drain.
+        let watchStopped = loop.makePromise(of: Void.self)
+        watch.cancel(promise: watchStopped)
+        try? await watchStopped.futureResult.get()
         producer.stopDrainingEvents()
         producer.pollEvents(timeoutMilliseconds: 0)
         producer.failWaiting("the sink stopped before the broker acknowledged")
     }
 
-    /// One round of the poller thread: waits (draining the current producer's events itself
-    /// only when no event loop does), probes the brokers while they are reported down, and
-    /// replaces a producer that failed for good.
-    fileprivate func poll(round: Int) -> Bool {
+    /// The watch's round count, and its backoff while a new producer can't be made.
+    private struct Watch {
+        var round = 0
+        var backoff = Duration.seconds(1)
+        var pausedUntil: ContinuousClock.Instant?
+    }
+    private let watch = Mutex(Watch())
+
+    /// One round of the watch (on NIO's thread pool: it may block): probes the brokers while
+    /// they are reported down (so readiness comes back without a delivery), and replaces a
+    /// producer that can't produce again, backing off (1 s doubling up to 30 s) while a new
+    /// one can't be made.
+    private func watchRound() {
+        let round = watch.withLock { watch -> Int? in
+            if let until = watch.pausedUntil, ContinuousClock.now < until { return nil }
+            watch.pausedUntil = nil
+            watch.round += 1
+            return watch.round
+        }
+        guard let round else { return }
         let producer = self.producer
-        if producer.isDrainedByLoop {
-            usleep(100_000)
-        } else {
-            producer.pollEvents(timeoutMilliseconds: 100)
-        }
+        var replaced = true
         if producer.endReason != nil {
-            guard ContinuousClock.now - producer.created >= Self.minimumProducerLifetime else { return true }
-            guard replaceFailedProducer(producer) else { return false }
-            producerGenerationCount.add(1, ordering: .relaxed)
-            return true
+            guard ContinuousClock.now - producer.created >= Self.minimumProducerLifetime else { return }
+            replaced = replaceFailedProducer(producer)
+            if replaced { producerGenerationCount.add(1, ordering: .relaxed) }
+        } else if !producer.isReachable, round % 10 == 0 {
+            _ = producer.probeBrokers(timeoutMilliseconds: 500)
         }
-        if !producer.isReachable, round % 10 == 0 { _ = producer.probeBrokers(timeoutMilliseconds: 500) }
-        return true
-    }
-}
-
-/// The thread that probes the brokers while they are reported down (so readiness comes back
-/// without a delivery) and replaces a producer that can't produce again, backing off (1 s
-/// doubling up to 30 s) while a new one can't be made; it drains librdkafka's event queue
-/// only when no event loop does.
-final class EventPoller: Sendable {
-    private let sink: KafkaSink
-    private let running = Atomic<Bool>(true)
-    private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
-    private let done = Atomic<Bool>(false)
-
-    init(sink: KafkaSink) { self.sink = sink }
-
-    func start() {
-        let thread = Thread { [self] in
-            var round = 0
-            var backoffMilliseconds = 1000
-            while running.load(ordering: .relaxed) {
-                round += 1
-                if sink.poll(round: round) {
-                    backoffMilliseconds = 1000
-                } else {
-                    var slept = 0
-                    while slept < backoffMilliseconds, running.load(ordering: .relaxed) {
-                        usleep(100_000)
-                        slept += 100
-                    }
-                    backoffMilliseconds = min(backoffMilliseconds * 2, 30_000)
-                }
+        watch.withLock { watch in
+            if replaced {
+                watch.backoff = .seconds(1)
+            } else {
+                watch.pausedUntil = .now + watch.backoff
+                watch.backoff = min(watch.backoff * 2, .seconds(30))
             }
-            sink.finalPoll()
-            let waiter = finished.withLock { waiter -> CheckedContinuation<Void, Never>? in
-                done.store(true, ordering: .relaxed)
-                return waiter.take()
-            }
-            waiter?.resume()
-        }
-        thread.name = "webhook-bridge.kafka-poll"
-        thread.start()
-    }
-
-    /// Stops the thread and waits for it to finish.
-    func stop() async {
-        running.store(false, ordering: .relaxed)
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let alreadyDone = finished.withLock { waiter -> Bool in
-                if done.load(ordering: .relaxed) { return true }
-                waiter = continuation
-                return false
-            }
-            if alreadyDone { continuation.resume() }
         }
     }
-}
-
-extension KafkaSink {
-    /// The events left after the poller's last round.
-    fileprivate func finalPoll() { producer.pollEvents(timeoutMilliseconds: 0) }
 }
 
 /// Counts a sink's producers from creation to destruction (of the C handles), so a test can

@@ -1,7 +1,7 @@
 import CRdKafka
-import Dispatch
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
 
 #if canImport(Glibc)
@@ -102,6 +102,9 @@ final class KafkaProducer: @unchecked Sendable {
         var closed = false
         /// Topics whose metadata was asked for (see ``warmUp(topic:)``).
         var warmedTopics: Set<String> = []
+        /// Topics whose metadata request waits for the one running, and whether one is.
+        var metadataQueue: [String] = []
+        var metadataRunning = false
     }
 
     private let handle: OpaquePointer
@@ -164,8 +167,8 @@ final class KafkaProducer: @unchecked Sendable {
             return
         }
         // A replaced producer may be released last by a delivery task on an event loop;
-        // rd_kafka_destroy can block for seconds, so it runs elsewhere.
-        DispatchQueue.global().async { handles.destroy() }
+        // rd_kafka_destroy can block for seconds, so it runs on NIO's thread pool.
+        NIOThreadPool.singleton.submit { _ in handles.destroy() }
     }
 
     /// Set when the sink replaced this producer: its last release may happen on any thread.
@@ -195,8 +198,6 @@ final class KafkaProducer: @unchecked Sendable {
     /// a librdkafka thread may be calling it.
     private let waker = Mutex<Unmanaged<QueueWaker>?>(nil)
 
-    /// True while an event loop drains the event queue (``drainEvents(on:)``).
-    var isDrainedByLoop: Bool { waker.withLock { $0.map { $0.takeUnretainedValue().isActive } ?? false } }
 
     /// From now on `loop` drains the event queue: librdkafka calls back from its own thread
     /// when the queue stops being empty (`rd_kafka_queue_cb_event_enable`), and the callback
@@ -429,17 +430,33 @@ final class KafkaProducer: @unchecked Sendable {
     /// cluster), and with it the provider's first request after a start. With the request,
     /// it waits about 2 ms.
     ///
-    /// One request at a time, on a queue of its own; not while the brokers are down (a request
-    /// would only wait out its timeout); a failed request is tried again with the topic's next
-    /// message; at most ``maximumWarmedTopics`` topics, so templated topic names can't grow
-    /// the set without bound (later ones wait for the periodic refresh, as before).
+    /// One request at a time, on NIO's thread pool (the request blocks); not while the brokers
+    /// are down (a request would only wait out its timeout); a failed request is tried again
+    /// with the topic's next message; at most ``maximumWarmedTopics`` topics, so templated
+    /// topic names can't grow the set without bound (later ones wait for the periodic
+    /// refresh, as before).
     func warmUp(topic: String) {
-        let queued = state.withLock { state -> Bool in
-            guard !state.brokersDown, state.warmedTopics.count < Self.maximumWarmedTopics else { return false }
-            return state.warmedTopics.insert(topic).inserted
+        let start = state.withLock { state -> Bool in
+            guard !state.brokersDown, state.warmedTopics.count < Self.maximumWarmedTopics,
+                state.warmedTopics.insert(topic).inserted
+            else { return false }
+            state.metadataQueue.append(topic)
+            guard !state.metadataRunning else { return false }
+            state.metadataRunning = true
+            return true
         }
-        guard queued else { return }
-        metadataQueue.async { [self] in
+        if start { NIOThreadPool.singleton.submit { [self] _ in fetchQueuedMetadata() } }
+    }
+
+    /// Asks for the queued topics' metadata, one after the other, until none is left.
+    private func fetchQueuedMetadata() {
+        while let topic = state.withLock({ state -> String? in
+            if state.metadataQueue.isEmpty {
+                state.metadataRunning = false
+                return nil
+            }
+            return state.metadataQueue.removeFirst()
+        }) {
             var error = RD_KAFKA_RESP_ERR__FAIL
             if let topicHandle = rd_kafka_topic_new(handle, topic, nil) {
                 var metadata: UnsafePointer<rd_kafka_metadata>?
@@ -452,7 +469,6 @@ final class KafkaProducer: @unchecked Sendable {
     }
 
     static let maximumWarmedTopics = 10_000
-    private let metadataQueue = DispatchQueue(label: "webhook-bridge.kafka-metadata")
 
     /// Waits (blocking) until queued messages are delivered or the timeout passes.
     func flush(timeoutMilliseconds: Int32) -> Bool {
