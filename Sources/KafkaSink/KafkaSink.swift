@@ -259,7 +259,8 @@ public final class KafkaSink: CallbackDeliveringSink {
         warmUpConstantTopic()
         try? await gracefulShutdown()
         stopping.store(true, ordering: .relaxed)
-        let flushed = (try? await pool.runIfActive { self.producer.flush(timeoutMilliseconds: self.flushTimeoutMilliseconds) }) ?? false
+        let flushed =
+            (try? await pool.runIfActive { self.producer.flush(timeoutMilliseconds: self.flushTimeoutMilliseconds) }) ?? false
         if !flushed { logger.warning("stopped with messages undelivered", metadata: ["kafka.in_flight": "\(producer.inFlight)"]) }
         // Cancelled, and its round in progress (if any) finished, before the last drain.
         let watchStopped = loop.makePromise(of: Void.self)

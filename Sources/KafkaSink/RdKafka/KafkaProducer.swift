@@ -198,7 +198,6 @@ final class KafkaProducer: @unchecked Sendable {
     /// a librdkafka thread may be calling it.
     private let waker = Mutex<Unmanaged<QueueWaker>?>(nil)
 
-
     /// From now on `loop` drains the event queue: librdkafka calls back from its own thread
     /// when the queue stops being empty (`rd_kafka_queue_cb_event_enable`), and the callback
     /// hands `loop` one drain. A delivery report then reaches its request with one wake-up
