@@ -253,6 +253,8 @@ let package = Package(
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 "WebhookCrypto",
                 .product(name: "NIOPosix", package: "swift-nio"),
+                // EmbeddedChannel: the connection handler's tests move time instead of sleeping.
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
     ],

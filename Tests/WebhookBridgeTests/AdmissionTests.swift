@@ -55,7 +55,7 @@ struct AdmissionTests {
 
     @Test("over the source's rate limit: 429 rate_limited with Retry-After")
     func rateLimit() async throws {
-        try await RunningBridge.with(config: Self.config(rateLimit: #"{"perSecond": 0.05, "burst": 2}"#)) { bridge in
+        try await RunningBridge.with(config: Self.config(rateLimit: #"{"perSecond": 0.001, "burst": 2}"#)) { bridge in
             #expect(try await send(bridge, "r-1").status == .ok)
             #expect(try await send(bridge, "r-2").status == .ok)
             let limited = try await send(bridge, "r-3")
@@ -68,7 +68,7 @@ struct AdmissionTests {
 
     @Test("requests that fail verification don't spend the source's rate limit: a stranger's flood leaves the honest client its budget, and the stranger gets 429")
     func strangersDontSpendTheRateLimit() async throws {
-        try await RunningBridge.with(config: Self.config(rateLimit: #"{"perSecond": 0.05, "burst": 3}"#)) { bridge in
+        try await RunningBridge.with(config: Self.config(rateLimit: #"{"perSecond": 0.001, "burst": 3}"#)) { bridge in
             let body = #"{"id": "forged"}"#
             var statuses: [Int] = []
             for n in 0..<40 {
@@ -94,7 +94,7 @@ struct AdmissionTests {
             {"listen": {"host": "127.0.0.1", "port": 0},
              "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
              "sources": {"dbx": {"path": "/dropbox", "verify": {"scheme": "dropbox", "secrets": ["dbx-secret"]}, "sinks": ["archive"],
-                                 "rateLimit": {"perSecond": 0.05, "burst": 2}}}}
+                                 "rateLimit": {"perSecond": 0.001, "burst": 2}}}}
             """
         try await RunningBridge.with(config: config) { bridge in
             var statuses: [Int] = []

@@ -2,6 +2,7 @@ import NIOCore
 
 /// A connection's one deadline (SPEC section 8): a complete head within `idleTimeoutMs` while
 /// idle, a complete body within `bodyTimeoutMs` of its head; none while a request is processed.
+/// Time is the event loop's (`EventLoop.now`), so a test on an `EmbeddedEventLoop` moves it.
 ///
 /// One pending timer at most. Moving the deadline later leaves the timer alone (it re-arms
 /// itself when it fires early), so a keep-alive connection does not cancel and schedule a
@@ -29,7 +30,7 @@ struct ConnectionDeadline {
     ) -> Bool {
         timer = nil
         guard let at else { return false }
-        guard at <= .now() else {
+        guard at <= channel.eventLoop.now else {
             set(at, on: channel, expiry: expiry())
             return false
         }

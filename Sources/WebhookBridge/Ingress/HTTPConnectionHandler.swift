@@ -266,12 +266,12 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// A complete head must come within `idleTimeoutMs`; otherwise the connection closes.
     private func armIdleDeadline(context: ChannelHandlerContext) {
-        setDeadline(.now() + .milliseconds(Int64(limits.idleTimeoutMs)), context: context)
+        setDeadline(context.eventLoop.now + .milliseconds(Int64(limits.idleTimeoutMs)), context: context)
     }
 
     /// The body must be complete within `bodyTimeoutMs` of the head; otherwise 408 and close.
     private func armBodyDeadline(context: ChannelHandlerContext) {
-        setDeadline(.now() + .milliseconds(Int64(limits.bodyTimeoutMs)), context: context)
+        setDeadline(context.eventLoop.now + .milliseconds(Int64(limits.bodyTimeoutMs)), context: context)
     }
 
     private func setDeadline(_ at: NIODeadline?, context: ChannelHandlerContext) {
