@@ -223,6 +223,17 @@ struct ConfigLoaderTests {
         #expect(valid.warnings.map(\.path) == ["sources.s.verify.signedContent"])
     }
 
+    @Test("mailgun: a tolerance whose replay window outlives idempotency.ttlSeconds is warned about")
+    func mailgunReplayWindow() throws {
+        let text = """
+            {"idempotency": {"ttlSeconds": 600},
+             "sinks": {"a": {"type": "file", "path": "x"}},
+             "sources": {"m": {"path": "/m", "sinks": ["a"], "verify": {"scheme": "mailgun", "secrets": ["k"], "toleranceSeconds": 301}}}}
+            """
+        #expect(try load(text).warnings.map(\.path) == ["sources.m.verify.toleranceSeconds"])
+        #expect(try load(text.replacingOccurrences(of: "301", with: "300")).warnings.isEmpty)
+    }
+
     @Test("a route after a catch-all is valid but warned about as never used")
     func unreachableRoute() throws {
         let text = """

@@ -176,6 +176,12 @@ public enum ConfigLoader {
                     pathOwners[source.path] = name
                 }
                 sources[name] = source
+                if let lifetime = source.scheme.singleUseTokenLifetime, lifetime > idempotency.ttlSeconds {
+                    log.warn(
+                        joinPath(path, "verify.toleranceSeconds"),
+                        "lets a signature be replayed for \(lifetime) s, longer than idempotency.ttlSeconds (\(idempotency.ttlSeconds)) keeps its single-use token: a request captured and replayed after that would be accepted"
+                    )
+                }
             }
         }
 

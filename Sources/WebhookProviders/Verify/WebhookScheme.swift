@@ -35,6 +35,10 @@ public protocol WebhookScheme: Sendable {
     /// A POST answered before verification, when the provider's handshake is unsigned
     /// (Microsoft Graph's `validationToken`, WooCommerce's ping); nil for everything else.
     func unsignedHandshake(_ request: WebhookRequest) -> HandshakeAnswer?
+    /// For a scheme whose signature covers a single-use token rather than the event
+    /// (Mailgun): how long, in seconds, a token must be remembered for a replay to be caught
+    /// (``VerifiedWebhook/singleUseToken``); nil for every other scheme.
+    var singleUseTokenLifetime: Int? { get }
 }
 
 extension WebhookScheme {
@@ -52,6 +56,7 @@ extension WebhookScheme {
         HandshakeAnswer(status: 405, body: [], contentType: nil)
     }
     public func unsignedHandshake(_ request: WebhookRequest) -> HandshakeAnswer? { nil }
+    public var singleUseTokenLifetime: Int? { nil }
 
     /// 401 `signature_missing` when the request carries none of ``signatureHeaders``;
     /// decided from the head alone.

@@ -12,6 +12,10 @@ struct MailgunScheme: WebhookScheme {
     let keyring: HMACKeyring
     let tolerance: Int
 
+    /// A timestamp is accepted from `tolerance` before it to `tolerance` after it: a token
+    /// first seen at the start of that window can be replayed until its end.
+    var singleUseTokenLifetime: Int? { 2 * tolerance }
+
     func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
         var timestamp: String?
         var token: String?
