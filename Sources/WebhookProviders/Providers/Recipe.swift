@@ -90,6 +90,8 @@ public struct Recipe: Sendable {
             SignedContent(parts: separator.isEmpty ? [.timestamp, .body] : [.timestamp, .literal(separator), .body])
         }
         static let bodyThenTimestamp = SignedContent(parts: [.body, .timestamp])
+        /// Slack's and Zoom's `v0:T:body`.
+        static let v0 = SignedContent(parts: [.literal("v0:"), .timestamp, .literal(":"), .body])
 
         init(parts: [Part]) { self.parts = parts }
 

@@ -83,22 +83,3 @@ func checkAge(of seconds: Int64, field: String, tolerance: Int, now: Timestamp) 
         throw .expired("\(field) is \(age) s \(age >= 0 ? "old" : "ahead"); the tolerance is \(tolerance) s")
     }
 }
-
-/// Slack's and Zoom's `v0=<hex HMAC-SHA256 of "v0:<ts>:<body>">` with the timestamp in its
-/// own header, refused outside the tolerance either way. Returns the matching secret's index.
-func verifyV0Signature(
-    _ request: WebhookRequest, signatureHeader: String, timestampHeader: String, keyring: HMACKeyring, tolerance: Int
-) throws(VerificationFailure) -> Int {
-    guard let header = request.headers.first(name: signatureHeader) else { throw .missing("\(signatureHeader) is missing") }
-    guard let timestamp = request.headers.first(name: timestampHeader) else { throw .missing("\(timestampHeader) is missing") }
-    guard header.hasPrefix("v0="), let signature = Hex.decode(header.dropFirst(3)) else {
-        throw .invalid("\(signatureHeader) is not v0=<hex>")
-    }
-    guard Int64(timestamp) != nil else { throw .invalid("\(timestampHeader) is not a UNIX timestamp") }
-    guard let index = keyring.firstMatch(.sha256, [.text("v0:\(timestamp):"), .bytes(request.body)], candidates: [signature])
-    else {
-        throw .invalid("\(signatureHeader) does not match \(keyring.tried)")
-    }
-    try checkTimestamp(timestamp, header: timestampHeader, tolerance: tolerance, now: request.receivedAt)
-    return index
-}

@@ -7,46 +7,36 @@ import WebhookCore
 /// A `url_verification` request is answered with its `challenge` and not forwarded.
 public struct SlackScheme: WebhookScheme {
     public let name = "slack"
-    public var signatureHeaders: [String] { ["X-Slack-Signature"] }
-    let keyring: HMACKeyring
-    let tolerance: Int
+    let events: RecipeScheme
+
+    static let recipe = Recipe(
+        "X-Slack-Signature", prefix: "v0=", timestampHeader: "X-Slack-Request-Timestamp", signing: .v0,
+        id: .pointer("/event_id"), type: FieldSource([.pointer("/event/type"), .pointer("/type")]))
 
     public init(secrets: [String], toleranceSeconds: Int) {
-        self.keyring = HMACKeyring(secrets: secrets)
-        self.tolerance = toleranceSeconds
+        self.events = RecipeScheme(name: "slack", recipe: Self.recipe, secrets: secrets, toleranceSeconds: toleranceSeconds)
     }
 
-    public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
-        let index = try verifyV0Signature(
-            request, signatureHeader: "X-Slack-Signature", timestampHeader: "X-Slack-Request-Timestamp", keyring: keyring,
-            tolerance: tolerance)
+    public var signatureHeaders: [String] { events.signatureHeaders }
 
-        let json = request.bodyJSON
-        if json?["type"]?.scalarText == "url_verification" {
-            // Without a challenge there is nothing to echo: answered 400, never forwarded.
-            guard let challenge = json?["challenge"]?.scalarText else {
-                return VerifiedWebhook(id: nil, type: "url_verification", keyIndex: index, handshake: .invalid("challenge"))
-            }
-            return VerifiedWebhook(
-                id: nil, type: "url_verification", keyIndex: index,
-                handshake: HandshakeAnswer(body: JSONWriter.object(["challenge": challenge])))
+    public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
+        let verified = try events.verify(request)
+        guard request.bodyJSON?["type"]?.scalarText == "url_verification" else { return verified }
+        // Without a challenge there is nothing to echo: answered 400, never forwarded.
+        guard let challenge = request.bodyJSON?["challenge"]?.scalarText else {
+            return VerifiedWebhook(id: nil, type: "url_verification", keyIndex: verified.keyIndex, handshake: .invalid("challenge"))
         }
-        let type = json?["event"]?["type"]?.scalarText ?? json?["type"]?.scalarText
-        return VerifiedWebhook(id: json?["event_id"]?.scalarText, type: type, keyIndex: index)
+        return VerifiedWebhook(
+            id: nil, type: "url_verification", keyIndex: verified.keyIndex,
+            handshake: HandshakeAnswer(body: JSONWriter.object(["challenge": challenge])))
     }
 }
 
 extension Provider {
     static let slack = Provider(
-        name: "slack",
-        signature: "X-Slack-Signature: v0= hex HMAC-SHA256 of v0:ts:body, X-Slack-Request-Timestamp within tolerance",
+        name: "slack", signature: SlackScheme.recipe.signatureSummary,
         handshake: "signed POST url_verification: 200 {\"challenge\": …}", id: "body event_id, else hash",
         type: "body event.type, else type",
         make: { config in config.secrets.map { SlackScheme(secrets: $0, toleranceSeconds: config.tolerance) } },
-        signHeaders: { request in
-            [
-                ("X-Slack-Request-Timestamp", request.timestamp),
-                ("X-Slack-Signature", "v0=" + Hex.encode(request.mac(prefix: "v0:\(request.timestamp):"))),
-            ]
-        })
+        signHeaders: { request in SlackScheme.recipe.sign(request) })
 }

@@ -7,19 +7,20 @@ import WebhookCore
 /// hex HMAC-SHA256 of the plain token with the matching secret) and not forwarded.
 public struct ZoomScheme: WebhookScheme {
     public let name = "zoom"
-    public var signatureHeaders: [String] { ["x-zm-signature"] }
-    let keyring: HMACKeyring
-    let tolerance: Int
+    let events: RecipeScheme
+
+    static let recipe = Recipe(
+        "x-zm-signature", prefix: "v0=", timestampHeader: "x-zm-request-timestamp", signing: .v0, type: .pointer("/event"))
 
     public init(secrets: [String], toleranceSeconds: Int) {
-        self.keyring = HMACKeyring(secrets: secrets)
-        self.tolerance = toleranceSeconds
+        self.events = RecipeScheme(name: "zoom", recipe: Self.recipe, secrets: secrets, toleranceSeconds: toleranceSeconds)
     }
 
+    public var signatureHeaders: [String] { events.signatureHeaders }
+
     public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
-        let index = try verifyV0Signature(
-            request, signatureHeader: "x-zm-signature", timestampHeader: "x-zm-request-timestamp", keyring: keyring,
-            tolerance: tolerance)
+        let index = try events.verify(request).keyIndex
+        let keyring = events.keyring
 
         let json = request.bodyJSON
         let event = json?["event"]?.scalarText
@@ -38,14 +39,9 @@ public struct ZoomScheme: WebhookScheme {
 
 extension Provider {
     static let zoom = Provider(
-        name: "zoom", signature: "x-zm-signature: v0= hex HMAC-SHA256 of v0:ts:body, x-zm-request-timestamp within tolerance",
+        name: "zoom", signature: ZoomScheme.recipe.signatureSummary,
         handshake: "signed POST endpoint.url_validation: 200 {\"plainToken\", \"encryptedToken\"}", id: "hash",
         type: "body event",
         make: { config in config.secrets.map { ZoomScheme(secrets: $0, toleranceSeconds: config.tolerance) } },
-        signHeaders: { request in
-            [
-                ("x-zm-request-timestamp", request.timestamp),
-                ("x-zm-signature", "v0=" + Hex.encode(request.mac(prefix: "v0:\(request.timestamp):"))),
-            ]
-        })
+        signHeaders: { request in ZoomScheme.recipe.sign(request) })
 }
