@@ -24,7 +24,8 @@ public struct SlackScheme: WebhookScheme {
         guard request.bodyJSON?["type"]?.scalarText == "url_verification" else { return verified }
         // Without a challenge there is nothing to echo: answered 400, never forwarded.
         guard let challenge = request.bodyJSON?["challenge"]?.scalarText else {
-            return VerifiedWebhook(id: nil, type: "url_verification", keyIndex: verified.keyIndex, handshake: .invalid("challenge"))
+            return VerifiedWebhook(
+                id: nil, type: "url_verification", keyIndex: verified.keyIndex, handshake: .invalid("challenge"))
         }
         return VerifiedWebhook(
             id: nil, type: "url_verification", keyIndex: verified.keyIndex,
