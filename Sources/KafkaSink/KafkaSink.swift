@@ -237,7 +237,7 @@ public final class KafkaSink: CallbackDeliveringSink {
     private let liveProducers = LiveProducers()
 
     /// A producer is replaced no sooner than this after it was made: a broker that fences
-    /// every new producer at once gets one a second, not one per poll round (100 ms).
+    /// every new producer at once gets one a second, not one per watch round (100 ms).
     static let minimumProducerLifetime = Duration.seconds(1)
 
     /// Until a graceful stop: an event loop drains librdkafka's events and watches the
@@ -247,29 +247,44 @@ public final class KafkaSink: CallbackDeliveringSink {
     /// One concurrency model: NIO's. Delivery reports are drained by an event loop (see
     /// KafkaProducer.drainEvents), the watch is a repeated task on that loop, and every call
     /// into librdkafka that blocks (the flush, broker probes, making a producer, metadata
-    /// requests, destroying a replaced producer) runs on NIO's thread pool.
+    /// requests, destroying a replaced producer) runs on a NIO thread pool (``KafkaBlocking``).
     public func run() async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         reportLoop.withLock { $0 = loop }
         producer.drainEvents(on: loop)
-        let pool = NIOThreadPool.singleton
+        let pool = KafkaBlocking.pool
         let watch = loop.scheduleRepeatedAsyncTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in
-            pool.runIfActive(eventLoop: loop) { self.watchRound() }
+            let round = pool.runIfActive(eventLoop: loop) { self.watchRound() }
+            self.watchRoundInProgress.withLock { $0 = round }
+            return round
         }
         warmUpConstantTopic()
         try? await gracefulShutdown()
         stopping.store(true, ordering: .relaxed)
+        // A future's get() is not cancelled with the task: the flush runs even if the service
+        // group is cancelling.
         let flushed =
-            (try? await pool.runIfActive { self.producer.flush(timeoutMilliseconds: self.flushTimeoutMilliseconds) }) ?? false
+            (try? await pool.runIfActive(eventLoop: loop) {
+                self.producer.flush(timeoutMilliseconds: self.flushTimeoutMilliseconds)
+            }.get()) ?? false
         if !flushed { logger.warning("stopped with messages undelivered", metadata: ["kafka.in_flight": "\(producer.inFlight)"]) }
-        // Cancelled, and its round in progress (if any) finished, before the last drain.
-        let watchStopped = loop.makePromise(of: Void.self)
-        watch.cancel(promise: watchStopped)
-        try? await watchStopped.futureResult.get()
+        // No round starts after this; the one in progress, if any, finishes before the last
+        // drain (cancelling a repeated task does not wait for it).
+        watchEnded.store(true, ordering: .relaxed)
+        let watchCancelled = loop.makePromise(of: Void.self)
+        watch.cancel(promise: watchCancelled)
+        try? await watchCancelled.futureResult.get()
+        try? await watchRoundInProgress.withLock({ $0 })?.get()
+        let producer = self.producer
         producer.stopDrainingEvents()
         producer.pollEvents(timeoutMilliseconds: 0)
         producer.failWaiting("the sink stopped before the broker acknowledged")
     }
+
+    /// The watch's latest round, awaited when the sink stops.
+    private let watchRoundInProgress = Mutex<EventLoopFuture<Void>?>(nil)
+    /// Set when the sink stops: a round that starts after it does nothing.
+    private let watchEnded = Atomic<Bool>(false)
 
     /// The watch's round count, and its backoff while a new producer can't be made.
     private struct Watch {
@@ -284,6 +299,7 @@ public final class KafkaSink: CallbackDeliveringSink {
     /// producer that can't produce again, backing off (1 s doubling up to 30 s) while a new
     /// one can't be made.
     private func watchRound() {
+        guard !watchEnded.load(ordering: .relaxed) else { return }
         let round = watch.withLock { watch -> Int? in
             if let until = watch.pausedUntil, ContinuousClock.now < until { return nil }
             watch.pausedUntil = nil

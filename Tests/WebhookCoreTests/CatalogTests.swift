@@ -34,6 +34,38 @@ struct RecipeTests {
         #expect(throws: ConfigError.self) { try catalogScheme(#"{"scheme": "stripe", "secrets": ["s"], "idPointer": "id"}"#) }
     }
 
+    @Test("a missing timestamp header is signature_missing even beside a malformed signature (Slack, Zendesk, hmac)")
+    func missingBeforeInvalid() throws {
+        let cases = [
+            (#"{"scheme": "slack", "secrets": ["s"]}"#, "X-Slack-Signature"),
+            (#"{"scheme": "zendesk", "secrets": ["s"]}"#, "X-Zendesk-Webhook-Signature"),
+            (#"{"scheme": "hmac", "secrets": ["s"], "header": "X-Sig", "timestampHeader": "X-Ts", "signedContent": "{timestamp}.{body}"}"#, "X-Sig"),
+        ]
+        for (verify, header) in cases {
+            let scheme = try catalogScheme(verify)
+            #expect(failureCode(scheme, request([(header, "not a signature!")], body: "{}", at: 0)) == "signature_missing", "\(verify)")
+        }
+    }
+
+    @Test("a configured type keeps the provider's constant fallback (zendesk); an index pointer reads an array body")
+    func fieldSources() throws {
+        let zendesk = try catalogScheme(#"{"scheme": "zendesk", "secrets": ["s"], "typePointer": "/kind"}"#)
+        let time = "2025-11-29T14:00:00Z"
+        let at = Timestamp(rfc3339: time)!.secondsSince1970
+        func signed(_ body: String) -> WebhookRequest {
+            let mac = HashAlgorithm.sha256.authenticationCode(for: Array((time + body).utf8), using: Array("s".utf8))
+            let headers = [("X-Zendesk-Webhook-Signature", Base64.encode(mac)), ("X-Zendesk-Webhook-Signature-Timestamp", time)]
+            return request(headers, body: body, at: at)
+        }
+        #expect(try zendesk.verify(signed(#"{"id": "z-1", "type": "ignored"}"#)).type == "zendesk")
+        #expect(try zendesk.verify(signed(#"{"id": "z-1", "kind": "k"}"#)).type == "k")
+
+        let hmac = try catalogScheme(#"{"scheme": "hmac", "secrets": ["s"], "header": "X-Sig", "idPointer": "/0"}"#)
+        let array = #"["first", "second"]"#
+        let signature = Hex.encode(HashAlgorithm.sha256.authenticationCode(for: Array(array.utf8), using: Array("s".utf8)))
+        #expect(try hmac.verify(request([("X-Sig", signature)], body: array, at: 0)).id == "first")
+    }
+
     @Test("every recipe provider's catalog line is its recipe's: signature header, id and type sources")
     func describedByRecipe() throws {
         let recipes = ProviderRegistry.all.filter { $0.recipe != nil }

@@ -16,7 +16,7 @@ import Synchronization
 /// librdkafka's events (delivery reports, errors, logs) are drained from its main queue by
 /// ``pollEvents(timeoutMilliseconds:)``: while the sink runs, on an event loop that
 /// librdkafka wakes when the queue stops being empty (``drainEvents(on:)``; the one C
-/// callback only schedules that drain), otherwise from the sink's poll thread. Every `send`
+/// callback only schedules that drain), and once more when the sink stops. Every `send`
 /// waits for its message's delivery report, so a successful return means the brokers
 /// acknowledged it (`acks=all`).
 ///
@@ -98,7 +98,7 @@ final class KafkaProducer: @unchecked Sendable {
         /// Why this instance can never produce again: a fatal error, or a delivery report with
         /// an error that ends the producer (``Failure/endsProducer(_:)``).
         var ended: String?
-        /// After shutdown: sends are refused instead of waiting for a poller that is gone.
+        /// After shutdown: sends are refused instead of waiting for a drain that is gone.
         var closed = false
         /// Topics whose metadata was asked for (see ``warmUp(topic:)``).
         var warmedTopics: Set<String> = []
@@ -167,8 +167,8 @@ final class KafkaProducer: @unchecked Sendable {
             return
         }
         // A replaced producer may be released last by a delivery task on an event loop;
-        // rd_kafka_destroy can block for seconds, so it runs on NIO's thread pool.
-        NIOThreadPool.singleton.submit { _ in handles.destroy() }
+        // rd_kafka_destroy can block for seconds, so it runs on the blocking pool.
+        KafkaBlocking.pool.submit { _ in handles.destroy() }
     }
 
     /// Set when the sink replaced this producer: its last release may happen on any thread.
@@ -429,7 +429,7 @@ final class KafkaProducer: @unchecked Sendable {
     /// cluster), and with it the provider's first request after a start. With the request,
     /// it waits about 2 ms.
     ///
-    /// One request at a time, on NIO's thread pool (the request blocks); not while the brokers
+    /// One request at a time, on the blocking pool (the request blocks); not while the brokers
     /// are down (a request would only wait out its timeout); a failed request is tried again
     /// with the topic's next message; at most ``maximumWarmedTopics`` topics, so templated
     /// topic names can't grow the set without bound (later ones wait for the periodic
@@ -444,7 +444,7 @@ final class KafkaProducer: @unchecked Sendable {
             state.metadataRunning = true
             return true
         }
-        if start { NIOThreadPool.singleton.submit { [self] _ in fetchQueuedMetadata() } }
+        if start { KafkaBlocking.pool.submit { [self] _ in fetchQueuedMetadata() } }
     }
 
     /// Asks for the queued topics' metadata, one after the other, until none is left.
@@ -596,4 +596,17 @@ final class QueueWaker: Sendable {
 private func queueStoppedBeingEmpty(_ handle: OpaquePointer?, _ opaque: UnsafeMutableRawPointer?) {
     guard let opaque else { return }
     Unmanaged<QueueWaker>.fromOpaque(opaque).takeUnretainedValue().wake()
+}
+
+/// Where the Kafka sink's calls into librdkafka that block run: the flush at a stop, broker
+/// probes, making a producer, metadata requests, destroying a replaced producer. A NIO
+/// thread pool of the sinks' own, not NIO's shared singleton (one thread per core): a
+/// backlog of metadata requests (up to 2 s each) or a slow destroy must not hold back the
+/// replacement of a fenced producer, nor anything else that uses the shared pool.
+enum KafkaBlocking {
+    static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        return pool
+    }()
 }

@@ -15,8 +15,6 @@ public struct TemplateHeaders: Sendable, ExpressibleByDictionaryLiteral {
         fields.first { Self.sameName($0.name, name) }?.value
     }
 
-    public var isEmpty: Bool { fields.isEmpty }
-
     public mutating func add(name: String, value: String) { fields.append((name, value)) }
 
     private static func sameName(_ a: String, _ b: String) -> Bool {

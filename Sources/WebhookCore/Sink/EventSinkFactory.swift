@@ -50,7 +50,7 @@ public protocol SinkSettings: Sendable {
     /// read; a template on the body's JSON has the body parsed).
     var templates: [Template] { get }
     /// The settings a reload does not apply, in one line that changes when any of them does;
-    /// a value that may hold a secret as ``BridgeConfig/fingerprint(_:)``.
+    /// a value that may hold a secret as ``SettingFingerprint/of(_:)``.
     var restartDescription: String { get }
     /// Values no two sinks may share (one file's path), with the key that holds each.
     var exclusiveValues: [ExclusiveValue] { get }

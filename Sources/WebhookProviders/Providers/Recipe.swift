@@ -181,7 +181,9 @@ public struct FieldSource: Sendable {
         places.compactMap { place in
             guard case .pointer(let pointer) = place else { return nil }
             let key = pointer.dropFirst()
-            return key.contains("/") || key.contains("~") ? nil : String(key)
+            // An index (`/0`) reads an array body, which the scan of an object's members can't.
+            let isIndex = !key.isEmpty && key.allSatisfy(\.isASCII) && key.allSatisfy(\.isNumber)
+            return key.contains("/") || key.contains("~") || isIndex ? nil : String(key)
         }
     }
 
@@ -226,8 +228,9 @@ public struct FieldSource: Sendable {
     }
 
     /// Reads `<key>Header` and `<key>Pointer` of `verify` (`idHeader`, `typePointer`): when
-    /// either is given they replace the provider's places (the header first). Nil, with the
-    /// problem recorded, for a pointer that does not start with `/`.
+    /// either is given they replace the provider's places (the header first), and its
+    /// constant fallback stays last (Zendesk's `zendesk`). Nil, with the problem recorded,
+    /// for a pointer that does not start with `/`.
     static func read(_ key: String, from reader: ConfigReader, default fallback: FieldSource) -> FieldSource? {
         let header = reader.string(key + "Header")
         let pointer = reader.string(key + "Pointer")
@@ -236,7 +239,8 @@ public struct FieldSource: Sendable {
             return nil
         }
         if header == nil, pointer == nil { return fallback }
-        return FieldSource((header.map { [.header($0)] } ?? []) + (pointer.map { [.pointer($0)] } ?? []))
+        let constants = fallback.places.filter { if case .constant = $0 { true } else { false } }
+        return FieldSource((header.map { [.header($0)] } ?? []) + (pointer.map { [.pointer($0)] } ?? []) + constants)
     }
 }
 

@@ -29,8 +29,8 @@ public struct RecipeScheme: WebhookScheme {
         self.topLevelKeys = recipe.id.topLevelKeys + recipe.type.topLevelKeys
     }
 
-    /// `provider`'s recipe with `secrets`.
-    public init(_ provider: Provider, secrets: [String], toleranceSeconds: Int? = nil) {
+    /// `provider`'s recipe with `secrets` (a provider that is a recipe: the tests).
+    init(_ provider: Provider, secrets: [String], toleranceSeconds: Int? = nil) {
         self.init(
             name: provider.name, recipe: provider.recipe!, secrets: secrets,
             toleranceSeconds: toleranceSeconds ?? provider.defaultTolerance)
@@ -88,6 +88,11 @@ public struct RecipeScheme: WebhookScheme {
                 if let missing = missingSignature(in: request.headers) { throw missing }
                 throw .missing("\(recipe.header) is missing")
             }
+            // Every header the recipe needs is there before any is judged: missing, then invalid.
+            if let timestampHeader = recipe.timestampHeader {
+                timestamp = request.headers.first(name: timestampHeader)
+                guard timestamp != nil else { throw .missing("\(timestampHeader) is missing") }
+            }
             for value in values {
                 let items =
                     recipe.listSeparator.map { value.split(separator: $0).map { String($0).trimmingSpaces } } ?? [value[...]]
@@ -96,10 +101,6 @@ public struct RecipeScheme: WebhookScheme {
                 }
             }
             guard !candidates.isEmpty else { throw .invalid("\(recipe.header) is not \(recipe.prefix)<\(encoding.rawValue)>") }
-            if let timestampHeader = recipe.timestampHeader {
-                timestamp = request.headers.first(name: timestampHeader)
-                guard timestamp != nil else { throw .missing("\(timestampHeader) is missing") }
-            }
         }
 
         let id: String?
