@@ -227,6 +227,15 @@ public struct FieldSource: Sendable {
         return nil
     }
 
+    /// The id's and the type's places as `verify` sets them over `id` and `type` (see
+    /// ``read(_:from:default:)``); nil after a problem, both read so both are reported.
+    static func readPlaces(_ reader: ConfigReader, id: FieldSource, type: FieldSource) -> (id: FieldSource, type: FieldSource)? {
+        let id = read("id", from: reader, default: id)
+        let type = read("type", from: reader, default: type)
+        guard let id, let type else { return nil }
+        return (id, type)
+    }
+
     /// Reads `<key>Header` and `<key>Pointer` of `verify` (`idHeader`, `typePointer`): when
     /// either is given they replace the provider's places (the header first), and its
     /// constant fallback stays last (Zendesk's `zendesk`). Nil, with the problem recorded,
@@ -326,11 +335,9 @@ extension Provider {
                     recipe.header = header
                     recipe.extraHeaders = []
                 }
-                let id = FieldSource.read("id", from: config.reader, default: recipe.id)
-                let type = FieldSource.read("type", from: config.reader, default: recipe.type)
-                guard let id, let type, let secrets = config.secrets else { return nil }
-                recipe.id = id
-                recipe.type = type
+                let places = FieldSource.readPlaces(config.reader, id: recipe.id, type: recipe.type)
+                guard let places, let secrets = config.secrets else { return nil }
+                (recipe.id, recipe.type) = places
                 return RecipeScheme(name: name, recipe: recipe, secrets: secrets, toleranceSeconds: config.tolerance)
             },
             signHeaders: { request in recipe.sign(request) })

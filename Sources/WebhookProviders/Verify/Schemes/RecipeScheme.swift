@@ -83,7 +83,11 @@ public struct RecipeScheme: WebhookScheme {
             }
             timestampField = "\(recipe.header) \(items.timestampKey)"
         } else {
-            let values = recipe.signatureHeaders.compactMap { request.headers.first(name: $0) }
+            // One header (most providers): no list of names made per request.
+            let values =
+                recipe.extraHeaders.isEmpty
+                ? request.headers.first(name: recipe.header).map { [$0] } ?? []
+                : recipe.signatureHeaders.compactMap { request.headers.first(name: $0) }
             guard !values.isEmpty else {
                 if let missing = missingSignature(in: request.headers) { throw missing }
                 throw .missing("\(recipe.header) is missing")
@@ -207,12 +211,9 @@ extension Recipe {
         default:
             break
         }
-        let id = FieldSource.read("id", from: reader, default: FieldSource())
-        let type = FieldSource.read("type", from: reader, default: FieldSource())
-        guard let id, let type else { return nil }
-        recipe.id = id
-        recipe.type = type
-        if recipe.signedContent.usesID, id.places.isEmpty {
+        guard let places = FieldSource.readPlaces(reader, id: .none, type: .none) else { return nil }
+        (recipe.id, recipe.type) = places
+        if recipe.signedContent.usesID, recipe.id.places.isEmpty {
             reader.problem(at: "signedContent", "uses {id} but neither idHeader nor idPointer is set")
             ok = false
         }

@@ -37,11 +37,9 @@ extension Provider {
         make: { config in
             var recipe = Recipe(config.reader.string("header") ?? "Authorization", .token)
             recipe.prefix = config.reader.string("prefix", nonEmpty: false) ?? ""
-            let id = FieldSource.read("id", from: config.reader, default: .none)
-            let type = FieldSource.read("type", from: config.reader, default: .none)
-            guard let id, let type, let secrets = config.secrets else { return nil }
-            recipe.id = id
-            recipe.type = type
+            let places = FieldSource.readPlaces(config.reader, id: .none, type: .none)
+            guard let places, let secrets = config.secrets else { return nil }
+            (recipe.id, recipe.type) = places
             return RecipeScheme(name: "token", recipe: recipe, secrets: secrets, toleranceSeconds: config.tolerance)
         },
         signHeaders: { request in [("Authorization", request.secret)] })
@@ -75,10 +73,9 @@ extension Provider {
         id: "idHeader / idPointer, else hash", type: "typeHeader / typePointer, else webhook",
         keys: ["idHeader", "idPointer", "typeHeader", "typePointer"],
         make: { config in
-            let id = FieldSource.read("id", from: config.reader, default: .none)
-            let type = FieldSource.read("type", from: config.reader, default: .none)
-            guard let id, let type, let secrets = config.secrets else { return nil }
-            return BasicAuthScheme(tokens: SecretTokens(secrets), id: id, type: type)
+            guard let places = FieldSource.readPlaces(config.reader, id: .none, type: .none), let secrets = config.secrets
+            else { return nil }
+            return BasicAuthScheme(tokens: SecretTokens(secrets), id: places.id, type: places.type)
         },
         signHeaders: { request in [("Authorization", "Basic " + Base64.encode(Array(request.secret.utf8)))] }
     )
