@@ -33,6 +33,7 @@ public enum PrometheusExport {
         "webhook_requests_total": "Answers to source paths, by source and HTTP status.",
         "webhook_verifications_total": "Signature checks, by source, result and the index of the secret that matched.",
         "webhook_idempotency_total": "Idempotency outcomes (new, duplicate, in_progress, failed), by source.",
+        "webhook_events_filtered_total": "Events no route took (answered filtered, stored nowhere), by source.",
         "webhook_sink_deliveries_total": "Deliveries to sinks, by sink and result (ok, failed, rejected).",
         "webhook_sink_latency_seconds": "Time from handing an event to a sink to its acknowledgement, by sink.",
         "webhook_sink_in_flight": "Deliveries waiting for a sink's acknowledgement, by sink.",

@@ -24,12 +24,18 @@ struct CheckConfig: ParsableCommand {
                 for source in config.sortedSources {
                     let sinks = source.routes.routes.map { route in
                         let types = route.types.map { $0.map(\.description).joined(separator: ",") } ?? "*"
-                        return source.routes.routes.count == 1 && route.types == nil
-                            ? route.sinks.joined(separator: ", ")
-                            : "[\(types)] -> \(route.sinks.joined(separator: ", "))"
+                        let match = route.match == nil ? "" : " match"
+                        let transform = route.transform.map { " (transform: \($0.operationCount) operations)" } ?? ""
+                        return source.routes.routes.count == 1 && route.types == nil && route.match == nil
+                            ? route.sinks.joined(separator: ", ") + transform
+                            : "[\(types)]\(match) -> \(route.sinks.joined(separator: ", "))\(transform)"
                     }
+                    var extras = ""
+                    if let split = source.split { extras += " split=(\(split.summary))" }
+                    if let transform = source.transform { extras += " transform=(\(transform.operationCount) operations)" }
+                    if source.respond != nil { extras += " respond=custom" }
                     print(
-                        "  source \(source.name): POST \(source.path) scheme=\(source.scheme.name) sinks=\(sinks.joined(separator: "; "))"
+                        "  source \(source.name): POST \(source.path) scheme=\(source.scheme.name) sinks=\(sinks.joined(separator: "; "))\(extras)"
                     )
                 }
             } catch {

@@ -15,7 +15,9 @@ struct WebhookBridgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "webhook-bridge",
         abstract: "Receives webhooks, verifies them and writes them durably to Kafka, Redis Streams or files.",
-        subcommands: [Serve.self, CheckConfig.self, Sign.self, Send.self, ReplayCommand.self, ProvidersCommand.self]
+        subcommands: [
+            Serve.self, CheckConfig.self, Sign.self, Send.self, ReplayCommand.self, ProvidersCommand.self, RouteCommand.self,
+        ]
     )
 
     /// As ArgumentParser's own, except that every failure exits 1 (SPEC section 2 gives each

@@ -33,10 +33,10 @@ struct OperatorLogTests {
         // JSON escapes: the parsed type holds a real newline and a real ESC.
         let body = #"{"id": "evt_1", "type": "charge\n\#(forged) \u001b[2J"}"#
         let connection = try KeepAliveConnection(port: port)
-        // No route matches the type: the bridge logs it (info), with the type.
+        // No route takes the event: the bridge logs it (info), with the type.
         let offset = server.logLength
         #expect(try connection.post("/stripe", headers: stripeHeaders(body), body: body).status == 200)
-        #expect(server.waitForLog("no route matches", after: offset), "\(server.logText)")
+        #expect(server.waitForLog("no route takes the event", after: offset), "\(server.logText)")
         let log = server.logText
         #expect(!log.split(separator: "\n").contains { $0.hasPrefix(forged) }, "\(log)")
         #expect(!log.contains("\u{1b}"))

@@ -244,7 +244,7 @@ struct ConfigLoaderTests {
         let config = try load(text)
         #expect(
             config.warnings.map(\.description) == [
-                "sources.s.routes[1]: is never used: routes[0] has no types and matches every event"
+                "sources.s.routes[1]: is never used: routes[0] has no types or match and takes every event"
             ])
     }
 

@@ -127,6 +127,14 @@ public struct SourceConfig: Sendable {
     public var routes: RouteTable
     public var allow: [CIDR]?
     public var rateLimit: RateLimit?
+    /// `split`: the batch a body carries (a preset for providers that batch); nil: one event
+    /// a request.
+    public var split: BatchSplit?
+    /// `transform` and `attributes`: applied to every event, before routing.
+    public var transform: JSONPatch?
+    public var attributes: EventAttributes?
+    /// `respond`: answers other than the bridge's JSON for taken events.
+    public var respond: CustomAnswers?
 
     /// `rateLimit`: a token bucket.
     public struct RateLimit: Sendable, Equatable {

@@ -280,7 +280,9 @@ public enum ConfigLoader {
         -> SourceConfig?
     {
         guard let reader = ConfigReader(value, path: path, log: log) else { return nil }
-        reader.rejectUnknownKeys(["path", "verify", "sinks", "routes", "allow", "rateLimit"])
+        reader.rejectUnknownKeys([
+            "path", "verify", "sinks", "routes", "allow", "rateLimit", "split", "transform", "attributes", "respond",
+        ])
 
         let urlPath = reader.string("path", required: true)
         if let urlPath {
@@ -329,8 +331,23 @@ public enum ConfigLoader {
             if let perSecond { rateLimit = .init(perSecond: perSecond, burst: burst ?? max(1, Int(perSecond.rounded(.up)))) }
         }
 
-        guard let urlPath, let scheme, let routes else { return nil }
-        return SourceConfig(name: name, path: urlPath, scheme: scheme, routes: routes, allow: allow, rateLimit: rateLimit)
+        let schemeName = reader.object("verify").flatMap { $0.raw("scheme")?.scalarText }
+        let split = BatchSplit.read(reader, scheme: schemeName, log: log)
+        if case .some(.some) = split, reader.has("split"), let scheme, scheme.singleUseTokenLifetime != nil {
+            log.add(
+                reader.childPath("split"), "can't split a \(scheme.name) body: its signature covers one token, not each event")
+        }
+        let transform = reader.raw("transform").flatMap { JSONPatch.read($0, path: reader.childPath("transform"), log: log) }
+        let attributes = EventAttributes.read(reader)
+        let respond = CustomAnswers.read(reader)
+
+        guard let urlPath, let scheme, let routes, let split else { return nil }
+        var source = SourceConfig(name: name, path: urlPath, scheme: scheme, routes: routes, allow: allow, rateLimit: rateLimit)
+        source.split = split
+        source.transform = transform
+        source.attributes = attributes
+        source.respond = respond
+        return source
     }
 
     static func readRoutes(
@@ -351,16 +368,24 @@ public enum ConfigLoader {
                 ok = false
                 continue
             }
-            route.rejectUnknownKeys(["types", "sinks"])
-            if let catchAll { log.warn(itemPath, "is never used: routes[\(catchAll)] has no types and matches every event") }
+            route.rejectUnknownKeys(["types", "match", "sinks", "transform", "attributes"])
+            if let catchAll {
+                log.warn(itemPath, "is never used: routes[\(catchAll)] has no types or match and takes every event")
+            }
+            let match = route.raw("match").flatMap { EventFilter.compile($0, path: route.childPath("match"), log: log) }
+            if route.has("match"), match == nil { ok = false }
+            let transform = route.raw("transform").flatMap { JSONPatch.read($0, path: route.childPath("transform"), log: log) }
+            if route.has("transform"), transform == nil { ok = false }
+            let attributes = EventAttributes.read(route)
             let types = route.stringArray("types")
             if route.has("types"), types == nil { ok = false }
             guard let sinks = checkSinks(route.stringArray("sinks", required: true), route.childPath("sinks")) else {
                 ok = false
                 continue
             }
-            if types == nil, catchAll == nil { catchAll = index }
-            routes.append(.init(types: types?.map(TypeGlob.init), sinks: sinks))
+            if types == nil, match == nil, catchAll == nil { catchAll = index }
+            routes.append(
+                .init(types: types?.map(TypeGlob.init), sinks: sinks, match: match, transform: transform, attributes: attributes))
         }
         return ok ? RouteTable(routes: routes) : nil
     }

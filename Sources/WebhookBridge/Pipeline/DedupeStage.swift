@@ -10,6 +10,8 @@ import WebhookCore
 struct DedupeStage: Sendable {
     enum Outcome {
         case reserved(Reservation)
+        /// Already accepted: answered `duplicate` (or counted, in a batch).
+        case duplicate
         case answered(BridgeAnswer)
     }
 
@@ -46,8 +48,7 @@ struct DedupeStage: Sendable {
         switch outcome {
         case .reserved: break
         case .duplicate:
-            trace.span?.attributes["webhook.outcome"] = "duplicate"
-            return .answered(.event(.ok, id: event.id, "duplicate"))
+            return .duplicate
         case .inProgress:
             trace.span?.attributes["webhook.outcome"] = "in_progress"
             return .answered(.inProgress)

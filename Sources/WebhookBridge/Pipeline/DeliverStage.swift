@@ -2,7 +2,7 @@ import Logging
 import Spool
 import WebhookCore
 
-/// Route and deliver: the event goes to the sinks its type routes to, all at once, each with
+/// Deliver: the event goes to the sinks of the route that took it, all at once, each with
 /// the `limits.ackTimeoutMs` deadline. A required sink that failed, or that has a spool
 /// backlog (its events stay in order), gets the event through the spool; one that failed
 /// permanently, into the dead letters. Sinks with `required: false` are not waited for.
@@ -25,12 +25,10 @@ struct DeliverStage: Sendable {
     let log: PipelineLog
 
     func run(
-        _ event: WebhookEvent, routes: RouteTable, on executor: EventLoopTaskExecutor, trace: RequestTrace, logger: RequestLogger
+        _ event: WebhookEvent, to sinkNames: [String], on executor: EventLoopTaskExecutor, trace: RequestTrace,
+        logger: RequestLogger
     ) async -> Outcome {
-        let targets = routes.sinks(forType: event.type).compactMap { sinks[$0] }
-        if targets.isEmpty {
-            logger.info("no route matches the event type; nothing to deliver", metadata: ["webhook.type": "\(event.type)"])
-        }
+        let targets = sinkNames.compactMap { sinks[$0] }
         let behindBacklog = targets.filter { isRequired($0) && (spool?.hasBacklog(for: $0.name) ?? false) }
         let direct = targets.filter { sink in !behindBacklog.contains { $0.name == sink.name } }
         let failures = await deliver(event, to: direct, on: executor, logger: logger, trace: trace)

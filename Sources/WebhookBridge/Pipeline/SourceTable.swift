@@ -8,11 +8,14 @@ import WebhookProviders
 /// between the head and the body does not change what the request is checked against.
 struct ConfiguredSource: Sendable {
     let config: SourceConfig
-    /// A sink template reads the body (`{json:/pointer}`), so parse it for the event.
-    let templatesNeedJSON: Bool
-    /// The request headers the routed sinks' templates read (`{header:Name}`): all an
-    /// event keeps of the request's headers.
+    /// Something reads the body's JSON (a sink's or an attribute's `{json:/pointer}`, a
+    /// filter on `body`, a transform, a split), so parse it for the event.
+    let needsBodyJSON: Bool
+    /// The request headers the routed sinks' and the attributes' templates read
+    /// (`{header:Name}`): all an event keeps of the request's headers.
     let templateHeaders: [String]
+    /// The scopes the routes' filters read.
+    let filterScopes: Set<EventFilter.Scope>
     let admission: Admission
     let metrics: SourceMetrics
 
@@ -33,6 +36,8 @@ struct SourceMetrics: Sendable {
     let verifications: MetricCache<Verification, Counter>
     /// `webhook.idempotency` by outcome.
     let idempotency: MetricCache<String, Counter>
+    /// `webhook_events_filtered_total{source}`: events no route took.
+    let filtered: Counter
 
     init(source: String) {
         requests = MetricCache { status in
@@ -43,6 +48,7 @@ struct SourceMetrics: Sendable {
             if let index = key.keyIndex { dimensions.append(("webhook.key", String(index))) }
             return Counter(label: "webhook.verifications.total", dimensions: dimensions)
         }
+        filtered = Counter(label: "webhook.events.filtered.total", dimensions: [("source", source)])
         idempotency = MetricCache { outcome in
             Counter(label: "webhook.idempotency.total", dimensions: [("webhook.source", source), ("webhook.outcome", outcome)])
         }
@@ -68,10 +74,18 @@ final class SourceTable: Sendable {
         var byPath: [String: ConfiguredSource] = [:]
         for source in config.sources.values {
             let routed = source.routes.allSinks.sorted().compactMap { config.sinks[$0] }
+            let attributes = ([source.attributes] + source.routes.routes.map(\.attributes)).compactMap { $0 }
             var templateHeaders: [String] = []
-            for name in routed.flatMap(\.headerNames) where !templateHeaders.contains(name) { templateHeaders.append(name) }
+            for name in routed.flatMap(\.headerNames) + attributes.flatMap(\.headerNames) where !templateHeaders.contains(name) {
+                templateHeaders.append(name)
+            }
+            let filterScopes = source.routes.filterScopes
+            let needsBodyJSON =
+                routed.contains(where: \.usesBodyJSON) || attributes.contains(where: \.usesBodyJSON)
+                || filterScopes.contains(.body) || source.split != nil || source.transform != nil
+                || source.routes.routes.contains { $0.transform != nil }
             byPath[source.path] = ConfiguredSource(
-                config: source, templatesNeedJSON: routed.contains(where: \.usesBodyJSON), templateHeaders: templateHeaders,
+                config: source, needsBodyJSON: needsBodyJSON, templateHeaders: templateHeaders, filterScopes: filterScopes,
                 admission: Admission(source: source), metrics: SourceMetrics(source: source.name))
         }
         return byPath

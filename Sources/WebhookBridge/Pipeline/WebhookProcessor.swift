@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import Spool
 import WebhookCore
+import WebhookEncoding
 import WebhookProviders
 
 /// The pipeline behind every source path, for a request the ingress has admitted from its
@@ -79,36 +80,139 @@ public final class WebhookProcessor: Sendable {
         case .verified(let result): verified = result
         }
 
-        var event = Self.event(verified, request, source: source)
-        trace.stamp(&event)
-        logger.eventID = event.id
-        if let span = trace.span {
-            span.attributes["webhook.id"] = event.id
-            span.attributes["webhook.type"] = event.type
+        let shaped = ShapeStage.events(verified, request, source: source)
+        guard shaped.isBatch else {
+            var event = shaped.events[0]
+            trace.stamp(&event)
+            logger.eventID = event.id
+            if let span = trace.span {
+                span.attributes["webhook.id"] = event.id
+                span.attributes["webhook.type"] = event.type
+            }
+            let outcome = await take(
+                event, request, singleUseToken: verified.singleUseToken, source: source, on: executor, trace: trace,
+                logger: logger)
+            if case .answered(let answer) = outcome { return answer }
+            trace.span?.attributes["webhook.outcome"] = outcome.name
+            return answer(outcome, id: event.id, source: source)
         }
+        return await takeBatch(shaped.events, request, source: source, on: executor, trace: trace, logger: logger)
+    }
 
+    /// What became of one event.
+    enum EventOutcome {
+        case accepted, queued, duplicate, filtered
+        /// Not taken: the answer says why (in progress, unavailable, a reused token).
+        case answered(BridgeAnswer)
+
+        var name: String {
+            switch self {
+            case .accepted: return "accepted"
+            case .queued: return "queued"
+            case .duplicate: return "duplicate"
+            case .filtered: return "filtered"
+            case .answered: return "refused"
+            }
+        }
+    }
+
+    /// Dedupe, route and deliver one event (SPEC sections 6 and 10): its id is reserved, the
+    /// first route that takes it is found (none: filtered, the id committed), and it goes to
+    /// that route's sinks.
+    private func take(
+        _ event: WebhookEvent, _ request: WebhookRequest, singleUseToken: String?, source: ConfiguredSource,
+        on executor: EventLoopTaskExecutor, trace: RequestTrace, logger: RequestLogger
+    ) async -> EventOutcome {
         let reservation: Reservation
         switch await dedupe.run(
-            event, singleUseToken: verified.singleUseToken, source: source, headers: headers, client: client, trace: trace,
-            logger: logger)
+            event, singleUseToken: singleUseToken, source: source, headers: request.headers, client: request.client,
+            trace: trace, logger: logger)
         {
-        case .answered(let answer): return answer
+        case .answered(let answer): return .answered(answer)
+        case .duplicate: return .duplicate
         case .reserved(let result): reservation = result
         }
 
-        switch await deliver.run(event, routes: source.config.routes, on: executor, trace: trace, logger: logger) {
+        guard let (index, routed) = ShapeStage.route(event, request, source: source) else {
+            source.metrics.filtered.increment()
+            logger.info("filtered: no route takes the event", metadata: ["webhook.type": "\(event.type)"])
+            await reservation.commit(logger: logger)
+            return .filtered
+        }
+        let sinks = source.config.routes.routes[index].sinks
+        switch await deliver.run(routed, to: sinks, on: executor, trace: trace, logger: logger) {
         case .delivered:
             await reservation.commit(logger: logger)
-            trace.span?.attributes["webhook.outcome"] = "accepted"
-            return .event(.ok, id: event.id, "accepted")
+            return .accepted
         case .queued:
             await reservation.commit(logger: logger)
-            trace.span?.attributes["webhook.outcome"] = "queued"
-            return .event(.accepted, id: event.id, "queued")
+            return .queued
         case .unavailable:
             await reservation.release()
-            return .unavailable
+            return .answered(.unavailable)
         }
+    }
+
+    /// A split batch: every element taken at once; 2xx only when each one that is not a
+    /// duplicate or filtered is durable, with the counts. An element that could not be kept
+    /// decides the answer (503, else 409), and the provider's retry finds the others
+    /// duplicates.
+    private func takeBatch(
+        _ events: [WebhookEvent], _ request: WebhookRequest, source: ConfiguredSource, on executor: EventLoopTaskExecutor,
+        trace: RequestTrace, logger: RequestLogger
+    ) async -> BridgeAnswer {
+        let outcomes = await withTaskGroup(of: EventOutcome.self) { group in
+            for var event in events {
+                trace.stamp(&event)
+                var logger = logger
+                logger.eventID = event.id
+                group.addTask(executorPreference: executor) {
+                    await self.take(
+                        event, request, singleUseToken: nil, source: source, on: executor, trace: trace, logger: logger)
+                }
+            }
+            var outcomes: [EventOutcome] = []
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes
+        }
+        var refusals: [BridgeAnswer] = []
+        var counts = (accepted: 0, queued: 0, duplicates: 0, filtered: 0)
+        for outcome in outcomes {
+            switch outcome {
+            case .accepted: counts.accepted += 1
+            case .queued: counts.queued += 1
+            case .duplicate: counts.duplicates += 1
+            case .filtered: counts.filtered += 1
+            case .answered(let answer): refusals.append(answer)
+            }
+        }
+        if let refusal = refusals.first(where: { $0.status == .serviceUnavailable }) ?? refusals.first {
+            trace.span?.attributes["webhook.outcome"] = "batch_refused"
+            return refusal
+        }
+        let status = counts.queued > 0 ? "queued" : "accepted"
+        trace.span?.attributes["webhook.outcome"] = status
+        if let custom = source.config.respond?.answer(outcome: status, id: "", defaultStatus: counts.queued > 0 ? 202 : 200) {
+            return BridgeAnswer(status: HTTPResponseStatus(statusCode: custom.status), headers: custom.headers, body: custom.body)
+        }
+        var body: [UInt8] = []
+        JSONWriter.append(
+            .object([
+                ("status", .string(status)), ("events", .number(String(events.count))),
+                ("accepted", .number(String(counts.accepted + counts.queued))),
+                ("duplicates", .number(String(counts.duplicates))), ("filtered", .number(String(counts.filtered))),
+            ]), to: &body)
+        return BridgeAnswer(status: counts.queued > 0 ? .accepted : .ok, body: body)
+    }
+
+    /// The answer to a taken event: the source's `respond` when it has one for the outcome,
+    /// else `{"id": ID, "status": OUTCOME}` (SPEC sections 5 and 10).
+    private func answer(_ outcome: EventOutcome, id: String, source: ConfiguredSource) -> BridgeAnswer {
+        let status: HTTPResponseStatus = if case .queued = outcome { .accepted } else { .ok }
+        if let custom = source.config.respond?.answer(outcome: outcome.name, id: id, defaultStatus: Int(status.code)) {
+            return BridgeAnswer(status: HTTPResponseStatus(statusCode: custom.status), headers: custom.headers, body: custom.body)
+        }
+        return .event(status, id: id, outcome.name)
     }
 
     /// The event a verified request becomes (SPEC section 7): the provider's id (else the
@@ -117,7 +221,7 @@ public final class WebhookProcessor: Sendable {
     static func event(_ verified: VerifiedWebhook, _ request: WebhookRequest, source: ConfiguredSource) -> WebhookEvent {
         // Parsed at most once: by the scheme for its id or type, or here for the templates;
         // a scheme's scan also tells whether the body is JSON (the file sink asks).
-        let bodyJSON = source.templatesNeedJSON ? request.bodyJSON : request.json.valueIfParsed
+        let bodyJSON = source.needsBodyJSON ? request.bodyJSON : request.json.valueIfParsed
         let headers = request.headers
         let templateHeaders = source.templateHeaders.compactMap { name in headers.first(name: name).map { (name, $0) } }
         return WebhookEvent(

@@ -112,6 +112,13 @@ public enum CloudEventJSON {
             keyIndex: Int(value["webhookkey"]?.scalarText ?? "0") ?? 0, data: data, requestHeaders: headers)
         event.traceParent = value["traceparent"]?.scalarText
         event.traceState = value["tracestate"]?.scalarText
+        // Attributes a config's `attributes` set (`subject`, extensions) come back as they
+        // were written; the ones the bridge sets itself are read above or dropped.
+        if case .object(let members) = value {
+            for (name, member) in members where !EventAttributes.reserved.contains(name) && name != "type" {
+                if case .string(let text) = member { event.setExtensionAttribute(name, text) }
+            }
+        }
         return event
     }
 }

@@ -27,6 +27,9 @@ public struct WebhookEvent: Sendable {
     /// spans; nil without a trace context.
     public var traceParent: String?
     public var traceState: String?
+    /// Attributes a source's or route's `attributes` set (`subject`, extensions), in the order
+    /// they were first set; written by every sink after `webhookkey`.
+    public var extensionAttributes: [(name: String, value: String)] = []
 
     /// The request headers the sinks' templates read (`{header:Name}`); not written to sinks.
     public var requestHeaders: TemplateHeaders
@@ -57,7 +60,7 @@ public struct WebhookEvent: Sendable {
     /// The CloudEvents context attributes, in a fixed order, as sinks write them.
     public var attributes: [(name: String, value: String)] {
         var list: [(name: String, value: String)] = []
-        list.reserveCapacity(10)
+        list.reserveCapacity(10 + extensionAttributes.count)
         list.append(("specversion", "1.0"))
         list.append(("id", id))
         list.append(("source", source))
@@ -66,10 +69,20 @@ public struct WebhookEvent: Sendable {
         if let dataContentType { list.append(("datacontenttype", dataContentType)) }
         list.append(("webhookscheme", scheme))
         list.append(("webhookkey", String(keyIndex)))
+        list.append(contentsOf: extensionAttributes)
         if let traceParent {
             list.append(("traceparent", traceParent))
             if let traceState, !traceState.isEmpty { list.append(("tracestate", traceState)) }
         }
         return list
+    }
+
+    /// Sets the attribute `name` (replacing an earlier value).
+    public mutating func setExtensionAttribute(_ name: String, _ value: String) {
+        if let index = extensionAttributes.firstIndex(where: { $0.name == name }) {
+            extensionAttributes[index].value = value
+        } else {
+            extensionAttributes.append((name, value))
+        }
     }
 }

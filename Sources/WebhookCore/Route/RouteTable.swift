@@ -1,14 +1,43 @@
-/// Where a source's events go (SPEC section 3): every event to a fixed set of sinks, or the
-/// first route whose type globs match.
-public struct RouteTable: Sendable, Equatable {
-    /// One route: `types` nil matches every type.
-    public struct Route: Sendable, Equatable {
-        public let types: [TypeGlob]?
-        public let sinks: [String]
+import WebhookEncoding
 
-        public init(types: [TypeGlob]?, sinks: [String]) {
+/// Where a source's events go (SPEC sections 3 and 10): every event to a fixed set of sinks,
+/// or the first route whose type globs and `match` both hold. An event no route takes is
+/// filtered: stored nowhere.
+public struct RouteTable: Sendable {
+    /// One route: `types` nil matches every type, `match` nil every event.
+    public struct Route: Sendable {
+        public let types: [TypeGlob]?
+        public var match: EventFilter?
+        public let sinks: [String]
+        /// Applied to the events this route takes, after the source's own.
+        public var transform: JSONPatch?
+        public var attributes: EventAttributes?
+
+        public init(
+            types: [TypeGlob]?, sinks: [String], match: EventFilter? = nil, transform: JSONPatch? = nil,
+            attributes: EventAttributes? = nil
+        ) {
             self.types = types
             self.sinks = sinks
+            self.match = match
+            self.transform = transform
+            self.attributes = attributes
+        }
+
+        /// True when the route takes an event of `type` whose filter input is `input`.
+        public func takes(type: String, _ input: @autoclosure () -> EventFilter.Input) -> Bool {
+            if let types, !types.contains(where: { $0.matches(type) }) { return false }
+            guard let match else { return true }
+            return match.matches(input())
+        }
+
+        /// Why the route does not take the event: its types or its match's first failing
+        /// condition; nil when it takes it.
+        public func refusal(type: String, _ input: EventFilter.Input) -> String? {
+            if let types, !types.contains(where: { $0.matches(type) }) {
+                return "type \"\(type)\" matches none of \(types.map { "\"\($0)\"" }.joined(separator: ", "))"
+            }
+            return match?.firstFailure(input)?.description
         }
     }
 
@@ -19,13 +48,32 @@ public struct RouteTable: Sendable, Equatable {
 
     public init(routes: [Route]) { self.routes = routes }
 
-    /// The sinks for an event of `type`; empty when no route matches.
-    public func sinks(forType type: String) -> [String] {
-        for route in routes {
-            guard let globs = route.types else { return route.sinks }
-            if globs.contains(where: { $0.matches(type) }) { return route.sinks }
+    /// The index of the route that takes the event: the first whose types and match hold;
+    /// nil when none does (the event is filtered).
+    public func route(type: String, _ input: @autoclosure () -> EventFilter.Input) -> Int? {
+        var built: EventFilter.Input?
+        for (index, route) in routes.enumerated() {
+            let taken = route.takes(
+                type: type,
+                {
+                    if let built { return built }
+                    built = input()
+                    return built!
+                }())
+            if taken { return index }
         }
-        return []
+        return nil
+    }
+
+    /// The sinks for an event of `type` by its type alone (routes with a `match` skipped
+    /// unless `input` is given); empty when no route takes it.
+    public func sinks(forType type: String, _ input: EventFilter.Input = EventFilter.Input()) -> [String] {
+        route(type: type, input).map { routes[$0].sinks } ?? []
+    }
+
+    /// The scopes the routes' filters read.
+    public var filterScopes: Set<EventFilter.Scope> {
+        routes.reduce(into: []) { $0.formUnion($1.match?.scopes ?? []) }
     }
 
     /// Every sink some route can send to.

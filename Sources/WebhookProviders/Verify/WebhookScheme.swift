@@ -39,6 +39,10 @@ public protocol WebhookScheme: Sendable {
     /// (Mailgun): how long, in seconds, a token must be remembered for a replay to be caught
     /// (``VerifiedWebhook/singleUseToken``); nil for every other scheme.
     var singleUseTokenLifetime: Int? { get }
+    /// The event's id and type as ``verify(_:)`` would give them, read without checking the
+    /// signature, for `webhook-bridge route`'s dry run; nil (the default) when the scheme
+    /// reads them only while verifying.
+    func unverifiedIdentity(_ request: WebhookRequest) -> (id: String?, type: String?)?
 }
 
 extension WebhookScheme {
@@ -57,6 +61,7 @@ extension WebhookScheme {
     }
     public func unsignedHandshake(_ request: WebhookRequest) -> HandshakeAnswer? { nil }
     public var singleUseTokenLifetime: Int? { nil }
+    public func unverifiedIdentity(_ request: WebhookRequest) -> (id: String?, type: String?)? { nil }
 
     /// 401 `signature_missing` when the request carries none of ``signatureHeaders``;
     /// decided from the head alone.

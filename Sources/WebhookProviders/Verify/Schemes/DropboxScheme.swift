@@ -12,6 +12,10 @@ public struct DropboxScheme: WebhookScheme {
     public let name = "dropbox"
     let events: RecipeScheme
 
+    public func unverifiedIdentity(_ request: WebhookRequest) -> (id: String?, type: String?)? {
+        events.unverifiedIdentity(request)
+    }
+
     public init(secrets: [String]) {
         self.events = RecipeScheme(name: "dropbox", recipe: Recipe("X-Dropbox-Signature"), secrets: secrets, toleranceSeconds: 0)
     }

@@ -12,6 +12,10 @@ import WebhookCore
 public struct MetaScheme: WebhookScheme {
     public let name = "meta"
     let events: RecipeScheme
+
+    public func unverifiedIdentity(_ request: WebhookRequest) -> (id: String?, type: String?)? {
+        events.unverifiedIdentity(request)
+    }
     let verifyToken: SecretTokens
 
     public init(secrets: [String], verifyToken: String) {

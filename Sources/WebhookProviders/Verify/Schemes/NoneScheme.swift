@@ -10,6 +10,8 @@ public struct NoneScheme: WebhookScheme {
     public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
         VerifiedWebhook(id: nil, type: nil, keyIndex: 0)
     }
+
+    public func unverifiedIdentity(_ request: WebhookRequest) -> (id: String?, type: String?)? { (nil, nil) }
 }
 
 extension Provider {

@@ -50,6 +50,15 @@ public struct RecipeScheme: WebhookScheme {
             type: recipe.type.value(in: request, keys: topLevelKeys, texts: texts), keyIndex: keyIndex)
     }
 
+    /// The id and type ``verify(_:)`` would give, read without checking the signature.
+    public func unverifiedIdentity(_ request: WebhookRequest) -> (id: String?, type: String?)? {
+        let texts = topLevelKeys.isEmpty ? [] : request.topLevelTexts(topLevelKeys)
+        return (
+            recipe.id.value(in: request, keys: topLevelKeys, texts: texts),
+            recipe.type.value(in: request, keys: topLevelKeys, texts: texts)
+        )
+    }
+
     private func matchToken(_ request: WebhookRequest) throws(VerificationFailure) -> Int {
         guard let value = request.headers.first(name: recipe.header) else { throw .missing("\(recipe.header) is missing") }
         guard value.hasPrefix(recipe.prefix), let index = tokens.index(of: String(value.dropFirst(recipe.prefix.count))) else {

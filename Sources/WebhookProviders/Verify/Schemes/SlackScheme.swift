@@ -9,6 +9,10 @@ public struct SlackScheme: WebhookScheme {
     public let name = "slack"
     let events: RecipeScheme
 
+    public func unverifiedIdentity(_ request: WebhookRequest) -> (id: String?, type: String?)? {
+        events.unverifiedIdentity(request)
+    }
+
     static let recipe = Recipe(
         "X-Slack-Signature", prefix: "v0=", timestampHeader: "X-Slack-Request-Timestamp", signing: .v0,
         id: .pointer("/event_id"), type: FieldSource([.pointer("/event/type"), .pointer("/type")]))

@@ -13,6 +13,10 @@ public struct WooCommerceScheme: WebhookScheme {
     public let name = "woocommerce"
     let events: RecipeScheme
 
+    public func unverifiedIdentity(_ request: WebhookRequest) -> (id: String?, type: String?)? {
+        events.unverifiedIdentity(request)
+    }
+
     public init(secrets: [String]) {
         let recipe = Recipe(
             "X-WC-Webhook-Signature", .hmac(.sha256, .base64), id: .header("X-WC-Webhook-Delivery-ID"),

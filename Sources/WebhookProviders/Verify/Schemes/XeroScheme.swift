@@ -11,6 +11,10 @@ public struct XeroScheme: WebhookScheme {
     public let name = "xero"
     let events: RecipeScheme
 
+    public func unverifiedIdentity(_ request: WebhookRequest) -> (id: String?, type: String?)? {
+        events.unverifiedIdentity(request)
+    }
+
     public init(secrets: [String]) {
         self.events = RecipeScheme(
             name: "xero", recipe: Recipe("x-xero-signature", .hmac(.sha256, .base64)), secrets: secrets, toleranceSeconds: 0)

@@ -9,6 +9,10 @@ public struct ZoomScheme: WebhookScheme {
     public let name = "zoom"
     let events: RecipeScheme
 
+    public func unverifiedIdentity(_ request: WebhookRequest) -> (id: String?, type: String?)? {
+        events.unverifiedIdentity(request)
+    }
+
     static let recipe = Recipe(
         "x-zm-signature", prefix: "v0=", timestampHeader: "x-zm-request-timestamp", signing: .v0, type: .pointer("/event"))
 
