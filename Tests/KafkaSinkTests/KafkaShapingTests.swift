@@ -71,7 +71,8 @@ struct KafkaShapingTests {
         #expect(answer.status == 202, "\(answer.body)")
         #expect(
             try JSONParser.parse(Array(answer.body.utf8))
-                == JSONParser.parse(Array(#"{"status": "queued", "events": 3, "accepted": 3, "duplicates": 0, "filtered": 0}"#.utf8)))
+                == JSONParser.parse(
+                    Array(#"{"status": "queued", "events": 3, "accepted": 3, "duplicates": 0, "filtered": 0}"#.utf8)))
         let messages = await consume(bootstraps: cluster.bootstraps, topic: "webhooks.mail", partitions: 1, count: 2, timeout: 20)
         #expect(Set(messages.map { String(decoding: $0.key, as: UTF8.self) }) == ["a", "c"])
         let letters = try String(contentsOfFile: directory.file("spool/dead-letter.jsonl"), encoding: .utf8)

@@ -27,20 +27,25 @@ struct RouteMatchTests {
         .init(
             name: "array wants all its values", match: #"{"body": {"tags": ["x", "y"]}}"#, body: #"{"tags": ["y", "z", "x"]}"#,
             taken: true),
-        .init(name: "array missing one value", match: #"{"body": {"tags": ["x", "y"]}}"#, body: #"{"tags": ["x"]}"#, taken: false),
+        .init(
+            name: "array missing one value", match: #"{"body": {"tags": ["x", "y"]}}"#, body: #"{"tags": ["x"]}"#, taken: false),
         .init(
             name: "nested object on one array element",
-            match: #"{"body": {"items": {"sku": "A", "qty": 2}}}"#, body: #"{"items": [{"sku": "B", "qty": 1}, {"sku": "A", "qty": 2}]}"#,
+            match: #"{"body": {"items": {"sku": "A", "qty": 2}}}"#,
+            body: #"{"items": [{"sku": "B", "qty": 1}, {"sku": "A", "qty": 2}]}"#,
             taken: true),
         .init(
             name: "nested object split over two elements",
-            match: #"{"body": {"items": {"sku": "A", "qty": 2}}}"#, body: #"{"items": [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}]}"#,
+            match: #"{"body": {"items": {"sku": "A", "qty": 2}}}"#,
+            body: #"{"items": [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 2}]}"#,
             taken: false),
         .init(name: "missing path", match: #"{"body": {"a": {"b": 1}}}"#, body: #"{"a": {}}"#, taken: false),
         .init(name: "null is a value", match: #"{"body": {"a": null}}"#, body: #"{"a": null}"#, taken: true),
         // Comparisons.
         .init(name: "$eq numbers by value", match: #"{"body": {"n": {"$eq": 10}}}"#, body: #"{"n": 10.0}"#, taken: true),
-        .init(name: "$eq objects deep", match: #"{"body": {"o": {"$eq": {"a": [1, 2]}}}}"#, body: #"{"o": {"a": [1, 2]}}"#, taken: true),
+        .init(
+            name: "$eq objects deep", match: #"{"body": {"o": {"$eq": {"a": [1, 2]}}}}"#, body: #"{"o": {"a": [1, 2]}}"#,
+            taken: true),
         .init(name: "$eq type mismatch", match: #"{"body": {"n": {"$eq": 10}}}"#, body: #"{"n": "10"}"#, taken: false),
         .init(name: "$neq", match: #"{"body": {"n": {"$neq": 1}}}"#, body: #"{"n": 2}"#, taken: true),
         .init(name: "$neq on a missing path", match: #"{"body": {"n": {"$neq": 1}}}"#, body: #"{}"#, taken: false),
@@ -56,11 +61,16 @@ struct RouteMatchTests {
         .init(name: "$gt and $lt together", match: #"{"body": {"n": {"$gt": 1, "$lt": 3}}}"#, body: #"{"n": 3}"#, taken: false),
         // Sets and strings.
         .init(name: "$in a list", match: #"{"body": {"c": {"$in": ["usd", "eur"]}}}"#, body: #"{"c": "eur"}"#, taken: true),
-        .init(name: "$in not in the list", match: #"{"body": {"c": {"$in": ["usd", "eur"]}}}"#, body: #"{"c": "gbp"}"#, taken: false),
-        .init(name: "$in a substring", match: #"{"body": {"s": {"$in": "needle"}}}"#, body: #"{"s": "a needle here"}"#, taken: true),
+        .init(
+            name: "$in not in the list", match: #"{"body": {"c": {"$in": ["usd", "eur"]}}}"#, body: #"{"c": "gbp"}"#, taken: false
+        ),
+        .init(
+            name: "$in a substring", match: #"{"body": {"s": {"$in": "needle"}}}"#, body: #"{"s": "a needle here"}"#, taken: true),
         .init(name: "$nin", match: #"{"body": {"c": {"$nin": ["usd"]}}}"#, body: #"{"c": "eur"}"#, taken: true),
         .init(name: "$nin on a missing path", match: #"{"body": {"c": {"$nin": ["usd"]}}}"#, body: #"{}"#, taken: false),
-        .init(name: "$startsWith", match: #"{"body": {"r": {"$startsWith": "refs/heads/"}}}"#, body: #"{"r": "refs/heads/main"}"#, taken: true),
+        .init(
+            name: "$startsWith", match: #"{"body": {"r": {"$startsWith": "refs/heads/"}}}"#, body: #"{"r": "refs/heads/main"}"#,
+            taken: true),
         .init(
             name: "$startsWith one of several", match: #"{"body": {"r": {"$startsWith": ["a/", "b/"]}}}"#, body: #"{"r": "b/x"}"#,
             taken: true),
@@ -68,7 +78,8 @@ struct RouteMatchTests {
         .init(name: "$exist true", match: #"{"body": {"a": {"$exist": true}}}"#, body: #"{"a": null}"#, taken: true),
         .init(name: "$exist false", match: #"{"body": {"a": {"$exist": false}}}"#, body: #"{"b": 1}"#, taken: true),
         .init(
-            name: "$regex", match: #"{"body": {"email": {"$regex": "@example\\.(com|org)$"}}}"#, body: #"{"email": "a@example.org"}"#,
+            name: "$regex", match: #"{"body": {"email": {"$regex": "@example\\.(com|org)$"}}}"#,
+            body: #"{"email": "a@example.org"}"#,
             taken: true),
         .init(
             name: "$regex no match", match: #"{"body": {"email": {"$regex": "^admin@"}}}"#, body: #"{"email": "a@example.org"}"#,
@@ -78,7 +89,8 @@ struct RouteMatchTests {
             name: "$and over an array of conditions", match: #"{"body": {"$and": [{"a": 1}, {"b": {"$gt": 1}}]}}"#,
             body: #"{"a": 1, "b": 2}"#, taken: true),
         .init(
-            name: "$and with one failing", match: #"{"body": {"$and": [{"a": 1}, {"b": {"$gt": 1}}]}}"#, body: #"{"a": 1, "b": 0}"#,
+            name: "$and with one failing", match: #"{"body": {"$and": [{"a": 1}, {"b": {"$gt": 1}}]}}"#,
+            body: #"{"a": 1, "b": 0}"#,
             taken: false),
         .init(
             name: "$or across scopes", match: #"{"$or": [{"body": {"a": 1}}, {"headers": {"x-kind": "special"}}]}"#,
@@ -87,7 +99,8 @@ struct RouteMatchTests {
             name: "$or with none holding", match: #"{"$or": [{"body": {"a": 1}}, {"headers": {"x-kind": "special"}}]}"#,
             body: #"{"a": 2}"#, taken: false),
         .init(
-            name: "$or of values", match: #"{"body": {"n": {"$or": [{"$lt": 0}, {"$gt": 100}]}}}"#, body: #"{"n": 101}"#, taken: true),
+            name: "$or of values", match: #"{"body": {"n": {"$or": [{"$lt": 0}, {"$gt": 100}]}}}"#, body: #"{"n": 101}"#,
+            taken: true),
         .init(
             name: "$not of $in", match: #"{"body": {"status": {"$not": {"$in": ["draft", "deleted"]}}}}"#,
             body: #"{"status": "draft"}"#, taken: false),
@@ -113,7 +126,9 @@ struct RouteMatchTests {
             name: "event type", match: #"{"event": {"type": {"$startsWith": "order."}}}"#, body: "{}", type: "order.created",
             taken: true),
         .init(name: "event source", match: #"{"event": {"source": "s", "specversion": "1.0"}}"#, body: "{}", taken: true),
-        .init(name: "body that is not JSON", match: #"{"body": {"$startsWith": "<?xml"}}"#, body: "<?xml version='1.0'?><a/>", taken: true),
+        .init(
+            name: "body that is not JSON", match: #"{"body": {"$startsWith": "<?xml"}}"#, body: "<?xml version='1.0'?><a/>",
+            taken: true),
     ]
 
     @Test("the route is taken exactly when its match holds", arguments: cases)
@@ -155,7 +170,8 @@ struct RouteMatchTests {
                   {"types": ["charge.*"], "sinks": ["bus"]},
                   {"match": {"body": {"livemode": false}}, "sinks": ["archive"]}]}}}
             """, in: directory)
-        let body = #"{"id": "evt_1", "type": "payment_intent.created", "livemode": false, "data": {"object": {"amount": 500, "currency": "usd", "card": {"last4": "4242"}}}}"#
+        let body =
+            #"{"id": "evt_1", "type": "payment_intent.created", "livemode": false, "data": {"object": {"amount": 500, "currency": "usd", "card": {"last4": "4242"}}}}"#
         try Data(body.utf8).write(to: URL(fileURLWithPath: directory.file("body")))
         let result = try CLI.run(["route", "--config", config, "--source", "stripe", "--body", directory.file("body")])
         #expect(result.status == 0)

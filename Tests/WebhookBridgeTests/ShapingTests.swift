@@ -12,7 +12,9 @@ struct ShapingTests {
     /// A file sink's lines, parsed.
     static func lines(_ path: String) throws -> [JSONValue] {
         guard FileManager.default.fileExists(atPath: path) else { return [] }
-        return try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map { try JSONParser.parse(Array($0.utf8)) }
+        return try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            try JSONParser.parse(Array($0.utf8))
+        }
     }
 
     static func json(_ text: String) -> JSONValue? { try? JSONParser.parse(Array(text.utf8)) }
@@ -103,7 +105,8 @@ struct ShapingTests {
               "eventTime": "2017-06-26T18:41:01.0000000Z", "id": "831e1650-001e-001b-66ab-eeb76e069632",
               "data": {"api": "DeleteBlob"}, "dataVersion": "", "metadataVersion": "1"}]
             """
-        let gridAnswer = try connection.post("/grid?code=grid-code", headers: [json, ("aeg-event-type", "Notification")], body: grid)
+        let gridAnswer = try connection.post(
+            "/grid?code=grid-code", headers: [json, ("aeg-event-type", "Notification")], body: grid)
         #expect(gridAnswer.status == 200)
         #expect(
             Self.json(gridAnswer.body)
@@ -113,7 +116,8 @@ struct ShapingTests {
         #expect(
             gridLines.map { $0["id"] }
                 == [.string("831e1650-001e-001b-66ab-eeb76e069631"), .string("831e1650-001e-001b-66ab-eeb76e069632")])
-        #expect(gridLines.map { $0["type"] } == [.string("Microsoft.Storage.BlobCreated"), .string("Microsoft.Storage.BlobDeleted")])
+        #expect(
+            gridLines.map { $0["type"] } == [.string("Microsoft.Storage.BlobCreated"), .string("Microsoft.Storage.BlobDeleted")])
         #expect(gridLines.first?["data"]?["subject"] == .string("/blobServices/default/containers/c/blobs/a"))
 
         // Okta's event hook: data.events[].
@@ -136,8 +140,10 @@ struct ShapingTests {
         #expect(oktaLines.map { $0["type"] } == [.string("user.session.start"), .string("user.session.end")])
 
         // Microsoft Graph change notifications: value[]; a lifecycle notification has no changeType.
-        let first = #"{"subscriptionId": "sub-1", "clientState": "client-state", "changeType": "created", "resource": "users/u/messages/m1", "tenantId": "t"}"#
-        let second = #"{"subscriptionId": "sub-1", "clientState": "client-state", "lifecycleEvent": "reauthorizationRequired", "resource": "users/u/messages", "tenantId": "t"}"#
+        let first =
+            #"{"subscriptionId": "sub-1", "clientState": "client-state", "changeType": "created", "resource": "users/u/messages/m1", "tenantId": "t"}"#
+        let second =
+            #"{"subscriptionId": "sub-1", "clientState": "client-state", "lifecycleEvent": "reauthorizationRequired", "resource": "users/u/messages", "tenantId": "t"}"#
         let graph = #"{"value": [\#(first), \#(second)]}"#
         #expect(try connection.post("/graph", headers: [json], body: graph).status == 200)
         let graphLines = try Self.lines(directory.file("graph.jsonl"))
@@ -193,14 +199,20 @@ struct ShapingTests {
         defer { _ = server.terminate() }
         let connection = try KeepAliveConnection(port: port)
         func post(_ elements: String) throws -> JSONValue? {
-            Self.json(try connection.post("/s", headers: [("Content-Type", "application/json")], body: #"{"batch": [\#(elements)]}"#).body)
+            Self.json(
+                try connection.post("/s", headers: [("Content-Type", "application/json")], body: #"{"batch": [\#(elements)]}"#)
+                    .body)
         }
         let a = #"{"uuid": "a", "kind": "mail.sent"}"#
         let b = #"{"id": "b", "kind": "mail.opened"}"#
         let c = #"{"uuid": "c", "kind": "sms.sent"}"#
-        #expect(try post("\(a), \(b)") == Self.json(#"{"status": "accepted", "events": 2, "accepted": 2, "duplicates": 0, "filtered": 0}"#))
+        #expect(
+            try post("\(a), \(b)")
+                == Self.json(#"{"status": "accepted", "events": 2, "accepted": 2, "duplicates": 0, "filtered": 0}"#))
         // The provider re-batches: b again, with c (which no route takes).
-        #expect(try post("\(c), \(b)") == Self.json(#"{"status": "accepted", "events": 2, "accepted": 0, "duplicates": 1, "filtered": 1}"#))
+        #expect(
+            try post("\(c), \(b)")
+                == Self.json(#"{"status": "accepted", "events": 2, "accepted": 0, "duplicates": 1, "filtered": 1}"#))
         #expect(try post("") == Self.json(#"{"status": "accepted", "events": 0, "accepted": 0, "duplicates": 0, "filtered": 0}"#))
         let lines = try Self.lines(directory.file("mail.jsonl"))
         #expect(lines.map { $0["id"] } == [.string("a"), .string("b")])
@@ -232,11 +244,14 @@ struct ShapingTests {
         defer { _ = server.terminate() }
         let connection = try KeepAliveConnection(port: port)
         let body = #"{"legacy_id": 42, "customer": {"name": "Ada", "email": "ada@example.com"}, "tags": ["new"]}"#
-        let answer = try connection.post("/s", headers: [("Content-Type", "application/json"), ("X-Topic", "orders/create")], body: body)
+        let answer = try connection.post(
+            "/s", headers: [("Content-Type", "application/json"), ("X-Topic", "orders/create")], body: body)
         #expect(answer.status == 200, "\(answer.body)")
         let lines = try Self.lines(directory.file("archive.jsonl"))
         #expect(lines.count == 1)
-        #expect(lines.first?["data"] == Self.json(#"{"customer": {"name": "Ada"}, "tags": ["new", "routed"], "id": 42, "name": "Ada"}"#))
+        #expect(
+            lines.first?["data"]
+                == Self.json(#"{"customer": {"name": "Ada"}, "tags": ["new", "routed"], "id": 42, "name": "Ada"}"#))
         #expect(lines.first?["type"] == .string("orders/create"))
         #expect(lines.first?["subject"] == .string("42"))
         #expect(lines.first?["routedby"] == .string("orders"))
@@ -265,7 +280,9 @@ struct ShapingTests {
         let connection = try KeepAliveConnection(port: port)
         let form = "MessageSid=SM1234&From=%2B15550001111&Body=hello"
         let signed = try twilio.signed(body: Array(form.utf8), at: Timestamp.now().secondsSince1970)
-        func exchange(_ path: String, _ headers: [(String, String)], _ body: String) throws -> (status: Int, head: String, body: String) {
+        func exchange(_ path: String, _ headers: [(String, String)], _ body: String) throws -> (
+            status: Int, head: String, body: String
+        ) {
             var request = "POST \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(body.utf8.count)\r\n"
             for (name, value) in headers { request += "\(name): \(value)\r\n" }
             try connection.sendRaw(request + "\r\n" + body)
@@ -290,5 +307,42 @@ struct ShapingTests {
         #expect(filtered.head.contains("X-Ack: filtered"), "\(filtered.head)")
         let duplicate = try exchange("/sf", [("Content-Type", "application/json")], #"{"a": "\""}"#)
         #expect(Self.json(duplicate.body)?["status"] == .string("duplicate"), "\(duplicate.body)")
+    }
+
+    @Test(
+        "SIGHUP applies a changed match, split and respond; a reload with an invalid $regex is refused and the running config kept"
+    )
+    func reload() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        func config(_ match: String, respond: String = "") -> String {
+            """
+            {"listen": {"host": "127.0.0.1", "port": \(port)},
+             "sinks": {"archive": {"type": "file", "path": "\(directory.file("archive.jsonl"))"}},
+             "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}\(respond),
+                               "routes": [{"match": \(match), "sinks": ["archive"]}]}}}
+            """
+        }
+        let path = try writeConfig(config(#"{"body": {"kind": "a"}}"#), in: directory)
+        let server = try BridgeProcess(config: path)
+        defer { _ = server.terminate() }
+        let connection = try KeepAliveConnection(port: port)
+        func status(_ body: String) throws -> String? {
+            Self.json(try connection.post("/s", headers: [("Content-Type", "application/json")], body: body).body)?["status"]?
+                .scalarText
+        }
+        #expect(try status(#"{"kind": "b", "n": 1}"#) == "filtered")
+        _ = try writeConfig(
+            config(#"{"body": {"kind": {"$in": ["a", "b"]}}}"#, respond: #", "respond": {"body": "ok {status}"}"#), in: directory)
+        #expect(server.reload())
+        let answer = try connection.post("/s", headers: [("Content-Type", "application/json")], body: #"{"kind": "b", "n": 2}"#)
+        #expect(answer.body == "ok accepted")
+        _ = try writeConfig(config(#"{"body": {"kind": {"$regex": "(a"}}}"#), in: directory)
+        #expect(!server.reload())
+        #expect(server.logText.contains("sources.s.routes[0].match.body.kind.$regex"), "\(server.logText)")
+        let kept = try connection.post("/s", headers: [("Content-Type", "application/json")], body: #"{"kind": "a", "n": 3}"#)
+        #expect(kept.body == "ok accepted")
+        #expect(try Self.lines(directory.file("archive.jsonl")).count == 2)
     }
 }

@@ -31,10 +31,7 @@ public struct JSONPatch: Sendable {
             case .remove(let path):
                 _ = Self.remove(path[...], from: &document)
             case .replace(let path, let value):
-                if Self.value(at: path[...], in: document) != nil {
-                    _ = Self.remove(path[...], from: &document)
-                    _ = Self.add(value, at: path[...], in: &document)
-                }
+                _ = Self.replace(path[...], with: value, in: &document)
             case .move(let from, let to):
                 guard let value = Self.value(at: from[...], in: document) else { continue }
                 var moved = document
@@ -128,6 +125,32 @@ public struct JSONPatch: Sendable {
                 guard let position else { return false }
                 parent = .null
                 items.insert(value, at: position)
+                parent = .array(items)
+                return true
+            default:
+                return false
+            }
+        }
+    }
+
+    /// RFC 6902 `replace`: the value where it is (a member keeps its place), only if there is one.
+    static func replace(_ path: ArraySlice<String>, with value: JSONValue, in document: inout JSONValue) -> Bool {
+        if path.isEmpty {
+            document = value
+            return true
+        }
+        return withParent(of: path, in: &document) { parent, token in
+            switch parent {
+            case .object(var members):
+                guard let index = members.firstIndex(where: { $0.0 == token }) else { return false }
+                parent = .null
+                members[index].1 = value
+                parent = .object(members)
+                return true
+            case .array(var items):
+                guard let index = index(token, count: items.count) else { return false }
+                parent = .null
+                items[index] = value
                 parent = .array(items)
                 return true
             default:
