@@ -27,6 +27,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -239,6 +240,62 @@ class Bench:
 
     wrk_runs = 0
 
+    # What shaping costs: one bridge, one Kafka sink, two sources that differ only in a route
+    # with a five-condition match and a two-operation transform. The two paths take turns,
+    # round after round, so drift on the machine falls on both; the medians are compared.
+    SHAPING_MATCH = {
+        "body": {
+            "type": "invoice.paid",
+            "id": {"$startsWith": "msg_"},
+            "data": {"object": "invoice", "amount_due": {"$gte": 100}, "currency": {"$in": ["eur", "usd"]}},
+        }
+    }
+    SHAPING_TRANSFORM = [
+        {"op": "remove", "path": "/data/object"},
+        {"op": "add", "path": "/data/redacted", "value": True},
+    ]
+
+    def shaping(self, bootstraps: str) -> dict:
+        global PATH
+        port = free_port()
+        verify = {"scheme": "standard-webhooks", "secrets": [SECRET]}
+        config = {
+            "listen": {"host": "127.0.0.1", "port": port},
+            "sinks": {"kafka": {"type": "kafka", "brokers": bootstraps, "topic": TOPIC, "key": "{id}"}},
+            "sources": {
+                "plain": {"path": "/webhooks/plain", "verify": verify, "sinks": ["kafka"]},
+                "shaped": {
+                    "path": "/webhooks/shaped", "verify": verify,
+                    "routes": [{"match": self.SHAPING_MATCH, "transform": self.SHAPING_TRANSFORM, "sinks": ["kafka"]}],
+                },
+            },
+        }
+        path = self.work / "bridge-shaping.json"
+        path.write_text(json.dumps(config, indent=2))
+        process = subprocess.Popen(
+            [self.args.bridge, "serve", "--config", str(path)], stdout=self.log("bridge-shaping"), stderr=subprocess.STDOUT,
+        )
+        saved = PATH
+        cpu: dict[str, list[float]] = {"plain": [], "shaped": []}
+        try:
+            wait_ready(port, "/readyz", process)
+            for _ in range(1 if self.args.smoke else 5):
+                for name in cpu:
+                    PATH = f"/webhooks/{name}"
+                    if self.args.warmup > 0:
+                        self.wrk(port, 1, self.args.connections)
+                    before = cpu_seconds(process.pid)
+                    result = self.wrk(port, self.args.duration, self.args.connections)
+                    if result["non2xx"] or result["socket_errors"] or result["requests"] == 0:
+                        self.failures.append(f"shaping, {name}: {result['non2xx']} answers not 2xx of {result['requests']}")
+                    cpu[name].append((cpu_seconds(process.pid) - before) * 1e6 / max(result["requests"], 1))
+        finally:
+            PATH = saved
+            stop(process)
+        plain, shaped = statistics.median(cpu["plain"]), statistics.median(cpu["shaped"])
+        print(f"  shaping: {plain:.1f} us/request plain, {shaped:.1f} with match and transform ({shaped - plain:+.1f})")
+        return {"target": "shaping", "plain_cpu_us": plain, "shaped_cpu_us": shaped, "rounds": cpu}
+
     def measure(self, name: str, process: subprocess.Popen, port: int) -> dict:
         a = self.args
         if a.warmup > 0:
@@ -334,6 +391,8 @@ class Bench:
                     stop(collector)
                 if process.returncode != 0:
                     self.failures.append(f"traced bridge exited with {process.returncode} on SIGTERM")
+            if "shaping" in wanted:
+                rows["shaping"] = self.shaping(bootstraps)
             # The machine's own latency at the bridge's half load: nginx under the same paced
             # connections, so the p99 budget line can be read against it.
             if "nginx" in wanted and "bridge-kafka" in rows:
@@ -363,6 +422,23 @@ class Bench:
         return 1 if self.failures else 0
 
     def report(self, rows: dict[str, dict]) -> str:
+        shaping = rows.pop("shaping", None)
+        lines = self.throughput_report(rows)
+        if shaping:
+            added = shaping["shaped_cpu_us"] - shaping["plain_cpu_us"]
+            lines += "\n".join([
+                "",
+                "",
+                "| shaping (Kafka sink, medians of the rounds) | CPU us/request |",
+                "| --- | ---: |",
+                f"| no match, no transform | {shaping['plain_cpu_us']:.1f} |",
+                f"| five-condition match + two-operation transform | {shaping['shaped_cpu_us']:.1f} |",
+                f"| added | {added:+.1f} (budget 3.0: {'met' if added <= 3.0 else 'not met'}) |",
+            ])
+            rows["shaping"] = shaping
+        return lines
+
+    def throughput_report(self, rows: dict[str, dict]) -> str:
         if not {"nginx", "python", "bridge-kafka"} <= rows.keys():
             return "\n".join(json.dumps(row) for row in rows.values())
         nginx, python, kafka = rows["nginx"]["rps"], rows["python"]["rps"], rows["bridge-kafka"]["rps"]
@@ -409,7 +485,9 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds of each measured run")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of load before measuring")
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--targets", default="nginx,python,kafka,redis,file,kafka-traced", help="which targets to run")
+    parser.add_argument(
+        "--targets", default="nginx,python,kafka,redis,file,kafka-traced,shaping", help="which targets to run"
+    )
     parser.add_argument("--smoke", action="store_true", help="one-second runs that check every target works")
     args = parser.parse_args()
     if args.smoke:

@@ -183,4 +183,25 @@ struct DocsTests {
         let events = try String(contentsOfFile: directory.file("var/events.jsonl"), encoding: .utf8)
         #expect(events.contains(#""id":"0001""#) && events.contains(#""id":"evt_1""#) && events.contains(#""id":"delivery-2""#), "\(events)")
     }
+
+    @Test("docs/shaping.md's complete example passes check-config, and the dry run prints what the page shows")
+    func shapingExample() throws {
+        let page = try String(contentsOf: Self.root.appendingPathComponent("docs/shaping.md"), encoding: .utf8)
+        let section = String(try #require(page.components(separatedBy: "## A complete example").dropFirst().first))
+        func blocks(_ fence: String) -> [String] {
+            section.components(separatedBy: "```\(fence)\n").dropFirst().map { $0.components(separatedBy: "\n```")[0] }
+        }
+        let json = blocks("json")
+        let shown = try #require(blocks("text").first)
+        #expect(json.count >= 2)
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let config = try writeConfig(json[0], in: directory)
+        try Data(json[1].utf8).write(to: URL(fileURLWithPath: directory.file("event.json")))
+        let check = try CLI.run(["check-config", config])
+        #expect(check.status == 0, "\(check.stderr)")
+        let run = try CLI.run(["route", "--config", config, "--source", "stripe", "--body", directory.file("event.json")])
+        #expect(run.status == 0)
+        #expect(run.stdout == shown + "\n", "\(run.stdout)")
+    }
 }
