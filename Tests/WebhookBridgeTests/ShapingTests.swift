@@ -214,9 +214,12 @@ struct ShapingTests {
             try post("\(c), \(b)")
                 == Self.json(#"{"status": "accepted", "events": 2, "accepted": 0, "duplicates": 1, "filtered": 1}"#))
         #expect(try post("") == Self.json(#"{"status": "accepted", "events": 0, "accepted": 0, "duplicates": 0, "filtered": 0}"#))
+        // The same element twice in one batch: the second is a duplicate, not a 409.
+        let d = #"{"uuid": "d", "kind": "mail.sent"}"#
+        #expect(try post("\(d), \(d)") == Self.json(#"{"status": "accepted", "events": 2, "accepted": 1, "duplicates": 1, "filtered": 0}"#))
         let lines = try Self.lines(directory.file("mail.jsonl"))
-        #expect(lines.map { $0["id"] } == [.string("a"), .string("b")])
-        #expect(lines.map { $0["data"] } == [Self.json(a), Self.json(b)])
+        #expect(lines.map { $0["id"] } == [.string("a"), .string("b"), .string("d")])
+        #expect(lines.map { $0["data"] } == [Self.json(a), Self.json(b), Self.json(d)])
         // Not a batch (no array at /batch): one event, as without a split.
         let single = try connection.post("/s", headers: [("Content-Type", "application/json")], body: #"{"kind": "x"}"#)
         #expect(Self.json(single.body)?["status"] == .string("filtered"), "\(single.body)")

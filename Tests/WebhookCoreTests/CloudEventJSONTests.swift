@@ -34,6 +34,23 @@ struct CloudEventJSONTests {
         #expect(value["data_base64"] == nil)
     }
 
+    @Test("attributes set by a config (subject, extensions) are written after webhookkey and read back, as the spool needs")
+    func extensionAttributes() throws {
+        var event = WebhookEvent(
+            id: "evt_1", source: "stripe", type: "charge.succeeded", time: Timestamp(millisecondsSince1970: 1_764_424_800_123),
+            dataContentType: "application/json", scheme: "stripe", keyIndex: 0, data: ByteBuffer(string: "{}"))
+        event.setExtensionAttribute("subject", "ch_1")
+        event.setExtensionAttribute("tenant", "t-9")
+        event.setExtensionAttribute("subject", "ch_2")
+        #expect(event.attributes.map(\.name).suffix(3) == ["webhookkey", "subject", "tenant"])
+        var out = ByteBuffer()
+        CloudEventJSON.appendLine(event, to: &out, dataAsBase64: true, extensions: [("deadletterreason", "too large")])
+        let decoded = try CloudEventJSON.decode(out.readableBytesView.dropLast())
+        #expect(decoded.extensionAttributes.map(\.name) == ["subject", "tenant"])
+        #expect(decoded.extensionAttributes.map(\.value) == ["ch_2", "t-9"])
+        #expect(decoded.type == "charge.succeeded")
+    }
+
     @Test("a body that is not JSON goes to data_base64, byte for byte")
     func binaryBody() throws {
         let body: [UInt8] = Array("From=%2B1555&Body=hi".utf8) + [0x00, 0xFF, 0x0A]

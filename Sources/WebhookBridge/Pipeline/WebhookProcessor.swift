@@ -161,8 +161,16 @@ public final class WebhookProcessor: Sendable {
         _ events: [WebhookEvent], _ request: WebhookRequest, source: ConfiguredSource, on executor: EventLoopTaskExecutor,
         trace: RequestTrace, logger: RequestLogger
     ) async -> BridgeAnswer {
+        var seen = Set<String>()
+        var repeated = 0
         let outcomes = await withTaskGroup(of: EventOutcome.self) { group in
             for var event in events {
+                // The same element twice in one batch: the second is a duplicate of the first,
+                // not a second reservation that would find the first in progress (409).
+                guard seen.insert(event.id).inserted else {
+                    repeated += 1
+                    continue
+                }
                 trace.stamp(&event)
                 var logger = logger
                 logger.eventID = event.id
@@ -176,7 +184,7 @@ public final class WebhookProcessor: Sendable {
             return outcomes
         }
         var refusals: [BridgeAnswer] = []
-        var counts = (accepted: 0, queued: 0, duplicates: 0, filtered: 0)
+        var counts = (accepted: 0, queued: 0, duplicates: repeated, filtered: 0)
         for outcome in outcomes {
             switch outcome {
             case .accepted: counts.accepted += 1
