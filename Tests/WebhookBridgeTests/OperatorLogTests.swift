@@ -28,12 +28,13 @@ struct OperatorLogTests {
              "sources": {"stripe": {"path": "/stripe", "verify": {"scheme": "stripe", "secrets": ["whsec_s"]},
                                     "routes": [{"types": ["invoice.*"], "sinks": ["archive"]}]}}}
             """, in: directory)
-        let server = try BridgeProcess(config: config)
+        // Debug: a filtered event is logged at debug, with its type.
+        let server = try BridgeProcess(config: config, environment: ["LOG_LEVEL": "debug"])
         let forged = "2026-12-01T00:00:00+0000 critical webhook-bridge: forged"
         // JSON escapes: the parsed type holds a real newline and a real ESC.
         let body = #"{"id": "evt_1", "type": "charge\n\#(forged) \u001b[2J"}"#
         let connection = try KeepAliveConnection(port: port)
-        // No route takes the event: the bridge logs it (info), with the type.
+        // No route takes the event: the bridge logs it (debug), with the type.
         let offset = server.logLength
         #expect(try connection.post("/stripe", headers: stripeHeaders(body), body: body).status == 200)
         #expect(server.waitForLog("no route takes the event", after: offset), "\(server.logText)")

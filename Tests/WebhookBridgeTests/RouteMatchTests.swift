@@ -49,6 +49,15 @@ struct RouteMatchTests {
         .init(name: "$eq type mismatch", match: #"{"body": {"n": {"$eq": 10}}}"#, body: #"{"n": "10"}"#, taken: false),
         .init(name: "$neq", match: #"{"body": {"n": {"$neq": 1}}}"#, body: #"{"n": 2}"#, taken: true),
         .init(name: "$neq on a missing path", match: #"{"body": {"n": {"$neq": 1}}}"#, body: #"{}"#, taken: false),
+        .init(name: "$neq type mismatch", match: #"{"body": {"n": {"$neq": 0}}}"#, body: #"{"n": "0"}"#, taken: false),
+        .init(name: "$nin type mismatch", match: #"{"body": {"c": {"$nin": [1, 2]}}}"#, body: #"{"c": "x"}"#, taken: false),
+        .init(
+            name: "integers beyond 2^53 stay apart", match: #"{"body": {"id": 9007199254740993}}"#,
+            body: #"{"id": 9007199254740992}"#, taken: false),
+        .init(
+            name: "$gt on integers beyond 2^53", match: #"{"body": {"id": {"$gt": 9007199254740992}}}"#,
+            body: #"{"id": 9007199254740993}"#, taken: true),
+        .init(name: "$eq 1 and 1.0e0", match: #"{"body": {"n": {"$eq": 1}}}"#, body: #"{"n": 1.0e0}"#, taken: true),
         .init(name: "$gt", match: #"{"body": {"n": {"$gt": 5}}}"#, body: #"{"n": 5.5}"#, taken: true),
         .init(name: "$gt equal", match: #"{"body": {"n": {"$gt": 5}}}"#, body: #"{"n": 5}"#, taken: false),
         .init(name: "$gte", match: #"{"body": {"n": {"$gte": 5}}}"#, body: #"{"n": 5}"#, taken: true),
@@ -114,6 +123,9 @@ struct RouteMatchTests {
         .init(
             name: "headers, by any case", match: #"{"headers": {"X-GitHub-Event": "push"}}"#, body: "{}",
             headers: ["x-github-event: push"], taken: true),
+        .init(
+            name: "header names inside $or, by any case", match: #"{"headers": {"$or": [{"X-Shop": "a"}, {"X-Other": "b"}]}}"#,
+            body: "{}", headers: ["x-shop: a"], taken: true),
         .init(
             name: "headers missing", match: #"{"headers": {"x-github-event": {"$exist": true}}}"#, body: "{}", taken: false),
         .init(
@@ -209,7 +221,9 @@ struct RouteMatchTests {
                   {"match": {"body": {"amount": {"$gtt": 5}}}, "sinks": ["a"]},
                   {"match": {"body": {"name": {"$regex": "(unclosed"}}}, "sinks": ["a"]},
                   {"match": {"headers": {"x": {"$exist": "yes"}}, "bodies": {}}, "sinks": ["a"]},
-                  {"match": {"$or": [{"body": {"a": {"$in": 5}}}]}, "sinks": ["a"]}]}}}
+                  {"match": {"$or": [{"body": {"a": {"$in": 5}}}]}, "sinks": ["a"]}]},
+               "t": {"path": "/t", "verify": {"scheme": "none"}, "sinks": ["a"],
+                     "respond": {"status": 204, "contentType": "text/plain\\r\\nX-Injected: 1", "headers": {"X-Ack": "a\\nb"}}}}}
             """, in: directory)
         let result = try CLI.run(["check-config", config])
         #expect(result.status == 1)
@@ -220,6 +234,9 @@ struct RouteMatchTests {
             "sources.s.routes[2].match.bodies: is not a scope: use body, headers, query, path or event (or $and, $or, $not)",
             "sources.s.routes[3].match.$or[0].body.a.$in: must be an array of values or a string, not a number",
             #"sources.s.transform[0].op: "test" is not supported"#,
+            "sources.t.respond.status: can't be 204",
+            "sources.t.respond.contentType: must not hold control characters",
+            "sources.t.respond.headers.X-Ack: must not hold control characters",
             #"sources.s.transform[1].path: must be a JSON Pointer: empty or starting with /, not "a""#,
         ]
         for line in expected { #expect(result.stderr.contains("\(config): \(line)"), "\(line)\n\(result.stderr)") }

@@ -274,6 +274,9 @@ struct ShapingTests {
              "sources": {
                "sms": {"path": "/s", "verify": \(Self.verify(twilio)), "sinks": ["archive"],
                        "respond": {"status": 200, "contentType": "text/xml", "body": "<?xml version=\\"1.0\\" encoding=\\"UTF-8\\"?><Response></Response>"}},
+               "tok": {"path": "/tok", "verify": {"scheme": "token", "secrets": ["t"], "idHeader": "X-Id"}, "sinks": ["archive"],
+                       "respond": {"contentType": "application/json", "body": "{\\"id\\": \\"{id}\\", \\"s\\": \\"{status}\\"}",
+                                   "headers": {"X-Id": "{id}"}}},
                "sf": {"path": "/sf", "verify": {"scheme": "none"}, "routes": [{"types": ["never"], "sinks": ["archive"]}],
                       "respond": {"filtered": {"status": 202, "contentType": "application/json", "body": "{\\"ack\\": \\"{id}\\", \\"was\\": \\"{status}\\"}",
                                                "headers": {"X-Ack": "{status}"}}}}}}
@@ -302,6 +305,13 @@ struct ShapingTests {
         let forged = try exchange(signed.uri, [("X-Twilio-Signature", "AAAA"), formType], form)
         #expect(forged.status == 401)
         #expect(forged.body.contains("signature_invalid"))
+
+        // {id} and {status} are replaced in one pass: an id holding "{status}" stays as it is;
+        // in the body it is escaped for JSON, in a header it is as it came.
+        let tricky = try exchange("/tok", [("Authorization", "t"), ("X-Id", #"a"{status}"#)], "{}")
+        #expect(tricky.status == 200)
+        #expect(Self.json(tricky.body) == .object([("id", .string(#"a"{status}"#)), ("s", .string("accepted"))]), "\(tricky.body)")
+        #expect(tricky.head.contains(#"X-Id: a"{status}"#), "\(tricky.head)")
 
         // Only `filtered` has an answer of its own; the id is escaped for JSON.
         let filtered = try exchange("/sf", [("Content-Type", "application/json")], #"{"a": "\""}"#)

@@ -41,7 +41,7 @@ public enum RouteDryRun {
         }
         let verified = VerifiedWebhook(id: id ?? identity?.id, type: type ?? identity?.type, keyIndex: 0)
         let shaped = ShapeStage.events(verified, request, source: source)
-        if shaped.isBatch, let split = configured.split {
+        if case .batch = shaped, let split = configured.split {
             lines.append("split: \(shaped.events.count) events (\(split.summary))")
         }
         for (number, event) in shaped.events.enumerated() {

@@ -10,26 +10,34 @@ import WebhookProviders
 /// `transform` and `attributes`. Pure functions of the request and the config: the serve
 /// path and `webhook-bridge route` share them.
 enum ShapeStage {
-    /// The events of a request; `isBatch` when they came from splitting its body.
-    struct Shaped {
-        var events: [WebhookEvent]
-        var isBatch: Bool
+    /// The events of a request: one (no array for the request's event to hold), or a split
+    /// batch's.
+    enum Shaped {
+        case single(WebhookEvent)
+        case batch([WebhookEvent])
+
+        var events: [WebhookEvent] {
+            switch self {
+            case .single(let event): return [event]
+            case .batch(let events): return events
+            }
+        }
     }
 
     static func events(_ verified: VerifiedWebhook, _ request: WebhookRequest, source: ConfiguredSource) -> Shaped {
-        var single = WebhookProcessor.event(verified, request, source: source)
-        if let split = source.config.split, let body = single.bodyJSON ?? request.bodyJSON,
-            let elements = split.elements(of: body)
-        {
+        if let split = source.config.split, let body = request.bodyJSON, let elements = split.elements(of: body) {
+            // Each element gets an id of its own: the whole body's hash is never needed.
+            let batch = WebhookProcessor.event(verified, request, source: source, id: "")
             let events = elements.map { element in
-                var event = Self.element(element, of: single, split: split, fallbackType: verified.type)
+                var event = Self.element(element, of: batch, split: split, fallbackType: verified.type)
                 shape(&event, transform: source.config.transform, attributes: source.config.attributes)
                 return event
             }
-            return Shaped(events: events, isBatch: true)
+            return .batch(events)
         }
+        var single = WebhookProcessor.event(verified, request, source: source)
         shape(&single, transform: source.config.transform, attributes: source.config.attributes)
-        return Shaped(events: [single], isBatch: false)
+        return .single(single)
     }
 
     /// An element of a batch as an event: the element is its `data`, its id and type read

@@ -80,9 +80,10 @@ public final class WebhookProcessor: Sendable {
         case .verified(let result): verified = result
         }
 
-        let shaped = ShapeStage.events(verified, request, source: source)
-        guard shaped.isBatch else {
-            var event = shaped.events[0]
+        switch ShapeStage.events(verified, request, source: source) {
+        case .batch(let events):
+            return await takeBatch(events, request, source: source, on: executor, trace: trace, logger: logger)
+        case .single(var event):
             trace.stamp(&event)
             logger.eventID = event.id
             if let span = trace.span {
@@ -96,7 +97,6 @@ public final class WebhookProcessor: Sendable {
             trace.span?.attributes["webhook.outcome"] = outcome.name
             return answer(outcome, id: event.id, source: source)
         }
-        return await takeBatch(shaped.events, request, source: source, on: executor, trace: trace, logger: logger)
     }
 
     /// What became of one event.
@@ -135,7 +135,8 @@ public final class WebhookProcessor: Sendable {
 
         guard let (index, routed) = ShapeStage.route(event, request, source: source) else {
             source.metrics.filtered.increment()
-            logger.info("filtered: no route takes the event", metadata: ["webhook.type": "\(event.type)"])
+            // Debug: a source may filter most of what it is sent (a batch of a thousand, too).
+            logger.log(level: .debug, "filtered: no route takes the event", metadata: ["webhook.type": "\(event.type)"])
             await reservation.commit(logger: logger)
             return .filtered
         }
@@ -153,7 +154,10 @@ public final class WebhookProcessor: Sendable {
         }
     }
 
-    /// A split batch: every element taken at once; 2xx only when each one that is not a
+    /// How many elements of a batch are taken at once.
+    static let batchConcurrency = 32
+
+    /// A split batch: its elements taken 32 at a time; 2xx only when each one that is not a
     /// duplicate or filtered is durable, with the counts. An element that could not be kept
     /// decides the answer (503, else 409), and the provider's retry finds the others
     /// duplicates.
@@ -164,6 +168,8 @@ public final class WebhookProcessor: Sendable {
         var seen = Set<String>()
         var repeated = 0
         let outcomes = await withTaskGroup(of: EventOutcome.self) { group in
+            var outcomes: [EventOutcome] = []
+            var running = 0
             for var event in events {
                 // The same element twice in one batch: the second is a duplicate of the first,
                 // not a second reservation that would find the first in progress (409).
@@ -174,12 +180,18 @@ public final class WebhookProcessor: Sendable {
                 trace.stamp(&event)
                 var logger = logger
                 logger.eventID = event.id
+                // At most `batchConcurrency` elements in flight: a batch of thousands must not
+                // become thousands of reservations, produces and spool writes at once.
+                if running == Self.batchConcurrency, let outcome = await group.next() {
+                    outcomes.append(outcome)
+                    running -= 1
+                }
+                running += 1
                 group.addTask(executorPreference: executor) {
                     await self.take(
                         event, request, singleUseToken: nil, source: source, on: executor, trace: trace, logger: logger)
                 }
             }
-            var outcomes: [EventOutcome] = []
             for await outcome in group { outcomes.append(outcome) }
             return outcomes
         }
@@ -226,14 +238,16 @@ public final class WebhookProcessor: Sendable {
     /// The event a verified request becomes (SPEC section 7): the provider's id (else the
     /// body's hash), its type (else `webhook`), the body as it came, and of the request only
     /// what the sinks' templates read.
-    static func event(_ verified: VerifiedWebhook, _ request: WebhookRequest, source: ConfiguredSource) -> WebhookEvent {
+    static func event(
+        _ verified: VerifiedWebhook, _ request: WebhookRequest, source: ConfiguredSource, id: String? = nil
+    ) -> WebhookEvent {
         // Parsed at most once: by the scheme for its id or type, or here for the templates;
         // a scheme's scan also tells whether the body is JSON (the file sink asks).
         let bodyJSON = source.needsBodyJSON ? request.bodyJSON : request.json.valueIfParsed
         let headers = request.headers
         let templateHeaders = source.templateHeaders.compactMap { name in headers.first(name: name).map { (name, $0) } }
         return WebhookEvent(
-            id: EventID.usable(verified.id) ?? bodyHashID(request.body), source: source.name, type: verified.type ?? "webhook",
+            id: id ?? EventID.usable(verified.id) ?? bodyHashID(request.body), source: source.name, type: verified.type ?? "webhook",
             time: request.receivedAt, dataContentType: headers.first(name: "Content-Type"), scheme: source.scheme.name,
             keyIndex: verified.keyIndex, data: request.body, requestHeaders: TemplateHeaders(templateHeaders),
             bodyJSON: bodyJSON, bodyIsJSON: request.json.isJSON)

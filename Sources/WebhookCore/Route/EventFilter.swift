@@ -1,4 +1,4 @@
-import Synchronization
+import Foundation
 import WebhookEncoding
 
 /// A route's `match`: a JSON filter in the `$`-operator dialect of Hookdeck and Convoy,
@@ -161,7 +161,7 @@ public struct EventFilter: Sendable {
                 guard let value else { return false }
                 switch comparison {
                 case .eq: return operand.equals(value)
-                case .neq: return !operand.equals(value)
+                case .neq: return operand.sameKind(as: value) && !operand.equals(value)
                 case .gt: return operand.compared(to: value).map { $0 > 0 } ?? false
                 case .gte: return operand.compared(to: value).map { $0 >= 0 } ?? false
                 case .lt: return operand.compared(to: value).map { $0 < 0 } ?? false
@@ -169,7 +169,8 @@ public struct EventFilter: Sendable {
                 }
             case .contains(let operand, let negated):
                 guard let value else { return false }
-                return operand.isIn(value) != negated
+                if negated { return operand.canHold(value) && !operand.isIn(value) }
+                return operand.isIn(value)
             case .affix(let texts, let suffix, _):
                 guard case .string(let string)? = value else { return false }
                 return texts.contains { suffix ? string.hasSuffix($0) : string.hasPrefix($0) }
@@ -288,9 +289,24 @@ public struct EventFilter: Sendable {
         /// Deep equality; numbers by value (`10` equals `10.0`).
         func equals(_ other: JSONValue) -> Bool { Self.equal(value, other) }
 
+        /// True when `other` is of the operand's JSON kind (`$neq`: a string is never "not
+        /// equal" to a number, it is a type mismatch, which is no match).
+        func sameKind(as other: JSONValue) -> Bool { value.kindName == other.kindName }
+
+        /// `$nin`'s precondition: the value is of a kind `$in` could find (an element's kind,
+        /// a string for a substring, an array).
+        func canHold(_ other: JSONValue) -> Bool {
+            if case .array = other { return true }
+            switch value {
+            case .array(let options): return options.contains { $0.kindName == other.kindName }
+            case .string: if case .string = other { return true } else { return false }
+            default: return sameKind(as: other)
+            }
+        }
+
         static func equal(_ a: JSONValue, _ b: JSONValue) -> Bool {
             switch (a, b) {
-            case (.number(let x), .number(let y)): return x == y || (Double(x) != nil && Double(x) == Double(y))
+            case (.number(let x), .number(let y)): return x == y || compareNumbers(x, y) == 0
             case (.array(let xs), .array(let ys)): return xs.count == ys.count && zip(xs, ys).allSatisfy { equal($0, $1) }
             case (.object(let xs), .object(let ys)):
                 return xs.count == ys.count
@@ -329,12 +345,38 @@ public struct EventFilter: Sendable {
             }
         }
 
+        /// How two JSON numbers compare: exactly for integers (ids above 2^53 stay apart),
+        /// else as doubles; nil when one is not a number.
+        static func compareNumbers(_ a: String, _ b: String) -> Int? {
+            if let order = compareIntegers(a, b) { return order }
+            guard let x = Double(a), let y = Double(b) else { return nil }
+            return x < y ? -1 : (x > y ? 1 : 0)
+        }
+
+        /// Two integer literals (no fraction or exponent) compared by their digits; nil when
+        /// either is not one.
+        static func compareIntegers(_ a: String, _ b: String) -> Int? {
+            func parts(_ text: String) -> (negative: Bool, digits: Substring)? {
+                let negative = text.hasPrefix("-")
+                let digits = negative ? text.dropFirst() : Substring(text)
+                guard !digits.isEmpty, digits.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
+                let trimmed = digits.drop { $0 == "0" }
+                return (negative && !trimmed.isEmpty, trimmed)
+            }
+            guard let x = parts(a), let y = parts(b) else { return nil }
+            if x.negative != y.negative { return x.negative ? -1 : 1 }
+            var order = x.digits.count != y.digits.count ? (x.digits.count < y.digits.count ? -1 : 1) : 0
+            if order == 0 { order = x.digits == y.digits ? 0 : (x.digits.lexicographicallyPrecedes(y.digits) ? -1 : 1) }
+            return x.negative ? -order : order
+        }
+
         /// How `other` compares to the operand (negative: smaller): numbers by value, strings
         /// by their characters' code points (ISO dates compare as dates); nil for anything
         /// else, which no comparison matches.
         func compared(to other: JSONValue) -> Int? {
             switch (value, other) {
-            case (.number, .number(let text)):
+            case (.number(let wanted), .number(let text)):
+                if let order = Self.compareIntegers(text, wanted) { return order }
                 guard let number, let found = Double(text) else { return nil }
                 return found < number ? -1 : (found > number ? 1 : 0)
             case (.string(let text), .string(let found)):
@@ -346,18 +388,21 @@ public struct EventFilter: Sendable {
         }
     }
 
-    /// A `$regex`: compiled once; matches anywhere in the string unless anchored. Swift's
-    /// `Regex<AnyRegexOutput>` is not `Sendable`, so the compiled one is shared behind a lock
-    /// (uncontended: requests of one source are matched on their own event loops).
-    final class Pattern: Sendable {
+    /// A `$regex`: compiled once (ICU's syntax, as `NSRegularExpression` reads it); finds a
+    /// match anywhere in the string unless anchored. `NSRegularExpression` is immutable and
+    /// safe to share across threads, so event loops match at once, with no lock (Swift's
+    /// `Regex` is not `Sendable`).
+    struct Pattern: Sendable {
         let text: String
-        private let regex: Mutex<Regex<AnyRegexOutput>>
+        private let regex: NSRegularExpression
 
         init(_ text: String) throws {
             self.text = text
-            self.regex = Mutex(try Regex(text))
+            self.regex = try NSRegularExpression(pattern: text)
         }
 
-        func matches(_ string: String) -> Bool { regex.withLock { (try? $0.firstMatch(in: string)) != nil } }
+        func matches(_ string: String) -> Bool {
+            regex.firstMatch(in: string, range: NSRange(string.startIndex..., in: string)) != nil
+        }
     }
 }

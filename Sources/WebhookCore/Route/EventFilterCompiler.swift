@@ -60,8 +60,15 @@ extension EventFilter {
 
     /// Header names in a filter, lowercased: a request's names are matched in lowercase.
     private static func lowercasingNames(_ value: JSONValue) -> JSONValue {
-        guard case .object(let members) = value else { return value }
-        return .object(members.map { $0.0.hasPrefix("$") ? ($0.0, lowercasingNames($0.1)) : ($0.0.lowercased(), $0.1) })
+        switch value {
+        case .object(let members):
+            return .object(members.map { $0.0.hasPrefix("$") ? ($0.0, lowercasingNames($0.1)) : ($0.0.lowercased(), $0.1) })
+        case .array(let items):
+            // `$and`/`$or` hold filters of names too.
+            return .array(items.map(lowercasingNames))
+        default:
+            return value
+        }
     }
 
     private static func compileCondition(_ value: JSONValue, path: String, log: ProblemLog) -> Condition? {
@@ -125,7 +132,7 @@ extension EventFilter {
             do {
                 return .regex(try Pattern(text))
             } catch {
-                log.add(path, "is not a valid regular expression: \(error)")
+                log.add(path, "is not a valid regular expression (ICU syntax, close to PCRE)")
                 return nil
             }
         case "$and", "$or":

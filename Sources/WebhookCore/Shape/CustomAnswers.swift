@@ -27,17 +27,37 @@ public struct CustomAnswers: Sendable {
         status: Int, headers: [(String, String)], body: [UInt8]
     )? {
         guard let answer = answers[outcome] else { return nil }
-        let escape = Self.escaper(for: answer.contentType)
-        func render(_ text: String) -> String {
-            guard text.contains("{") else { return text }
-            return text.replacing("{id}", with: escape(id)).replacing("{status}", with: outcome)
-        }
         var headers: [(String, String)] = []
         if let contentType = answer.contentType { headers.append(("Content-Type", contentType)) }
         for (name, value) in answer.headers.sorted(by: { $0.key < $1.key }) {
-            headers.append((name, render(value).filter { $0 != "\r" && $0 != "\n" }))
+            // An id never holds a control character (EventID), so a header stays one line.
+            headers.append((name, Self.render(value, id: id, outcome: outcome, escape: { $0 })))
         }
-        return (answer.status ?? defaultStatus, headers, Array(render(answer.body).utf8))
+        let body = Self.render(answer.body, id: id, outcome: outcome, escape: Self.escaper(for: answer.contentType))
+        return (answer.status ?? defaultStatus, headers, Array(body.utf8))
+    }
+
+    /// `text` with `{id}` and `{status}` replaced in one pass: an id that holds `{status}`
+    /// stays as it is.
+    static func render(_ text: String, id: String, outcome: String, escape: (String) -> String) -> String {
+        guard text.contains("{") else { return text }
+        var out = ""
+        var rest = text[...]
+        while let open = rest.firstIndex(of: "{") {
+            out += rest[..<open]
+            let tail = rest[open...]
+            if tail.hasPrefix("{id}") {
+                out += escape(id)
+                rest = tail.dropFirst(4)
+            } else if tail.hasPrefix("{status}") {
+                out += outcome
+                rest = tail.dropFirst(8)
+            } else {
+                out += "{"
+                rest = tail.dropFirst()
+            }
+        }
+        return out + rest
     }
 
     /// How a value is written into a body of `contentType`.
@@ -93,7 +113,14 @@ extension CustomAnswers {
         // A taken event is answered 2xx: anything else would have the provider send it again
         // (or give up on the endpoint) although it is stored.
         let status = reader.integer("status", in: 200...299)
+        if let status, status == 204 || status == 205 {
+            // They carry no body, and HTTP/1.1 framing breaks on a keep-alive connection if one is sent.
+            reader.problem(at: "status", "can't be \(status), an answer without a body; use 200 with an empty body")
+        }
         let contentType = reader.string("contentType")
+        if let contentType, contentType.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            reader.problem(at: "contentType", "must not hold control characters")
+        }
         let body = reader.has("body") ? reader.string("body", nonEmpty: false) : ""
         var headers: [String: String] = [:]
         if let object = reader.object("headers") {
@@ -111,7 +138,12 @@ extension CustomAnswers {
                     object.problem(at: name, "is set by the bridge (use contentType for the Content-Type)")
                     continue
                 }
-                if let value = object.string(name, nonEmpty: false) { headers[name] = value }
+                guard let value = object.string(name, nonEmpty: false) else { continue }
+                if value.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F }) {
+                    object.problem(at: name, "must not hold control characters (a header value is one line)")
+                    continue
+                }
+                headers[name] = value
             }
         }
         if reader.has("status"), status == nil { return nil }
