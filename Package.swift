@@ -182,6 +182,12 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The per-layer figure of shaping's CPU (`make bench`); only the libraries it measures.
+        .executableTarget(
+            name: "shaping-bench",
+            dependencies: ["WebhookCore", "WebhookEncoding", .product(name: "NIOCore", package: "swift-nio")],
+            path: "bench/shaping-bench"
+        ),
         .executableTarget(
             name: "webhook-bridge",
             dependencies: [

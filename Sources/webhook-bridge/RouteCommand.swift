@@ -46,15 +46,9 @@ struct RouteCommand: ParsableCommand {
             guard let read = readFile(body) else { throw ValidationError("--body: cannot read \(body)") }
             bytes = read
         }
-        var parsed: [(String, String)] = []
-        for header in headers {
-            guard let colon = header.firstIndex(of: ":") else {
-                throw ValidationError("--header: '\(header)' is not 'Name: value'")
-            }
-            parsed.append((String(header[..<colon]), String(header[header.index(after: colon)...].drop { $0 == " " })))
-        }
         let lines = try RouteDryRun.report(
-            config: loaded, source: source, body: bytes, headers: parsed, query: query, id: id, type: type)
+            config: loaded, source: source, body: bytes, headers: try parseHeaderOptions(headers), query: query, id: id,
+            type: type)
         for line in lines { print(line) }
     }
 }

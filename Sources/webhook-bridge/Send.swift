@@ -42,14 +42,7 @@ struct Send: AsyncParsableCommand {
         guard let destination = HTTPTarget(output.url ?? target) else {
             throw ValidationError("\(target): not an http(s)://host[:port]/path URL")
         }
-        var extra: [(String, String)] = []
-        for header in headers {
-            guard let colon = header.firstIndex(of: ":") else {
-                throw ValidationError("--header: '\(header)' is not 'Name: value'")
-            }
-            extra.append((String(header[..<colon]), String(header[header.index(after: colon)...].drop { $0 == " " })))
-        }
-        var all = output.headers + extra
+        var all = output.headers + (try parseHeaderOptions(headers))
         if !all.contains(where: { $0.0.lowercased() == "content-type" }) {
             let type =
                 JSONParser.isValid(body)

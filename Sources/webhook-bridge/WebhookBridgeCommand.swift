@@ -118,3 +118,11 @@ enum ProcessEnvironment {
         return result
     }
 }
+
+/// `--header 'Name: value'` options as name and value.
+func parseHeaderOptions(_ options: [String]) throws -> [(String, String)] {
+    try options.map { header in
+        guard let colon = header.firstIndex(of: ":") else { throw ValidationError("--header: '\(header)' is not 'Name: value'") }
+        return (String(header[..<colon]), String(header[header.index(after: colon)...].drop { $0 == " " }))
+    }
+}

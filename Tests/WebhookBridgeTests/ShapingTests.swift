@@ -216,7 +216,9 @@ struct ShapingTests {
         #expect(try post("") == Self.json(#"{"status": "accepted", "events": 0, "accepted": 0, "duplicates": 0, "filtered": 0}"#))
         // The same element twice in one batch: the second is a duplicate, not a 409.
         let d = #"{"uuid": "d", "kind": "mail.sent"}"#
-        #expect(try post("\(d), \(d)") == Self.json(#"{"status": "accepted", "events": 2, "accepted": 1, "duplicates": 1, "filtered": 0}"#))
+        #expect(
+            try post("\(d), \(d)")
+                == Self.json(#"{"status": "accepted", "events": 2, "accepted": 1, "duplicates": 1, "filtered": 0}"#))
         let lines = try Self.lines(directory.file("mail.jsonl"))
         #expect(lines.map { $0["id"] } == [.string("a"), .string("b"), .string("d")])
         #expect(lines.map { $0["data"] } == [Self.json(a), Self.json(b), Self.json(d)])
@@ -310,7 +312,8 @@ struct ShapingTests {
         // in the body it is escaped for JSON, in a header it is as it came.
         let tricky = try exchange("/tok", [("Authorization", "t"), ("X-Id", #"a"{status}"#)], "{}")
         #expect(tricky.status == 200)
-        #expect(Self.json(tricky.body) == .object([("id", .string(#"a"{status}"#)), ("s", .string("accepted"))]), "\(tricky.body)")
+        #expect(
+            Self.json(tricky.body) == .object([("id", .string(#"a"{status}"#)), ("s", .string("accepted"))]), "\(tricky.body)")
         #expect(tricky.head.contains(#"X-Id: a"{status}"#), "\(tricky.head)")
 
         // Only `filtered` has an answer of its own; the id is escaped for JSON.

@@ -87,7 +87,7 @@ enum ShapeStage {
     }
 
     /// The values a route's `match` reads, built for the scopes some filter uses.
-    static func filterInput(_ event: WebhookEvent, _ request: WebhookRequest, scopes: Set<EventFilter.Scope>) -> EventFilter.Input
+    static func filterInput(_ event: WebhookEvent, _ request: WebhookRequest, scopes: EventFilter.Scopes) -> EventFilter.Input
     {
         var input = EventFilter.Input()
         if scopes.isEmpty { return input }

@@ -15,7 +15,7 @@ struct ConfiguredSource: Sendable {
     /// (`{header:Name}`): all an event keeps of the request's headers.
     let templateHeaders: [String]
     /// The scopes the routes' filters read.
-    let filterScopes: Set<EventFilter.Scope>
+    let filterScopes: EventFilter.Scopes
     let admission: Admission
     let metrics: SourceMetrics
 

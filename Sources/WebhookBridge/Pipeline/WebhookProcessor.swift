@@ -247,7 +247,8 @@ public final class WebhookProcessor: Sendable {
         let headers = request.headers
         let templateHeaders = source.templateHeaders.compactMap { name in headers.first(name: name).map { (name, $0) } }
         return WebhookEvent(
-            id: id ?? EventID.usable(verified.id) ?? bodyHashID(request.body), source: source.name, type: verified.type ?? "webhook",
+            id: id ?? EventID.usable(verified.id) ?? bodyHashID(request.body), source: source.name,
+            type: verified.type ?? "webhook",
             time: request.receivedAt, dataContentType: headers.first(name: "Content-Type"), scheme: source.scheme.name,
             keyIndex: verified.keyIndex, data: request.body, requestHeaders: TemplateHeaders(templateHeaders),
             bodyJSON: bodyJSON, bodyIsJSON: request.json.isJSON)

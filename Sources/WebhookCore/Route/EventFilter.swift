@@ -25,13 +25,28 @@ public struct EventFilter: Sendable {
         case event
     }
 
+    /// A set of scopes, as bits: asked on every request, so no hashing.
+    public struct Scopes: OptionSet, Sendable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        public init(_ scope: Scope) {
+            self.init(rawValue: 1 << UInt8(Scope.allCases.firstIndex(of: scope)!))
+        }
+
+        public static let body = Scopes(.body)
+        public static let headers = Scopes(.headers)
+        public static let query = Scopes(.query)
+        public static let path = Scopes(.path)
+        public static let event = Scopes(.event)
+    }
+
     let root: Root
     /// The scopes some condition reads: the others need not be built for a request.
-    public let scopes: Set<Scope>
+    public let scopes: Scopes
     /// The filter as configured, for messages.
     public let source: JSONValue
 
-    init(root: Root, scopes: Set<Scope>, source: JSONValue) {
+    init(root: Root, scopes: Scopes, source: JSONValue) {
         self.root = root
         self.scopes = scopes
         self.source = source

@@ -12,14 +12,14 @@ extension EventFilter {
     /// the result is nil when there was one.
     public static func compile(_ value: JSONValue, path: String, log: ProblemLog) -> EventFilter? {
         let before = log.problems.count
-        var scopes: Set<Scope> = []
+        var scopes: Scopes = []
         guard let root = compileRoot(value, path: path, scopes: &scopes, log: log), log.problems.count == before else {
             return nil
         }
         return EventFilter(root: root, scopes: scopes, source: value)
     }
 
-    private static func compileRoot(_ value: JSONValue, path: String, scopes: inout Set<Scope>, log: ProblemLog) -> Root? {
+    private static func compileRoot(_ value: JSONValue, path: String, scopes: inout Scopes, log: ProblemLog) -> Root? {
         guard case .object(let members) = value, !members.isEmpty else {
             log.add(path, "must be an object whose keys are body, headers, query, path or event (or $and, $or, $not)")
             return nil
@@ -28,7 +28,7 @@ extension EventFilter {
         for (key, member) in members {
             let memberPath = joinPath(path, key)
             if let scope = Scope(rawValue: key) {
-                scopes.insert(scope)
+                scopes.insert(Scopes(scope))
                 let operand = scope == .headers ? lowercasingNames(member) : member
                 if let condition = compileCondition(operand, path: memberPath, log: log) {
                     roots.append(.scope(scope, condition))

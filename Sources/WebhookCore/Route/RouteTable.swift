@@ -72,7 +72,7 @@ public struct RouteTable: Sendable {
     }
 
     /// The scopes the routes' filters read.
-    public var filterScopes: Set<EventFilter.Scope> {
+    public var filterScopes: EventFilter.Scopes {
         routes.reduce(into: []) { $0.formUnion($1.match?.scopes ?? []) }
     }
 
