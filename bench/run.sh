@@ -32,7 +32,8 @@ else
     configuration=release
 fi
 swift build -c "$configuration" --product webhook-bridge
-bridge="$(swift build -c "$configuration" --show-bin-path)/webhook-bridge"
+swift build -c "$configuration" --product shaping-bench
+bin="$(swift build -c "$configuration" --show-bin-path)"
 
-exec .build-bench/venv/bin/python bench/bench.py --bridge "$bridge" --kafka-mock .build-bench/kafka-mock \
-    --python .build-bench/venv/bin/python "$@"
+exec .build-bench/venv/bin/python bench/bench.py --bridge "$bin/webhook-bridge" --kafka-mock .build-bench/kafka-mock \
+    --shaping-bench "$bin/shaping-bench" --python .build-bench/venv/bin/python "$@"

@@ -196,22 +196,20 @@ public struct JSONParser {
             let start = index
             // Fast path: no escapes. ASCII (the usual case) is valid UTF-8 as it is, which
             // spares the generic validation.
-            var ascii = true
-            while index < bytes.count {
-                let byte = bytes[index]
+            // Eight bytes at a time to the first quote, backslash or control character.
+            let run = StringBytes.plainRun(bytes, from: index)
+            index = run.end
+            if let byte = current {
                 if byte == UInt8(ascii: "\"") {
                     let raw = UnsafeBufferPointer(rebasing: bytes[start..<index])
                     index += 1
-                    if ascii { return String(decoding: raw, as: UTF8.self) }
+                    if !run.nonASCII { return String(decoding: raw, as: UTF8.self) }
                     guard let text = String(validating: raw, as: UTF8.self) else {
                         throw SyntaxError(offset: start, reason: "string is not valid UTF-8")
                     }
                     return text
                 }
-                if byte == UInt8(ascii: "\\") { break }
                 if byte < 0x20 { throw error("control character in string") }
-                if byte >= 0x80 { ascii = false }
-                index += 1
             }
             var scalars = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
             while true {

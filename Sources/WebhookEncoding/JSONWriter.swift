@@ -6,9 +6,7 @@ public enum JSONWriter {
         // The usual string needs no escape: copied whole, not byte by byte (a transformed
         // body is written back through here, padding and all).
         let copied: Bool? = text.utf8.withContiguousStorageIfAvailable { bytes in
-            guard !bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
-                return false
-            }
+            guard StringBytes.plainRun(bytes, from: 0).end == bytes.count else { return false }
             out.append(contentsOf: bytes)
             return true
         }

@@ -24,12 +24,16 @@ struct JSONTests {
         #expect(!JSONParser.isValid(Array(text.utf8)))
     }
 
-    @Test("a duplicate member name is refused wherever it is: among few members and past the sixteenth", arguments: [2, 15, 16, 17, 40])
+    @Test(
+        "a duplicate member name is refused wherever it is: among few members and past the sixteenth",
+        arguments: [2, 15, 16, 17, 40])
     func duplicates(count: Int) throws {
         let names = (0..<count).map { "m\($0)" }
         for duplicate in [0, count / 2, count - 1] {
             let members = (names + [names[duplicate]]).map { #""\#($0)": 1"# }
-            #expect(throws: JSONParser.SyntaxError.self) { try JSONParser.parse(Array("{\(members.joined(separator: ","))}".utf8)) }
+            #expect(throws: JSONParser.SyntaxError.self) {
+                try JSONParser.parse(Array("{\(members.joined(separator: ","))}".utf8))
+            }
         }
         let unique = names.map { #""\#($0)": 1"# }.joined(separator: ",")
         #expect(try JSONParser.parse(Array("{\(unique)}".utf8))["m\(count - 1)"] == .number("1"))

@@ -47,10 +47,14 @@ func measure(_ name: String, _ work: () throws -> Int) rethrows -> Double {
 
 let parsed = try JSONParser.parse(body)
 let scan = measure("scan for the type (both paths)") { JSONParser.topLevelTexts(body, ["type"])?.count ?? 0 }
-let parse = try measure("parse the body") { if case .object(let members) = try JSONParser.parse(body) { members.count } else { 0 } }
+let parse = try measure("parse the body") {
+    if case .object(let members) = try JSONParser.parse(body) { members.count } else { 0 }
+}
 let match5 = measure("five-condition match") { filter.matches(EventFilter.Input(body: parsed)) ? 1 : 0 }
 let patched = transform.apply(to: parsed)
-let apply = measure("two-operation transform") { if case .object(let members) = transform.apply(to: parsed) { members.count } else { 0 } }
+let apply = measure("two-operation transform") {
+    if case .object(let members) = transform.apply(to: parsed) { members.count } else { 0 }
+}
 let write = measure("write the body back") {
     var bytes: [UInt8] = []
     bytes.reserveCapacity(body.count)

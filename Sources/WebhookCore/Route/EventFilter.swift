@@ -209,7 +209,9 @@ public struct EventFilter: Sendable {
         static func fieldsHold(_ fields: [(String, Condition)], _ value: JSONValue?) -> Bool {
             if fields.isEmpty { return true }
             switch value {
-            case .object?: return fields.allSatisfy { $0.1.holds(value?[$0.0]) }
+            case .object(let members)?:
+                // The members read once, not once per field.
+                return fields.allSatisfy { field in field.1.holds(members.first { $0.0 == field.0 }?.1) }
             case .array(let items)?: return items.contains { fieldsHold(fields, $0) }
             default: return fields.allSatisfy { $0.1.holds(nil) }
             }
@@ -320,6 +322,11 @@ public struct EventFilter: Sendable {
         }
 
         static func equal(_ a: JSONValue, _ b: JSONValue) -> Bool {
+            // The usual case, strings, without building the pair below.
+            if case .string(let x) = a {
+                if case .string(let y) = b { return x == y }
+                return false
+            }
             switch (a, b) {
             case (.number(let x), .number(let y)): return x == y || compareNumbers(x, y) == 0
             case (.array(let xs), .array(let ys)): return xs.count == ys.count && zip(xs, ys).allSatisfy { equal($0, $1) }
@@ -371,17 +378,18 @@ public struct EventFilter: Sendable {
         /// Two integer literals (no fraction or exponent) compared by their digits; nil when
         /// either is not one.
         static func compareIntegers(_ a: String, _ b: String) -> Int? {
-            func parts(_ text: String) -> (negative: Bool, digits: Substring)? {
-                let negative = text.hasPrefix("-")
-                let digits = negative ? text.dropFirst() : Substring(text)
-                guard !digits.isEmpty, digits.utf8.allSatisfy({ (0x30...0x39).contains($0) }) else { return nil }
-                let trimmed = digits.drop { $0 == "0" }
-                return (negative && !trimmed.isEmpty, trimmed)
+            func parts(_ text: String) -> (negative: Bool, digits: Substring.UTF8View)? {
+                var digits = Substring(text).utf8
+                let negative = digits.first == UInt8(ascii: "-")
+                if negative { digits = digits.dropFirst() }
+                guard !digits.isEmpty, digits.allSatisfy({ $0 &- 0x30 < 10 }) else { return nil }
+                while digits.count > 1, digits.first == UInt8(ascii: "0") { digits = digits.dropFirst() }
+                return (negative && !(digits.count == 1 && digits.first == UInt8(ascii: "0")), digits)
             }
             guard let x = parts(a), let y = parts(b) else { return nil }
             if x.negative != y.negative { return x.negative ? -1 : 1 }
             var order = x.digits.count != y.digits.count ? (x.digits.count < y.digits.count ? -1 : 1) : 0
-            if order == 0 { order = x.digits == y.digits ? 0 : (x.digits.lexicographicallyPrecedes(y.digits) ? -1 : 1) }
+            if order == 0, !x.digits.elementsEqual(y.digits) { order = x.digits.lexicographicallyPrecedes(y.digits) ? -1 : 1 }
             return x.negative ? -order : order
         }
 
