@@ -61,3 +61,26 @@ struct JSONTests {
         #expect(value.value(atPointer: "n") == nil)
     }
 }
+
+@Suite("JSON strings scanned eight bytes at a time")
+struct JSONStringWordTests {
+    @Test("a quote, backslash, control or non-ASCII character at any offset of a long string is seen by the parser and the writer")
+    func everyOffset() throws {
+        let specials: [String] = ["\"", "\\", "\n", "\u{01}", "\u{1F}", "é", "\u{7F}", "😀"]
+        for length in [0, 1, 7, 8, 9, 15, 16, 17, 31, 33] {
+            for offset in 0...length {
+                for special in specials {
+                    var text = String(repeating: "x", count: length)
+                    text.insert(contentsOf: special, at: text.index(text.startIndex, offsetBy: offset))
+                    var written: [UInt8] = []
+                    JSONWriter.appendString(text, to: &written)
+                    #expect(try JSONParser.parse(written) == .string(text), "\(length) \(offset) \(special.debugDescription)")
+                }
+                // A raw control character inside a string is refused wherever it is.
+                var raw = Array(("\"" + String(repeating: "y", count: length) + "\"").utf8)
+                raw.insert(0x0A, at: 1 + offset)
+                #expect(!JSONParser.isValid(raw), "\(length) \(offset)")
+            }
+        }
+    }
+}
