@@ -17,7 +17,7 @@ struct MatchCase: Sendable, CustomTestStringConvertible {
 
 /// Each operator of a route's `match`, alone and nested, over each scope, through the real
 /// binary's dry run (`webhook-bridge route`), which runs the serve path's own routing.
-@Suite("Route matches: each operator and scope, through webhook-bridge route")
+@Suite("Route matches: each operator and scope, through webhook-bridge route", .serialized)
 struct RouteMatchTests {
     static let cases: [MatchCase] = [
         // Plain values.
