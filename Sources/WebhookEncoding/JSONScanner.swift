@@ -206,46 +206,20 @@ extension JSONParser {
         /// produce whole characters, so checking the raw runs between them as UTF-8 is the
         /// same as checking the decoded text.
         private mutating func string() throws(ScanStop) {
-            let bytes = self.bytes
             var index = cursor.index + 1
-            var run = index
-            var ascii = true
-            while index < bytes.count {
-                // Eight bytes at a time while none is a quote, a backslash, a control
-                // character or non-ASCII: most of a webhook body's text.
-                while index + 8 <= bytes.count {
-                    let word = UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self)
-                    guard !Self.needsLook(word) else { break }
-                    index += 8
-                }
-                guard index < bytes.count else { break }
-                let byte = bytes[index]
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                    guard ascii || isUTF8(run..<index) else { throw .invalid }
-                    cursor.index = index + 1
-                    if byte == UInt8(ascii: "\"") { return }
-                    _ = try step { cursor throws(SyntaxError) in try cursor.parseEscape() }
-                    index = cursor.index
-                    run = index
-                    ascii = true
-                    continue
-                }
-                if byte < 0x20 { throw .invalid }
-                if byte >= 0x80 { ascii = false }
-                index += 1
+            while true {
+                // Eight bytes at a time to the next quote, backslash or control character
+                // (``StringBytes``, as the parser and the writer do).
+                let run = index
+                let plain = StringBytes.plainRun(bytes, from: index)
+                index = plain.end
+                guard index < bytes.count, bytes[index] >= 0x20 else { throw .invalid }
+                guard !plain.nonASCII || isUTF8(run..<index) else { throw .invalid }
+                cursor.index = index + 1
+                if bytes[index] == UInt8(ascii: "\"") { return }
+                _ = try step { cursor throws(SyntaxError) in try cursor.parseEscape() }
+                index = cursor.index
             }
-            throw .invalid
-        }
-
-        /// True when one of the word's bytes is `"`, `\\`, below 0x20 or above 0x7F (the
-        /// usual "has a zero byte" bit trick, on the word and on its XORs).
-        @inline(__always)
-        private static func needsLook(_ word: UInt64) -> Bool {
-            let ones: UInt64 = 0x0101_0101_0101_0101
-            let highs: UInt64 = 0x8080_8080_8080_8080
-            func hasZero(_ value: UInt64) -> UInt64 { (value &- ones) & ~value & highs }
-            let control = (word &- ones &* 0x20) & ~word & highs
-            return (word & highs) | control | hasZero(word ^ (ones &* 0x22)) | hasZero(word ^ (ones &* 0x5C)) != 0
         }
 
         private func isUTF8(_ range: Range<Int>) -> Bool {
