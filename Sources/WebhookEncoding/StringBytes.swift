@@ -1,7 +1,7 @@
-/// Finds where a run of JSON string bytes needs attention, eight bytes at a time: a quote,
+/// Finds where a run of JSON string bytes needs attention, sixteen bytes at a time: a quote,
 /// a backslash or a control character ends the plain part. A webhook's long strings (padding,
-/// HTML, base64 blobs) are mostly plain, so the parser and the writer skip them a word at a
-/// time instead of a byte at a time.
+/// HTML, base64 blobs) are mostly plain, so the scanner, the parser and the writer skip them
+/// a vector at a time (then a word, then a byte) instead of a byte at a time.
 enum StringBytes {
     private static let ones: UInt64 = 0x0101_0101_0101_0101
     private static let highs: UInt64 = 0x8080_8080_8080_8080
@@ -13,6 +13,23 @@ enum StringBytes {
         var high: UInt64 = 0
         if let base = bytes.baseAddress {
             let raw = UnsafeRawPointer(base)
+            // Sixteen bytes per compare (SSE2 on x86-64, NEON on arm64). The constants are
+            // locals and the test reads the mask as two words: static vectors and `any(_:)`
+            // compiled to a lazy global and a generic call per chunk, slower than the words.
+            var highVector = SIMD16<UInt8>()
+            let quotes = SIMD16<UInt8>(repeating: 0x22)
+            let backslashes = SIMD16<UInt8>(repeating: 0x5C)
+            let controls = SIMD16<UInt8>(repeating: 0x1F)
+            let highBits = SIMD16<UInt8>(repeating: 0x80)
+            while index + 16 <= bytes.count {
+                let chunk = raw.loadUnaligned(fromByteOffset: index, as: SIMD16<UInt8>.self)
+                let special = (chunk .== quotes) .| (chunk .== backslashes) .| (chunk .<= controls)
+                let lanes = unsafeBitCast(special, to: SIMD2<UInt64>.self)
+                if lanes[0] | lanes[1] != 0 { break }
+                highVector |= chunk & highBits
+                index += 16
+            }
+            if highVector != SIMD16() { high = highs }
             while index + 8 <= bytes.count {
                 let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
                 if isSpecial(word) { break }
