@@ -1,6 +1,8 @@
 import Testing
+import NIOCore
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 @Suite("JSON parser and pointers")
 struct JSONTests {
@@ -62,12 +64,12 @@ struct JSONTests {
     }
 }
 
-@Suite("JSON strings scanned eight bytes at a time")
+@Suite("JSON strings scanned sixteen and eight bytes at a time")
 struct JSONStringWordTests {
-    @Test("a quote, backslash, control or non-ASCII character at any offset of a long string is seen by the parser and the writer")
+    @Test("a quote, backslash, control or non-ASCII character at any offset of a long string: seen by scanner, parser, writer")
     func everyOffset() throws {
         let specials: [String] = ["\"", "\\", "\n", "\u{01}", "\u{1F}", "é", "\u{7F}", "😀"]
-        for length in [0, 1, 7, 8, 9, 15, 16, 17, 31, 33] {
+        for length in [0, 1, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33, 47, 48, 49] {
             for offset in 0...length {
                 for special in specials {
                     var text = String(repeating: "x", count: length)
@@ -75,12 +77,36 @@ struct JSONStringWordTests {
                     var written: [UInt8] = []
                     JSONWriter.appendString(text, to: &written)
                     #expect(try JSONParser.parse(written) == .string(text), "\(length) \(offset) \(special.debugDescription)")
+                    let member = Array(#"{"k":"#.utf8) + written + Array("}".utf8)
+                    #expect(JSONParser.topLevelTexts(member, ["k"]) == [text], "\(length) \(offset) \(special.debugDescription)")
                 }
                 // A raw control character inside a string is refused wherever it is.
                 var raw = Array(("\"" + String(repeating: "y", count: length) + "\"").utf8)
                 raw.insert(0x0A, at: 1 + offset)
                 #expect(!JSONParser.isValid(raw), "\(length) \(offset)")
             }
+        }
+    }
+}
+
+@Suite("A request body's JSON, scanned or parsed once")
+struct LazyJSONTests {
+    @Test("a source that needs the body's JSON parses it for the scheme's id and type instead of scanning it too")
+    func parsesOnceWhenNeeded() {
+        let body = ByteBuffer(string: #"{"id":"evt_1","type":"invoice.paid","data":{"n":1}}"#)
+        let scanning = LazyJSON(body)
+        let parsing = LazyJSON(body, parsesWhole: true)
+        #expect(scanning.topLevelTexts(["type", "id", "data"]) == ["invoice.paid", "evt_1", nil])
+        #expect(parsing.topLevelTexts(["type", "id", "data"]) == ["invoice.paid", "evt_1", nil])
+        // The scan built only the texts; the parse built the document the pipeline reads next.
+        #expect(scanning.valueIfParsed == nil)
+        #expect(parsing.valueIfParsed?["data"] == .object([("n", .number("1"))]))
+        #expect(scanning.isJSON == true && parsing.isJSON == true)
+
+        for lazy in [LazyJSON(ByteBuffer(string: "id=evt_1")), LazyJSON(ByteBuffer(string: "id=evt_1"), parsesWhole: true)] {
+            #expect(lazy.topLevelTexts(["id"]) == [nil])
+            #expect(lazy.isJSON == false)
+            #expect(lazy.value == nil)
         }
     }
 }

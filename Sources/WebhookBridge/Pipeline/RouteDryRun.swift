@@ -31,7 +31,9 @@ public enum RouteDryRun {
         }
         var uri = configured.path
         if let query, !query.isEmpty { uri += "?" + query }
-        let request = WebhookRequest(headers: HTTPHeaders(headers), body: ByteBuffer(bytes: body), uri: uri, receivedAt: .now())
+        let request = WebhookRequest(
+            headers: HTTPHeaders(headers), body: ByteBuffer(bytes: body), uri: uri, receivedAt: .now(),
+            parsesBody: source.needsBodyJSON)
         let identity = source.scheme.unverifiedIdentity(request)
         var lines: [String] = []
         if identity == nil && (id == nil || type == nil) {

@@ -71,7 +71,8 @@ public final class WebhookProcessor: Sendable {
         _ source: ConfiguredSource, uri: String, headers: HTTPHeaders, body: ByteBuffer, client: String?,
         on executor: EventLoopTaskExecutor, trace: RequestTrace
     ) async -> BridgeAnswer {
-        let request = WebhookRequest(headers: headers, body: body, uri: uri, receivedAt: Timestamp.now(), client: client)
+        let request = WebhookRequest(
+            headers: headers, body: body, uri: uri, receivedAt: Timestamp.now(), client: client, parsesBody: source.needsBodyJSON)
         var logger = log.request(source: source.name, headers: headers)
 
         let verified: VerifiedWebhook

@@ -89,10 +89,16 @@ public struct WebhookRequest: Sendable {
     /// shared resources on unverified requests (SNS's certificate fetches) shares them by.
     public var client: String?
 
-    public init(headers: HTTPHeaders, body: ByteBuffer, uri: String, receivedAt: Timestamp, client: String? = nil) {
+    /// `parsesBody`: the pipeline will need the whole body's JSON anyway (a `match`, a
+    /// `transform`, a template), so a scheme's look at its id and type parses it rather than
+    /// scanning it first and parsing it again.
+    public init(
+        headers: HTTPHeaders, body: ByteBuffer, uri: String, receivedAt: Timestamp, client: String? = nil,
+        parsesBody: Bool = false
+    ) {
         self.headers = headers
         self.body = body
-        self.json = LazyJSON(body)
+        self.json = LazyJSON(body, parsesWhole: parsesBody)
         self.uri = uri
         self.receivedAt = receivedAt
         self.client = client
@@ -118,26 +124,38 @@ public final class LazyJSON: Sendable {
         var isJSON: Bool?
     }
     private let state = Mutex(State())
+    /// Whether ``topLevelTexts(_:)`` parses the whole body instead of scanning it.
+    private let parsesWhole: Bool
 
-    public init(_ body: ByteBuffer) { self.body = body }
+    /// `parsesWhole`: the body's JSON will be asked for anyway, so ``topLevelTexts(_:)``
+    /// builds it instead of scanning the body first and parsing it again after.
+    public init(_ body: ByteBuffer, parsesWhole: Bool = false) {
+        self.body = body
+        self.parsesWhole = parsesWhole
+    }
 
     /// The parsed body, parsing it on first use.
     public var value: JSONValue? {
-        state.withLock { state in
-            if let done = state.parsed { return done }
-            let value = try? JSONParser.parse(body.readableBytesView)
-            state.parsed = .some(value)
-            state.isJSON = value != nil
-            return value
-        }
+        state.withLock { Self.parse(body, into: &$0) }
+    }
+
+    private static func parse(_ body: ByteBuffer, into state: inout State) -> JSONValue? {
+        if let done = state.parsed { return done }
+        let value = try? JSONParser.parse(body.readableBytesView)
+        state.parsed = .some(value)
+        state.isJSON = value != nil
+        return value
     }
 
     /// `value?[name]?.scalarText` for each of `names`: from the parsed body when something
-    /// parsed it already, else by a scan that checks the whole body as strictly but builds
+    /// parsed it already or will (`parsesWhole`), else by a scan that checks the whole body as strictly but builds
     /// only those texts (a body found not to be JSON is remembered as such).
     public func topLevelTexts(_ names: [String]) -> [String?] {
         state.withLock { state in
-            if let done = state.parsed { return names.map { done?[$0]?.scalarText } }
+            if parsesWhole || state.parsed != nil {
+                let value = Self.parse(body, into: &state)
+                return names.map { value?[$0]?.scalarText }
+            }
             guard let texts = JSONParser.topLevelTexts(body.readableBytesView, names) else {
                 state.parsed = .some(nil)
                 state.isJSON = false
