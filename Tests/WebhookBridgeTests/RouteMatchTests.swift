@@ -57,6 +57,12 @@ struct RouteMatchTests {
         .init(
             name: "$gt on integers beyond 2^53", match: #"{"body": {"id": {"$gt": 9007199254740992}}}"#,
             body: #"{"id": 9007199254740993}"#, taken: true),
+        .init(
+            name: "$lt on integers beyond 2^64", match: #"{"body": {"id": {"$lt": 18446744073709551617}}}"#,
+            body: #"{"id": 18446744073709551616}"#, taken: true),
+        .init(
+            name: "$gte on a 64-bit integer and a larger one", match: #"{"body": {"id": {"$gte": 18446744073709551616}}}"#,
+            body: #"{"id": 9223372036854775807}"#, taken: false),
         .init(name: "$eq 1 and 1.0e0", match: #"{"body": {"n": {"$eq": 1}}}"#, body: #"{"n": 1.0e0}"#, taken: true),
         .init(name: "$gt", match: #"{"body": {"n": {"$gt": 5}}}"#, body: #"{"n": 5.5}"#, taken: true),
         .init(name: "$gt equal", match: #"{"body": {"n": {"$gt": 5}}}"#, body: #"{"n": 5}"#, taken: false),

@@ -297,10 +297,18 @@ public struct EventFilter: Sendable {
         let value: JSONValue
         /// The value as a number, when it is one.
         let number: Double?
+        /// The value as an integer, when it is one that fits in 64 bits.
+        let integer: Int?
 
         init(_ value: JSONValue) {
             self.value = value
-            if case .number(let text) = value { number = Double(text) } else { number = nil }
+            if case .number(let text) = value {
+                number = Double(text)
+                integer = Int(text)
+            } else {
+                number = nil
+                integer = nil
+            }
         }
 
         /// Deep equality; numbers by value (`10` equals `10.0`).
@@ -399,6 +407,9 @@ public struct EventFilter: Sendable {
         func compared(to other: JSONValue) -> Int? {
             switch (value, other) {
             case (.number(let wanted), .number(let text)):
+                // The usual case, integers that fit in 64 bits, without the digit-by-digit
+                // comparison below (a tenth of a five-condition match).
+                if let integer, let found = Int(text) { return found < integer ? -1 : (found > integer ? 1 : 0) }
                 if let order = Self.compareIntegers(text, wanted) { return order }
                 guard let number, let found = Double(text) else { return nil }
                 return found < number ? -1 : (found > number ? 1 : 0)
