@@ -148,6 +148,22 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Delivery onward to an HTTP receiver: its own pooled HTTP/1.1 client on swift-nio (no
+        // AsyncHTTPClient: that is only in the graph with the OTLP trait, and a request through
+        // it costs more than this sink's whole path), Standard Webhooks signing, the breaker.
+        .target(
+            name: "HTTPSink",
+            dependencies: [
+                "WebhookEncoding", "WebhookCore", "WebhookCrypto",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // The local durable queue, its forwarders and its room: the whole spool in one folder.
         .target(
             name: "Spool",
@@ -167,6 +183,7 @@ let package = Package(
                 "FileSink",
                 "KafkaSink",
                 "RedisSink",
+                "HTTPSink",
                 "Spool",
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

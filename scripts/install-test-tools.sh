@@ -2,7 +2,8 @@
 # Tools some tests run besides the build: kubernetes-validate (PyPI), which checks
 # deploy/kubernetes against the Kubernetes schemas, in a venv of its own under .build-tools,
 # opentelemetry-proto and grpcio for scripts/otlp-receiver.py (the tracing tests' OTLP
-# receiver) in the same venv, and promtool, which checks the /metrics exposition and the
+# receiver) and standardwebhooks for scripts/webhook-receiver.py (the HTTP sink tests'
+# receiver, which checks every delivery with the official library) in the same venv, and promtool, which checks the /metrics exposition and the
 # alert rules: taken alone out of Debian's prometheus package into .build-tools/bin
 # (installing the package would also start a Prometheus server on port 9090).
 # `make test` runs this; without it those tests are reported as skipped.
@@ -27,8 +28,9 @@ if ! python3 -c "import venv, ensurepip" 2> /dev/null; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3 python3-venv > /dev/null
 fi
 if [ ! -x .build-tools/venv/bin/kubernetes-validate ] \
-    || ! .build-tools/venv/bin/python -c "import grpc, opentelemetry.proto" 2> /dev/null; then
+    || ! .build-tools/venv/bin/python -c "import grpc, opentelemetry.proto, standardwebhooks" 2> /dev/null; then
     mkdir -p .build-tools
     [ -x .build-tools/venv/bin/pip ] || python3 -m venv .build-tools/venv
-    .build-tools/venv/bin/pip install -q --disable-pip-version-check kubernetes-validate opentelemetry-proto grpcio
+    .build-tools/venv/bin/pip install -q --disable-pip-version-check kubernetes-validate opentelemetry-proto grpcio \
+        standardwebhooks==1.3.0
 fi

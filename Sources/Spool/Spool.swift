@@ -302,10 +302,15 @@ public final class Spool: Sendable {
     /// Writes `event` to the dead-letter file with the sink and the reason. At request time
     /// the dead letter needs room like any spooled event (`moving` false); an event the
     /// forwarder moves from a sink's queue to the dead letters already had its room.
-    public func deadLetter(_ event: WebhookEvent, sink: String, reason: String, moving: Bool = false) async throws(Failure) {
+    /// `details` are more extension attributes (an HTTP sink's answer).
+    public func deadLetter(
+        _ event: WebhookEvent, sink: String, reason: String, details: [(name: String, value: String)] = [],
+        moving: Bool = false
+    ) async throws(Failure) {
         var line = ByteBufferAllocator().buffer(capacity: event.data.readableBytes * 4 / 3 + 512)
         CloudEventJSON.appendLine(
-            event, to: &line, dataAsBase64: true, extensions: [("deadlettersink", sink), ("deadletterreason", reason)])
+            event, to: &line, dataAsBase64: true,
+            extensions: [("deadlettersink", sink), ("deadletterreason", reason)] + details.map { ($0.name, $0.value) })
         try await appendDeadLetter(line, moving: moving)
         (deadLetterCounters[sink] ?? Counter(label: "webhook.dead_letters.total", dimensions: [("sink.name", sink)])).increment()
         logger.warning(

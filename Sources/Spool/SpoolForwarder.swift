@@ -8,8 +8,10 @@ import WebhookCore
 /// Each event is delivered through `deliver` (the bridge passes its delivery with the ack
 /// deadline). On success the cursor moves on; an event the sink refuses for good goes to the
 /// dead letters at once and the cursor moves on, so one poison event never holds back the
-/// events behind it; anything else is retried with exponential backoff and jitter (100 ms
-/// doubling up to 30 s). The cursor is saved every ``batch`` events, before each backoff and
+/// events behind it; anything else is retried by the ``RetryPolicy`` (`spool.retry`:
+/// exponential backoff with full jitter, a sink's `Retry-After` believed) until the event is
+/// older than its horizon, when it goes to the dead letters too. The cursor is saved every
+/// ``batch`` events, before each backoff and
 /// whenever the forwarder is caught up, so a restart re-sends at most one batch. When caught
 /// up it gives forwarded bytes back to the disk (``Spool/reclaim(_:)``) at most once per
 /// `reclaimInterval`, and waits for the next spooled event.
@@ -24,19 +26,19 @@ public final class SpoolForwarder: Service {
     private let sink: String
     private let deliver: Deliver
     private let reclaimInterval: Duration
-    private let maximumBackoff: Duration
+    private let retry: RetryPolicy
     private let logger: Logger
     private let throttle = LogThrottle()
 
     public init(
-        spool: Spool, sink: String, reclaimInterval: Duration = .seconds(10), maximumBackoff: Duration = .seconds(30),
+        spool: Spool, sink: String, reclaimInterval: Duration = .seconds(10), retry: RetryPolicy = RetryPolicy(),
         logger: Logger, deliver: @escaping Deliver
     ) {
         self.spool = spool
         self.sink = sink
         self.deliver = deliver
         self.reclaimInterval = reclaimInterval
-        self.maximumBackoff = maximumBackoff
+        self.retry = retry
         var logger = logger
         logger[metadataKey: "sink.name"] = "\(sink)"
         self.logger = logger
@@ -48,7 +50,8 @@ public final class SpoolForwarder: Service {
     }
 
     private func forward() async {
-        var backoff: Duration = .milliseconds(100)
+        // Failures in a row: the backoff's exponent.
+        var failures = 0
         var unsaved = 0
         var lastReclaim = ContinuousClock.now - reclaimInterval
         while !Task.isCancelled {
@@ -78,31 +81,42 @@ public final class SpoolForwarder: Service {
                 if await spool.signal(for: sink)?.wait(timeout: remaining) ?? .finished == .finished { return }
                 continue
             }
+            // Set when the event goes to the dead letters instead of being retried.
+            var deadLetterReason: String?
+            var details: [(name: String, value: String)] = []
             switch await deliver(event) {
             case .success:
-                backoff = .milliseconds(100)
+                failures = 0
                 spool.advance(sink, to: position)
                 unsaved += 1
             case .failure(let error) where error.isPermanent:
-                do {
-                    try await spool.deadLetter(event, sink: sink, reason: error.reason, moving: true)
-                    spool.advance(sink, to: position)
-                    unsaved += 1
-                } catch {
-                    logThrottled("dead-letter", "cannot write the dead letter; retrying", error: "\(error)")
-                    await saveCursor()
-                    unsaved = 0
-                    try? await Task.sleep(for: backoff * Double.random(in: 0.5...1.0))
-                    backoff = min(backoff * 2, maximumBackoff)
-                }
+                deadLetterReason = error.reason
+                details = error.details
+            case .failure(let error) where retry.isExpired(received: event.time, now: .now()):
+                let seconds = Int(RetryPolicy.seconds(retry.maxAge))
+                deadLetterReason = "not delivered within spool.retry.maxAgeSeconds (\(seconds)); last failure: \(error.reason)"
             case .failure(let error):
                 logThrottled("deliver", "spooled delivery failed; retrying", error: error.reason, level: .warning)
                 if unsaved > 0 {
                     await saveCursor()
                     unsaved = 0
                 }
-                try? await Task.sleep(for: backoff * Double.random(in: 0.5...1.0))
-                backoff = min(backoff * 2, maximumBackoff)
+                failures += 1
+                try? await Task.sleep(for: error.retryAfter ?? retry.delay(afterFailures: failures))
+            }
+            if let deadLetterReason {
+                do {
+                    try await spool.deadLetter(event, sink: sink, reason: deadLetterReason, details: details, moving: true)
+                    failures = 0
+                    spool.advance(sink, to: position)
+                    unsaved += 1
+                } catch {
+                    logThrottled("dead-letter", "cannot write the dead letter; retrying", error: "\(error)")
+                    await saveCursor()
+                    unsaved = 0
+                    failures += 1
+                    try? await Task.sleep(for: retry.delay(afterFailures: failures))
+                }
             }
             if unsaved >= Self.batch {
                 await saveCursor()

@@ -1,4 +1,5 @@
 import FileSink
+import HTTPSink
 import KafkaSink
 import RedisSink
 import Spool
@@ -61,10 +62,12 @@ public struct Bridge: Sendable {
             for sink in required.sorted(by: { $0.name < $1.name }) {
                 let target = sinks[sink.name]!
                 let metrics = SinkMetrics(sink: sink.name)
-                let ackTimeoutMs = config.limits.ackTimeoutMs
+                // No provider waits on a spooled delivery: a sink with a longer timeout of its
+                // own (an HTTP sink's timeoutMs) gets it.
+                let deadlineMs = max(config.limits.ackTimeoutMs, target.ownTimeoutMs ?? 0)
                 forwarders.append(
-                    SpoolForwarder(spool: spool!, sink: sink.name, logger: logger) { event in
-                        await deliverWithDeadline(event, to: target, milliseconds: ackTimeoutMs, metrics: metrics).map { _ in }
+                    SpoolForwarder(spool: spool!, sink: sink.name, retry: settings.retry, logger: logger) { event in
+                        await deliverWithDeadline(event, to: target, milliseconds: deadlineMs, metrics: metrics).map { _ in }
                     })
             }
         }
@@ -111,7 +114,7 @@ public struct Bridge: Sendable {
     /// (or `idempotency.store`) picks one, which reads, checks and makes it
     /// (``ConfigLoader/load(_:environment:libraries:exporters:)``).
     public static let libraries = BridgeLibraries(
-        sinks: [FileSinkFactory(), KafkaSinkFactory(), RedisStreamSinkFactory()],
+        sinks: [FileSinkFactory(), KafkaSinkFactory(), RedisStreamSinkFactory(), HTTPSinkFactory()],
         stores: [MemoryStoreFactory(), RedisIdempotencyStoreFactory()])
 
     /// The sink `config` describes, by the library that read it.

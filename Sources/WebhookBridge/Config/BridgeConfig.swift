@@ -1,3 +1,4 @@
+import Spool
 import WebhookCore
 import WebhookProviders
 
@@ -59,6 +60,8 @@ public struct BridgeConfig: Sendable {
     public struct Spool: Sendable {
         public var directory: String
         public var maxBytes = 1_073_741_824
+        /// `retry`: when spooled events are tried again, and for how long.
+        public var retry = RetryPolicy()
     }
 
     /// `tracing`.
@@ -161,6 +164,9 @@ extension BridgeConfig {
             "limits.maxBufferedBytesPerClient": String(limits.bufferedBytesPerClient),
             "idempotency.ttlSeconds": String(idempotency.ttlSeconds), "idempotency.maxKeys": String(idempotency.maxKeys),
             "spool": spool.map { "\($0.directory) \($0.maxBytes)" } ?? "off",
+            "spool.retry": spool.map {
+                "\($0.retry.initial) \($0.retry.maximum) \($0.retry.multiplier) \($0.retry.maxAge)"
+            } ?? "off",
             "tracing": tracing.map {
                 "\($0.transport.rawValue) \($0.tracesURL) \($0.serviceName) \($0.sampleRatio) "
                     + $0.headers.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.fingerprint($0.value))" }.joined(separator: ",")

@@ -1,6 +1,7 @@
 import WebhookEncoding
 import Foundation
 import WebhookCore
+import Spool
 import WebhookProviders
 
 /// Reads and validates a config file (SPEC section 3). `serve`, `check-config` and reload all
@@ -130,10 +131,11 @@ public enum ConfigLoader {
 
         var spool: BridgeConfig.Spool?
         if let reader = root.object("spool") {
-            reader.rejectUnknownKeys(["directory", "maxBytes"])
+            reader.rejectUnknownKeys(["directory", "maxBytes", "retry"])
             if let directory = reader.string("directory", required: true) {
                 spool = .init(directory: directory)
                 if let maxBytes = reader.integer("maxBytes", in: 4096...Int.max) { spool?.maxBytes = maxBytes }
+                if let retry = reader.object("retry").flatMap(readRetry) { spool?.retry = retry }
             }
         }
 
@@ -191,6 +193,21 @@ public enum ConfigLoader {
     }
 
     // MARK: - Tracing
+
+    /// `spool.retry`: `initialMs`, `maxMs`, `multiplier`, `maxAgeSeconds`, each optional.
+    static func readRetry(_ reader: ConfigReader) -> RetryPolicy? {
+        reader.rejectUnknownKeys(["initialMs", "maxMs", "multiplier", "maxAgeSeconds"])
+        var policy = RetryPolicy()
+        let problems = reader.log.problems.count
+        if let initial = reader.integer("initialMs", in: 1...86_400_000) { policy.initial = .milliseconds(initial) }
+        if let maximum = reader.integer("maxMs", in: 1...86_400_000) { policy.maximum = .milliseconds(maximum) }
+        if let multiplier = reader.number("multiplier", in: 1...100) { policy.multiplier = multiplier }
+        if let maxAge = reader.integer("maxAgeSeconds", in: 1...31_536_000) { policy.maxAge = .seconds(maxAge) }
+        if policy.maximum < policy.initial {
+            reader.problem(at: reader.has("maxMs") ? "maxMs" : "initialMs", "maxMs must not be less than initialMs")
+        }
+        return reader.log.problems.count == problems ? policy : nil
+    }
 
     static func readTracing(
         _ reader: ConfigReader, log: ProblemLog, exporters: BridgeConfig.Tracing.Exporters

@@ -15,7 +15,7 @@ struct BuiltInEndpoints: Sendable {
         case (.GET, "/healthz"), (.HEAD, "/healthz"):
             return Self.healthy
         case (.GET, "/readyz"), (.HEAD, "/readyz"):
-            return processor.requiredSinksReady ? Self.ready : Self.notReady
+            return processor.requiredSinksReady ? Self.ready : notReady()
         case (.GET, "/metrics"):
             guard let metrics else { return .notFound }
             var bytes = PrometheusExport.addingHelp(metrics.emitToBuffer())
@@ -36,6 +36,15 @@ struct BuiltInEndpoints: Sendable {
 
     private static let healthy = BridgeAnswer(status: .ok, body: JSONWriter.object(["status": "ok"]))
     private static let ready = BridgeAnswer(status: .ok, body: JSONWriter.object(["status": "ready"]))
-    private static let notReady = BridgeAnswer(
-        status: .serviceUnavailable, body: JSONWriter.object(["status": "unavailable"]))
+    /// 503 naming what is not ready: `{"status": "unavailable", "sinks": {"orders": "circuit
+    /// open"}, "idempotency": "unreachable"}` (each part only when it applies).
+    private func notReady() -> BridgeAnswer {
+        var members: [(String, JSONValue)] = [("status", .string("unavailable"))]
+        let sinks = processor.unreadySinks
+        if !sinks.isEmpty { members.append(("sinks", .object(sinks.map { ($0.name, .string($0.reason)) }))) }
+        if !processor.idempotencyStoreReady { members.append(("idempotency", .string("unreachable"))) }
+        var body: [UInt8] = []
+        JSONWriter.append(.object(members), to: &body)
+        return BridgeAnswer(status: .serviceUnavailable, body: body)
+    }
 }

@@ -38,7 +38,7 @@ struct DeliverStage: Sendable {
             for sink in behindBacklog { try await spool.append(event, for: sink.name) }
             for failure in failures {
                 if failure.isPermanent {
-                    try await spool.deadLetter(event, sink: failure.sink, reason: failure.reason)
+                    try await spool.deadLetter(event, sink: failure.sink, reason: failure.reason, details: failure.details)
                 } else {
                     try await spool.append(event, for: failure.sink)
                 }

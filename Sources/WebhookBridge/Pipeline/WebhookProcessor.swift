@@ -55,6 +55,17 @@ public final class WebhookProcessor: Sendable {
         dedupe.store.isReady && deliver.sinks.values.allSatisfy { !deliver.requiredSinks.contains($0.name) || $0.isReady }
     }
 
+    /// Whether the idempotency store can be reached (`/readyz`).
+    public var idempotencyStoreReady: Bool { dedupe.store.isReady }
+
+    /// The required sinks that are not ready, by name, with why (`circuit open`), for
+    /// `/readyz`'s answer.
+    public var unreadySinks: [(name: String, reason: String)] {
+        deliver.sinks.values.filter { deliver.requiredSinks.contains($0.name) }.compactMap { sink in
+            sink.unreadyReason.map { (sink.name, $0) }
+        }.sorted { $0.name < $1.name }
+    }
+
     /// Handles a POST to `source` from `client` (the address ``HeadAdmission`` counted it against).
     func handle(
         _ source: ConfiguredSource, uri: String, headers: HTTPHeaders, body: ByteBuffer, client: String?,

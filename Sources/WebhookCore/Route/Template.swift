@@ -118,6 +118,10 @@ public enum TemplateSanitizer: Sendable, Equatable {
     /// A file path component: `[A-Za-z0-9._-]`, never `.` or `..`, so a value can't climb
     /// out of the configured directory.
     case pathComponent
+    /// A URL's path segment or query value: every byte but RFC 3986's unreserved
+    /// characters (`[A-Za-z0-9._~-]`) percent-encoded, so a value never adds a segment, a
+    /// query parameter or a fragment.
+    case urlComponent
 
     public func clean(_ value: String) -> String {
         switch self {
@@ -141,6 +145,19 @@ public enum TemplateSanitizer: Sendable, Equatable {
                 out = String(repeating: "_", count: max(out.count, 1))
             }
             return out
+        case .urlComponent:
+            if value.utf8.allSatisfy(Self.isUnreserved) { return value }
+            var out: [UInt8] = []
+            out.reserveCapacity(value.utf8.count * 3)
+            let hex = Array("0123456789ABCDEF".utf8)
+            for byte in value.utf8 {
+                if Self.isUnreserved(byte) {
+                    out.append(byte)
+                } else {
+                    out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+                }
+            }
+            return String(decoding: out, as: UTF8.self)
         case .redisKey:
             if value.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) { return value }  // printable ASCII
             return String(
@@ -169,7 +186,7 @@ extension TemplateSanitizer {
     /// False for nearly every name: it is already one the sink accepts.
     func needsChange(_ name: String) -> Bool {
         switch self {
-        case .verbatim, .redisKey: return false
+        case .verbatim, .redisKey, .urlComponent: return false
         case .kafkaTopic: return name.isEmpty || name == "." || name == ".." || name.utf8.count > Self.kafkaTopicLimit
         case .pathComponent: return name.isEmpty || name.hasSuffix("/") || name.utf8.count > Self.fileNameLimit
         }
@@ -188,7 +205,7 @@ extension TemplateSanitizer {
     /// literal parts; only when the literal text alone is too long is the whole name cut.
     func validName(_ pieces: [Piece]) -> String {
         switch self {
-        case .verbatim, .redisKey:
+        case .verbatim, .redisKey, .urlComponent:
             return pieces.map(\.text).joined()
         case .kafkaTopic:
             let name = Self.fitted(pieces, limit: Self.kafkaTopicLimit)
@@ -242,6 +259,9 @@ extension TemplateSanitizer {
         while cut > 0 && bytes[cut] & 0xC0 == 0x80 { cut -= 1 }  // not inside a UTF-8 character
         return String(decoding: bytes[..<cut], as: UTF8.self) + "-" + digest
     }
+
+    /// RFC 3986's unreserved characters, `[A-Za-z0-9._~-]`, as bytes.
+    fileprivate static func isUnreserved(_ byte: UInt8) -> Bool { isNameByte(byte) || byte == UInt8(ascii: "~") }
 
     /// `[A-Za-z0-9._-]`, as bytes.
     fileprivate static func isNameByte(_ byte: UInt8) -> Bool {

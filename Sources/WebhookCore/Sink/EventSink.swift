@@ -13,6 +13,17 @@ public protocol EventSink: Service {
     func deliver(_ event: WebhookEvent) async throws -> DeliveryReceipt
     /// True while the sink can accept events (`/readyz`).
     var isReady: Bool { get }
+    /// Why the sink is not ready, for `/readyz` (`circuit open`); nil while it is.
+    var unreadyReason: String? { get }
+    /// A timeout the sink keeps itself (an HTTP sink's `timeoutMs`), which a spooled
+    /// delivery, with no provider waiting on it, is given instead of `limits.ackTimeoutMs`
+    /// when longer.
+    var ownTimeoutMs: Int? { get }
+}
+
+extension EventSink {
+    public var unreadyReason: String? { isReady ? nil : "unreachable" }
+    public var ownTimeoutMs: Int? { nil }
 }
 
 /// A sink whose deliveries end in a callback rather than an awaited result: the bridge then
@@ -37,6 +48,8 @@ public struct DeliveryReceipt: Sendable, Equatable {
         case partition(Int32, offset: Int64)
         /// A Redis stream entry id.
         case entry(String)
+        /// An HTTP receiver's status code.
+        case status(Int)
     }
 
     public let sink: String
@@ -50,12 +63,13 @@ public struct DeliveryReceipt: Sendable, Equatable {
         self.offset = offset
     }
 
-    /// `path:offset`, `topic/partition@offset` or `stream/entry-id`.
+    /// `path:offset`, `topic/partition@offset`, `stream/entry-id` or `host/path status`.
     public var position: String {
         switch offset {
         case .byte(let byte): return "\(place):\(byte)"
         case .partition(let partition, let offset): return "\(place)/\(partition)@\(offset)"
         case .entry(let id): return "\(place)/\(id)"
+        case .status(let status): return "\(place) \(status)"
         }
     }
 }
@@ -72,17 +86,32 @@ public struct SinkError: Error, Sendable, CustomStringConvertible {
     private let code: Code
     public let sink: String
     public let reason: String
+    /// How long the sink asked to be left alone (an HTTP `Retry-After`): the spool's next
+    /// try waits this long instead of its own backoff.
+    public let retryAfter: Duration?
+    /// What a dead letter of this failure carries besides the reason, as CloudEvent
+    /// extension attributes (an HTTP sink's `deadletterstatus` and `deadletteranswer`).
+    public let details: [(name: String, value: String)]
 
-    private init(_ code: Code, sink: String, reason: String) {
+    private init(
+        _ code: Code, sink: String, reason: String, retryAfter: Duration? = nil, details: [(name: String, value: String)] = []
+    ) {
         self.code = code
         self.sink = sink
         self.reason = reason
+        self.retryAfter = retryAfter
+        self.details = details
     }
 
-    /// The sink can't take events now; a retry may succeed.
-    public static func unavailable(sink: String, reason: String) -> SinkError { .init(.unavailable, sink: sink, reason: reason) }
-    /// The sink refuses this event for good.
-    public static func rejected(sink: String, reason: String) -> SinkError { .init(.rejected, sink: sink, reason: reason) }
+    /// The sink can't take events now; a retry may succeed (not before `retryAfter`, when
+    /// the sink said when).
+    public static func unavailable(sink: String, reason: String, retryAfter: Duration? = nil) -> SinkError {
+        .init(.unavailable, sink: sink, reason: reason, retryAfter: retryAfter)
+    }
+    /// The sink refuses this event for good; `details` go into its dead letter.
+    public static func rejected(sink: String, reason: String, details: [(name: String, value: String)] = []) -> SinkError {
+        .init(.rejected, sink: sink, reason: reason, details: details)
+    }
     /// No acknowledgement within `limits.ackTimeoutMs`.
     public static func timedOut(sink: String, afterMilliseconds ms: Int) -> SinkError {
         .init(.timedOut, sink: sink, reason: "no acknowledgement within \(ms) ms")
