@@ -63,7 +63,7 @@ public struct HTTPSinkSettings: SinkSettings {
                 let lower = name.lowercased()
                 if ownHeaders.contains(lower) || lower.hasPrefix("ce-") {
                     object.problem(
-                        at: name, "is set by the sink (\(lower.hasPrefix("ce-") ? "the CloudEvent attributes" : "itself"))")
+                        at: name, lower.hasPrefix("ce-") ? "is set by the sink (a CloudEvent attribute)" : "is set by the sink")
                 } else if !isToken(name) {
                     object.problem(at: name, "is not a valid header name")
                 } else if case .string(let text) = value {
@@ -108,7 +108,10 @@ public struct HTTPSinkSettings: SinkSettings {
         let certificateFile = reader.string("certificate")
         let privateKeyFile = reader.string("privateKey")
         if (certificateFile == nil) != (privateKeyFile == nil) {
-            reader.problem(at: certificateFile == nil ? "privateKey" : "certificate", "needs certificate and privateKey together")
+            // Named at the one that is missing.
+            reader.problem(
+                at: certificateFile == nil ? "certificate" : "privateKey",
+                "is required with \(certificateFile == nil ? "privateKey" : "certificate")")
         }
         for (key, path) in [("ca", caFile), ("certificate", certificateFile), ("privateKey", privateKeyFile)] {
             guard let path else { continue }

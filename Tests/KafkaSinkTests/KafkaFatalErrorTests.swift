@@ -19,12 +19,13 @@ struct KafkaFatalErrorTests {
         return Int(try await bridge.post("/gh", headers: githubHeaders(body, delivery: id), body: body).status.code)
     }
 
-    /// The bridge on `cluster` (topic webhooks.{source}) with a spool in `spool`.
+    /// The bridge on `cluster` (topic webhooks.{source}) with a spool in `spool`, retried
+    /// within a second (the default backoff grows to 5 minutes).
     static func spooledConfig(cluster: MockKafkaCluster, spool: TemporaryDirectory) -> String {
         """
         {"listen": {"host": "127.0.0.1", "port": 0},
          "limits": {"ackTimeoutMs": 2000},
-         "spool": {"directory": "\(spool.path)", "maxBytes": 10485760},
+         "spool": {"directory": "\(spool.path)", "maxBytes": 10485760, "retry": {"initialMs": 100, "maxMs": 1000}},
          "sinks": {"bus": {"type": "kafka", "brokers": "\(cluster.bootstraps)", "topic": "webhooks.{source}"}},
          "sources": {"github": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["bus"]}}}
         """

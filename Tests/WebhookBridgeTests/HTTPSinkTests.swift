@@ -386,3 +386,116 @@ struct HTTPSinkTests {
         _ = second.terminate()
     }
 }
+
+/// check-config on `http` sinks and `spool.retry`, and `webhook-bridge verify`.
+@Suite("HTTP sink config and the verify command")
+struct HTTPSinkConfigTests {
+    func checkConfig(_ sinks: String, spool: String = "") throws -> CLI.Result {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let path = try writeConfig(
+            """
+            {"listen": {"port": 8080}, \(spool)
+             "sinks": \(sinks),
+             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["s"]}, "sinks": ["out"]}}}
+            """, in: directory)
+        return try CLI.run(["check-config", path])
+    }
+
+    @Test("every mistake in an http sink or spool.retry is reported at its JSON path")
+    func problems() throws {
+        let result = try checkConfig(
+            #"""
+            {"out": {"type": "http", "url": "https://{source}.internal/hooks", "timeoutMs": 0, "mode": "batch",
+                     "sign": {"secrets": ["not-a-whsec", "whsec_!!"]}, "headers": {"Content-Type": "text/plain", "Bad Name": "x", "X-Ok": 1},
+                     "ca": "/nonexistent/ca.pem", "certificate": "/nonexistent/cert.pem", "breaker": {"failures": 0, "open": 5},
+                     "maxInFlight": 0, "retries": 3}}
+            """#,
+            spool: #""spool": {"directory": "/tmp/x", "retry": {"initialMs": 1000, "maxMs": 10, "jitter": true}},"#)
+        #expect(result.status == 1)
+        for expected in [
+            "sinks.out.url: the host is fixed: templates may fill the path and query only",
+            "sinks.out.timeoutMs: must be between 1 and 600000",
+            "sinks.out.mode: must be binary or structured, not \"batch\"",
+            "sinks.out.sign.secrets[0]: must be whsec_ followed by the base64 of the key",
+            "sinks.out.sign.secrets[1]: must be whsec_ followed by the base64 of the key",
+            "sinks.out.headers.Content-Type: is set by the sink",
+            "sinks.out.headers.Bad Name: is not a valid header name",
+            "sinks.out.headers.X-Ok: must be a string, not a number",
+            "sinks.out.ca: cannot read /nonexistent/ca.pem",
+            "sinks.out.privateKey: is required with certificate",
+            "sinks.out.breaker.failures: must be between 1 and 1000000",
+            "sinks.out.breaker.open: unknown key; did you mean \"openMs\"?",
+            "sinks.out.maxInFlight: must be between 1 and 4096",
+            "sinks.out.retries: unknown key",
+            "spool.retry.jitter: unknown key",
+            "spool.retry.maxMs: maxMs must not be less than initialMs",
+        ] {
+            #expect(result.stderr.contains(expected), "\(expected)\n\(result.stderr)")
+        }
+        let plain = try checkConfig(#"{"out": {"type": "http", "url": "http://orders.internal/hooks", "ca": "/etc/hostname"}}"#)
+        #expect(plain.stderr.contains("sinks.out.ca: is for an https url; this url is http"), "\(plain.stderr)")
+        let scheme = try checkConfig(#"{"out": {"type": "http", "url": "ftp://orders.internal/"}}"#)
+        #expect(scheme.stderr.contains("sinks.out.url: must start with http:// or https://"), "\(scheme.stderr)")
+    }
+
+    @Test("a valid http sink passes check-config")
+    func valid() throws {
+        let secret = "whsec_" + Base64.encode(Array("k".utf8))
+        let result = try checkConfig(
+            """
+            {"out": {"type": "http", "url": "https://orders.internal:8443/hooks/{type}?shop={header:X-Shop}", "mode": "structured",
+                     "sign": {"secrets": ["\(secret)"]}, "headers": {"X-Team": "payments"}, "timeoutMs": 2000, "maxInFlight": 8,
+                     "breaker": {"failures": 5, "openMs": 1000}}}
+            """,
+            spool:
+                #""spool": {"directory": "/tmp/x", "retry": {"initialMs": 100, "maxMs": 60000, "multiplier": 1.5, "maxAgeSeconds": 3600}},"#
+        )
+        #expect(result.status == 0, "\(result.stderr)")
+    }
+
+    @Test(
+        "verify: what sign makes verifies (one of several secrets, a captured request line, CRLF); a wrong secret or an old timestamp says why"
+    )
+    func verifyCommand() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let secret = HTTPSinkTests.secret
+        let body = directory.file("body.json")
+        try Data(#"{"type": "order.created", "n": 1}"#.utf8).write(to: URL(fileURLWithPath: body))
+        let signed = try CLI.run(["sign", "--scheme", "standard-webhooks", "--secret", secret, "--body", body, "--id", "msg_1"])
+        #expect(signed.status == 0)
+        let headers = directory.file("headers.txt")
+        let captured = "POST /hooks HTTP/1.1\r\n" + signed.stdout.replacingOccurrences(of: "\n", with: "\r\n") + "\r\n"
+        try Data(captured.utf8).write(to: URL(fileURLWithPath: headers))
+        let ok = try CLI.run([
+            "verify", "--scheme", "standard-webhooks", "--secret", HTTPSinkTests.oldSecret, "--secret", secret,
+            "--headers", headers, "--body", body,
+        ])
+        #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
+        #expect(ok.stdout.contains("verified: scheme standard-webhooks, secret 1 of the ones given matched"))
+        #expect(ok.stdout.contains("id: msg_1") && ok.stdout.contains("type: order.created"))
+        let wrong = try CLI.run([
+            "verify", "--scheme", "standard-webhooks", "--secret", HTTPSinkTests.oldSecret, "--headers", headers, "--body", body,
+        ])
+        #expect(wrong.status == 1)
+        #expect(wrong.stdout.contains("not verified: signature_invalid"), "\(wrong.stdout)")
+        // Received long before it was signed: the timestamp is ahead, by a positive number of seconds.
+        let early = try CLI.run([
+            "verify", "--scheme", "standard-webhooks", "--secret", secret, "--headers", headers, "--body", body,
+            "--received-at", "1000",
+        ])
+        #expect(early.status == 1)
+        #expect(early.stdout.contains("not verified: timestamp_expired: webhook-timestamp is "), "\(early.stdout)")
+        #expect(early.stdout.contains(" s ahead") && !early.stdout.contains("is -"), "\(early.stdout)")
+        // The whole verify object, for a scheme with settings.
+        let github = try CLI.run(["sign", "--scheme", "github", "--secret", "gh", "--body", body, "--id", "d-1"])
+        try Data(github.stdout.utf8).write(to: URL(fileURLWithPath: headers))
+        let object = try CLI.run([
+            "verify", "--verify", #"{"scheme": "github", "secrets": ["gh"]}"#, "--headers", headers, "--body", body,
+        ])
+        #expect(object.status == 0, "\(object.stdout)\(object.stderr)")
+        let unknown = try CLI.run(["verify", "--scheme", "gitgub", "--secret", "x", "--headers", headers, "--body", body])
+        #expect(unknown.status == 1 && unknown.stdout.contains("did you mean \"github\""))
+    }
+}

@@ -104,7 +104,7 @@ struct ConfigLoaderTests {
                 "listen.port: must be between 0 and 65535",
                 "limits.maxBodyBytes: must be an integer, not a string",
                 "sinks.a.path: is required",
-                "sinks.b.type: must be \"file\", \"kafka\" or \"redis\", not \"s3\"",
+                "sinks.b.type: must be \"file\", \"kafka\", \"redis\" or \"http\", not \"s3\"",
                 "sources.gh.path: must start with /",
                 "sources.gh.verify.secrets: must not be empty",
                 "sources.gh.sinks[1]: no sink named \"nope\" (sinks: a, b)",

@@ -73,6 +73,15 @@ struct RoutingTests {
                 == "/var/events/.._.._etc_passwd/__.jsonl")
     }
 
+    @Test("an http sink's path and query: a value is percent-encoded, so it never adds a segment, a parameter or a fragment")
+    func urlComponents() throws {
+        let target = try Template(parsing: "/hooks/{type}?id={id}&from={source}")
+        #expect(
+            target.render(event(id: "a&b=c#d", type: "../order created/é"), sanitizer: .urlComponent)
+                == "/hooks/..%2Forder%20created%2F%C3%A9?id=a%26b%3Dc%23d&from=stripe")
+        #expect(target.render(event(id: "evt_1-2.3~4", type: "order.created"), sanitizer: .urlComponent) == "/hooks/order.created?id=evt_1-2.3~4&from=stripe")
+    }
+
     @Test("a rendered name the sink would refuse is made valid: cut with a hash of the whole value, never empty")
     func namesMadeValid() throws {
         let topic = try Template(parsing: "{type}")

@@ -80,6 +80,6 @@ func checkAge(of seconds: Int64, field: String, tolerance: Int, now: Timestamp) 
     let (age, overflow) = now.secondsSince1970.subtractingReportingOverflow(seconds)
     guard !overflow else { throw .expired("\(field) is out of range") }
     guard age.magnitude <= UInt64(tolerance) else {
-        throw .expired("\(field) is \(age) s \(age >= 0 ? "old" : "ahead"); the tolerance is \(tolerance) s")
+        throw .expired("\(field) is \(age.magnitude) s \(age >= 0 ? "old" : "ahead"); the tolerance is \(tolerance) s")
     }
 }
