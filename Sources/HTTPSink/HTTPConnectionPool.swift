@@ -76,13 +76,21 @@ final class HTTPConnectionPool: Sendable {
     private func acquire(on eventLoop: any EventLoop) -> EventLoopFuture<(any Channel, Bool)> {
         let acquired = state.withLock { state -> Acquired in
             if state.closed { return .closed }
-            while let channel = state.idle.popLast() {
+            // A connection on the caller's event loop first (an idle one, else a new one while
+            // under the limit): the exchange and its answer then stay on one thread, with no
+            // wakeup of another. Only at the limit does a request take another loop's.
+            while let index = state.idle.lastIndex(where: { $0.eventLoop === eventLoop }) {
+                let channel = state.idle.remove(at: index)
                 if channel.isActive { return .reuse(channel) }
                 state.open -= 1  // closed by the receiver while idle
             }
             if state.open < maximum {
                 state.open += 1
                 return .connect
+            }
+            while let channel = state.idle.popLast() {
+                if channel.isActive { return .reuse(channel) }
+                state.open -= 1
             }
             // Queued under the same lock that saw no room, so no release can slip between.
             let promise = eventLoop.makePromise(of: (any Channel).self)
@@ -150,7 +158,10 @@ final class HTTPConnectionPool: Sendable {
                         try channel.pipeline.syncOperations.addHandler(
                             NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : endpoint.host))
                     }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // The headers are checked once, when the config is read (names are tokens, values have
+                    // no line breaks) or made safe per event (percent-encoded attributes): no
+                    // validation pass over every header of every request.
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(HTTPExchangeHandler())
                 }
             }

@@ -173,7 +173,7 @@ public final class HTTPSink: CallbackDeliveringSink {
         switch settings.mode {
         case .binary:
             body = event.data
-            if let contentType = event.dataContentType { headers.add(name: "Content-Type", value: contentType) }
+            if let contentType = event.dataContentType { headers.add(name: "Content-Type", value: Self.safe(contentType)) }
             for attribute in event.attributes where attribute.name != "datacontenttype" {
                 headers.add(name: "ce-" + attribute.name, value: Self.headerValue(attribute.value))
             }
@@ -186,8 +186,11 @@ public final class HTTPSink: CallbackDeliveringSink {
         }
         headers.add(name: "Content-Length", value: String(body.readableBytes))
         if !signers.isEmpty {
+            // An id is never a control character (EventID), but the headers are not validated
+            // again on the way out: one that holds one goes percent-encoded, signed as sent.
+            let id = Self.safe(event.id)
             let timestamp = String(now.millisecondsSince1970 / 1000)
-            let prefix = "\(event.id).\(timestamp)."
+            let prefix = "\(id).\(timestamp)."
             let signatures = signers.map { signer in
                 "v1,"
                     + Base64.encode(
@@ -196,12 +199,18 @@ public final class HTTPSink: CallbackDeliveringSink {
                             body.withUnsafeReadableBytes { context.update($0) }
                         })
             }
-            headers.add(name: "webhook-id", value: event.id)
+            headers.add(name: "webhook-id", value: id)
             headers.add(name: "webhook-timestamp", value: timestamp)
             headers.add(name: "webhook-signature", value: signatures.joined(separator: " "))
         }
         head.headers = headers
         return (head, body)
+    }
+
+    /// `value` as it is, unless it holds a control character (a line break would end the
+    /// header): then percent-encoded like an attribute.
+    static func safe(_ value: String) -> String {
+        value.utf8.contains { $0 < 0x20 || $0 == 0x7F } ? headerValue(value) : value
     }
 
     /// A CloudEvents attribute as an HTTP header value: a space, `"`, `%`, and every byte

@@ -43,6 +43,9 @@ public enum PrometheusExport {
         "webhook_spool_damaged_lines_total":
             "Spooled lines found damaged on disk and set aside in the dead-letter file, by sink.",
         "webhook_kafka_producer_restarts_total": "Kafka producers replaced after a fatal error, by sink.",
+        "webhook_sink_breaker_open": "1 while an HTTP sink's circuit breaker is open (deliveries are spooled without a request), else 0.",
+        "webhook_sink_http_requests_total": "Requests an HTTP sink sent, by sink and the status class of the answer (none: no answer).",
+        "webhook_sink_http_request_duration_seconds": "Time from an HTTP sink's request to its answer or failure, by sink.",
     ]
 
     /// `text` (Prometheus exposition) with a `# HELP` line before every `# TYPE` line that has
