@@ -13,7 +13,8 @@ Answers are 204 unless told otherwise. Each line on stdin is a command, acknowle
 
     {"answers": [{"status": 503, "count": 3}, {"status": 429, "retryAfter": "2"},
                  {"hang": 5}, {"status": 410, "body": "gone"},
-                 {"status": 204, "delay": 0.01}]}                 queued, used in order
+                 {"status": 204, "delay": 0.01},
+                 {"raw": "HTTP/1.1 200 OK\\r\\n...", "status": 200, "close": true}]}   queued, used in order
     {"answers": [{"status": 503, "count": -1}]}                  every request until the next command
     {"answers": []}                                               back to 204
 
@@ -80,6 +81,14 @@ class Handler(BaseHTTPRequestHandler):
             record["body"] = body.decode("utf-8")
         except UnicodeDecodeError:
             record["body_base64"] = base64.b64encode(body).decode()
+        if "raw" in answer:
+            # Bytes written as they are (any framing), then the connection closed if asked.
+            record["answered"] = answer.get("status")
+            emit(record)
+            self.wfile.write(answer["raw"].encode())
+            self.wfile.flush()
+            self.close_connection = bool(answer.get("close"))
+            return
         if "hang" in answer:
             record["answered"] = None
             emit(record)

@@ -44,37 +44,91 @@ final class HTTPConnectionPool: Sendable {
         self.group = group
     }
 
-    /// Sends `head` and `body` and completes with the answer, or fails with an
-    /// ``ExchangeFailure`` (or the connection's error). A request sent on a reused connection
-    /// that turns out closed before any answer arrived is sent once more on a new one.
-    func execute(_ head: HTTPRequestHead, body: ByteBuffer, timeout: TimeAmount, on eventLoop: any EventLoop)
-        -> EventLoopFuture<HTTPAnswer>
-    {
-        execute(head, body: body, timeout: timeout, on: eventLoop, retryOnStale: true)
+    /// A request as the pool sends it: the encoded head and the body.
+    struct Request: Sendable {
+        var head: ByteBuffer
+        var body: ByteBuffer
+        var timeout: TimeAmount
+    }
+
+    /// Sends `request` and calls `completion` on `eventLoop` with the answer or the
+    /// ``ExchangeFailure``. A request sent on a reused connection that turns out closed
+    /// before any answer arrived is sent once more on a new one.
+    func execute(
+        _ request: Request, on eventLoop: any EventLoop,
+        completion: @escaping @Sendable (Result<HTTPAnswer, ExchangeFailure>) -> Void
+    ) {
+        execute(request, on: eventLoop, retryOnStale: true, completion: completion)
     }
 
     private func execute(
-        _ head: HTTPRequestHead, body: ByteBuffer, timeout: TimeAmount, on eventLoop: any EventLoop, retryOnStale: Bool
-    ) -> EventLoopFuture<HTTPAnswer> {
-        acquire(on: eventLoop).flatMap { (channel, reused) in
-            let promise = channel.eventLoop.makePromise(of: HTTPAnswer.self)
-            channel.writeAndFlush(HTTPExchange(head: head, body: body, timeout: timeout, promise: promise), promise: nil)
-            return promise.futureResult.flatMapError { error in
-                self.release(channel, reusable: false)
-                if retryOnStale, reused, case ExchangeFailure.connectionLost(_, answered: false) = error {
-                    return self.execute(head, body: body, timeout: timeout, on: eventLoop, retryOnStale: false)
+        _ request: Request, on eventLoop: any EventLoop, retryOnStale: Bool,
+        completion: @escaping @Sendable (Result<HTTPAnswer, ExchangeFailure>) -> Void
+    ) {
+        switch acquire(on: eventLoop) {
+        case .reuse(let channel):
+            send(request, on: channel, reused: true, from: eventLoop, retryOnStale: retryOnStale, completion: completion)
+        case .connect:
+            connect(on: eventLoop).whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    self.send(
+                        request, on: channel, reused: false, from: eventLoop, retryOnStale: retryOnStale, completion: completion)
+                case .failure(let error):
+                    completion(.failure(error as? ExchangeFailure ?? .connectionLost("\(error)", answered: false)))
                 }
-                return eventLoop.makeFailedFuture(error)
-            }.map { answer in
-                self.release(channel, reusable: answer.keepAlive)
-                return answer
-            }.hop(to: eventLoop)
+            }
+        case .wait(let promise):
+            promise.futureResult.whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    // Used before, or opened for this waiter: either is safe (a stale one is retried once).
+                    self.send(
+                        request, on: channel, reused: true, from: eventLoop, retryOnStale: retryOnStale, completion: completion)
+                case .failure(let error):
+                    completion(.failure(error as? ExchangeFailure ?? .connectionLost("\(error)", answered: false)))
+                }
+            }
+        case .closed:
+            let failure = ExchangeFailure.connectionLost("the sink is shutting down", answered: false)
+            if eventLoop.inEventLoop {
+                completion(.failure(failure))
+            } else {
+                eventLoop.execute { completion(.failure(failure)) }
+            }
         }
     }
 
-    /// A connection for one exchange, and whether it was used before.
-    private func acquire(on eventLoop: any EventLoop) -> EventLoopFuture<(any Channel, Bool)> {
-        let acquired = state.withLock { state -> Acquired in
+    /// Writes the exchange on `channel`; its answer (on the channel's loop) releases the
+    /// connection and reaches `completion` on `eventLoop`.
+    private func send(
+        _ request: Request, on channel: any Channel, reused: Bool, from eventLoop: any EventLoop, retryOnStale: Bool,
+        completion: @escaping @Sendable (Result<HTTPAnswer, ExchangeFailure>) -> Void
+    ) {
+        @Sendable func write() {
+            let exchange = HTTPExchange(head: request.head, body: request.body, timeout: request.timeout) { result in
+                switch result {
+                case .success(let answer):
+                    self.release(channel, reusable: answer.keepAlive)
+                case .failure(let failure):
+                    self.release(channel, reusable: false)
+                    if retryOnStale, reused, case .connectionLost(_, answered: false) = failure {
+                        self.execute(request, on: eventLoop, retryOnStale: false, completion: completion)
+                        return
+                    }
+                }
+                if eventLoop.inEventLoop { completion(result) } else { eventLoop.execute { completion(result) } }
+            }
+            channel.pipeline.syncOperations.writeAndFlush(NIOAny(exchange), promise: nil)
+        }
+        // The exchange is made and written on the connection's loop, where its handler runs.
+        if channel.eventLoop.inEventLoop { write() } else { channel.eventLoop.execute(write) }
+    }
+
+    /// What a request gets now: an idle connection, a slot to open one in, or a place in
+    /// the queue.
+    private func acquire(on eventLoop: any EventLoop) -> Acquired {
+        state.withLock { state -> Acquired in
             if state.closed { return .closed }
             // A connection on the caller's event loop first (an idle one, else a new one while
             // under the limit): the exchange and its answer then stay on one thread, with no
@@ -96,18 +150,6 @@ final class HTTPConnectionPool: Sendable {
             let promise = eventLoop.makePromise(of: (any Channel).self)
             state.waiters.append(promise)
             return .wait(promise)
-        }
-        switch acquired {
-        case .reuse(let channel):
-            return eventLoop.makeSucceededFuture((channel, true))
-        case .connect:
-            return connect(on: eventLoop).map { ($0, false) }
-        case .closed:
-            return eventLoop.makeFailedFuture(ExchangeFailure.connectionLost("the sink is shutting down", answered: false))
-        case .wait(let promise):
-            // Handed a connection used before, or one opened for it: either is safe to send
-            // on (a stale one is retried once).
-            return promise.futureResult.map { ($0, true) }
         }
     }
 
@@ -158,10 +200,6 @@ final class HTTPConnectionPool: Sendable {
                         try channel.pipeline.syncOperations.addHandler(
                             NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : endpoint.host))
                     }
-                    // The headers are checked once, when the config is read (names are tokens, values have
-                    // no line breaks) or made safe per event (percent-encoded attributes): no
-                    // validation pass over every header of every request.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(HTTPExchangeHandler())
                 }
             }

@@ -25,8 +25,9 @@ public final class HTTPSink: CallbackDeliveringSink {
     private let logger: Logger
     private let metrics: HTTPSinkMetrics
     private let signers: [PreparedHMAC]
-    /// `Host`, `User-Agent` and the configured headers: the same for every request.
-    private let fixedHeaders: [(String, String)]
+    /// `Host`, `User-Agent` and the configured headers, encoded once: the same for every
+    /// request.
+    private let fixedHeaders: [UInt8]
     /// Until when the receiver asked to be left alone (its last `Retry-After`): deliveries
     /// before then fail at once, direct ones spooled, the spool waiting out the rest.
     private let quietUntil = Mutex<NIODeadline?>(nil)
@@ -64,7 +65,7 @@ public final class HTTPSink: CallbackDeliveringSink {
         var fixed = [("Host", settings.port == defaultPort ? hostHeader : "\(hostHeader):\(settings.port)")]
         fixed.append(("User-Agent", "webhook-bridge"))
         fixed += settings.headers.map { ($0.name, $0.value) }
-        self.fixedHeaders = fixed
+        self.fixedHeaders = Array(fixed.map { "\($0.0): \($0.1)\r\n" }.joined().utf8)
         metrics.breakerOpen.record(0)
     }
 
@@ -92,11 +93,10 @@ public final class HTTPSink: CallbackDeliveringSink {
             }
             return
         }
-        let (head, body) = request(for: event)
+        let (target, request) = self.request(for: event)
         let started = NIODeadline.now()
-        let place = settings.host + head.uri
-        pool.execute(head, body: body, timeout: .milliseconds(Int64(settings.timeoutMs)), on: eventLoop).whenComplete {
-            [self] result in
+        let place = settings.host + target
+        pool.execute(request, on: eventLoop) { [self] result in
             metrics.duration.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
             switch result {
             case .success(let answer):
@@ -165,46 +165,60 @@ public final class HTTPSink: CallbackDeliveringSink {
         }
     }
 
-    /// The request for `event`: its target rendered, its body and headers by `mode`, signed.
-    func request(for event: WebhookEvent, now: Timestamp = .now()) -> (HTTPRequestHead, ByteBuffer) {
-        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: settings.target.render(event, sanitizer: .urlComponent))
-        var headers = HTTPHeaders(fixedHeaders)
+    /// The request for `event`: its target rendered, its body and headers by `mode`, signed;
+    /// the head encoded straight into bytes.
+    func request(for event: WebhookEvent, now: Timestamp = .now()) -> (target: String, HTTPConnectionPool.Request) {
+        let target = settings.target.render(event, sanitizer: .urlComponent)
+        var head = ByteBufferAllocator().buffer(capacity: 512 + fixedHeaders.count)
+        head.writeStaticString("POST ")
+        head.writeString(target)
+        head.writeStaticString(" HTTP/1.1\r\n")
+        head.writeBytes(fixedHeaders)
+        func header(_ name: String, _ value: String) {
+            head.writeString(name)
+            head.writeStaticString(": ")
+            head.writeString(value)
+            head.writeStaticString("\r\n")
+        }
         let body: ByteBuffer
         switch settings.mode {
         case .binary:
             body = event.data
-            if let contentType = event.dataContentType { headers.add(name: "Content-Type", value: Self.safe(contentType)) }
+            if let contentType = event.dataContentType { header("Content-Type", Self.safe(contentType)) }
             for attribute in event.attributes where attribute.name != "datacontenttype" {
-                headers.add(name: "ce-" + attribute.name, value: Self.headerValue(attribute.value))
+                head.writeStaticString("ce-")
+                header(attribute.name, Self.headerValue(attribute.value))
             }
         case .structured:
             var line = ByteBufferAllocator().buffer(capacity: event.data.readableBytes + 384)
             CloudEventJSON.appendLine(event, to: &line)
             line.moveWriterIndex(to: line.writerIndex - 1)  // the line's newline
             body = line
-            headers.add(name: "Content-Type", value: "application/cloudevents+json")
+            head.writeStaticString("Content-Type: application/cloudevents+json\r\n")
         }
-        headers.add(name: "Content-Length", value: String(body.readableBytes))
+        header("Content-Length", String(body.readableBytes))
         if !signers.isEmpty {
-            // An id is never a control character (EventID), but the headers are not validated
-            // again on the way out: one that holds one goes percent-encoded, signed as sent.
+            // An id is never a control character (EventID), and the head is written as bytes
+            // with no check on the way out: one that holds one goes percent-encoded, signed as sent.
             let id = Self.safe(event.id)
             let timestamp = String(now.millisecondsSince1970 / 1000)
             let prefix = "\(id).\(timestamp)."
-            let signatures = signers.map { signer in
-                "v1,"
-                    + Base64.encode(
-                        signer.authenticationCode { context in
-                            context.update(prefix)
-                            body.withUnsafeReadableBytes { context.update($0) }
-                        })
+            header("webhook-id", id)
+            header("webhook-timestamp", timestamp)
+            head.writeStaticString("webhook-signature: ")
+            for (index, signer) in signers.enumerated() {
+                if index > 0 { head.writeStaticString(" ") }
+                let code = signer.authenticationCode { context in
+                    context.update(prefix)
+                    body.withUnsafeReadableBytes { context.update($0) }
+                }
+                head.writeStaticString("v1,")
+                head.writeString(Base64.encode(code))
             }
-            headers.add(name: "webhook-id", value: id)
-            headers.add(name: "webhook-timestamp", value: timestamp)
-            headers.add(name: "webhook-signature", value: signatures.joined(separator: " "))
+            head.writeStaticString("\r\n")
         }
-        head.headers = headers
-        return (head, body)
+        head.writeStaticString("\r\n")
+        return (target, .init(head: head, body: body, timeout: .milliseconds(Int64(settings.timeoutMs))))
     }
 
     /// `value` as it is, unless it holds a control character (a line break would end the

@@ -108,7 +108,9 @@ final class WebhookReceiver: @unchecked Sendable {
     /// are in force.
     func answer(_ answers: String) throws {
         let acknowledged = output.lines.withLock { $0.filter { $0.contains("\"control\"") }.count }
-        input.fileHandleForWriting.write(Data(#"{"answers": [\#(answers)]}"#.utf8 + [0x0A]))
+        // One command a line: line breaks between the answers are only layout.
+        let line = #"{"answers": [\#(answers.replacingOccurrences(of: "\n", with: " "))]}"#
+        input.fileHandleForWriting.write(Data(line.utf8 + [0x0A]))
         let lines = Self.wait(output) { $0.filter { $0.contains("\"control\"") }.count > acknowledged }
         guard lines.filter({ $0.contains("\"control\"") }).count > acknowledged else {
             throw ServerError("webhook-receiver.py did not take the answers")
@@ -266,6 +268,38 @@ struct HTTPSinkTests {
         #expect(answer.hasPrefix("gone for good xxx") && answer.utf8.count == 512)
         #expect(letter["deadletterreason"]?.scalarText?.contains("HTTP 410") == true)
         #expect(setup.receiver.answered(204).map(\.id) == ["evt-next"])
+        _ = server.terminate()
+    }
+
+    @Test("answers in every framing: chunked with extensions and trailers, 100 Continue first, HTTP/1.0 until close; a chunked 410 dead-lettered whole; garbage retried")
+    func framings() throws {
+        let setup = try setUp()
+        defer { setup.receiver.stop() }
+        defer { setup.directory.cleanup() }
+        try setup.receiver.answer(
+            #"""
+            {"raw": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: y\r\n\r\n", "status": 200},
+            {"raw": "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", "status": 204},
+            {"raw": "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close", "status": 200, "close": true},
+            {"raw": "HTTP/1.1 410 Gone\r\ntransfer-encoding: chunked\r\n\r\n4\r\ngone\r\n5\r\n away\r\n0\r\n\r\n", "status": 410},
+            {"raw": "garbage\r\n\r\n", "status": 0, "close": true}
+            """#)
+        let server = try BridgeProcess(config: setup.config)
+        let connection = try KeepAliveConnection(port: setup.port)
+        #expect(try post(connection, delivery: "chunked").status == 200)
+        #expect(try post(connection, delivery: "continue").status == 200)
+        #expect(try post(connection, delivery: "until-close").status == 200)
+        #expect(try post(connection, delivery: "gone").status == 202)
+        let letter = try #require(try deadLetters(setup).first)
+        #expect(letter["deadletterstatus"]?.scalarText == "410" && letter["deadletteranswer"]?.scalarText == "gone away")
+        // Not HTTP: a failure worth a retry, which the receiver then answers 204.
+        #expect(try post(connection, delivery: "garbage").status == 202)
+        let deliveries = setup.receiver.waitFor { $0.filter { $0.id == "garbage" }.count >= 2 }
+        #expect(deliveries.map(\.id) == ["chunked", "continue", "until-close", "gone", "garbage", "garbage"])
+        #expect(deliveries.last?.answered == 204)
+        // The chunked and the 100 Continue answers kept the connection for the next request.
+        #expect(deliveries[0].clientPort == deliveries[1].clientPort && deliveries[1].clientPort == deliveries[2].clientPort)
+        #expect(deliveries[3].clientPort != deliveries[2].clientPort)
         _ = server.terminate()
     }
 
