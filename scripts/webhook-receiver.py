@@ -19,12 +19,14 @@ Answers are 204 unless told otherwise. Each line on stdin is a command, acknowle
     {"answers": []}                                               back to 204
 
     .build-tools/venv/bin/python scripts/webhook-receiver.py --secret whsec_...
+    # HTTPS, asking for a client certificate: --certificate server.pem --key server.key --client-ca ca.pem
 
 Needs standardwebhooks (scripts/install-test-tools.sh puts it in .build-tools/venv).
 """
 import argparse
 import base64
 import json
+import ssl
 import sys
 import threading
 import time
@@ -77,6 +79,9 @@ class Handler(BaseHTTPRequestHandler):
         answer = next_answer()
         record = {"method": "POST", "path": self.path, "headers": headers, "verified": verified, "error": error,
                   "time": time.time(), "client_port": self.client_address[1]}
+        if isinstance(self.connection, ssl.SSLSocket):
+            peer = self.connection.getpeercert() or {}
+            record["client_cn"] = next((value for rdn in peer.get("subject", ()) for key, value in rdn if key == "commonName"), None)
         try:
             record["body"] = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -123,9 +128,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--secret", help="the whsec_ secret deliveries must be signed with")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--certificate", help="HTTPS: the server's certificate (PEM)")
+    parser.add_argument("--key", help="HTTPS: the server's private key (PEM)")
+    parser.add_argument("--client-ca", help="HTTPS: require a client certificate signed by this CA")
     args = parser.parse_args()
     Handler.webhook = Webhook(args.secret) if args.secret else None
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.certificate:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.certificate, args.key)
+        if args.client_ca:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(args.client_ca)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     emit({"listening": server.server_address[1]})
     threading.Thread(target=control, daemon=True).start()

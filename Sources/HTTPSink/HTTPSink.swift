@@ -1,7 +1,6 @@
 import Logging
 import Metrics
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle

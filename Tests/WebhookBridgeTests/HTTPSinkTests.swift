@@ -44,11 +44,13 @@ final class WebhookReceiver: @unchecked Sendable {
     private let output = Output()
     let port: Int
 
-    init(secret: String?) throws {
+    /// - Parameter tls: serve HTTPS with these certificates, asking for a client certificate.
+    init(secret: String?, tls: TestCertificates? = nil) throws {
         process.executableURL = URL(fileURLWithPath: OTLPReceiver.python)
         process.arguments =
             [DeployTests.root.appendingPathComponent("scripts/webhook-receiver.py").path]
             + (secret.map { ["--secret", $0] } ?? [])
+            + (tls.map { ["--certificate", $0.serverCertificate, "--key", $0.serverKey, "--client-ca", $0.caFile] } ?? [])
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardInput = input
@@ -300,6 +302,39 @@ struct HTTPSinkTests {
         // The chunked and the 100 Continue answers kept the connection for the next request.
         #expect(deliveries[0].clientPort == deliveries[1].clientPort && deliveries[1].clientPort == deliveries[2].clientPort)
         #expect(deliveries[3].clientPort != deliveries[2].clientPort)
+        _ = server.terminate()
+    }
+
+    @Test("https with a private CA and a client certificate: delivered and verified; without the CA the receiver is not trusted")
+    func mutualTLS() throws {
+        let certificates = try TestCertificates()
+        defer { certificates.cleanup() }
+        let receiver = try WebhookReceiver(secret: Self.secret, tls: certificates)
+        defer { receiver.stop() }
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        let config = try writeConfig(
+            """
+            {"listen": {"host": "127.0.0.1", "port": \(port)},
+             "sinks": {"trusted": {"type": "http", "url": "https://localhost:\(receiver.port)/tls", "sign": {"secrets": ["\(Self.secret)"]},
+                                   "ca": "\(certificates.caFile)", "certificate": "\(certificates.clientCertificate)",
+                                   "privateKey": "\(certificates.clientKey)"},
+                       "untrusted": {"type": "http", "url": "https://localhost:\(receiver.port)/tls", "breaker": {"failures": 1000}}},
+             "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["trusted"]},
+                         "other": {"path": "/other", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["untrusted"]}}}
+            """, in: directory)
+        let server = try BridgeProcess(config: config)
+        let connection = try KeepAliveConnection(port: port)
+        #expect(try post(connection, delivery: "tls-1").status == 200)
+        let delivery = try #require(receiver.deliveries.first)
+        #expect(delivery.id == "tls-1" && delivery.verified)
+        #expect(delivery.json["client_cn"]?.scalarText == "webhook-bridge test client")
+        // The system's trust roots don't know the test CA: no delivery, and no spool here, so 503.
+        let body = #"{"order": "tls-2"}"#
+        let refused = try connection.post("/other", headers: githubHeaders(body, delivery: "tls-2"), body: body)
+        #expect(refused.status == 503)
+        #expect(receiver.deliveries.count == 1)
         _ = server.terminate()
     }
 
