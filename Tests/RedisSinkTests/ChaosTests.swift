@@ -16,12 +16,14 @@ struct ChaosTests {
         let redis = try RedisServer(persistentIn: directory.file("redis"))
         defer { redis.stop() }
         let port = try RedisServer.freePort()
+        // Spooled events retried within a second: the default backoff grows to 5 minutes,
+        // longer than an outage in this test lasts.
         let config = directory.file("config.json")
         try Data(
             """
             {"listen": {"host": "127.0.0.1", "port": \(port)},
              "limits": {"ackTimeoutMs": 500},
-             "spool": {"directory": "\(directory.file("spool"))", "maxBytes": 104857600},
+             "spool": {"directory": "\(directory.file("spool"))", "maxBytes": 104857600, "retry": {"initialMs": 100, "maxMs": 1000}},
              "sinks": {"jobs": {"type": "redis", "url": "\(redis.url)", "stream": "webhooks:{source}"}},
              "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["jobs"]}}}
             """.utf8

@@ -12,12 +12,13 @@ import WebhookProviders
 /// spool is its own, and a replica that restarts forwards its own backlog.
 @Suite("Replicas sharing a Redis idempotency store", .serialized)
 struct ReplicaTests {
+    /// Spooled events are retried within a second (the default backoff grows to 5 minutes).
     static func config(port: Int, redis: String, spool: String, output: String) -> String {
         """
         {"listen": {"host": "127.0.0.1", "port": \(port)},
          "limits": {"ackTimeoutMs": 1000},
          "idempotency": {"store": "redis", "url": "\(redis)"},
-         "spool": {"directory": "\(spool)", "maxBytes": 10485760},
+         "spool": {"directory": "\(spool)", "maxBytes": 10485760, "retry": {"initialMs": 100, "maxMs": 1000}},
          "sinks": {"archive": {"type": "file", "path": "\(output)/events.jsonl"}},
          "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
         """

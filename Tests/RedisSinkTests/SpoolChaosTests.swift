@@ -25,12 +25,14 @@ struct SpoolChaosTests {
 
         let port = try RedisServer.freePort()
         let spool = directory.file("spool")
+        // Spooled events retried within a second: the default backoff grows to 5 minutes,
+        // longer than an outage in this test lasts.
         let config = directory.file("config.json")
         try Data(
             """
             {"listen": {"host": "127.0.0.1", "port": \(port)},
              "limits": {"ackTimeoutMs": 500},
-             "spool": {"directory": "\(spool)", "maxBytes": 1048576},
+             "spool": {"directory": "\(spool)", "maxBytes": 1048576, "retry": {"initialMs": 100, "maxMs": 1000}},
              "sinks": {"jobs": {"type": "redis", "url": "\(redis.url)", "stream": "webhooks:{type}"}},
              "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["jobs"]}}}
             """.utf8
