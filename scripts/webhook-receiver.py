@@ -13,7 +13,7 @@ Answers are 204 unless told otherwise. Each line on stdin is a command, acknowle
 
     {"answers": [{"status": 503, "count": 3}, {"status": 429, "retryAfter": "2"},
                  {"hang": 5}, {"status": 410, "body": "gone"},
-                 {"status": 204, "delay": 0.01},
+                 {"status": 204, "delay": 0.01}, {"status": 204, "closeAfter": 0.2},
                  {"raw": "HTTP/1.1 200 OK\\r\\n...", "status": 200, "close": true}]}   queued, used in order
     {"answers": [{"status": 503, "count": -1}]}                  every request until the next command
     {"answers": []}                                               back to 204
@@ -26,6 +26,7 @@ Needs standardwebhooks (scripts/install-test-tools.sh puts it in .build-tools/ve
 import argparse
 import base64
 import json
+import socket
 import ssl
 import sys
 import threading
@@ -112,6 +113,16 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+        if "closeAfter" in answer:
+            # Kept alive, then closed while idle, as a server's keep-alive timeout does.
+            self.wfile.flush()
+            connection, port = self.connection, self.client_address[1]
+
+            def close_idle():
+                connection.shutdown(socket.SHUT_RDWR)
+                emit({"closed": port})
+
+            threading.Timer(answer["closeAfter"], close_idle).start()
 
 
 def control() -> None:

@@ -118,7 +118,13 @@ final class HTTPConnectionPool: Sendable {
                 }
                 if eventLoop.inEventLoop { completion(result) } else { eventLoop.execute { completion(result) } }
             }
-            channel.pipeline.syncOperations.writeAndFlush(NIOAny(exchange), promise: nil)
+            // A write that never reaches the handler (the connection was torn down meanwhile)
+            // still ends the exchange.
+            let written = channel.eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenFailure { _ in
+                exchange.complete(.failure(.connectionLost("closed before the request was sent", answered: false)))
+            }
+            channel.pipeline.syncOperations.writeAndFlush(NIOAny(exchange), promise: written)
         }
         // The exchange is made and written on the connection's loop, where its handler runs.
         if channel.eventLoop.inEventLoop { write() } else { channel.eventLoop.execute(write) }
@@ -129,22 +135,22 @@ final class HTTPConnectionPool: Sendable {
     private func acquire(on eventLoop: any EventLoop) -> Acquired {
         state.withLock { state -> Acquired in
             if state.closed { return .closed }
+            // Connections the receiver closed while they were idle give their slots back first,
+            // so the limit below counts only live ones.
+            let before = state.idle.count
+            state.idle.removeAll { !$0.isActive }
+            state.open -= before - state.idle.count
             // A connection on the caller's event loop first (an idle one, else a new one while
             // under the limit): the exchange and its answer then stay on one thread, with no
             // wakeup of another. Only at the limit does a request take another loop's.
-            while let index = state.idle.lastIndex(where: { $0.eventLoop === eventLoop }) {
-                let channel = state.idle.remove(at: index)
-                if channel.isActive { return .reuse(channel) }
-                state.open -= 1  // closed by the receiver while idle
+            if let index = state.idle.lastIndex(where: { $0.eventLoop === eventLoop }) {
+                return .reuse(state.idle.remove(at: index))
             }
             if state.open < maximum {
                 state.open += 1
                 return .connect
             }
-            while let channel = state.idle.popLast() {
-                if channel.isActive { return .reuse(channel) }
-                state.open -= 1
-            }
+            if let channel = state.idle.popLast() { return .reuse(channel) }
             // Queued under the same lock that saw no room, so no release can slip between.
             let promise = eventLoop.makePromise(of: (any Channel).self)
             state.waiters.append(promise)

@@ -8,8 +8,11 @@ final class HTTPExchange {
     let body: ByteBuffer
     /// How long the answer may take, from the request's first byte to the answer's last.
     let timeout: TimeAmount
-    /// Called once, on the connection's event loop.
-    let completion: (Result<HTTPAnswer, ExchangeFailure>) -> Void
+    private let completion: (Result<HTTPAnswer, ExchangeFailure>) -> Void
+    /// Set once the completion ran: the handler and the write's promise can both see the
+    /// end of an exchange (a write to a connection that closed meanwhile), and only the
+    /// first one counts. Touched only on the connection's event loop.
+    private var completed = false
 
     init(
         head: ByteBuffer, body: ByteBuffer, timeout: TimeAmount,
@@ -19,6 +22,13 @@ final class HTTPExchange {
         self.body = body
         self.timeout = timeout
         self.completion = completion
+    }
+
+    /// Runs the completion, the first time only; on the connection's event loop.
+    func complete(_ result: Result<HTTPAnswer, ExchangeFailure>) {
+        guard !completed else { return }
+        completed = true
+        completion(result)
     }
 }
 
@@ -98,6 +108,12 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let exchange = unwrapOutboundIn(data)
         precondition(self.exchange == nil, "an exchange is already in flight on this connection")
+        guard context.channel.isActive else {
+            // Closed between the pool's look at it and this write: nothing was sent.
+            exchange.complete(.failure(.connectionLost("closed before the request was sent", answered: false)))
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
         self.exchange = exchange
         answer = nil
         answered = false
@@ -128,58 +144,79 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
             buffered.writeBuffer(&bytes)
             bytes = buffered
         }
+        let finished: HTTPAnswer?
         do {
-            try parse(&bytes, context: context)
+            finished = try parse(&bytes)
         } catch {
             fail(error)
             context.close(promise: nil)
             return
         }
-        if bytes.readableBytes > 0 { pending = bytes }
+        guard var finished else {
+            if bytes.readableBytes > 0 { pending = bytes }
+            return
+        }
+        if bytes.readableBytes > 0 {
+            // More than the answer (a receiver that pipelines or lies about lengths): the
+            // answer counts, the connection is not trusted with another request.
+            finished.keepAlive = false
+        }
+        finish(finished, context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .untilClose = reading, let complete = answer {
-            finish(complete, context: nil)
-        } else {
-            fail(.connectionLost("closed by the receiver", answered: answered))
-        }
+        endAtClose(.connectionLost("closed by the receiver", answered: answered))
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(.connectionLost("\(error)", answered: answered))
+        // Over TLS a receiver that closes without close_notify shows up here first
+        // (`uncleanShutdown`): an answer framed by the close is still complete.
+        endAtClose(.connectionLost("\(error)", answered: answered))
         context.close(promise: nil)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        fail(.connectionLost("the connection was torn down", answered: answered))
+    }
+
+    /// The connection ended: an answer framed by the close is complete, anything else failed.
+    private func endAtClose(_ failure: ExchangeFailure) {
+        if case .untilClose = reading, let complete = answer {
+            finish(complete, context: nil)
+        } else {
+            fail(failure)
+        }
     }
 
     // MARK: - The answer
 
-    private func parse(_ bytes: inout ByteBuffer, context: ChannelHandlerContext) throws(ExchangeFailure) {
-        while exchange != nil {
+    /// Reads what `bytes` holds of the answer; returns it once it is complete (the bytes
+    /// after it stay in `bytes`), nil while more is to come. The completion is the caller's
+    /// to run, after this returns: it may hand the connection to the next request at once.
+    private func parse(_ bytes: inout ByteBuffer) throws(ExchangeFailure) -> HTTPAnswer? {
+        while true {
             switch reading {
             case .head:
                 guard let end = Self.find(Self.blankLine, in: bytes) else {
                     if bytes.readableBytes > Self.maximumHeadBytes { throw .malformed("a head over 64 KiB") }
-                    return
+                    return nil
                 }
                 let head = bytes.readSlice(length: end + 4)!
                 guard let parsed = try Self.head(head) else { continue }  // 1xx: the real answer follows
                 answer = parsed.answer
                 reading = parsed.reading
-                if case .body(remaining: 0) = reading { finish(parsed.answer, context: context) }
+                if case .body(remaining: 0) = reading { return parsed.answer }
             case .body(let remaining):
                 let count = min(remaining, bytes.readableBytes)
                 keep(bytes.readSlice(length: count)!)
-                if count == remaining {
-                    finish(answer!, context: context)
-                } else {
-                    reading = .body(remaining: remaining - count)
-                    return
-                }
+                if count == remaining { return answer }
+                reading = .body(remaining: remaining - count)
+                return nil
             case .chunkSize:
                 guard let end = Self.find(Self.lineEnd, in: bytes) else {
                     if bytes.readableBytes > 1024 { throw .malformed("a chunk-size line over 1 KiB") }
-                    return
+                    return nil
                 }
                 let line = bytes.readSlice(length: end + 2)!
                 let size = try Self.chunkSize(line)
@@ -189,28 +226,24 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 keep(bytes.readSlice(length: count)!)
                 if count < remaining {
                     reading = .chunkData(remaining: remaining - count)
-                    return
+                    return nil
                 }
                 reading = .chunkEnd
             case .chunkEnd:
-                guard bytes.readableBytes >= 2 else { return }
+                guard bytes.readableBytes >= 2 else { return nil }
                 guard bytes.readBytes(length: 2) == [0x0D, 0x0A] else { throw .malformed("a chunk not followed by CRLF") }
                 reading = .chunkSize
             case .trailers:
                 guard let end = Self.find(Self.lineEnd, in: bytes) else {
                     if bytes.readableBytes > Self.maximumHeadBytes { throw .malformed("trailers over 64 KiB") }
-                    return
+                    return nil
                 }
                 bytes.moveReaderIndex(forwardBy: end + 2)
-                if end == 0 { finish(answer!, context: context) }
+                if end == 0 { return answer }
             case .untilClose:
                 keep(bytes.readSlice(length: bytes.readableBytes)!)
-                return
+                return nil
             }
-        }
-        if bytes.readableBytes > 0 {
-            // More than the answer: a receiver that pipelines or lies about lengths.
-            throw .malformed("bytes after the answer")
         }
     }
 
@@ -231,8 +264,9 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.exchange = nil
         answer = nil
         reading = .head
+        pending = nil
         if !complete.keepAlive { context?.close(promise: nil) }
-        exchange?.completion(.success(complete))
+        exchange?.complete(.success(complete))
     }
 
     private func fail(_ failure: ExchangeFailure) {
@@ -242,7 +276,7 @@ final class HTTPExchangeHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.exchange = nil
         answer = nil
         pending = nil
-        exchange.completion(.failure(failure))
+        exchange.complete(.failure(failure))
     }
 
     private static let blankLine: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A]

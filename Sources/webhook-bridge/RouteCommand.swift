@@ -39,13 +39,7 @@ struct RouteCommand: ParsableCommand {
             for line in error.lines { printError(line) }
             throw ExitCode(1)
         }
-        let bytes: [UInt8]
-        if body == "-" {
-            bytes = readStandardInput()
-        } else {
-            guard let read = readFile(body) else { throw ValidationError("--body: cannot read \(body)") }
-            bytes = read
-        }
+        let bytes = try readBody(body)
         let lines = try RouteDryRun.report(
             config: loaded, source: source, body: bytes, headers: try parseHeaderOptions(headers), query: query, id: id,
             type: type)

@@ -32,7 +32,8 @@ struct Serve: AsyncParsableCommand {
                 error.lines.count > 1 ? " (and \(error.lines.count - 1) more: run webhook-bridge check-config \(path))" : ""
             if config == nil && ProcessEnvironment.current["WEBHOOK_BRIDGE_CONFIG"] == nil && readFile(path) == nil {
                 // The first run in a fresh directory: say where a config comes from.
-                more = " (no --config and no $WEBHOOK_BRIDGE_CONFIG, so config.json is read: pass --config PATH, or start from config.example.json)"
+                more =
+                    " (no --config and no $WEBHOOK_BRIDGE_CONFIG, so config.json is read: pass --config PATH, or start from config.example.json)"
             }
             printError("webhook-bridge: \(error.lines[0])\(more)")
             throw ExitCode(1)

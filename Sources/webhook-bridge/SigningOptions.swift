@@ -50,14 +50,7 @@ struct SigningOptions: ParsableArguments {
 
     /// Reads the body and signs it for `url`.
     func sign(url: String?) throws -> (body: [UInt8], output: WebhookSigner.Output) {
-        let bytes: [UInt8]
-        switch body {
-        case nil: bytes = []
-        case "-": bytes = readStandardInput()
-        case let path?:
-            guard let read = readFile(path) else { throw ValidationError("--body: cannot read \(path)") }
-            bytes = read
-        }
+        let bytes = try body.map(readBody) ?? []
         var input = WebhookSigner.Input(
             body: bytes, secret: secret, timestamp: timestamp ?? Timestamp.now().secondsSince1970, id: id, type: type, url: url)
         if scheme == "hmac", let signatureHeader {

@@ -66,13 +66,7 @@ struct VerifyCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("--headers: \(error)")
         }
-        let bytes: [UInt8]
-        if body == "-" {
-            bytes = readStandardInput()
-        } else {
-            guard let read = readFile(body) else { throw ValidationError("--body: cannot read \(body)") }
-            bytes = read
-        }
+        let bytes = try readBody(body)
         let outcome = await VerifyCheck.run(
             verify: verify, headers: parsedHeaders, body: bytes, path: path,
             receivedAt: receivedAt.map { Timestamp(secondsSince1970: $0) } ?? .now())

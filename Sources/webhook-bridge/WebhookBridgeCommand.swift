@@ -92,6 +92,13 @@ struct ConfigFileError: Error {
     var lines: [String] { problems.map { "\(path): \($0)" } }
 }
 
+/// A `--body` option's bytes: the file, or standard input for `-`.
+func readBody(_ path: String) throws -> [UInt8] {
+    if path == "-" { return readStandardInput() }
+    guard let bytes = readFile(path) else { throw ValidationError("--body: cannot read \(path)") }
+    return bytes
+}
+
 func readFile(_ path: String) -> [UInt8]? {
     guard let file = fopen(path, "rb") else { return nil }
     defer { fclose(file) }

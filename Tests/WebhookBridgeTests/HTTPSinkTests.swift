@@ -103,6 +103,9 @@ final class WebhookReceiver: @unchecked Sendable {
         return deliveries
     }
 
+    /// How many idle connections it closed (`closeAfter`).
+    var closedConnections: Int { output.lines.withLock { $0.filter { $0.hasPrefix(#"{"closed""#) }.count } }
+
     /// The requests it answered with `status`.
     func answered(_ status: Int) -> [Delivery] { deliveries.filter { $0.answered == status } }
 
@@ -275,7 +278,9 @@ struct HTTPSinkTests {
         _ = server.terminate()
     }
 
-    @Test("answers in every framing: chunked with extensions and trailers, 100 Continue first, HTTP/1.0 until close; a chunked 410 dead-lettered whole; garbage retried")
+    @Test(
+        "answers in every framing: chunked with extensions and trailers, 100 Continue first, HTTP/1.0 until close; a chunked 410 dead-lettered whole; garbage retried"
+    )
     func framings() throws {
         let setup = try setUp()
         defer { setup.receiver.stop() }
@@ -301,6 +306,14 @@ struct HTTPSinkTests {
         let deliveries = setup.receiver.waitFor { $0.filter { $0.id == "garbage" }.count >= 2 }
         #expect(deliveries.map(\.id) == ["chunked", "continue", "until-close", "gone", "garbage", "garbage"])
         #expect(deliveries.last?.answered == 204)
+        // More bytes than the answer's length: the answer counts, the connection is not used again.
+        try setup.receiver.answer(#"{"raw": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA", "status": 200}"#)
+        #expect(try post(connection, delivery: "extra").status == 200)
+        #expect(try post(connection, delivery: "after-extra").status == 200)
+        let all = setup.receiver.waitFor { $0.contains { $0.id == "after-extra" } }
+        let extra = try #require(all.first { $0.id == "extra" })
+        let afterExtra = try #require(all.first { $0.id == "after-extra" })
+        #expect(afterExtra.answered == 204 && afterExtra.clientPort != extra.clientPort)
         // The chunked and the 100 Continue answers kept the connection for the next request.
         #expect(deliveries[0].clientPort == deliveries[1].clientPort && deliveries[1].clientPort == deliveries[2].clientPort)
         #expect(deliveries[3].clientPort != deliveries[2].clientPort)
@@ -332,11 +345,37 @@ struct HTTPSinkTests {
         let delivery = try #require(receiver.waitFor { !$0.isEmpty }.first)
         #expect(delivery.id == "tls-1" && delivery.verified)
         #expect(delivery.json["client_cn"]?.scalarText == "webhook-bridge test client")
+        // An answer framed by the close, over TLS without close_notify: still an answer.
+        try receiver.answer(#"{"raw": "HTTP/1.0 200 OK\r\n\r\nbye", "status": 200, "close": true}"#)
+        #expect(try post(connection, delivery: "tls-close").status == 200)
         // The system's trust roots don't know the test CA: no delivery, and no spool here, so 503.
         let body = #"{"order": "tls-2"}"#
         let refused = try connection.post("/other", headers: githubHeaders(body, delivery: "tls-2"), body: body)
         #expect(refused.status == 503)
-        #expect(receiver.deliveries.count == 1)
+        #expect(receiver.deliveries.map(\.id) == ["tls-1", "tls-close"])
+        _ = server.terminate()
+    }
+
+    @Test(
+        "one connection allowed, closed by the receiver while idle: the next deliveries, from either event loop, open a new one")
+    func staleIdleConnection() throws {
+        let setup = try setUp(sink: #", "maxInFlight": 1"#)
+        defer { setup.receiver.stop() }
+        defer { setup.directory.cleanup() }
+        try setup.receiver.answer(#"{"status": 204, "closeAfter": 0.2, "count": -1}"#)
+        let server = try BridgeProcess(config: setup.config)
+        // Two connections to the bridge, accepted on its two event loops in turn.
+        let first = try KeepAliveConnection(port: setup.port)
+        let second = try KeepAliveConnection(port: setup.port)
+        #expect(try post(first, delivery: "idle-1").status == 200)
+        setup.receiver.waitFor { _ in setup.receiver.closedConnections >= 1 }
+        #expect(setup.receiver.closedConnections == 1)
+        // Whichever loop the idle connection was on, the other one's request must not wait for it.
+        #expect(try post(second, delivery: "idle-2").status == 200)
+        setup.receiver.waitFor { _ in setup.receiver.closedConnections >= 2 }
+        #expect(try post(first, delivery: "idle-3").status == 200)
+        let delivered = setup.receiver.waitFor { $0.count >= 3 }
+        #expect(delivered.map(\.id) == ["idle-1", "idle-2", "idle-3"])
         _ = server.terminate()
     }
 
