@@ -308,9 +308,11 @@ struct HTTPSinkTests {
         #expect(deliveries.last?.answered == 204)
         // More bytes than the answer's length: the answer counts, the connection is not used again.
         try setup.receiver.answer(#"{"raw": "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA", "status": 200}"#)
-        #expect(try post(connection, delivery: "extra").status == 200)
-        #expect(try post(connection, delivery: "after-extra").status == 200)
-        let all = setup.receiver.waitFor { $0.contains { $0.id == "after-extra" } }
+        // 200, or 202 when the forwarder has not yet moved past "garbage" (the receiver's line
+        // comes before its answer reaches the bridge): either way the receiver's answer decides.
+        #expect([200, 202].contains(try post(connection, delivery: "extra").status))
+        #expect([200, 202].contains(try post(connection, delivery: "after-extra").status))
+        let all = setup.receiver.waitFor { $0.contains { $0.id == "after-extra" && $0.answered == 204 } }
         let extra = try #require(all.first { $0.id == "extra" })
         let afterExtra = try #require(all.first { $0.id == "after-extra" })
         #expect(afterExtra.answered == 204 && afterExtra.clientPort != extra.clientPort)
@@ -462,7 +464,8 @@ struct HTTPSinkTests {
         let tries = setup.receiver.deliveries.count
         #expect(tries >= 2)
         try setup.receiver.answer("")
-        #expect(try post(connection, delivery: "new-1").status == 200)
+        // 200, or 202 if the forwarder had logged the dead letter but not yet moved past it.
+        #expect([200, 202].contains(try post(connection, delivery: "new-1").status))
         let after = setup.receiver.waitFor { $0.contains { $0.answered == 204 } }
         #expect(after.filter { $0.answered == 204 }.map(\.id) == ["new-1"])
         _ = server.terminate()
