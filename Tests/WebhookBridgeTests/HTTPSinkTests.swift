@@ -189,9 +189,11 @@ struct HTTPSinkTests {
         let server = try BridgeProcess(config: setup.config)
         let connection = try KeepAliveConnection(port: setup.port)
         let ids = (1...5).map { "evt-\($0)" }
+        // The first is refused (503) and queued; the others queue behind it while it is
+        // retried, or go straight through once the backlog drained: 202 or 200, never 503.
         for id in ids {
             let answer = try post(connection, delivery: id)
-            #expect(answer.status == 202 && answer.body.contains("queued"), "\(id): \(answer)")
+            #expect(id == "evt-1" ? answer.status == 202 : [200, 202].contains(answer.status), "\(id): \(answer)")
         }
         let delivered = setup.receiver.waitFor { $0.filter { $0.answered == 204 }.count >= 5 }.filter { $0.answered == 204 }
         #expect(delivered.map(\.id) == ids)
