@@ -54,6 +54,23 @@ struct InspectorLogTests {
         #expect(log.request(1)?.outcome == "rejected")
     }
 
+    @Test(
+        "resuming after a sequence number: what followed and is still held, oldest first, each once; what the ring lost is counted"
+    )
+    func resume() {
+        let log = InspectorLog(recent: 5, maxBodyBytes: 0)
+        #expect(log.since(0).requests.isEmpty)
+        for _ in 1...3 { log.record(request(), body: [UInt8](), headers: []) }
+        #expect(log.since(0).requests.map(\.sequence) == [1, 2, 3] && log.since(0).missed == 0)
+        #expect(log.since(2).requests.map(\.sequence) == [3])
+        #expect(log.since(3).requests.isEmpty && log.since(7).requests.isEmpty)
+        for _ in 4...12 { log.record(request(), body: [UInt8](), headers: []) }
+        // Held: 8...12. A client that saw 9 gets 10, 11, 12; one that saw 2 lost 3...7.
+        #expect(log.since(9).requests.map(\.sequence) == [10, 11, 12] && log.since(9).missed == 0)
+        let late = log.since(2)
+        #expect(late.requests.map(\.sequence) == [8, 9, 10, 11, 12] && late.missed == 5)
+    }
+
     @Test("signature (and HMAC), authorization, cookie and token headers are masked when recorded; others kept as they came")
     func masking() {
         let log = InspectorLog(recent: 1, maxBodyBytes: 0)

@@ -101,6 +101,26 @@ final class InspectorLog: Sendable {
         }
     }
 
+    /// The records after `sequence` that are still held, oldest first: what an event stream
+    /// resumed with `Last-Event-ID: sequence` sends (records older than the ring are gone;
+    /// `missed` says how many of those after `sequence` were).
+    func since(_ sequence: UInt64) -> (requests: [InspectedRequest], missed: UInt64) {
+        ring.withLock { ring in
+            guard sequence < ring.lastSequence else { return ([], 0) }
+            let held = min(UInt64(ring.slots.count), ring.lastSequence)
+            let oldestHeld = ring.lastSequence - held + 1
+            let first = max(sequence + 1, oldestHeld)
+            var found: [InspectedRequest] = []
+            found.reserveCapacity(Int(ring.lastSequence - first + 1))
+            for wanted in first...ring.lastSequence {
+                let back = Int(ring.lastSequence - wanted)
+                let index = (ring.next - 1 - back + 2 * ring.slots.count) % ring.slots.count
+                if let request = ring.slots[index], request.sequence == wanted { found.append(request) }
+            }
+            return (found, first - (sequence + 1))
+        }
+    }
+
     /// The record with `sequence`, while it is still held.
     func request(_ sequence: UInt64) -> InspectedRequest? {
         ring.withLock { ring in
