@@ -137,7 +137,8 @@ public final class HTTPSink: CallbackDeliveringSink {
     /// The answer as a delivery: 2xx delivered; 408, 429 and 5xx transient; the rest
     /// permanent. Every answer but a transient one tells the breaker the receiver is up.
     func classify(_ answer: HTTPAnswer, place: String) -> Result<DeliveryReceipt, SinkError> {
-        let text = String(decoding: answer.bodyPrefix, as: UTF8.self)
+        // The answer's start as text, made only for a failure (not for every 2xx with a body).
+        var text: String { String(decoding: answer.bodyPrefix, as: UTF8.self) }
         switch answer.status {
         case 200..<300:
             breaker.recordAnswer()
@@ -157,6 +158,7 @@ public final class HTTPSink: CallbackDeliveringSink {
                     retryAfter: retryAfter))
         default:
             breaker.recordAnswer()
+            let text = text
             return .failure(
                 .rejected(
                     sink: name, reason: "\(place): HTTP \(answer.status)\(text.isEmpty ? "" : ": " + text)",
