@@ -178,7 +178,7 @@ let package = Package(
         .target(
             name: "WebhookBridge",
             dependencies: [
-                "WebhookEncoding", "WebhookCore", "WebhookProviders",
+                "WebhookEncoding", "WebhookCore", "WebhookProviders", "WebhookCrypto",
                 "FileSink",
                 "KafkaSink",
                 "RedisSink",
@@ -244,7 +244,9 @@ let package = Package(
                 "FileSink", "KafkaSink", "RedisSink", "BridgeTestSupport",
             ]
         ),
-        .testTarget(name: "FileSinkTests", dependencies: ["WebhookEncoding", "FileSink", "DurableFile", "WebhookCore", "BridgeTestSupport"]),
+        .testTarget(
+            name: "FileSinkTests",
+            dependencies: ["WebhookEncoding", "FileSink", "DurableFile", "WebhookCore", "BridgeTestSupport"]),
         .testTarget(
             name: "SpoolTests",
             dependencies: [
@@ -270,7 +272,8 @@ let package = Package(
         .testTarget(
             name: "WebhookBridgeTests",
             dependencies: [
-                "WebhookEncoding", "WebhookBridge", "WebhookCore", "WebhookProviders", "FileSink", "Spool", "CRdKafka", "CHiredis",
+                "WebhookEncoding", "WebhookBridge", "WebhookCore", "WebhookProviders", "FileSink", "Spool", "CRdKafka",
+                "CHiredis",
                 "BridgeTestSupport",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 "WebhookCrypto",

@@ -145,7 +145,9 @@ public final class Spool: Sendable {
         self.state = Mutex(State(queues: queues, deadLetterBytes: Self.size(of: directory + "/dead-letter.jsonl")))
         self.signals = signals
         self.deadLetterCounters = Dictionary(
-            uniqueKeysWithValues: sinks.keys.map { ($0, Counter(label: "webhook.dead_letters.total", dimensions: [("sink.name", $0)])) }
+            uniqueKeysWithValues: sinks.keys.map {
+                ($0, Counter(label: "webhook.dead_letters.total", dimensions: [("sink.name", $0)]))
+            }
         )
         self.damagedLineCounters = Dictionary(
             uniqueKeysWithValues: sinks.keys.map {
@@ -539,7 +541,7 @@ public final class Spool: Sendable {
 
     /// The line starting at `offset` (without its newline) and the offset after it; nil at the
     /// end of the file or when the last line is incomplete.
-    static func readLine(_ path: String, at offset: Int64) throws -> ([UInt8], Int64)? {
+    public static func readLine(_ path: String, at offset: Int64) throws -> ([UInt8], Int64)? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

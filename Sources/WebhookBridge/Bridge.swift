@@ -16,6 +16,8 @@ import WebhookCore
 public struct Bridge: Sendable {
     public let ingress: HTTPIngress
     public let processor: WebhookProcessor
+    /// The inspector's listener (config `admin`).
+    public let admin: AdminServer?
     /// Set when `listen.tls` is: reloaded with the config on SIGHUP.
     public let tls: TLSSettings?
     /// Clients shared by sinks (Redis): started before them, stopped after.
@@ -71,20 +73,30 @@ public struct Bridge: Sendable {
                     })
             }
         }
+        let inspector = config.admin.map { InspectorLog(recent: $0.recent, maxBodyBytes: $0.maxBodyBytes) }
         let tracing: RequestTracing
         do {
-            tracing = try RequestTracing.make(config.tracing, logger: logger)
+            tracing = try RequestTracing.make(config.tracing, inspector: inspector, logger: logger)
         } catch {
             throw BridgeSetupError("tracing: \(error)")
         }
         let processor = WebhookProcessor(
             config: config, sinks: sinks, store: store, spool: spool, tracing: tracing, logger: logger)
         let tls = try config.listen.tls.map { try TLSSettings($0) }
+        // Bound first: a busy admin port must not leave the main listener bound.
+        var admin: AdminServer?
+        if let settings = config.admin, let inspector {
+            let api = AdminAPI(
+                config: config, admin: settings, inspector: inspector,
+                deadLetters: spool.map { DeadLetterShelf(path: $0.deadLetterPath) }, sinks: sinks, logger: logger)
+            admin = try await AdminServer.bind(settings, api: api, logger: logger)
+        }
         let ingress = try await HTTPIngress.bind(
             host: config.listen.host, port: config.listen.port, processor: processor,
             limits: config.limits, logger: logger, metrics: metrics, tls: tls)
         return Bridge(
-            ingress: ingress, processor: processor, tls: tls, clients: context.shared.services, sinks: Array(sinks.values), spool: spool,
+            ingress: ingress, processor: processor, admin: admin, tls: tls, clients: context.shared.services,
+            sinks: Array(sinks.values), spool: spool,
             forwarders: forwarders, tracing: tracing, logger: logger)
     }
 
@@ -104,6 +116,8 @@ public struct Bridge: Sendable {
         if let spool { services.append(.init(service: SpoolService(spool: spool))) }
         services += forwarders.map { .init(service: $0) }
         if let reloader { services.append(.init(service: reloader)) }
+        // Stopped after the ingress: the inspector shows the last requests too.
+        if let admin { services.append(.init(service: admin)) }
         services.append(.init(service: ingress))
         var configuration = ServiceGroupConfiguration(services: services, logger: logger)
         if handleSignals { configuration.gracefulShutdownSignals = [.sigterm, .sigint] }

@@ -23,23 +23,33 @@ public enum Replay {
         let services: [any Service] = context.shared.services + [sink]
         let group = ServiceGroup(services: services, logger: logger)
         let running = Task { try await group.run() }
+        let report = await deliver(lines.enumerated().map { ($0.offset + 1, $0.element) }, into: sink, config: config)
+        await group.triggerGracefulShutdown()
+        try await running.value
+        return report
+    }
+
+    /// Delivers each CloudEvents JSON line (numbered, for the report) to the running `sink`,
+    /// in order, each with `limits.ackTimeoutMs`: what `webhook-bridge replay` and the
+    /// inspector's replay of dead letters both do. Blank lines are skipped.
+    static func deliver(_ lines: [(number: Int, line: [UInt8])], into sink: any EventSink, config: BridgeConfig) async
+        -> Report
+    {
         var report = Report()
         let metrics = SinkMetrics(sink: sink.name)
-        for (index, line) in lines.enumerated() where !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) {
+        for (number, line) in lines where !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D }) {
             do {
                 let event = try CloudEventJSON.decode(line)
                 switch await deliverWithDeadline(
                     event, to: sink, milliseconds: config.limits.ackTimeoutMs, metrics: metrics)
                 {
                 case .success: report.delivered += 1
-                case .failure(let error): report.failed.append((index + 1, error.reason))
+                case .failure(let error): report.failed.append((number, error.reason))
                 }
             } catch {
-                report.failed.append((index + 1, "\(error)"))
+                report.failed.append((number, "\(error)"))
             }
         }
-        await group.triggerGracefulShutdown()
-        try await running.value
         return report
     }
 }

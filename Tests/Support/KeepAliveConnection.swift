@@ -79,6 +79,25 @@ public final class KeepAliveConnection: @unchecked Sendable {
         }
     }
 
+    /// Reads until what arrived (since the last answer read) holds `needle` and, after it, a
+    /// blank line (the end of an event-stream event), the server closes, or the read times
+    /// out (10 s); returns all of it.
+    public func readUntil(_ needle: String) -> String {
+        var received = unread
+        unread = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        func done(_ text: String) -> Bool {
+            guard let found = text.range(of: needle) else { return false }
+            return text[found.upperBound...].contains("\n\n")
+        }
+        while !done(String(decoding: received, as: UTF8.self)) {
+            let count = recv(fd, &chunk, chunk.count, 0)
+            if count <= 0 { break }
+            received.append(contentsOf: chunk[0..<count])
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
     /// GETs `path` and returns the status code and body of the answer.
     public func get(_ path: String) throws -> (status: Int, body: String) {
         try exchange("GET \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n")

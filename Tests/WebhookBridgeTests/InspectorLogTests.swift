@@ -1,3 +1,6 @@
+import NIOCore
+import NIOHTTP1
+import Synchronization
 import Testing
 import WebhookCore
 
@@ -9,7 +12,7 @@ import WebhookCore
 struct InspectorLogTests {
     func request(_ source: String = "gh", outcome: String = "accepted") -> InspectedRequest {
         var request = InspectedRequest(
-            time: Timestamp(secondsSince1970: 1_800_000_000), source: source, method: "POST", path: "/gh")
+            time: Timestamp(secondsSince1970: 1_800_000_000), source: source, method: "POST", uri: "/gh")
         request.outcome = outcome
         return request
     }
@@ -19,18 +22,18 @@ struct InspectorLogTests {
     )
     func bounded() {
         let log = InspectorLog(recent: 100, maxBodyBytes: 65_536)
-        let body = [UInt8](repeating: 0x61, count: 1_048_576)
-        let headers = (0..<60).map { ("X-Padding-\($0)", String(repeating: "v", count: 500)) }
+        let body = ByteBuffer(repeating: 0x61, count: 1_048_576)
+        let headers = HTTPHeaders((0..<60).map { ("X-Padding-\($0)", String(repeating: "v", count: 500)) })
         for index in 1...10_000 {
             log.record(request(index % 2 == 0 ? "even" : "odd"), body: body, headers: headers)
         }
         let held = log.recent()
         #expect(held.count == 100)
         #expect(held.map(\.sequence) == (9_901...10_000).reversed().map { UInt64($0) })
-        #expect(held.allSatisfy { $0.body.count == 65_536 && $0.bodyBytes == 1_048_576 && $0.isTruncated })
+        #expect(held.allSatisfy { $0.body.readableBytes == 65_536 && $0.bodyBytes == 1_048_576 && $0.isTruncated })
         #expect(log.heldBytes <= 100 * (65_536 + InspectorLog.headerBytes))
         // The headers past the bound are left out, and the last kept line says so.
-        #expect(held[0].headers.last?.value.hasSuffix("more headers not kept") == true)
+        #expect(held[0].headers.map(\.value).last?.hasSuffix("more headers not kept") == true)
         // By sequence while held; gone once overwritten.
         #expect(log.request(10_000)?.sequence == 10_000)
         #expect(log.request(9_901)?.source == "odd")
@@ -45,12 +48,12 @@ struct InspectorLogTests {
         let log = InspectorLog(recent: 10, maxBodyBytes: 16)
         #expect(log.recent().isEmpty)
         #expect(log.request(1) == nil)
-        log.record(request(outcome: "rejected"), body: Array("short".utf8), headers: [])
-        log.record(request(), body: Array("a body longer than sixteen bytes".utf8), headers: [])
+        log.record(request(outcome: "rejected"), body: ByteBuffer(string: "short"), headers: [:])
+        log.record(request(), body: ByteBuffer(string: "a body longer than sixteen bytes"), headers: [:])
         let held = log.recent()
         #expect(held.map(\.sequence) == [2, 1])
-        #expect(held[1].body == Array("short".utf8) && !held[1].isTruncated)
-        #expect(held[0].body == Array("a body longer th".utf8) && held[0].bodyBytes == 32)
+        #expect(held[1].body == ByteBuffer(string: "short") && !held[1].isTruncated)
+        #expect(held[0].body == ByteBuffer(string: "a body longer th") && held[0].bodyBytes == 32)
         #expect(log.request(1)?.outcome == "rejected")
     }
 
@@ -60,18 +63,18 @@ struct InspectorLogTests {
     func resume() {
         let log = InspectorLog(recent: 5, maxBodyBytes: 0)
         #expect(log.since(0).requests.isEmpty)
-        for _ in 1...3 { log.record(request(), body: [UInt8](), headers: []) }
+        for _ in 1...3 { log.record(request(), body: ByteBuffer(), headers: [:]) }
         #expect(log.since(0).requests.map(\.sequence) == [1, 2, 3] && log.since(0).missed == 0)
         #expect(log.since(2).requests.map(\.sequence) == [3])
         #expect(log.since(3).requests.isEmpty && log.since(7).requests.isEmpty)
-        for _ in 4...12 { log.record(request(), body: [UInt8](), headers: []) }
+        for _ in 4...12 { log.record(request(), body: ByteBuffer(), headers: [:]) }
         // Held: 8...12. A client that saw 9 gets 10, 11, 12; one that saw 2 lost 3...7.
         #expect(log.since(9).requests.map(\.sequence) == [10, 11, 12] && log.since(9).missed == 0)
         let late = log.since(2)
         #expect(late.requests.map(\.sequence) == [8, 9, 10, 11, 12] && late.missed == 5)
     }
 
-    @Test("signature (and HMAC), authorization, cookie and token headers are masked when recorded; others kept as they came")
+    @Test("signature (and HMAC), authorization, cookie and token headers are masked when shown; others kept as they came")
     func masking() {
         let log = InspectorLog(recent: 1, maxBodyBytes: 0)
         let headers = [
@@ -80,8 +83,9 @@ struct InspectorLogTests {
             ("X-Shopify-Hmac-Sha256", "c2lnbmF0dXJl"),
             ("Content-Type", "application/json"), ("X-GitHub-Delivery", "d-1"),
         ]
-        log.record(request(), body: [UInt8](), headers: headers)
-        let kept = Dictionary(uniqueKeysWithValues: (log.recent().first?.headers ?? []).map { ($0.name, $0.value) })
+        log.record(request(), body: ByteBuffer(), headers: HTTPHeaders(headers))
+        let shown = InspectorLog.shownHeaders(log.recent().first?.headers ?? [:])
+        let kept = Dictionary(uniqueKeysWithValues: shown.map { ($0.name, $0.value) })
         for name in [
             "X-Hub-Signature-256", "Stripe-Signature", "webhook-signature", "Authorization", "Cookie", "X-Gitlab-Token",
             "X-Shopify-Hmac-Sha256",
@@ -90,5 +94,50 @@ struct InspectorLogTests {
             #expect(kept[name]?.contains(headers.first { $0.0 == name }!.1) == false)
         }
         #expect(kept["Content-Type"] == "application/json" && kept["X-GitHub-Delivery"] == "d-1")
+    }
+
+    static let mebibyte = ByteBuffer(repeating: 0x61, count: 1_048_576)
+
+    func event(_ id: Int, bytes: Int) -> WebhookEvent {
+        WebhookEvent(
+            id: "evt_\(id)", source: id % 2 == 0 ? "even" : "odd", type: "t", time: Timestamp(secondsSince1970: 1_800_000_000),
+            dataContentType: "application/json", scheme: "hmac", keyIndex: 0,
+            data: Self.mebibyte.getSlice(at: 0, length: bytes)!)
+    }
+
+    @Test(
+        "the event stream's ring: the last `recent` accepted events by sequence; data over maxBodyBytes left out with its size; memory within the bound under 10,000 events of 1 MiB"
+    )
+    func eventsBounded() {
+        let log = InspectorLog(recent: 100, maxBodyBytes: 65_536)
+        let headers = HTTPHeaders([("X-Hub-Signature-256", "sha256=00"), ("X-Padding", String(repeating: "v", count: 9000))])
+        for index in 1...10_000 {
+            log.stream(event(index, bytes: index == 10_000 ? 100 : 1_048_576), headers: headers)
+        }
+        #expect(log.lastEventSequence == 10_000)
+        let (events, missed) = log.events(since: 9_000)
+        #expect(missed == 900)
+        #expect(events.map(\.0) == (9_901...10_000).map { UInt64($0) })
+        // The last one fits and is kept whole; the others are left out, with their size.
+        #expect(events.last?.1.event.data.readableBytes == 100 && events.last?.1.omittedBytes == nil)
+        #expect(events.dropLast().allSatisfy { $0.1.omittedBytes == 1_048_576 && $0.1.event.data.readableBytes == 0 })
+        // Headers are cut to their bound here too; signatures are kept (a stream passes them on).
+        #expect(events.allSatisfy { InspectorLog.headerSize($0.1.headers) <= InspectorLog.headerBytes })
+        #expect(events[0].1.headers.first(name: "X-Hub-Signature-256") == "sha256=00")
+        #expect(log.heldBytes <= 100 * (65_536 + InspectorLog.headerBytes))
+        // Resumed in pages.
+        #expect(log.events(since: 9_950, limit: 10).events.map(\.0) == (9_951...9_960).map { UInt64($0) })
+    }
+
+    @Test("a subscriber is woken for each event kept, until it unsubscribes")
+    func subscribers() {
+        let log = InspectorLog(recent: 4, maxBodyBytes: 1024)
+        let count = Mutex(0)
+        let number = log.subscribe { count.withLock { $0 += 1 } }
+        log.stream(event(1, bytes: 10), headers: [:])
+        log.stream(event(2, bytes: 10), headers: [:])
+        log.unsubscribe(number)
+        log.stream(event(3, bytes: 10), headers: [:])
+        #expect(count.withLock { $0 } == 2)
     }
 }

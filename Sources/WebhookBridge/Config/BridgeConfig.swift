@@ -12,6 +12,8 @@ public struct BridgeConfig: Sendable {
     /// Request spans exported over OTLP; nil: no spans (an incoming `traceparent` is still
     /// passed on to the events).
     public var tracing: Tracing?
+    /// The inspector's listener; nil: no inspector.
+    public var admin: Admin?
     /// Networks whose `X-Forwarded-For` is believed.
     public var trustedProxies: [CIDR]
     /// Sinks by name.
@@ -37,6 +39,17 @@ public struct BridgeConfig: Sendable {
 
     /// `limits`.
     public typealias Limits = BridgeLimits
+
+    /// `admin`: the inspector's own listener, its bearer token, and what it keeps.
+    public struct Admin: Sendable {
+        public var host = "127.0.0.1"
+        public var port = 9090
+        public var token: String
+        /// Requests (and accepted events) kept.
+        public var recent = 1000
+        /// Of each body, the bytes kept.
+        public var maxBodyBytes = 65536
+    }
 
     /// `idempotency`.
     public struct Idempotency: Sendable {
@@ -96,11 +109,11 @@ public struct BridgeConfig: Sendable {
             /// This build's.
             public static let built: Exporters = {
                 #if OTLPGRPC
-                return Exporters(http: true, grpc: true)
+                    return Exporters(http: true, grpc: true)
                 #elseif OTLP
-                return Exporters(http: true, grpc: false)
+                    return Exporters(http: true, grpc: false)
                 #else
-                return Exporters(http: false, grpc: false)
+                    return Exporters(http: false, grpc: false)
                 #endif
             }()
         }
@@ -169,8 +182,10 @@ extension BridgeConfig {
             } ?? "off",
             "tracing": tracing.map {
                 "\($0.transport.rawValue) \($0.tracesURL) \($0.serviceName) \($0.sampleRatio) "
-                    + $0.headers.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.fingerprint($0.value))" }.joined(separator: ",")
+                    + $0.headers.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.fingerprint($0.value))" }.joined(
+                        separator: ",")
             } ?? "off",
+            "admin": admin.map { "\($0.host):\($0.port) \($0.recent) \($0.maxBodyBytes) \(Self.fingerprint($0.token))" } ?? "off",
             "trustedProxies": trustedProxies.map { "\($0)" }.joined(separator: ","),
         ]
         settings["idempotency.store"] = "\(idempotency.store.type) \(idempotency.store.settings.restartDescription)"

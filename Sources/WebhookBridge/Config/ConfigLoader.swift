@@ -58,7 +58,9 @@ public enum ConfigLoader {
         exporters: BridgeConfig.Tracing.Exporters = .built
     ) -> BridgeConfig? {
         guard let root = ConfigReader(document, path: "", log: log) else { return nil }
-        root.rejectUnknownKeys(["listen", "limits", "idempotency", "spool", "tracing", "sinks", "sources", "trustedProxies"])
+        root.rejectUnknownKeys([
+            "listen", "limits", "idempotency", "spool", "tracing", "admin", "sinks", "sources", "trustedProxies",
+        ])
 
         var listen = BridgeConfig.Listen()
         if let reader = root.object("listen") {
@@ -89,7 +91,8 @@ public enum ConfigLoader {
                 if value < limits.maxBodyBytes {
                     log.add(
                         reader.childPath("maxBufferedBytes"),
-                        "must be at least limits.maxBodyBytes (\(limits.maxBodyBytes)), or no body of that size could be received")
+                        "must be at least limits.maxBodyBytes (\(limits.maxBodyBytes)), or no body of that size could be received"
+                    )
                 } else {
                     limits.maxBufferedBytes = value
                 }
@@ -98,7 +101,8 @@ public enum ConfigLoader {
                 if value < limits.maxBodyBytes || value > limits.maxBufferedBytes {
                     log.add(
                         reader.childPath("maxBufferedBytesPerClient"),
-                        "must be between limits.maxBodyBytes (\(limits.maxBodyBytes)) and limits.maxBufferedBytes (\(limits.maxBufferedBytes))")
+                        "must be between limits.maxBodyBytes (\(limits.maxBodyBytes)) and limits.maxBufferedBytes (\(limits.maxBufferedBytes))"
+                    )
                 } else {
                     limits.maxBufferedBytesPerClient = value
                 }
@@ -140,6 +144,7 @@ public enum ConfigLoader {
         }
 
         let tracing = root.object("tracing").flatMap { readTracing($0, log: log, exporters: exporters) }
+        let admin = root.object("admin").flatMap { readAdmin($0, listen: listen, limits: limits) }
         let trustedProxies = readCIDRs(root, "trustedProxies", log: log)
 
         var sinks: [String: SinkConfig] = [:]
@@ -188,8 +193,41 @@ public enum ConfigLoader {
         }
 
         return BridgeConfig(
-            listen: listen, limits: limits, idempotency: idempotency, spool: spool, tracing: tracing,
+            listen: listen, limits: limits, idempotency: idempotency, spool: spool, tracing: tracing, admin: admin,
             trustedProxies: trustedProxies ?? [], sinks: sinks, sources: sources)
+    }
+
+    // MARK: - The inspector
+
+    /// `admin`: `token` required and not empty (the inspector shows what providers send);
+    /// a port of its own.
+    static func readAdmin(_ reader: ConfigReader, listen: BridgeConfig.Listen, limits: BridgeConfig.Limits)
+        -> BridgeConfig.Admin?
+    {
+        reader.rejectUnknownKeys(["host", "port", "token", "recent", "maxBodyBytes"])
+        let problems = reader.log.problems.count
+        let token = reader.string("token", required: true, nonEmpty: false)
+        if token?.isEmpty == true {
+            reader.problem(at: "token", "must not be empty: without a token anyone who reaches the port reads every request")
+        }
+        var admin = BridgeConfig.Admin(token: token ?? "")
+        if let host = reader.string("host") { admin.host = host }
+        if let port = reader.integer("port", in: 0...65535) {
+            if port != 0 && port == listen.port {
+                reader.problem(at: "port", "is also listen.port (\(port)): the inspector needs a port of its own")
+            }
+            admin.port = port
+        } else if !reader.has("port") && listen.port == admin.port {
+            reader.problem(at: "port", "defaults to 9090, which is listen.port: give the inspector another port")
+        }
+        if let recent = reader.integer("recent", in: 1...1_000_000) { admin.recent = recent }
+        if let maxBodyBytes = reader.integer("maxBodyBytes", in: 0...limits.maxBodyBytes) { admin.maxBodyBytes = maxBodyBytes }
+        if let token, !token.isEmpty, token.utf8.count < 16 {
+            reader.log.warn(
+                reader.childPath("token"),
+                "is shorter than 16 characters: a guessable token opens every request's headers and body")
+        }
+        return reader.log.problems.count == problems ? admin : nil
     }
 
     // MARK: - Tracing

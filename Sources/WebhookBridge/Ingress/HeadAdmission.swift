@@ -49,10 +49,16 @@ struct HeadAdmission: Sendable {
         guard head.method == .POST else {
             return .refuse(answerOtherMethod(source, method: head.method, uri: head.uri, client: client, headers: head.headers))
         }
-        if let refusal = admit(source, client: client, headers: head.headers) { return .refuse(refusal) }
+        if let refusal = admit(source, uri: head.uri, client: client, headers: head.headers) { return .refuse(refusal) }
         if inFlight.count >= limits.maxConcurrentRequests { return .refuse(.unavailable) }
         let declared = head.headers.first(name: "Content-Length").flatMap(Int.init)
-        if let declared, declared > limits.maxBodyBytes { return .tooLarge }
+        if let declared, declared > limits.maxBodyBytes {
+            tracing.record(
+                method: .POST, path: source.config.path, source: source.name, headers: head.headers, uri: head.uri,
+                client: client, answer: .tooLarge, outcome: "too_large",
+                cause: ("too_large", "Content-Length \(declared) is over limits.maxBodyBytes (\(limits.maxBodyBytes))"))
+            return .tooLarge
+        }
         if let refusal = refuseUnsigned(source, uri: head.uri, headers: head.headers, client: client) {
             return .refuse(refusal)
         }
@@ -76,19 +82,18 @@ struct HeadAdmission: Sendable {
 
     /// The answer refusing a request to `source` from `client` (403 not allowed, 429 rate
     /// limited), or nil to go on.
-    private func admit(_ source: ConfiguredSource, method: HTTPMethod = .POST, client: String?, headers: HTTPHeaders)
-        -> BridgeAnswer?
-    {
+    private func admit(
+        _ source: ConfiguredSource, method: HTTPMethod = .POST, uri: String, client: String?, headers: HTTPHeaders
+    ) -> BridgeAnswer? {
         guard let refusal = source.admission.check(client: client) else { return nil }
         source.metrics.requests[refusal.status.code].increment()
+        let forbidden = refusal.status == .forbidden
+        let detail = forbidden ? "client \(client ?? "unknown") is not in allow" : "over the source's rateLimit"
         tracing.record(
-            method: method, path: source.config.path, source: source.name, headers: headers, answer: refusal,
-            outcome: refusal.status == .forbidden ? "forbidden" : "rate_limited")
-        if refusal.status == .forbidden {
-            log.rejection(
-                source: source.name, headers: headers, reason: "forbidden",
-                detail: "client \(client ?? "unknown") is not in allow")
-        }
+            method: method, path: source.config.path, source: source.name, headers: headers, uri: uri, client: client,
+            answer: refusal, outcome: forbidden ? "forbidden" : "rate_limited",
+            cause: (forbidden ? "forbidden" : "rate_limited", detail))
+        if forbidden { log.rejection(source: source.name, headers: headers, reason: "forbidden", detail: detail) }
         return refusal
     }
 
@@ -102,7 +107,8 @@ struct HeadAdmission: Sendable {
         source.metrics.requests[HTTPResponseStatus.unauthorized.code].increment()
         let answer = BridgeAnswer.error(.unauthorized, missing.code, headers: source.scheme.unauthorizedHeaders)
         tracing.record(
-            method: .POST, path: source.config.path, source: source.name, headers: headers, answer: answer, outcome: missing.code)
+            method: .POST, path: source.config.path, source: source.name, headers: headers, uri: uri, client: client,
+            answer: answer, outcome: missing.code, cause: (missing.code, missing.detail))
         return answer
     }
 
@@ -112,7 +118,7 @@ struct HeadAdmission: Sendable {
     private func answerOtherMethod(
         _ source: ConfiguredSource, method: HTTPMethod, uri: String, client: String?, headers: HTTPHeaders
     ) -> BridgeAnswer {
-        if let refusal = admit(source, method: method, client: client, headers: headers) { return refusal }
+        if let refusal = admit(source, method: method, uri: uri, client: client, headers: headers) { return refusal }
         let scheme = source.scheme
         let answer: BridgeAnswer
         if scheme.handshakeMethods.contains(method) {
@@ -132,12 +138,16 @@ struct HeadAdmission: Sendable {
             }
         } else {
             let allowed = (["POST"] + scheme.handshakeMethods.map(\.rawValue)).joined(separator: ", ")
-            answer = BridgeAnswer(status: .methodNotAllowed, headers: [("Allow", allowed)], body: [])
+            answer = BridgeAnswer(
+                status: .methodNotAllowed, headers: [("Allow", allowed)], body: [], code: "method_not_allowed")
         }
         source.metrics.requests[answer.status.code].increment()
         tracing.record(
-            method: method, path: source.config.path, source: source.name, headers: headers, answer: answer,
-            outcome: answer.status == .methodNotAllowed ? "method_not_allowed" : "handshake")
+            method: method, path: source.config.path, source: source.name, headers: headers, uri: uri, client: client,
+            answer: answer,
+            outcome: answer.status == .methodNotAllowed
+                ? "method_not_allowed"
+                : answer.status == .forbidden ? "forbidden" : answer.status == .unauthorized ? "signature_invalid" : "handshake")
         return answer
     }
 }

@@ -1,50 +1,80 @@
+import NIOCore
+import NIOHTTP1
 import Synchronization
 import WebhookCore
 
 /// One request as the inspector shows it (SPEC section 11): what came in, what became of it,
-/// and where it went. Header values that carry a secret are masked when the record is made,
-/// and the body is cut at the inspector's `maxBodyBytes`, so nothing held here is a secret
-/// and nothing is larger than its bound.
+/// and where it went. The body is cut at the inspector's `maxBodyBytes` and the headers at
+/// ``InspectorLog/headerBytes`` when the record is made, so nothing held is larger than its
+/// bound; header values that carry a secret are masked whenever a record is shown
+/// (``InspectorLog/shownHeaders(_:)``).
 struct InspectedRequest: Sendable {
     /// A sink's part in the request: where the event landed, or why it did not.
     struct SinkResult: Sendable, Equatable {
         var sink: String
-        /// `topic/partition@offset`, `stream/entry-id`, `path:offset`, `host/path status`.
+        var required: Bool
+        /// The sink's receipt: `topic/partition@offset`, a stream entry id, `path:offset`,
+        /// `status`; nil when it failed or has not answered yet.
         var position: String?
         var failure: String?
+        /// Failed, and the event went to the spool (`queued`) or the dead letters
+        /// (`dead-lettered`) for this sink.
+        var fate: String?
     }
 
-    /// Increasing from 1 for the process; the API's and the event stream's ids.
+    /// Increasing from 1 for the process; the API's ids.
     var sequence: UInt64 = 0
     var time: Timestamp
     var source: String
     var method: String
-    var path: String
+    /// The request's path and query, as it came.
+    var uri: String
     var client: String?
     var status = 0
     /// `accepted`, `queued`, `duplicate`, `filtered`, `handshake`, `rejected` or `dead-lettered`.
     var outcome = ""
-    /// Why it was rejected, as the log says it.
+    /// Why it was rejected, as the log says it (`signature_invalid`, `rate_limited`, …),
+    /// and the log's detail.
     var cause: String?
+    var detail: String?
     var eventID: String?
     var type: String?
+    /// The events a split batch held (nil: not a batch).
+    var batchSize: Int?
     var keyIndex: Int?
     var sinks: [SinkResult] = []
     var latencyMicroseconds = 0
-    /// Names as received; values masked where they carry a secret, and cut to
-    /// ``InspectorLog/headerBytes`` in all.
-    var headers: [(name: String, value: String)] = []
+    /// As received; cut to ``InspectorLog/headerBytes`` in all.
+    var headers = HTTPHeaders()
     /// The body's first `maxBodyBytes`.
-    var body: [UInt8] = []
-    /// The whole body's size: more than `body.count` when it was cut.
+    var body = ByteBuffer()
+    /// The whole body's size: more than `body.readableBytes` when it was cut.
     var bodyBytes = 0
 
-    var isTruncated: Bool { bodyBytes > body.count }
+    init(time: Timestamp, source: String, method: String, uri: String, client: String? = nil) {
+        self.time = time
+        self.source = source
+        self.method = method
+        self.uri = uri
+        self.client = client
+    }
+
+    var isTruncated: Bool { bodyBytes > body.readableBytes }
 }
 
-/// The last `recent` requests, in a ring: the inspector's memory is bounded by `recent` ×
-/// (`maxBodyBytes` + ``headerBytes``) whatever the load, because a record's body and headers
-/// are cut to those sizes when it is made and the oldest record makes room for the newest.
+/// An accepted event as the event stream sends it (`GET /api/events`): the event, with its
+/// data when it fits the inspector's `maxBodyBytes`, and the headers its request came with.
+struct StreamedEvent: Sendable {
+    var event: WebhookEvent
+    var headers: HTTPHeaders
+    /// The data's size when it was larger than `maxBodyBytes` and not kept.
+    var omittedBytes: Int?
+}
+
+/// The inspector's memory: the last `recent` requests and the last `recent` accepted events,
+/// each in a ring, so what it holds is bounded by `recent` × (`maxBodyBytes` +
+/// ``headerBytes``) for each whatever the load: a record's body and headers are cut to those
+/// sizes when it is made, and the oldest record makes room for the newest.
 final class InspectorLog: Sendable {
     /// The bytes of header names and values one record keeps at most.
     static let headerBytes = 8192
@@ -52,97 +82,138 @@ final class InspectorLog: Sendable {
     let capacity: Int
     let maxBodyBytes: Int
 
-    private struct Ring {
-        var slots: [InspectedRequest?]
-        /// Where the next record goes.
-        var next = 0
-        var lastSequence: UInt64 = 0
-    }
-
-    private let ring: Mutex<Ring>
+    private let requests: Mutex<SequenceRing<InspectedRequest>>
+    private let events: Mutex<SequenceRing<StreamedEvent>>
+    /// Event streams to wake when an event is kept, by subscription number.
+    private let subscribers = Mutex<(next: Int, wakes: [Int: @Sendable () -> Void])>((0, [:]))
+    private let subscriberCount = Atomic<Int>(0)
 
     init(recent: Int, maxBodyBytes: Int) {
         capacity = max(1, recent)
         self.maxBodyBytes = max(0, maxBodyBytes)
-        ring = Mutex(Ring(slots: Array(repeating: nil, count: max(1, recent))))
+        requests = Mutex(SequenceRing(capacity: recent))
+        events = Mutex(SequenceRing(capacity: recent))
     }
 
-    /// Keeps `request` (its body and headers cut and masked here) in place of the oldest one
-    /// when full; returns its sequence number.
+    // MARK: - Requests
+
+    /// Keeps `request` with `body` and `headers` cut to their bounds, in place of the oldest
+    /// one when full; returns its sequence number.
     @discardableResult
-    func record(_ request: InspectedRequest, body: some Collection<UInt8>, headers: [(String, String)]) -> UInt64 {
+    func record(_ request: InspectedRequest, body: ByteBuffer?, headers: HTTPHeaders) -> UInt64 {
         var kept = request
-        kept.bodyBytes = body.count
-        kept.body = Array(body.prefix(maxBodyBytes))
+        if let body {
+            kept.bodyBytes = body.readableBytes
+            kept.body = keptBytes(body)
+        }
         kept.headers = Self.kept(headers)
-        return ring.withLock { ring in
-            ring.lastSequence += 1
-            kept.sequence = ring.lastSequence
-            ring.slots[ring.next] = kept
-            ring.next = (ring.next + 1) % ring.slots.count
-            return kept.sequence
-        }
+        return requests.withLock { $0.append(kept) }
     }
 
-    /// The records held, newest first, those `include` accepts, at most `limit`.
-    func recent(limit: Int = .max, where include: (InspectedRequest) -> Bool = { _ in true }) -> [InspectedRequest] {
-        ring.withLock { ring in
-            var found: [InspectedRequest] = []
-            var index = ring.next
-            for _ in 0..<ring.slots.count {
-                index = (index - 1 + ring.slots.count) % ring.slots.count
-                guard let request = ring.slots[index] else { break }
-                if include(request) {
-                    found.append(request)
-                    if found.count >= limit { break }
-                }
-            }
-            return found
-        }
+    /// A body as kept: the buffer itself when it is within the bound (no copy), else its
+    /// first `maxBodyBytes` in a buffer of their own (a slice would keep the whole alive).
+    private func keptBytes(_ body: ByteBuffer) -> ByteBuffer {
+        if body.readableBytes <= maxBodyBytes && body.capacity <= maxBodyBytes { return body }
+        return ByteBuffer(bytes: body.readableBytesView.prefix(maxBodyBytes))
     }
 
-    /// The records after `sequence` that are still held, oldest first: what an event stream
-    /// resumed with `Last-Event-ID: sequence` sends (records older than the ring are gone;
-    /// `missed` says how many of those after `sequence` were).
+    /// A later result for a request already recorded (a sink that is not waited for).
+    func update(_ sequence: UInt64, _ change: @Sendable (inout InspectedRequest) -> Void) {
+        requests.withLock { $0.update(sequence, change) }
+    }
+
+    /// The records held, newest first, those `include` accepts, at most `limit`, older than
+    /// `before` when given.
+    func recent(limit: Int = .max, before: UInt64? = nil, where include: (InspectedRequest) -> Bool = { _ in true })
+        -> [InspectedRequest]
+    {
+        // A copy of the ring (its slots are shared, not copied) is searched outside the lock.
+        let ring = requests.withLock { $0 }
+        return ring.newestFirst(limit: limit, before: before, where: include).map { withSequence($0) }
+    }
+
+    /// The records after `sequence` still held, oldest first, and how many the ring lost.
     func since(_ sequence: UInt64) -> (requests: [InspectedRequest], missed: UInt64) {
-        ring.withLock { ring in
-            guard sequence < ring.lastSequence else { return ([], 0) }
-            let held = min(UInt64(ring.slots.count), ring.lastSequence)
-            let oldestHeld = ring.lastSequence - held + 1
-            let first = max(sequence + 1, oldestHeld)
-            var found: [InspectedRequest] = []
-            found.reserveCapacity(Int(ring.lastSequence - first + 1))
-            for wanted in first...ring.lastSequence {
-                let back = Int(ring.lastSequence - wanted)
-                let index = (ring.next - 1 - back + 2 * ring.slots.count) % ring.slots.count
-                if let request = ring.slots[index], request.sequence == wanted { found.append(request) }
-            }
-            return (found, first - (sequence + 1))
-        }
+        let found = requests.withLock { $0.since(sequence) }
+        return (found.elements.map { withSequence($0) }, found.missed)
     }
 
     /// The record with `sequence`, while it is still held.
     func request(_ sequence: UInt64) -> InspectedRequest? {
-        ring.withLock { ring in
-            guard sequence > 0, sequence <= ring.lastSequence, ring.lastSequence - sequence < UInt64(ring.slots.count) else {
-                return nil
-            }
-            let back = Int(ring.lastSequence - sequence)
-            let index = (ring.next - 1 - back + 2 * ring.slots.count) % ring.slots.count
-            return ring.slots[index].flatMap { $0.sequence == sequence ? $0 : nil }
-        }
+        requests.withLock { ring in ring.element(sequence).map { withSequence((sequence, $0)) } }
     }
 
-    /// The bytes of bodies and header text held now (what the memory bound counts).
+    /// The newest record's sequence number (0: none yet).
+    var lastSequence: UInt64 { requests.withLock { $0.lastSequence } }
+
+    private func withSequence(_ pair: (UInt64, InspectedRequest)) -> InspectedRequest {
+        var request = pair.1
+        request.sequence = pair.0
+        return request
+    }
+
+    /// The bytes of bodies and header text held now, requests and events (what the memory
+    /// bound counts).
     var heldBytes: Int {
-        ring.withLock { ring in
-            ring.slots.reduce(0) { total, slot in
-                total + (slot.map { $0.body.count + $0.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count } } ?? 0)
-            }
+        let requestBytes = requests.withLock { ring in
+            ring.all.reduce(0) { $0 + $1.body.capacity + Self.headerSize($1.headers) }
         }
+        let eventBytes = events.withLock { ring in
+            ring.all.reduce(0) { $0 + $1.event.data.capacity + Self.headerSize($1.headers) }
+        }
+        return requestBytes + eventBytes
     }
 
-    // MARK: - Masking
+    // MARK: - Events
+
+    /// Keeps an accepted event for the event stream (its data copied when it fits
+    /// `maxBodyBytes`, else left out and its size noted) and wakes the streams.
+    func stream(_ event: WebhookEvent, headers: HTTPHeaders) {
+        var kept = event
+        kept.bodyJSON = nil  // a parsed body would be more to hold than the bound counts
+        kept.requestHeaders = [:]
+        var omitted: Int?
+        if event.data.readableBytes <= maxBodyBytes {
+            // Copied: the data may be a slice of a larger body (a batch's element).
+            kept.data = ByteBuffer(bytes: event.data.readableBytesView)
+        } else {
+            omitted = event.data.readableBytes
+            kept.data = ByteBuffer()
+        }
+        let streamed = StreamedEvent(event: kept, headers: Self.kept(headers), omittedBytes: omitted)
+        events.withLock { _ = $0.append(streamed) }
+        guard subscriberCount.load(ordering: .relaxed) > 0 else { return }
+        for wake in subscribers.withLock({ Array($0.wakes.values) }) { wake() }
+    }
+
+    /// The events after `sequence` still held, oldest first, at most `limit`, and how many
+    /// the ring lost.
+    func events(since sequence: UInt64, limit: Int = .max) -> (events: [(UInt64, StreamedEvent)], missed: UInt64) {
+        let found = events.withLock { $0.since(sequence, limit: limit) }
+        return (found.elements, found.missed)
+    }
+
+    /// The newest event's sequence number (0: none yet).
+    var lastEventSequence: UInt64 { events.withLock { $0.lastSequence } }
+
+    /// Calls `wake` (from the recording task) whenever an event is kept, until
+    /// ``unsubscribe(_:)``.
+    func subscribe(_ wake: @escaping @Sendable () -> Void) -> Int {
+        let number = subscribers.withLock { state in
+            state.next += 1
+            state.wakes[state.next] = wake
+            return state.next
+        }
+        subscriberCount.add(1, ordering: .relaxed)
+        return number
+    }
+
+    func unsubscribe(_ number: Int) {
+        let removed = subscribers.withLock { $0.wakes.removeValue(forKey: number) != nil }
+        if removed { subscriberCount.subtract(1, ordering: .relaxed) }
+    }
+
+    // MARK: - Headers: bounded, and masked when shown
 
     /// Parts of header names whose values carry a secret: a signature (`hmac` for Shopify's
     /// and others' names without the word), a credential, a session.
@@ -159,28 +230,38 @@ final class InspectorLog: Sendable {
     /// A masked value: its length only.
     static func masked(_ value: String) -> String { "(masked, \(value.utf8.count) bytes)" }
 
-    /// The headers as kept: secrets masked, the whole cut to ``headerBytes`` (a value cut
-    /// short ends in `…`; headers past the bound are left out, and a last one says how many).
-    static func kept(_ headers: [(String, String)]) -> [(name: String, value: String)] {
-        var kept: [(name: String, value: String)] = []
+    /// The headers as a page or the API shows them: secret values masked.
+    static func shownHeaders(_ headers: HTTPHeaders) -> [(name: String, value: String)] {
+        headers.map { ($0.name, isSecret($0.name) ? masked($0.value) : $0.value) }
+    }
+
+    static func headerSize(_ headers: HTTPHeaders) -> Int {
+        headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+    }
+
+    /// The headers as kept: as they came when within ``headerBytes`` (no copy), else cut (a
+    /// value cut short ends in `…`; headers past the bound are left out, and a last one says
+    /// how many).
+    static func kept(_ headers: HTTPHeaders) -> HTTPHeaders {
+        if headerSize(headers) <= headerBytes { return headers }
+        var kept = HTTPHeaders()
         // Room for the line that says how many were left out.
         let limit = headerBytes - 64
         var used = 0
-        for (index, (name, value)) in headers.enumerated() {
-            let shown = isSecret(name) ? masked(value) : value
+        for (index, (name, value)) in headers.map({ ($0.name, $0.value) }).enumerated() {
             let room = limit - used - name.utf8.count
             if room <= 0 {
-                kept.append(("…", "\(headers.count - index) more headers not kept"))
+                kept.add(name: "X-Inspector-Omitted", value: "\(headers.count - index) more headers not kept")
                 break
             }
-            if shown.utf8.count <= room {
-                kept.append((name, shown))
-                used += name.utf8.count + shown.utf8.count
+            if value.utf8.count <= room {
+                kept.add(name: name, value: value)
+                used += name.utf8.count + value.utf8.count
             } else {
-                var cut = Array(shown.utf8.prefix(max(0, room - 3)))
+                var cut = Array(value.utf8.prefix(max(0, room - 3)))
                 while let last = cut.last, last & 0xC0 == 0x80 { cut.removeLast() }  // not inside a character
                 if let last = cut.last, last >= 0xC0 { cut.removeLast() }
-                kept.append((name, String(decoding: cut, as: UTF8.self) + "…"))
+                kept.add(name: name, value: String(decoding: cut, as: UTF8.self) + "…")
                 used = limit
             }
         }

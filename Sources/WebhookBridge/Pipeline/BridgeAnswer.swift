@@ -8,11 +8,15 @@ public struct BridgeAnswer: Sendable, Equatable {
     public var status: HTTPResponseStatus
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// The error code a refusal's body names (`signature_invalid`, `busy`), for the
+    /// inspector; not part of the answer's equality.
+    public var code: String?
 
-    public init(status: HTTPResponseStatus, headers: [(String, String)] = [], body: [UInt8]) {
+    public init(status: HTTPResponseStatus, headers: [(String, String)] = [], body: [UInt8], code: String? = nil) {
         self.status = status
         self.headers = headers
         self.body = body
+        self.code = code
     }
 
     public static func == (lhs: BridgeAnswer, rhs: BridgeAnswer) -> Bool {
@@ -34,7 +38,7 @@ public struct BridgeAnswer: Sendable, Equatable {
 
     /// `{"error": CODE}`, with extra headers.
     static func error(_ status: HTTPResponseStatus, _ code: String, headers: [(String, String)] = []) -> BridgeAnswer {
-        BridgeAnswer(status: status, headers: headers, body: JSONWriter.object(["error": code]))
+        BridgeAnswer(status: status, headers: headers, body: JSONWriter.object(["error": code]), code: code)
     }
 
     static let notFound = error(.notFound, "not_found")

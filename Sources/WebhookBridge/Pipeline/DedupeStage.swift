@@ -50,7 +50,7 @@ struct DedupeStage: Sendable {
         case .duplicate:
             return .duplicate
         case .inProgress:
-            trace.span?.attributes["webhook.outcome"] = "in_progress"
+            trace.note(outcome: "in_progress")
             return .answered(.inProgress)
         }
         guard let token = singleUseToken else { return .reserved(Reservation(store: store, key: key, tokenKey: nil)) }
@@ -73,11 +73,11 @@ struct DedupeStage: Sendable {
             log.rejection(
                 source: source.name, headers: headers, reason: "signature_invalid",
                 detail: "the signature's token was already used")
-            trace.span?.attributes["webhook.outcome"] = "token_reused"
+            trace.note(outcome: "token_reused")
             return .answered(.error(.unauthorized, "signature_invalid", headers: source.scheme.unauthorizedHeaders))
         case .inProgress:
             await store.release(key)
-            trace.span?.attributes["webhook.outcome"] = "in_progress"
+            trace.note(outcome: "in_progress")
             return .answered(.inProgress)
         }
     }

@@ -35,12 +35,17 @@ struct DeliverStage: Sendable {
         if failures.isEmpty && behindBacklog.isEmpty { return .delivered }
         guard let spool else { return .unavailable }
         do {
-            for sink in behindBacklog { try await spool.append(event, for: sink.name) }
+            for sink in behindBacklog {
+                try await spool.append(event, for: sink.name)
+                trace.inspection?.noteFate(sink: sink.name, "queued")
+            }
             for failure in failures {
                 if failure.isPermanent {
                     try await spool.deadLetter(event, sink: failure.sink, reason: failure.reason, details: failure.details)
+                    trace.inspection?.noteFate(sink: failure.sink, "dead-lettered")
                 } else {
                     try await spool.append(event, for: failure.sink)
+                    trace.inspection?.noteFate(sink: failure.sink, "queued")
                 }
             }
         } catch {
@@ -62,7 +67,7 @@ struct DeliverStage: Sendable {
             Task(executorPreference: executor) {
                 let result = await deliverWithDeadline(
                     event, to: sink, milliseconds: ackTimeoutMs, metrics: metrics, on: executor)
-                RequestTrace.end(span, result)
+                trace.endDelivery(span, sink: sink.name, required: false, result)
                 if case .failure(let error) = result { self.note(error, required: false, logger: logger) }
             }
         }
@@ -74,7 +79,7 @@ struct DeliverStage: Sendable {
             let span = trace.deliverySpan(sink: sink.name, required: true)
             let result = await deliverWithDeadline(
                 event, to: sink, milliseconds: ackTimeoutMs, metrics: sinkMetrics[sink.name], on: executor)
-            RequestTrace.end(span, result)
+            trace.endDelivery(span, sink: sink.name, required: true, result)
             guard case .failure(let error) = result else { return [] }
             note(error, required: true, logger: logger)
             return [error]
@@ -86,7 +91,7 @@ struct DeliverStage: Sendable {
                 group.addTask(executorPreference: executor) {
                     let result = await deliverWithDeadline(
                         event, to: sink, milliseconds: ackTimeoutMs, metrics: metrics, on: executor)
-                    RequestTrace.end(span, result)
+                    trace.endDelivery(span, sink: sink.name, required: true, result)
                     if case .failure(let error) = result { return error }
                     return nil
                 }

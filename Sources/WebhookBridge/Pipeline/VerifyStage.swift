@@ -25,7 +25,7 @@ struct VerifyStage: Sendable {
         if let handshake = source.scheme.unsignedHandshake(request) {
             source.admission.noteFailure(client: request.client)  // unsigned: the client's own bucket
             log.handshake(source: source.name, headers: request.headers, metadata: ["http.status": "\(handshake.status)"])
-            trace.span?.attributes["webhook.outcome"] = "handshake"
+            trace.note(outcome: "handshake")
             return .answered(BridgeAnswer(handshake))
         }
 
@@ -36,7 +36,7 @@ struct VerifyStage: Sendable {
             verified = try await source.scheme.verify(request, services: services)
             trace.noteVerification(verifySpan, result: "ok", keyIndex: verified.keyIndex)
         } catch {
-            trace.noteVerification(verifySpan, result: error.code, keyIndex: nil)
+            trace.noteVerification(verifySpan, result: error.code, keyIndex: nil, detail: error.detail)
             source.metrics.verifications[.init(result: error.code, keyIndex: nil)].increment()
             if error.isUnavailable {
                 // Nothing wrong with the request: the provider retries it after a 503.
@@ -54,12 +54,12 @@ struct VerifyStage: Sendable {
         // provider has switched to the new one and the old can be removed.
         source.metrics.verifications[.init(result: "ok", keyIndex: verified.keyIndex)].increment()
         if let limited = source.admission.takeVerified() {
-            trace.span?.attributes["webhook.outcome"] = "rate_limited"
+            trace.note(outcome: "rate_limited")
             return .answered(limited)
         }
         if let handshake = verified.handshake {
             if let followUp = verified.followUp { confirmer.followUp(followUp, logger: logger) }
-            trace.span?.attributes["webhook.outcome"] = "handshake"
+            trace.note(outcome: "handshake")
             return .answered(BridgeAnswer(handshake))
         }
         return .verified(verified)

@@ -71,7 +71,9 @@ public final class WebhookProcessor: Sendable {
         _ source: ConfiguredSource, uri: String, headers: HTTPHeaders, body: ByteBuffer, client: String?,
         on executor: EventLoopTaskExecutor
     ) async -> BridgeAnswer {
-        let trace = tracing.start(method: .POST, path: source.config.path, source: source.name, headers: headers)
+        let trace = tracing.start(
+            method: .POST, path: source.config.path, source: source.name, headers: headers, uri: uri, client: client,
+            body: body)
         let answer = await process(source, uri: uri, headers: headers, body: body, client: client, on: executor, trace: trace)
         source.metrics.requests[answer.status.code].increment()
         trace.finish(answer: answer)
@@ -98,15 +100,12 @@ public final class WebhookProcessor: Sendable {
         case .single(var event):
             trace.stamp(&event)
             logger.eventID = event.id
-            if let span = trace.span {
-                span.attributes["webhook.id"] = event.id
-                span.attributes["webhook.type"] = event.type
-            }
+            trace.note(event: event)
             let outcome = await take(
                 event, request, singleUseToken: verified.singleUseToken, source: source, on: executor, trace: trace,
                 logger: logger)
             if case .answered(let answer) = outcome { return answer }
-            trace.span?.attributes["webhook.outcome"] = outcome.name
+            trace.note(outcome: outcome.name)
             return answer(outcome, id: event.id, source: source)
         }
     }
@@ -156,9 +155,11 @@ public final class WebhookProcessor: Sendable {
         switch await deliver.run(routed, to: sinks, on: executor, trace: trace, logger: logger) {
         case .delivered:
             await reservation.commit(logger: logger)
+            trace.noteTaken(event, headers: request.headers)
             return .accepted
         case .queued:
             await reservation.commit(logger: logger)
+            trace.noteTaken(event, headers: request.headers)
             return .queued
         case .unavailable:
             await reservation.release()
@@ -177,6 +178,7 @@ public final class WebhookProcessor: Sendable {
         _ events: [WebhookEvent], _ request: WebhookRequest, source: ConfiguredSource, on executor: EventLoopTaskExecutor,
         trace: RequestTrace, logger: RequestLogger
     ) async -> BridgeAnswer {
+        trace.inspection?.noteBatch(size: events.count)
         var seen = Set<String>()
         var repeated = 0
         let outcomes = await withTaskGroup(of: EventOutcome.self) { group in
@@ -219,11 +221,11 @@ public final class WebhookProcessor: Sendable {
             }
         }
         if let refusal = refusals.first(where: { $0.status == .serviceUnavailable }) ?? refusals.first {
-            trace.span?.attributes["webhook.outcome"] = "batch_refused"
+            trace.note(outcome: "batch_refused")
             return refusal
         }
         let status = counts.queued > 0 ? "queued" : "accepted"
-        trace.span?.attributes["webhook.outcome"] = status
+        trace.note(outcome: status)
         if let custom = source.config.respond?.answer(outcome: status, id: "", defaultStatus: counts.queued > 0 ? 202 : 200) {
             return BridgeAnswer(status: HTTPResponseStatus(statusCode: custom.status), headers: custom.headers, body: custom.body)
         }

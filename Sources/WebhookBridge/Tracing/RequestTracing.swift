@@ -1,7 +1,8 @@
 import Logging
+import NIOCore
 import NIOHTTP1
 #if OTLP
-import OTel
+    import OTel
 #endif
 import ServiceLifecycle
 import Tracing
@@ -10,8 +11,11 @@ import WebhookCore
 /// The trace of one request: its server span (when the bridge records spans) and the trace
 /// context its event carries (the CloudEvents distributed-tracing extension).
 ///
-/// Without `tracing` and without an incoming `traceparent` it is ``none``: no span, no
-/// attribute, nothing allocated on the request path.
+/// With the inspector on (config `admin`), it also carries the request's inspector record
+/// (``InspectionDraft``), noted at the same points as the span.
+///
+/// Without `tracing`, without an incoming `traceparent` and without the inspector it is
+/// ``none``: no span, no attribute, nothing allocated on the request path.
 struct RequestTrace: Sendable {
     /// The request's server span; nil when the bridge records no spans.
     let span: (any Span)?
@@ -19,14 +23,19 @@ struct RequestTrace: Sendable {
     let traceParent: String?
     let traceState: String?
     private let tracer: (any Tracer)?
+    /// The request's inspector record; nil when the inspector is off.
+    let inspection: InspectionDraft?
 
-    static let none = RequestTrace(span: nil, traceParent: nil, traceState: nil, tracer: nil)
+    static let none = RequestTrace(span: nil, traceParent: nil, traceState: nil, tracer: nil, inspection: nil)
 
-    fileprivate init(span: (any Span)?, traceParent: String?, traceState: String?, tracer: (any Tracer)?) {
+    fileprivate init(
+        span: (any Span)?, traceParent: String?, traceState: String?, tracer: (any Tracer)?, inspection: InspectionDraft?
+    ) {
         self.span = span
         self.traceParent = traceParent
         self.traceState = traceState
         self.tracer = tracer
+        self.inspection = inspection
     }
 
     /// A child span of the request's (verification, idempotency, a sink delivery).
@@ -45,53 +54,59 @@ struct RequestTrace: Sendable {
 
 /// Starts requests' traces: continues a W3C `traceparent` (and `tracestate`) from the
 /// request and, with `tracing` configured, records a server span per request with child
-/// spans, exported over OTLP by swift-otel.
+/// spans, exported over OTLP by swift-otel. With the inspector on, every request to a
+/// source also gets its inspector record.
 public final class RequestTracing: Sendable {
     private let tracer: (any Tracer)?
     /// The exporter's batching and its flush at shutdown; run with the bridge's services.
     let service: (any Service)?
+    /// The inspector's memory (config `admin`); nil when it is off.
+    let inspector: InspectorLog?
 
     /// No spans; an incoming `traceparent` is still passed on to the event.
     public static let passThrough = RequestTracing(tracer: nil, service: nil)
 
-    init(tracer: (any Tracer)?, service: (any Service)?) {
+    init(tracer: (any Tracer)?, service: (any Service)?, inspector: InspectorLog? = nil) {
         self.tracer = tracer
         self.service = service
+        self.inspector = inspector
     }
 
     /// Builds the OTLP exporter for `config`. `OTEL_*` environment variables the exporter
     /// knows (`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_CERTIFICATE`, …) override it.
-    public static func make(_ config: BridgeConfig.Tracing?, logger: Logger) throws -> RequestTracing {
-        guard let config else { return .passThrough }
+    static func make(_ config: BridgeConfig.Tracing?, inspector: InspectorLog? = nil, logger: Logger) throws
+        -> RequestTracing
+    {
+        guard let config else { return RequestTracing(tracer: nil, service: nil, inspector: inspector) }
         #if OTLP
-        var otel = OTel.Configuration.default
-        otel.serviceName = config.serviceName
-        otel.diagnosticLogger = .custom(logger)
-        otel.diagnosticLogLevel = .warning
-        otel.propagators = [.traceContext]
-        otel.logs.enabled = false
-        otel.metrics.enabled = false
-        otel.traces.enabled = true
-        otel.traces.exporter = .otlp
-        otel.traces.sampler = .parentBasedTraceIDRatio(ratio: config.sampleRatio) ?? .parentBasedAlwaysOn
-        otel.traces.otlpExporter.endpoint = config.tracesURL
-        otel.traces.otlpExporter.headers = config.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        switch config.transport {
-        case .grpc:
-            #if OTLPGRPC
-            otel.traces.otlpExporter.protocol = .grpc
-            #else
-            // The config check refuses gRPC in a build without it.
-            preconditionFailure("OTLP/gRPC is not in this build")
-            #endif
-        case .httpProtobuf: otel.traces.otlpExporter.protocol = .httpProtobuf
-        case .httpJSON: otel.traces.otlpExporter.protocol = .httpJSON
-        }
-        let backend = try OTel.makeTracingBackend(configuration: otel)
-        return RequestTracing(tracer: backend.factory, service: backend.service)
+            var otel = OTel.Configuration.default
+            otel.serviceName = config.serviceName
+            otel.diagnosticLogger = .custom(logger)
+            otel.diagnosticLogLevel = .warning
+            otel.propagators = [.traceContext]
+            otel.logs.enabled = false
+            otel.metrics.enabled = false
+            otel.traces.enabled = true
+            otel.traces.exporter = .otlp
+            otel.traces.sampler = .parentBasedTraceIDRatio(ratio: config.sampleRatio) ?? .parentBasedAlwaysOn
+            otel.traces.otlpExporter.endpoint = config.tracesURL
+            otel.traces.otlpExporter.headers = config.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            switch config.transport {
+            case .grpc:
+                #if OTLPGRPC
+                    otel.traces.otlpExporter.protocol = .grpc
+                #else
+                    // The config check refuses gRPC in a build without it.
+                    preconditionFailure("OTLP/gRPC is not in this build")
+                #endif
+            case .httpProtobuf: otel.traces.otlpExporter.protocol = .httpProtobuf
+            case .httpJSON: otel.traces.otlpExporter.protocol = .httpJSON
+            }
+            let backend = try OTel.makeTracingBackend(configuration: otel)
+            return RequestTracing(tracer: backend.factory, service: backend.service, inspector: inspector)
         #else
-        // The config check refuses `tracing` in a build without the exporter.
-        throw NoExporter()
+            // The config check refuses `tracing` in a build without the exporter.
+            throw NoExporter()
         #endif
     }
 
@@ -99,16 +114,24 @@ public final class RequestTracing: Sendable {
         var description: String { "span export is not in this build (built without the OTLP package trait)" }
     }
 
-    /// The trace of a request to a source: ``RequestTrace/none`` unless spans are recorded or
-    /// the request carries a valid `traceparent`.
-    func start(method: HTTPMethod, path: String, source: String, headers: HTTPHeaders) -> RequestTrace {
+    /// The trace of a request to a source: ``RequestTrace/none`` unless spans are recorded,
+    /// the request carries a valid `traceparent` or the inspector is on.
+    func start(
+        method: HTTPMethod, path: String, source: String, headers: HTTPHeaders, uri: String, client: String?,
+        body: ByteBuffer?
+    ) -> RequestTrace {
         // Checked first on every path (see ``IncomingTraceContext``); the cheap test for the
         // header keeps requests without one (nearly all) free of the lookup of two names.
         let incoming = headers.contains(name: "traceparent") ? IncomingTraceContext(headers: headers) : nil
+        let inspection = inspector.map {
+            InspectionDraft(log: $0, source: source, method: method, uri: uri, client: client, headers: headers, body: body)
+        }
         guard let tracer else {
-            guard let incoming else { return .none }
+            guard incoming != nil || inspection != nil else { return .none }
             // Passed on as it came, the invalid members of its tracestate left out.
-            return RequestTrace(span: nil, traceParent: incoming.traceParent, traceState: incoming.traceState, tracer: nil)
+            return RequestTrace(
+                span: nil, traceParent: incoming?.traceParent, traceState: incoming?.traceState, tracer: nil,
+                inspection: inspection)
         }
         var context = ServiceContext.topLevel
         if let incoming {
@@ -126,17 +149,20 @@ public final class RequestTracing: Sendable {
         var carrier: [String: String] = [:]
         tracer.inject(span.context, into: &carrier, using: DictionaryInjector())
         return RequestTrace(
-            span: span, traceParent: carrier["traceparent"], traceState: carrier["tracestate"], tracer: tracer)
+            span: span, traceParent: carrier["traceparent"], traceState: carrier["tracestate"], tracer: tracer,
+            inspection: inspection)
     }
 
     /// Records a request answered without the pipeline (refused from its head, a handshake,
-    /// a method the source does not take) as one finished server span.
+    /// a method the source does not take) as one finished server span and inspector record.
     func record(
-        method: HTTPMethod, path: String, source: String, headers: HTTPHeaders, answer: BridgeAnswer, outcome: String
+        method: HTTPMethod, path: String, source: String, headers: HTTPHeaders, uri: String, client: String?,
+        answer: BridgeAnswer, outcome: String, cause: (code: String, detail: String)? = nil
     ) {
-        guard tracer != nil else { return }
-        let trace = start(method: method, path: path, source: source, headers: headers)
-        trace.span?.attributes["webhook.outcome"] = outcome
+        guard tracer != nil || inspector != nil else { return }
+        let trace = start(method: method, path: path, source: source, headers: headers, uri: uri, client: client, body: nil)
+        trace.note(outcome: outcome)
+        if let cause { trace.inspection?.noteRejection(cause: cause.code, detail: cause.detail) }
         trace.finish(answer: answer)
     }
 }
@@ -145,6 +171,7 @@ extension RequestTrace {
     /// Ends the server span with the answer's status (an error status for 5xx, as
     /// OpenTelemetry's HTTP conventions say for servers).
     func finish(answer: BridgeAnswer) {
+        inspection?.finish(answer: answer)
         guard let span else { return }
         let status = Int(answer.status.code)
         span.attributes["http.response.status_code"] = status
@@ -152,9 +179,37 @@ extension RequestTrace {
         span.end()
     }
 
+    /// What became of the request (`accepted`, `handshake`, `rate_limited`, …).
+    func note(outcome: String) {
+        span?.attributes["webhook.outcome"] = outcome
+        inspection?.note(outcome: outcome)
+    }
+
+    /// The event a request became: on the span, and in the inspector's record.
+    func note(event: WebhookEvent) {
+        if let span {
+            span.attributes["webhook.id"] = event.id
+            span.attributes["webhook.type"] = event.type
+        }
+        inspection?.noteEvent(id: event.id, type: event.type)
+    }
+
+    /// An event was taken (delivered or kept): the inspector's event stream gets it, as it
+    /// was received (before any transform), with its request's headers.
+    func noteTaken(_ event: WebhookEvent, headers: HTTPHeaders) {
+        inspection?.log.stream(event, headers: headers)
+    }
+
     /// Ends the verification span; the result (`ok` or the 401 code) goes on the request's
-    /// span too.
-    func noteVerification(_ verifySpan: (any Span)?, result: String, keyIndex: Int?) {
+    /// span too, and with the detail into the inspector's record.
+    func noteVerification(_ verifySpan: (any Span)?, result: String, keyIndex: Int?, detail: String? = nil) {
+        if let inspection {
+            if result == "ok" {
+                inspection.noteKey(keyIndex)
+            } else {
+                inspection.noteRejection(cause: result, detail: detail)
+            }
+        }
         guard let span else { return }
         span.attributes["webhook.verification"] = result
         if let verifySpan {
@@ -172,8 +227,11 @@ extension RequestTrace {
         return span
     }
 
-    /// Ends a delivery's span with its result.
-    static func end(_ span: (any Span)?, _ result: Result<DeliveryReceipt, SinkError>) {
+    /// Ends a delivery's span with its result, which goes into the inspector's record too.
+    func endDelivery(
+        _ span: (any Span)?, sink: String, required: Bool, _ result: Result<DeliveryReceipt, SinkError>
+    ) {
+        inspection?.noteDelivery(sink: sink, required: required, result)
         guard let span else { return }
         switch result {
         case .success(let receipt):

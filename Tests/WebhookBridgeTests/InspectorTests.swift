@@ -1,0 +1,221 @@
+import BridgeTestSupport
+import Foundation
+import Testing
+import WebhookBridge
+import WebhookCore
+import WebhookEncoding
+
+/// The inspector's admin listener (SPEC section 11) in process: the bearer token, the
+/// request list and detail as the API gives them, and the event stream's resume.
+@Suite("Inspector: the admin listener's API and event stream")
+struct InspectorTests {
+    static let token = "inspector-token-0123456789"
+
+    static func config(recent: Int = 100, extraSource: String = "") -> String {
+        """
+        {"listen": {"host": "127.0.0.1", "port": 0},
+         "admin": {"host": "127.0.0.1", "port": 0, "token": "\(token)", "recent": \(recent), "maxBodyBytes": 1024},
+         "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+         "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["old-secret", "gh-secret"]}, "sinks": ["archive"]},
+                     "other": {"path": "/other", "verify": {"scheme": "github", "secrets": ["gh-secret"]}, "sinks": ["archive"]}}}
+        """
+    }
+
+    func admin(_ bridge: RunningBridge) -> Int { bridge.bridge.admin!.localAddress!.port! }
+
+    func get(_ bridge: RunningBridge, _ path: String, token: String? = InspectorTests.token) async throws
+        -> WebhookClient.Response
+    {
+        try await WebhookClient.send(
+            host: "127.0.0.1", port: admin(bridge), method: .GET, path: path,
+            headers: token.map { [("Authorization", "Bearer \($0)")] } ?? [])
+    }
+
+    func post(_ bridge: RunningBridge, _ id: String, path: String = "/gh", secret: String = "gh-secret", type: String = "push")
+        async throws -> Int
+    {
+        let body = #"{"delivery": "\#(id)", "note": "needle-\#(id)"}"#
+        return Int(
+            try await bridge.post(path, headers: githubHeaders(body, delivery: id, event: type, secret: secret), body: body)
+                .status.code)
+    }
+
+    @Test(
+        "without the token, or with a wrong one, every API path (and unknown ones) is 401 with nothing else in the answer; the page is served to anyone"
+    )
+    func token() async throws {
+        try await RunningBridge.with(config: Self.config()) { bridge in
+            #expect(try await post(bridge, "d-1") == 200)
+            let page = try await get(bridge, "/", token: nil)
+            #expect(page.status == .ok && page.headers.first(name: "Content-Type")?.hasPrefix("text/html") == true)
+            #expect(page.text.contains("webhook-bridge inspector") && !page.text.contains("d-1"))
+            let paths = [
+                "/api/requests", "/api/requests/1", "/api/dead-letters", "/api/events", "/api/info", "/api/nothing", "/elsewhere",
+            ]
+            for token in [nil, "wrong", Self.token + "x", String(Self.token.dropLast()), ""] as [String?] {
+                for path in paths {
+                    let answer = try await get(bridge, path, token: token)
+                    #expect(answer.status == .unauthorized, "\(path) with \(token ?? "no token")")
+                    #expect(answer.text == #"{"error":"unauthorized"}"#)
+                    #expect(answer.headers.first(name: "WWW-Authenticate")?.hasPrefix("Bearer") == true)
+                }
+            }
+            let replay = try await WebhookClient.send(
+                host: "127.0.0.1", port: admin(bridge), path: "/api/dead-letters/replay", body: Array(#"{"all": true}"#.utf8))
+            #expect(replay.status == .unauthorized)
+            // The scheme's word is case-insensitive; the token is not.
+            let lower = try await WebhookClient.send(
+                host: "127.0.0.1", port: admin(bridge), method: .GET, path: "/api/requests",
+                headers: [("Authorization", "bearer \(Self.token)")])
+            #expect(lower.status == .ok && lower.text.contains("d-1"))
+            #expect(try await get(bridge, "/api/requests", token: Self.token.uppercased()).status == .unauthorized)
+        }
+    }
+
+    @Test(
+        "the list: newest first with outcome, cause, event, secret index, receipts; filters by source, outcome, type and text; the detail masks the signature and keeps the body"
+    )
+    func requests() async throws {
+        try await RunningBridge.with(config: Self.config()) { bridge in
+            #expect(try await post(bridge, "d-1", type: "issues") == 200)
+            #expect(try await post(bridge, "d-2", secret: "forged") == 401)
+            #expect(try await post(bridge, "d-1", type: "issues") == 200)  // a duplicate
+            #expect(try await post(bridge, "d-3", path: "/other", secret: "old-secret") == 401)
+            #expect(try await post(bridge, "d-4", secret: "old-secret") == 200)
+            let list = try await get(bridge, "/api/requests")
+            #expect(list.status == .ok && list.headers.first(name: "Content-Type") == "application/json")
+            guard case .array(let rows)? = list.json?["requests"] else {
+                Issue.record("no list: \(list.text)")
+                return
+            }
+            #expect(rows.compactMap { $0["seq"]?.scalarText } == ["5", "4", "3", "2", "1"])
+            #expect(
+                rows.compactMap { $0["outcome"]?.scalarText } == ["accepted", "rejected", "duplicate", "rejected", "accepted"])
+            #expect(rows[1]["cause"]?.scalarText == "signature_invalid" && rows[1]["status"]?.scalarText == "401")
+            #expect(rows[1]["source"]?.scalarText == "other")
+            #expect(rows[4]["id"]?.scalarText == "d-1" && rows[4]["type"]?.scalarText == "issues")
+            // The secret that matched: the old one (index 0) for d-4, the new one for d-1.
+            #expect(rows[0]["key"]?.scalarText == "0" && rows[4]["key"]?.scalarText == "1")
+            #expect(rows[4].value(atPointer: "/sinks/0/sink")?.scalarText == "archive")
+            #expect(rows[4].value(atPointer: "/sinks/0/position")?.scalarText?.hasSuffix("events.jsonl:0") == true)
+            #expect(rows[4]["client"]?.scalarText == "127.0.0.1" && rows[4]["method"]?.scalarText == "POST")
+
+            func seqs(_ query: String) async throws -> [String] {
+                guard case .array(let rows)? = try await get(bridge, "/api/requests?" + query).json?["requests"] else {
+                    return []
+                }
+                return rows.compactMap { $0["seq"]?.scalarText }
+            }
+            #expect(try await seqs("outcome=rejected") == ["4", "2"])
+            #expect(try await seqs("source=other") == ["4"])
+            #expect(try await seqs("type=iss*") == ["3", "1"])
+            #expect(try await seqs("q=NEEDLE-d-4") == ["5"])  // text in the body, any case
+            #expect(try await seqs("q=signature_invalid") == ["4", "2"])
+            #expect(try await seqs("after=3") == ["5", "4"])
+            #expect(try await seqs("before=3&limit=1") == ["2"])
+
+            let detail = try await get(bridge, "/api/requests/1")
+            #expect(detail.json?["body"]?.scalarText == #"{"delivery": "d-1", "note": "needle-d-1"}"#)
+            guard case .array(let headers)? = detail.json?["headers"] else {
+                Issue.record("no headers: \(detail.text)")
+                return
+            }
+            let shown = Dictionary(
+                headers.compactMap { pair in
+                    pair.value(atPointer: "/0")?.scalarText.map { ($0, pair.value(atPointer: "/1")?.scalarText ?? "") }
+                },
+                uniquingKeysWith: { first, _ in first })
+            #expect(shown["X-Hub-Signature-256"] == "(masked, 71 bytes)")
+            #expect(shown["X-GitHub-Delivery"] == "d-1")
+            #expect(!detail.text.contains(githubSignature(#"{"delivery": "d-1", "note": "needle-d-1"}"#, secret: "gh-secret")))
+            #expect(try await get(bridge, "/api/requests/99").status == .notFound)
+        }
+    }
+
+    /// The event stream over a raw socket: `GET /api/events`, read until `until` appears.
+    func stream(_ bridge: RunningBridge, lastEventID: String?, query: String = "", until: String) async throws
+        -> (ids: [UInt64], events: [JSONValue], text: String)
+    {
+        let port = admin(bridge)
+        let text = try await offThePool {
+            let connection = try KeepAliveConnection(port: port)
+            try connection.sendRaw(
+                "GET /api/events\(query) HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(Self.token)\r\n"
+                    + (lastEventID.map { "Last-Event-ID: \($0)\r\n" } ?? "") + "\r\n")
+            return connection.readUntil(until)
+        }
+        var ids: [UInt64] = []
+        var events: [JSONValue] = []
+        for line in text.split(separator: "\r\n").flatMap({ $0.split(separator: "\n") }) {
+            if line.hasPrefix("id: "), let id = UInt64(line.dropFirst(4)) { ids.append(id) }
+            if line.hasPrefix("data: "), let event = try? JSONParser.parse(Array(line.dropFirst(6).utf8)) { events.append(event) }
+        }
+        return (ids, events, text)
+    }
+
+    @Test(
+        "the event stream: each accepted event as CloudEvent JSON with a sequence id; resumed with Last-Event-ID after a disconnect, nothing lost or repeated; what the ring lost is said"
+    )
+    func eventStream() async throws {
+        try await RunningBridge.with(config: Self.config(recent: 4)) { bridge in
+            for id in ["e-1", "e-2", "e-3"] { #expect(try await post(bridge, id) == 200) }
+            #expect(try await post(bridge, "e-x", secret: "forged") == 401)  // not an event
+            let first = try await stream(bridge, lastEventID: "0", until: "id: 3\n")
+            #expect(first.text.hasPrefix("HTTP/1.1 200 OK") && first.text.contains("text/event-stream"))
+            #expect(first.ids == [1, 2, 3])
+            #expect(first.events.compactMap { $0["id"]?.scalarText } == ["e-1", "e-2", "e-3"])
+            #expect(first.events[0]["specversion"]?.scalarText == "1.0" && first.events[0]["source"]?.scalarText == "gh")
+            // The body byte for byte (JSON that would not read back to the same bytes travels
+            // as data_base64), and the request's headers to pass it on with.
+            #expect(first.events[0]["data"] == nil)
+            #expect(
+                first.events[0]["data_base64"]?.scalarText.flatMap(Base64.decode)
+                    == Array(#"{"delivery": "e-1", "note": "needle-e-1"}"#.utf8))
+            #expect(first.events[0]["webhookheaders"]?["X-GitHub-Delivery"]?.scalarText == "e-1")
+            #expect(first.events[0]["webhookheaders"]?["X-Hub-Signature-256"]?.scalarText?.hasPrefix("sha256=") == true)
+
+            for id in ["e-4", "e-5"] { #expect(try await post(bridge, id) == 200) }
+            let resumed = try await stream(bridge, lastEventID: "3", until: "id: 5\n")
+            #expect(resumed.ids == [4, 5])
+            #expect(resumed.events.compactMap { $0["id"]?.scalarText } == ["e-4", "e-5"])
+            // The ring holds 4: a client last at 0 lost one (1), and is told so.
+            let late = try await stream(bridge, lastEventID: "0", until: "id: 5\n")
+            #expect(late.ids == [2, 3, 4, 5])
+            #expect(late.text.contains(": 1 events were no longer held"))
+            // A source filter: the other source's events are not sent, but the id moves on.
+            #expect(try await post(bridge, "o-1", path: "/other") == 200)
+            let filtered = try await stream(bridge, lastEventID: "4", query: "?source=other", until: "id: 6\n")
+            #expect(filtered.events.compactMap { $0["id"]?.scalarText } == ["o-1"])
+            // Compact JSON reads back to the same bytes: it travels as `data`.
+            let compact = #"{"order":"c-1","total":4200,"lines":[1,2]}"#
+            let posted = try await bridge.post("/gh", headers: githubHeaders(compact, delivery: "c-1"), body: compact)
+            #expect(posted.status == .ok)
+            let exact = try await stream(bridge, lastEventID: "6", until: "id: 7\n")
+            #expect(exact.events.first?["data"] == (try JSONParser.parse(Array(compact.utf8))))
+            #expect(exact.events.first?["data_base64"] == nil)
+        }
+    }
+
+    @Test("config: admin needs a token that is not empty, and a port of its own; a short token is a warning")
+    func config() throws {
+        func problems(_ admin: String) -> [String] {
+            let text = """
+                {"listen": {"port": 8080}, "admin": \(admin),
+                 "sinks": {"a": {"type": "file", "path": "/tmp/x.jsonl"}},
+                 "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["a"]}}}
+                """
+            do {
+                let config = try Bridge.loadConfig(Array(text.utf8), environment: [:])
+                return config.warnings.map { "warning \($0)" }
+            } catch {
+                return error.problems.map { "\($0)" }
+            }
+        }
+        #expect(problems(#"{"port": 9090}"#).contains { $0.contains("admin.token") && $0.contains("required") })
+        #expect(problems(#"{"token": ""}"#).contains { $0.contains("admin.token") && $0.contains("must not be empty") })
+        #expect(problems(#"{"token": "0123456789abcdef", "port": 8080}"#).contains { $0.contains("admin.port") })
+        #expect(problems(#"{"token": "0123456789abcdef", "tokn": 1}"#).contains { $0.contains("admin.tokn") })
+        #expect(problems(#"{"token": "short"}"#).contains { $0.hasPrefix("warning") && $0.contains("admin.token") })
+        #expect(problems(#"{"token": "0123456789abcdef"}"#).isEmpty)
+    }
+}
