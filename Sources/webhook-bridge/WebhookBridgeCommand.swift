@@ -17,7 +17,7 @@ struct WebhookBridgeCommand: AsyncParsableCommand {
         abstract: "Receives webhooks, verifies them and writes them durably to Kafka, Redis Streams or files.",
         subcommands: [
             Serve.self, CheckConfig.self, Sign.self, Send.self, ReplayCommand.self, ProvidersCommand.self, RouteCommand.self,
-            VerifyCommand.self,
+            VerifyCommand.self, ListenCommand.self,
         ]
     )
 

@@ -114,10 +114,14 @@ struct InspectorLogTests {
         for index in 1...10_000 {
             log.stream(event(index, bytes: index == 10_000 ? 100 : 1_048_576), headers: headers)
         }
-        #expect(log.lastEventSequence == 10_000)
-        let (events, missed) = log.events(since: 9_000)
+        // Numbered from where this process's stream starts: above any earlier process's.
+        let base = log.lastEventSequence - 10_000
+        #expect(
+            base >= InspectorLog.eventBase(now: Timestamp(millisecondsSince1970: Timestamp.now().millisecondsSince1970 - 60_000)))
+        #expect(log.predates(base - 1) && !log.predates(base))
+        let (events, missed) = log.events(since: base + 9_000)
         #expect(missed == 900)
-        #expect(events.map(\.0) == (9_901...10_000).map { UInt64($0) })
+        #expect(events.map(\.0) == (9_901...10_000).map { base + UInt64($0) })
         // The last one fits and is kept whole; the others are left out, with their size.
         #expect(events.last?.1.event.data.readableBytes == 100 && events.last?.1.omittedBytes == nil)
         #expect(events.dropLast().allSatisfy { $0.1.omittedBytes == 1_048_576 && $0.1.event.data.readableBytes == 0 })
@@ -126,7 +130,9 @@ struct InspectorLogTests {
         #expect(events[0].1.headers.first(name: "X-Hub-Signature-256") == "sha256=00")
         #expect(log.heldBytes <= 100 * (65_536 + InspectorLog.headerBytes))
         // Resumed in pages.
-        #expect(log.events(since: 9_950, limit: 10).events.map(\.0) == (9_951...9_960).map { UInt64($0) })
+        #expect(log.events(since: base + 9_950, limit: 10).events.map(\.0) == (9_951...9_960).map { base + UInt64($0) })
+        // A number from before this process: everything held.
+        #expect(log.events(since: 5).events.count == 100 && log.events(since: 5).missed == 9_900)
     }
 
     @Test("a subscriber is woken for each event kept, until it unsubscribes")

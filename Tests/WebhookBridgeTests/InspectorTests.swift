@@ -146,9 +146,16 @@ struct InspectorTests {
         }
         var ids: [UInt64] = []
         var events: [JSONValue] = []
+        // The ids of events (an id line followed by data), not those that only say where the
+        // stream is.
+        var pending: UInt64?
         for line in text.split(separator: "\r\n").flatMap({ $0.split(separator: "\n") }) {
-            if line.hasPrefix("id: "), let id = UInt64(line.dropFirst(4)) { ids.append(id) }
-            if line.hasPrefix("data: "), let event = try? JSONParser.parse(Array(line.dropFirst(6).utf8)) { events.append(event) }
+            if line.hasPrefix("id: ") { pending = UInt64(line.dropFirst(4)) }
+            if line.hasPrefix("data: "), let event = try? JSONParser.parse(Array(line.dropFirst(6).utf8)) {
+                events.append(event)
+                if let id = pending { ids.append(id) }
+                pending = nil
+            }
         }
         return (ids, events, text)
     }
@@ -160,9 +167,14 @@ struct InspectorTests {
         try await RunningBridge.with(config: Self.config(recent: 4)) { bridge in
             for id in ["e-1", "e-2", "e-3"] { #expect(try await post(bridge, id) == 200) }
             #expect(try await post(bridge, "e-x", secret: "forged") == 401)  // not an event
-            let first = try await stream(bridge, lastEventID: "0", until: "id: 3\n")
+            let first = try await stream(bridge, lastEventID: "0", until: "e-3")
             #expect(first.text.hasPrefix("HTTP/1.1 200 OK") && first.text.contains("text/event-stream"))
-            #expect(first.ids == [1, 2, 3])
+            // Sequence numbers: consecutive, from where this process's stream starts.
+            guard first.ids.count == 3, let base = first.ids.first.map({ $0 - 1 }) else {
+                Issue.record("no events: \(first.text)")
+                return
+            }
+            #expect(first.ids == [base + 1, base + 2, base + 3])
             #expect(first.events.compactMap { $0["id"]?.scalarText } == ["e-1", "e-2", "e-3"])
             #expect(first.events[0]["specversion"]?.scalarText == "1.0" && first.events[0]["source"]?.scalarText == "gh")
             // The body byte for byte (JSON that would not read back to the same bytes travels
@@ -175,22 +187,27 @@ struct InspectorTests {
             #expect(first.events[0]["webhookheaders"]?["X-Hub-Signature-256"]?.scalarText?.hasPrefix("sha256=") == true)
 
             for id in ["e-4", "e-5"] { #expect(try await post(bridge, id) == 200) }
-            let resumed = try await stream(bridge, lastEventID: "3", until: "id: 5\n")
-            #expect(resumed.ids == [4, 5])
+            let resumed = try await stream(bridge, lastEventID: String(base + 3), until: "e-5")
+            #expect(resumed.ids == [base + 4, base + 5])
             #expect(resumed.events.compactMap { $0["id"]?.scalarText } == ["e-4", "e-5"])
-            // The ring holds 4: a client last at 0 lost one (1), and is told so.
-            let late = try await stream(bridge, lastEventID: "0", until: "id: 5\n")
-            #expect(late.ids == [2, 3, 4, 5])
+            // The ring holds 4: a client that had none lost one, and is told so.
+            let late = try await stream(bridge, lastEventID: String(base), until: "e-5")
+            #expect(late.ids == [base + 2, base + 3, base + 4, base + 5])
             #expect(late.text.contains(": 1 events were no longer held"))
+            // A number from before this process (a bridge restarted since): all it holds.
+            let restarted = try await stream(bridge, lastEventID: "12", until: "e-5")
+            #expect(restarted.ids == [base + 2, base + 3, base + 4, base + 5])
+            #expect(restarted.text.contains(": the bridge restarted after event 12"))
             // A source filter: the other source's events are not sent, but the id moves on.
             #expect(try await post(bridge, "o-1", path: "/other") == 200)
-            let filtered = try await stream(bridge, lastEventID: "4", query: "?source=other", until: "id: 6\n")
+            let filtered = try await stream(bridge, lastEventID: String(base + 4), query: "?source=other", until: "o-1")
             #expect(filtered.events.compactMap { $0["id"]?.scalarText } == ["o-1"])
             // Compact JSON reads back to the same bytes: it travels as `data`.
             let compact = #"{"order":"c-1","total":4200,"lines":[1,2]}"#
             let posted = try await bridge.post("/gh", headers: githubHeaders(compact, delivery: "c-1"), body: compact)
             #expect(posted.status == .ok)
-            let exact = try await stream(bridge, lastEventID: "6", until: "id: 7\n")
+            let exact = try await stream(bridge, lastEventID: String(base + 6), until: "c-1")
+            #expect(exact.ids == [base + 7])
             #expect(exact.events.first?["data"] == (try JSONParser.parse(Array(compact.utf8))))
             #expect(exact.events.first?["data_base64"] == nil)
         }

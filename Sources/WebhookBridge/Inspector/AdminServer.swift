@@ -199,9 +199,22 @@ final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         ])
         context.write(
             wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
-        // Reconnecting clients wait 2 s (the default is 3).
+        // Reconnecting clients wait 2 s (the default is 3). The id is where the stream starts:
+        // a client that came without one resumes from here, not from whenever it reconnects.
         context.writeAndFlush(
-            wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: "retry: 2000\n\n")))), promise: nil)
+            wrapOutboundOut(
+                .body(.byteBuffer(context.channel.allocator.buffer(string: "retry: 2000\nid: \(request.after)\n\n")))),
+            promise: nil)
+        if request.after > 0 && api.inspector.predates(request.after) {
+            context.writeAndFlush(
+                wrapOutboundOut(
+                    .body(
+                        .byteBuffer(
+                            context.channel.allocator.buffer(
+                                string: ": the bridge restarted after event \(request.after); sending every event it holds\n\n")))
+                ),
+                promise: nil)
+        }
         streams.add(context.channel)
         let writer = EventStreamWriter(
             log: api.inspector, sources: request.sources, after: request.after, handler: self, context: context)

@@ -92,8 +92,20 @@ final class InspectorLog: Sendable {
         capacity = max(1, recent)
         self.maxBodyBytes = max(0, maxBodyBytes)
         requests = Mutex(SequenceRing(capacity: recent))
-        events = Mutex(SequenceRing(capacity: recent))
+        events = Mutex(SequenceRing(capacity: recent, base: Self.eventBase()))
     }
+
+    /// Where the event stream's numbers start: the wall clock's milliseconds times 65,536, so
+    /// a restarted bridge numbers its events above any number a client had from the one
+    /// before (unless that one took more than 65,536 events a millisecond), and resuming with
+    /// an old `Last-Event-ID` sends everything the new one holds.
+    static func eventBase(now: Timestamp = .now()) -> UInt64 {
+        UInt64(max(0, now.millisecondsSince1970)) << 16
+    }
+
+    /// Whether `sequence` is a number from before this process's event stream (a bridge
+    /// restarted since the client last read).
+    func predates(_ sequence: UInt64) -> Bool { events.withLock { sequence < $0.base } }
 
     // MARK: - Requests
 

@@ -1,13 +1,19 @@
-/// The last `capacity` elements appended, each numbered from 1 in order: the oldest makes
-/// room for the newest, so what a ring holds is bounded whatever the load. Not locked: its
-/// owner holds it in a `Mutex`.
+/// The last `capacity` elements appended, each numbered in order from `base + 1`: the oldest
+/// makes room for the newest, so what a ring holds is bounded whatever the load. Not locked:
+/// its owner holds it in a `Mutex`.
 struct SequenceRing<Element> {
     private var slots: [(sequence: UInt64, element: Element)?]
     /// Where the next element goes.
     private var next = 0
-    private(set) var lastSequence: UInt64 = 0
+    private(set) var lastSequence: UInt64
+    /// The number before the first element's.
+    let base: UInt64
 
-    init(capacity: Int) { slots = Array(repeating: nil, count: max(1, capacity)) }
+    init(capacity: Int, base: UInt64 = 0) {
+        slots = Array(repeating: nil, count: max(1, capacity))
+        self.base = base
+        lastSequence = base
+    }
 
     var capacity: Int { slots.count }
 
@@ -57,10 +63,12 @@ struct SequenceRing<Element> {
     }
 
     /// The elements after `sequence` still held, oldest first, and how many of those after
-    /// it the ring has lost (what an event stream resumed with `Last-Event-ID` sends).
+    /// it the ring has lost (what an event stream resumed with `Last-Event-ID` sends). A
+    /// `sequence` below `base` (a number from before this ring) counts from `base`.
     func since(_ sequence: UInt64, limit: Int = .max) -> (elements: [(UInt64, Element)], missed: UInt64) {
+        let sequence = max(sequence, base)
         guard sequence < lastSequence else { return ([], 0) }
-        let held = min(UInt64(slots.count), lastSequence)
+        let held = min(UInt64(slots.count), lastSequence - base)
         let oldestHeld = lastSequence - held + 1
         let first = max(sequence + 1, oldestHeld)
         var found: [(UInt64, Element)] = []
