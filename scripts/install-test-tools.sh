@@ -5,7 +5,8 @@
 # receiver) and standardwebhooks for scripts/webhook-receiver.py (the HTTP sink tests'
 # receiver, which checks every delivery with the official library) in the same venv, and promtool, which checks the /metrics exposition and the
 # alert rules: taken alone out of Debian's prometheus package into .build-tools/bin
-# (installing the package would also start a Prometheus server on port 9090).
+# (installing the package would also start a Prometheus server on port 9090), and Debian's
+# chromium, which the inspector page's test drives headless (scripts/inspector-browser-check.py).
 # `make test` runs this; without it those tests are reported as skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,4 +34,8 @@ if [ ! -x .build-tools/venv/bin/kubernetes-validate ] \
     [ -x .build-tools/venv/bin/pip ] || python3 -m venv .build-tools/venv
     .build-tools/venv/bin/pip install -q --disable-pip-version-check kubernetes-validate opentelemetry-proto grpcio \
         standardwebhooks==1.3.0
+fi
+if ! command -v chromium > /dev/null; then
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core > /dev/null
 fi

@@ -46,7 +46,9 @@ struct DeployTests {
 
     @Test(
         "the systemd recipe in docs/deploy.md, run as written, installs a unit whose ExecStart, run as a uid with no account (as DynamicUser=yes), reads its config, serves and writes a signed event into its state directory",
-        .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root to run as another uid with setpriv"))
+        .enabled(
+            if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+            "needs root to run as another uid with setpriv"))
     func systemdRecipe() throws {
         let lines = try Self.recipe("docs/deploy.md", after: "## systemd")
         let scratch = TemporaryDirectory()
@@ -62,7 +64,8 @@ struct DeployTests {
         for file in ["config.example.json", "deploy/systemd/webhook-bridge.service"] {
             try FileManager.default.copyItem(atPath: Self.root.appendingPathComponent(file).path, toPath: "\(checkout)/\(file)")
         }
-        try FileManager.default.createSymbolicLink(atPath: checkout + "/.build/release/webhook-bridge", withDestinationPath: CLI.binary.path)
+        try FileManager.default.createSymbolicLink(
+            atPath: checkout + "/.build/release/webhook-bridge", withDestinationPath: CLI.binary.path)
         let port = try RedisServer.freePort()
         var skipped: [String] = []
         for line in lines {
@@ -72,7 +75,8 @@ struct DeployTests {
             }
             // Into the scratch root: /usr/local/bin and /etc below it.
             let command = line.replacingOccurrences(of: " /usr/local/bin/", with: " \(root)/usr/local/bin/")
-                .replacingOccurrences(of: " /etc/", with: " \(root)/etc/").replacingOccurrences(of: "[ -e /etc/", with: "[ -e \(root)/etc/")
+                .replacingOccurrences(of: " /etc/", with: " \(root)/etc/").replacingOccurrences(
+                    of: "[ -e /etc/", with: "[ -e \(root)/etc/")
             try FileManager.default.createDirectory(atPath: root + "/usr/local/bin", withIntermediateDirectories: true)
             try FileManager.default.createDirectory(atPath: root + "/etc/systemd/system", withIntermediateDirectories: true)
             let (status, output) = try runTool("/bin/bash", ["-euc", command], in: URL(fileURLWithPath: checkout))
@@ -89,7 +93,8 @@ struct DeployTests {
 
         let unit = try String(contentsOfFile: root + "/etc/systemd/system/webhook-bridge.service", encoding: .utf8)
         #expect(Self.unitValues(unit, "DynamicUser") == ["yes"])
-        let environmentFile = try #require(Self.unitValues(unit, "EnvironmentFile").first).replacingOccurrences(of: "-/etc/", with: root + "/etc/")
+        let environmentFile = try #require(Self.unitValues(unit, "EnvironmentFile").first).replacingOccurrences(
+            of: "-/etc/", with: root + "/etc/")
         let mode = try FileManager.default.attributesOfItem(atPath: environmentFile)[.posixPermissions] as? Int
         #expect(mode == 0o600, "the secrets file is root's alone")
         try Data("STRIPE_WEBHOOK_SECRET=whsec_from_env\n".utf8).write(to: URL(fileURLWithPath: environmentFile))
@@ -102,7 +107,9 @@ struct DeployTests {
         chown(state, uid_t(uid), gid_t(uid))
         chmod(state, 0o700)
         var environment = ["PATH": "/usr/bin:/bin"]
-        for line in try String(contentsOfFile: environmentFile, encoding: .utf8).split(separator: "\n") + Self.unitValues(unit, "Environment").map({ Substring($0) }) {
+        for line in try String(contentsOfFile: environmentFile, encoding: .utf8).split(separator: "\n")
+            + Self.unitValues(unit, "Environment").map({ Substring($0) })
+        {
             let (name, value) = (line.prefix { $0 != "=" }, line.drop { $0 != "=" }.dropFirst())
             environment[String(name)] = String(value)
         }
@@ -118,7 +125,8 @@ struct DeployTests {
         #expect(try connection.get("/healthz").status == 200)
         let body = #"{"id": "evt_systemd", "type": "charge.succeeded"}"#
         let headers = try WebhookSigner.sign(
-            scheme: "stripe", .init(body: Array(body.utf8), secret: "whsec_from_env", timestamp: Int64(Date().timeIntervalSince1970))
+            scheme: "stripe",
+            .init(body: Array(body.utf8), secret: "whsec_from_env", timestamp: Int64(Date().timeIntervalSince1970))
         ).headers
         #expect(try connection.post("/webhooks/stripe", headers: headers, body: body).status == 200)
         let events = state + "/var/events.jsonl"
@@ -134,7 +142,9 @@ struct DeployTests {
         return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
-    @Test("the container recipe in docs/deploy.md, its commands other than docker run as written, leaves every file it bind-mounts in place")
+    @Test(
+        "the container recipe in docs/deploy.md, its commands other than docker run as written, leaves every file it bind-mounts in place"
+    )
     func containerRecipe() throws {
         let lines = try Self.recipe("docs/deploy.md", after: "## Container image")
         let checkout = TemporaryDirectory()
@@ -154,7 +164,9 @@ struct DeployTests {
         #expect(mounts == ["config.json"])
         for mount in mounts {
             var isDirectory: ObjCBool = false
-            #expect(FileManager.default.fileExists(atPath: checkout.file(mount), isDirectory: &isDirectory) && !isDirectory.boolValue, "\(mount)")
+            #expect(
+                FileManager.default.fileExists(atPath: checkout.file(mount), isDirectory: &isDirectory) && !isDirectory.boolValue,
+                "\(mount)")
         }
         // The image the recipe builds is the one it runs, tagged with this version.
         let version = try Self.version()
@@ -164,7 +176,9 @@ struct DeployTests {
         #expect(!tags.isEmpty && tags.allSatisfy { $0 == version }, "\(tags)")
     }
 
-    @Test("the Kubernetes manifests name the image through kustomization.yaml's images:, at this version, and docs/deploy.md says how it reaches the cluster")
+    @Test(
+        "the Kubernetes manifests name the image through kustomization.yaml's images:, at this version, and docs/deploy.md says how it reaches the cluster"
+    )
     func kubernetesImage() throws {
         let directory = Self.root.appendingPathComponent("deploy/kubernetes")
         let statefulSet = try String(contentsOf: directory.appendingPathComponent("statefulset.yaml"), encoding: .utf8)
@@ -175,14 +189,20 @@ struct DeployTests {
         #expect(image == ["webhook-bridge"])
         let kustomization = try String(contentsOf: directory.appendingPathComponent("kustomization.yaml"), encoding: .utf8)
         let version = try Self.version()
-        #expect(kustomization.contains("images:\n  - name: webhook-bridge\n    newName: webhook-bridge\n    newTag: \"\(version)\""))
+        #expect(
+            kustomization.contains("images:\n  - name: webhook-bridge\n    newName: webhook-bridge\n    newTag: \"\(version)\""))
         let recipe = try Self.recipe("docs/deploy.md", after: "## Kubernetes").joined(separator: "\n")
-        for step in ["podman push", "kustomize edit set image webhook-bridge=", "kind load docker-image webhook-bridge:\(version)", "kubectl apply -k deploy/kubernetes"] {
+        for step in [
+            "podman push", "kustomize edit set image webhook-bridge=", "kind load docker-image webhook-bridge:\(version)",
+            "kubectl apply -k deploy/kubernetes",
+        ] {
             #expect(recipe.contains(step), "\(step)")
         }
     }
 
-    @Test("docs/testing.md's tested versions are what SwiftPM resolved, and Package.swift pins each direct dependency to its exact version")
+    @Test(
+        "docs/testing.md's tested versions are what SwiftPM resolved, and Package.swift pins each direct dependency to its exact version"
+    )
     func testedVersions() throws {
         let page = try String(contentsOf: Self.root.appendingPathComponent("docs/testing.md"), encoding: .utf8)
         let begin = try #require(page.range(of: "<!-- versions:begin -->")).upperBound
@@ -196,23 +216,29 @@ struct DeployTests {
             if cells[1].hasSuffix("(`OTLPGRPC` only)") { traitOnly.insert(cells[0]) }
         }
         // What this build resolved (SwiftPM's own record in the scratch directory).
-        let state = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.root.appendingPathComponent(".build/workspace-state.json")))
+        let state = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: Self.root.appendingPathComponent(".build/workspace-state.json")))
         let dependencies = ((state as? [String: Any])?["object"] as? [String: Any])?["dependencies"] as? [[String: Any]] ?? []
         var resolved: [String: String] = [:]
         for dependency in dependencies {
             guard let url = (dependency["packageRef"] as? [String: Any])?["location"] as? String,
                 let version = ((dependency["state"] as? [String: Any])?["checkoutState"] as? [String: Any])?["version"] as? String
             else { continue }
-            resolved[url.replacingOccurrences(of: "https://github.com/", with: "").replacingOccurrences(of: ".git", with: "")] = version
+            resolved[url.replacingOccurrences(of: "https://github.com/", with: "").replacingOccurrences(of: ".git", with: "")] =
+                version
         }
         #expect(!resolved.isEmpty)
         // A package the trait brings in is resolved only with it (or in a scratch directory
         // that once resolved with it); every other one exactly as listed.
         let expected = documented.filter { !traitOnly.contains($0.key) || resolved[$0.key] != nil }
         #expect(traitOnly.count == 3)
-        #expect(expected == resolved, "docs/testing.md lists \(expected.sorted { $0.key < $1.key }), resolved \(resolved.sorted { $0.key < $1.key })")
+        #expect(
+            expected == resolved,
+            "docs/testing.md lists \(expected.sorted { $0.key < $1.key }), resolved \(resolved.sorted { $0.key < $1.key })")
         let manifest = try String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8)
-        let pins = manifest.split(separator: "\n").filter { $0.contains(".package(url:") || $0.contains("url: \"https://github.com/") }
+        let pins = manifest.split(separator: "\n").filter {
+            $0.contains(".package(url:") || $0.contains("url: \"https://github.com/")
+        }
         #expect(pins.count >= 10, "\(pins)")
         for pin in pins {
             #expect(pin.contains("exact: \""), "not pinned: \(pin)")
@@ -229,7 +255,8 @@ struct DeployTests {
 
     @Test(
         "deploy/kubernetes passes kubernetes-validate, and the config in its ConfigMap passes check-config",
-        .enabled(if: hasKubernetesValidate, "kubernetes-validate is not installed (scripts/install-test-tools.sh, run by make test)"))
+        .enabled(
+            if: hasKubernetesValidate, "kubernetes-validate is not installed (scripts/install-test-tools.sh, run by make test)"))
     func kubernetesManifests() throws {
         let directory = Self.root.appendingPathComponent("deploy/kubernetes")
         let files = ["secret.yaml", "statefulset.yaml", "service.yaml", "poddisruptionbudget.yaml"].map {
@@ -264,10 +291,18 @@ struct DeployTests {
                 inData = false
             }
         }
-        #expect(environment.count == 4, "\(environment)")
+        #expect(environment.count == 5, "\(environment)")
+        // The inspector listens in the pod, and no Service exposes it unless asked.
+        let service = try String(contentsOf: directory.appendingPathComponent("service.yaml"), encoding: .utf8)
+        let exposed = service.split(separator: "\n").filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("#") }
+        #expect(!exposed.contains { $0.contains("9090") || $0.contains("admin") })
+        let statefulSet = try String(contentsOf: directory.appendingPathComponent("statefulset.yaml"), encoding: .utf8)
+        #expect(statefulSet.contains("- name: admin\n              containerPort: 9090"))
         let check = try CLI.run(
             ["check-config", directory.appendingPathComponent("config.json").path],
-            environment: ProcessInfo.processInfo.environment.filter { !environment.keys.contains($0.key) }.merging(environment) { $1 })
+            environment: ProcessInfo.processInfo.environment.filter { !environment.keys.contains($0.key) }.merging(environment) {
+                $1
+            })
         #expect(check.status == 0, "\(check.stderr)")
     }
 }

@@ -79,7 +79,8 @@ enum InspectorPage {
         .s2 { color: var(--ok); } .s4, .s5 { color: var(--bad); }
         .sink { display: block; font-size: 12px; }
         .sink .err { color: var(--bad); display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical; overflow: hidden; }
-        #detail { padding: 12px 14px; }
+        #detail { padding: 12px 14px; overflow: auto; max-height: calc(100vh - 150px); }
+        .layout.with-detail th.wide, .layout.with-detail td.wide { display: none; }
         #detail h2 { font-size: 15px; margin: 0 0 8px; display: flex; align-items: center; gap: 8px; }
         #detail h3 { font-size: 13px; margin: 14px 0 6px; color: var(--muted); text-transform: uppercase; letter-spacing: .4px; }
         #detail dl { display: grid; grid-template-columns: max-content 1fr; gap: 4px 12px; margin: 0; }
