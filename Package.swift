@@ -204,6 +204,12 @@ let package = Package(
             dependencies: ["WebhookCore", "WebhookEncoding", .product(name: "NIOCore", package: "swift-nio")],
             path: "bench/shaping-bench"
         ),
+        // What the inspector adds to a request, in a loop (`make bench`).
+        .executableTarget(
+            name: "inspector-bench",
+            dependencies: ["WebhookBridge"],
+            path: "bench/inspector-bench"
+        ),
         .executableTarget(
             name: "webhook-bridge",
             dependencies: [

@@ -16,6 +16,9 @@ The targets:
 - webhook-bridge with a Redis Streams sink (a redis-server this script starts, AOF fsynced
   every second), with a file sink (fsynced before each answer), and with an http sink
   delivering each event, signed, to nginx answering 204 (kept-alive connections).
+- What shaping (`match`, `transform`) and the inspector (`admin`) add to a request: paced
+  rounds taking turns, CPU per request, and each one's work by layer in one process
+  (bench/shaping-bench, bench/inspector-bench).
 
 `--smoke` runs each target for a second and checks that it works (every answer 2xx, the
 file sink holds every event answered); CI runs that. Timings are not checked in smoke mode.
@@ -216,7 +219,9 @@ class Bench:
         wait_ready(port, "/healthz", process)
         return process, port
 
-    def bridge(self, name: str, sink: dict, tracing: dict | None = None) -> tuple[subprocess.Popen, int, float]:
+    def bridge(
+        self, name: str, sink: dict, tracing: dict | None = None, admin: bool = False
+    ) -> tuple[subprocess.Popen, int, float]:
         port = free_port()
         config = {
             "listen": {"host": "127.0.0.1", "port": port},
@@ -233,7 +238,9 @@ class Bench:
         }
         if tracing:
             config["tracing"] = tracing
-        path = self.work / f"bridge-{name}.json"
+        if admin:
+            config["admin"] = {"host": "127.0.0.1", "port": free_port(), "token": "bench-admin-token-0123456789"}
+        path = self.work / f"bridge-{name}{'-admin' if admin else ''}.json"
         path.write_text(json.dumps(config, indent=2))
         started = time.monotonic()
         process = subprocess.Popen(
@@ -337,6 +344,40 @@ class Bench:
             "target": "shaping", "plain_cpu_us": plain, "shaped_cpu_us": shaped, "rps": rps, "rounds": cpu, "rates": rates,
             "layers": layers,
         }
+
+    def inspector(self, sink: dict) -> dict:
+        """The Kafka bridge with the inspector off and on, two processes taking turns under the
+        same paced load, six rounds (each first in three); then inspector-bench's figure of the
+        same work in a loop."""
+        bridges = {"off": self.bridge("kafka", sink), "on": self.bridge("kafka", sink, admin=True)}
+        cpu: dict[str, list[float]] = {"off": [], "on": []}
+        rates: list[float] = []
+        try:
+            for round in range(1 if self.args.smoke else 6):
+                # Off first in one round, on first in the next: what the order does falls on both.
+                for name in (("off", "on") if round % 2 == 0 else ("on", "off")):
+                    process, port, _ = bridges[name]
+                    if self.args.warmup > 0:
+                        self.wrk(port, 1, 32, delay_ms=10)
+                    before = cpu_seconds(process.pid)
+                    result = self.wrk(port, self.args.duration, 32, delay_ms=10)
+                    if result["non2xx"] or result["socket_errors"] or result["requests"] == 0:
+                        self.failures.append(f"inspector {name}: {result['non2xx']} answers not 2xx of {result['requests']}")
+                    cpu[name].append((cpu_seconds(process.pid) - before) * 1e6 / max(result["requests"], 1))
+                    rates.append(result["rps"])
+        finally:
+            for process, _, _ in bridges.values():
+                stop(process)
+        off, on = statistics.median(cpu["off"]), statistics.median(cpu["on"])
+        layer = ""
+        if self.args.inspector_bench:
+            iterations = "2000" if self.args.smoke else "400000"
+            output = subprocess.run([self.args.inspector_bench, iterations], check=True, capture_output=True, text=True).stdout
+            layer = re.sub(r" \(\d+\)$", "", output.strip())
+            print(f"  {layer}")
+        print(f"  inspector at {statistics.median(rates):.0f} req/s: {off:.1f} us/request off, {on:.1f} on ({on - off:+.1f})")
+        return {"target": "inspector", "off_cpu_us": off, "on_cpu_us": on, "rps": statistics.median(rates), "rounds": cpu,
+                "layer": layer}
 
     def measure(self, name: str, process: subprocess.Popen, port: int) -> dict:
         a = self.args
@@ -442,6 +483,8 @@ class Bench:
                     self.failures.append(f"traced bridge exited with {process.returncode} on SIGTERM")
             if "shaping" in wanted:
                 rows["shaping"] = self.shaping(bootstraps)
+            if "inspector" in wanted:
+                rows["inspector"] = self.inspector(sinks["kafka"])
             # The machine's own latency at the bridge's half load: nginx under the same paced
             # connections, so the p99 budget line can be read against it.
             if "nginx" in wanted and "bridge-kafka" in rows:
@@ -472,6 +515,7 @@ class Bench:
 
     def report(self, rows: dict[str, dict]) -> str:
         shaping = rows.pop("shaping", None)
+        inspector = rows.pop("inspector", None)
         lines = self.throughput_report(rows)
         if shaping:
             added = shaping["shaped_cpu_us"] - shaping["plain_cpu_us"]
@@ -488,6 +532,19 @@ class Bench:
                 lines += "\n\nThe same by layer, in one process (shaping-bench, each layer's best of five rounds, the layers taking turns):\n\n"
                 lines += "\n".join(f"- {line}" for line in shaping["layers"])
             rows["shaping"] = shaping
+        if inspector:
+            lines += "\n".join([
+                "",
+                "",
+                f"| inspector (Kafka sink, paced at {inspector['rps']:.0f} req/s, medians of the rounds) | CPU us/request |",
+                "| --- | ---: |",
+                f"| `admin` off | {inspector['off_cpu_us']:.1f} |",
+                f"| `admin` on (recent 1000, maxBodyBytes 65536) | {inspector['on_cpu_us']:.1f} |",
+                f"| added | {inspector['on_cpu_us'] - inspector['off_cpu_us']:+.1f} |",
+            ])
+            if inspector["layer"]:
+                lines += f"\n\nThe same work in one process (inspector-bench, best of five rounds): {inspector['layer']}"
+            rows["inspector"] = inspector
         return lines
 
     def throughput_report(self, rows: dict[str, dict]) -> str:
@@ -535,6 +592,7 @@ def main() -> int:
     parser.add_argument("--kafka-mock", required=True, help="the bench/kafka-mock.c binary")
     parser.add_argument("--python", default=sys.executable, help="a Python with bench/requirements.txt")
     parser.add_argument("--shaping-bench", help="the shaping-bench binary: shaping's CPU by layer, in one process")
+    parser.add_argument("--inspector-bench", help="the inspector-bench binary: the inspector's CPU, in one process")
     parser.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "/usr/bin/wrk")
     parser.add_argument("--work", default=".build-bench/run", help="a folder for configs, logs and results")
@@ -542,7 +600,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2, help="seconds of load before measuring")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument(
-        "--targets", default="nginx,python,kafka,redis,file,http,kafka-traced,shaping", help="which targets to run"
+        "--targets", default="nginx,python,kafka,redis,file,http,kafka-traced,shaping,inspector", help="which targets to run"
     )
     parser.add_argument("--smoke", action="store_true", help="one-second runs that check every target works")
     args = parser.parse_args()

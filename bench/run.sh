@@ -33,7 +33,8 @@ else
 fi
 swift build -c "$configuration" --product webhook-bridge
 swift build -c "$configuration" --product shaping-bench
+swift build -c "$configuration" --product inspector-bench
 bin="$(swift build -c "$configuration" --show-bin-path)"
 
 exec .build-bench/venv/bin/python bench/bench.py --bridge "$bin/webhook-bridge" --kafka-mock .build-bench/kafka-mock \
-    --shaping-bench "$bin/shaping-bench" --python .build-bench/venv/bin/python "$@"
+    --shaping-bench "$bin/shaping-bench" --inspector-bench "$bin/inspector-bench" --python .build-bench/venv/bin/python "$@"

@@ -93,7 +93,7 @@ class Browser:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait(self, expression, what, timeout=20):
+    def wait(self, expression, what, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
             value = self.evaluate(expression)

@@ -40,11 +40,15 @@ public enum PrometheusExport {
         "webhook_spool_bytes": "Bytes counted against spool.maxBytes: not yet forwarded, plus the dead letters.",
         "webhook_spool_backlog_bytes": "Spooled bytes not yet forwarded, by sink.",
         "webhook_dead_letters_total": "Events written to the dead-letter file, by sink.",
+        "webhook_admin_requests_total":
+            "Requests to the inspector's admin listener, by route and status (never counted as webhooks).",
         "webhook_spool_damaged_lines_total":
             "Spooled lines found damaged on disk and set aside in the dead-letter file, by sink.",
         "webhook_kafka_producer_restarts_total": "Kafka producers replaced after a fatal error, by sink.",
-        "webhook_sink_breaker_open": "1 while an HTTP sink's circuit breaker is open (deliveries are spooled without a request), else 0.",
-        "webhook_sink_http_requests_total": "Requests an HTTP sink sent, by sink and the status class of the answer (none: no answer).",
+        "webhook_sink_breaker_open":
+            "1 while an HTTP sink's circuit breaker is open (deliveries are spooled without a request), else 0.",
+        "webhook_sink_http_requests_total":
+            "Requests an HTTP sink sent, by sink and the status class of the answer (none: no answer).",
         "webhook_sink_http_request_duration_seconds": "Time from an HTTP sink's request to its answer or failure, by sink.",
     ]
 

@@ -36,23 +36,9 @@ public enum EventStreamClient {
         connectTimeout: TimeAmount = .seconds(10), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         receive: (Message) async throws -> Void
     ) async throws {
-        let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(connectTimeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.socketOption(.so_keepalive), value: 1)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let sslContext {
-                        let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
-                        try channel.pipeline.syncOperations.addHandler(
-                            NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : host))
-                    }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
-                        wrappingChannelSynchronously: channel)
-                }
-            }
+        // TCP keepalive: a stream may be quiet for long, and a dead peer must still be noticed.
+        let channel = try await WebhookClient.connect(
+            host: host, port: port, tls: tls, timeout: connectTimeout, keepAlive: true, group: group)
         try await channel.executeThenClose { inbound, outbound in
             var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
             head.headers.add(name: "Host", value: "\(host):\(port)")

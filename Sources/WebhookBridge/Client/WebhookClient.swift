@@ -28,22 +28,7 @@ public enum WebhookClient {
         body: [UInt8] = [], chunked: Bool = false, timeout: TimeAmount = .seconds(30), tls: TLSConfiguration? = nil,
         maximumBodyBytes: Int = .max, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
-        let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(timeout)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    if let sslContext {
-                        let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
-                        try channel.pipeline.syncOperations.addHandler(
-                            NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : host))
-                    }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
-                        wrappingChannelSynchronously: channel)
-                }
-            }
+        let channel = try await connect(host: host, port: port, tls: tls, timeout: timeout, group: group)
         let deadline = channel.channel.eventLoop.scheduleTask(in: timeout) { [channel = channel.channel] in
             channel.close(promise: nil)
         }
@@ -89,5 +74,30 @@ public enum WebhookClient {
             }
             throw Failure(description: "the connection closed before a complete answer (timeout \(timeout))")
         }
+    }
+
+    /// An HTTP/1.1 client connection to `host:port` (TLS with `tls`, the host's name sent
+    /// for SNI unless it is an address), its parts as an async channel.
+    static func connect(
+        host: String, port: Int, tls: TLSConfiguration?, timeout: TimeAmount, keepAlive: Bool = false,
+        group: any EventLoopGroup
+    ) async throws -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart> {
+        let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
+        return try await ClientBootstrap(group: group)
+            .connectTimeout(timeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.socketOption(.so_keepalive), value: keepAlive ? 1 : 0)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        let isAddress = host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : host))
+                    }
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                        wrappingChannelSynchronously: channel)
+                }
+            }
     }
 }

@@ -10,14 +10,18 @@ import WebhookCore
 final class InspectionDraft: Sendable {
     private struct State {
         var request: InspectedRequest
-        var body: ByteBuffer?
-        var headers: HTTPHeaders
         /// Set once written to the log.
         var sequence: UInt64?
         var outcome: String?
     }
 
     let log: InspectorLog
+    /// The request's headers as kept (cut to their bound): the record's and its event's.
+    let headers: HeaderBlock
+    /// The body as kept (a slice of the headers' storage), and the request's own: an
+    /// event whose data lies within the kept part shares the record's storage.
+    private let keptBody: ByteBuffer
+    private let body: ByteBuffer?
     private let started = ContinuousClock.now
     private let state: Mutex<State>
 
@@ -26,8 +30,41 @@ final class InspectionDraft: Sendable {
         body: ByteBuffer?
     ) {
         self.log = log
-        let request = InspectedRequest(time: .now(), source: source, method: method.rawValue, uri: uri, client: client)
-        state = Mutex(State(request: request, body: body, headers: headers))
+        (self.headers, keptBody) = HeaderBlock.capture(
+            headers, body: body, headerLimit: InspectorLog.headerBytes, bodyLimit: log.maxBodyBytes)
+        self.body = body
+        var request = InspectedRequest(time: .now(), source: source, method: method.rawValue, uri: uri, client: client)
+        request.headers = self.headers
+        request.body = keptBody
+        request.bodyBytes = body?.readableBytes ?? 0
+        state = Mutex(State(request: request))
+    }
+
+    /// An event was taken: kept for the event stream with the request's headers, its data
+    /// shared with the record when it is (part of) the body kept.
+    func noteTaken(_ event: WebhookEvent) {
+        guard let body, let offset = Self.offset(of: event.data, in: body),
+            offset + event.data.readableBytes <= keptBody.readableBytes
+        else {
+            log.stream(event, keptHeaders: headers)
+            return
+        }
+        var shared = event
+        shared.data = keptBody.getSlice(at: keptBody.readerIndex + offset, length: event.data.readableBytes)!
+        log.stream(shared, keptHeaders: headers, sharesRecord: true)
+    }
+
+    /// Where `part`'s bytes start within `whole`'s, when they are a part of them.
+    private static func offset(of part: ByteBuffer, in whole: ByteBuffer) -> Int? {
+        part.withUnsafeReadableBytes { part in
+            whole.withUnsafeReadableBytes { whole -> Int? in
+                guard let partStart = part.baseAddress, let wholeStart = whole.baseAddress else {
+                    return part.isEmpty ? 0 : nil
+                }
+                let offset = wholeStart.distance(to: partStart)
+                return offset >= 0 && offset + part.count <= whole.count ? offset : nil
+            }
+        }
     }
 
     /// The outcome as the span names it (`accepted`, `rate_limited`, `in_progress`, …).
@@ -56,7 +93,7 @@ final class InspectionDraft: Sendable {
     func noteDelivery(sink: String, required: Bool, _ result: Result<DeliveryReceipt, SinkError>) {
         var entry = InspectedRequest.SinkResult(sink: sink, required: required)
         switch result {
-        case .success(let receipt): entry.position = receipt.position
+        case .success(let receipt): entry.receipt = receipt
         case .failure(let error): entry.failure = error.reason
         }
         let recorded = state.withLock { state -> UInt64? in
@@ -84,22 +121,16 @@ final class InspectionDraft: Sendable {
     /// the latency.
     func finish(answer: BridgeAnswer) {
         let elapsed = ContinuousClock.now - started
-        let (request, body, headers) = state.withLock { state in
+        let log = self.log
+        state.withLock { state in
             state.request.status = Int(answer.status.code)
             state.request.latencyMicroseconds = Int(
                 elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)
             Self.resolve(&state, answer: answer)
-            return (state.request, state.body, state.headers)
+            // Written while the draft is locked (the log's lock never waits for a draft's), so
+            // a result that comes after this finds the sequence and updates the record.
+            state.sequence = log.append(state.request)
         }
-        let sequence = log.record(request, body: body, headers: headers)
-        // Results that arrive from now on update the record.
-        let late = state.withLock { state -> [InspectedRequest.SinkResult] in
-            state.sequence = sequence
-            let late = Array(state.request.sinks.dropFirst(request.sinks.count))
-            state.body = nil
-            return late
-        }
-        if !late.isEmpty { log.update(sequence) { $0.sinks += late } }
     }
 
     /// The outcomes the inspector shows as they are; any other is `rejected` with its cause

@@ -13,9 +13,11 @@ struct InspectedRequest: Sendable {
     struct SinkResult: Sendable, Equatable {
         var sink: String
         var required: Bool
-        /// The sink's receipt: `topic/partition@offset`, a stream entry id, `path:offset`,
-        /// `status`; nil when it failed or has not answered yet.
-        var position: String?
+        /// The sink's receipt (formatted only when shown); nil when it failed or has not
+        /// answered yet.
+        var receipt: DeliveryReceipt?
+        /// `topic/partition@offset`, `stream/entry-id`, `path:offset`, `host/path status`.
+        var position: String? { receipt?.position }
         var failure: String?
         /// Failed, and the event went to the spool (`queued`) or the dead letters
         /// (`dead-lettered`) for this sink.
@@ -45,7 +47,7 @@ struct InspectedRequest: Sendable {
     var sinks: [SinkResult] = []
     var latencyMicroseconds = 0
     /// As received; cut to ``InspectorLog/headerBytes`` in all.
-    var headers = HTTPHeaders()
+    var headers = HeaderBlock.empty
     /// The body's first `maxBodyBytes`.
     var body = ByteBuffer()
     /// The whole body's size: more than `body.readableBytes` when it was cut.
@@ -66,9 +68,11 @@ struct InspectedRequest: Sendable {
 /// data when it fits the inspector's `maxBodyBytes`, and the headers its request came with.
 struct StreamedEvent: Sendable {
     var event: WebhookEvent
-    var headers: HTTPHeaders
+    var headers: HeaderBlock
     /// The data's size when it was larger than `maxBodyBytes` and not kept.
     var omittedBytes: Int?
+    /// The data and headers are slices of its request record's storage (counted there).
+    var sharesRecord = false
 }
 
 /// The inspector's memory: the last `recent` requests and the last `recent` accepted events,
@@ -122,10 +126,15 @@ final class InspectorLog: Sendable {
         return requests.withLock { $0.append(kept) }
     }
 
-    /// A body as kept: the buffer itself when it is within the bound (no copy), else its
-    /// first `maxBodyBytes` in a buffer of their own (a slice would keep the whole alive).
-    private func keptBytes(_ body: ByteBuffer) -> ByteBuffer {
-        if body.readableBytes <= maxBodyBytes && body.capacity <= maxBodyBytes { return body }
+    /// Keeps a record whose body and headers were cut already (``keptBytes(_:)``,
+    /// ``kept(_:)``); returns its sequence number.
+    func append(_ request: InspectedRequest) -> UInt64 { requests.withLock { $0.append(request) } }
+
+    /// A body as kept: the buffer itself when its whole storage is within the bound (no
+    /// copy), else its first `maxBodyBytes` in a buffer of their own (a slice of a larger
+    /// storage would keep all of it alive).
+    func keptBytes(_ body: ByteBuffer) -> ByteBuffer {
+        if body.storageCapacity <= maxBodyBytes { return body }
         return ByteBuffer(bytes: body.readableBytesView.prefix(maxBodyBytes))
     }
 
@@ -168,10 +177,14 @@ final class InspectorLog: Sendable {
     /// bound counts).
     var heldBytes: Int {
         let requestBytes = requests.withLock { ring in
-            ring.all.reduce(0) { $0 + $1.body.capacity + Self.headerSize($1.headers) }
+            // The body is a slice of the headers' storage, or a buffer of its own.
+            ring.all.reduce(0) { total, request in
+                total + request.headers.storageBytes
+                    + (request.body.storageCapacity == request.headers.storageBytes ? 0 : request.body.storageCapacity)
+            }
         }
         let eventBytes = events.withLock { ring in
-            ring.all.reduce(0) { $0 + $1.event.data.capacity + Self.headerSize($1.headers) }
+            ring.all.reduce(0) { $0 + ($1.sharesRecord ? 0 : $1.event.data.storageCapacity + $1.headers.storageBytes) }
         }
         return requestBytes + eventBytes
     }
@@ -180,19 +193,25 @@ final class InspectorLog: Sendable {
 
     /// Keeps an accepted event for the event stream (its data copied when it fits
     /// `maxBodyBytes`, else left out and its size noted) and wakes the streams.
-    func stream(_ event: WebhookEvent, headers: HTTPHeaders) {
+    func stream(_ event: WebhookEvent, headers: HTTPHeaders) { stream(event, keptHeaders: Self.kept(headers)) }
+
+    /// ``stream(_:headers:)`` with headers cut already.
+    func stream(_ event: WebhookEvent, keptHeaders: HeaderBlock, sharesRecord: Bool = false) {
         var kept = event
         kept.bodyJSON = nil  // a parsed body would be more to hold than the bound counts
         kept.requestHeaders = [:]
         var omitted: Int?
-        if event.data.readableBytes <= maxBodyBytes {
-            // Copied: the data may be a slice of a larger body (a batch's element).
-            kept.data = ByteBuffer(bytes: event.data.readableBytesView)
+        if sharesRecord {
+            // A slice of its record's storage, which is within the bound.
+        } else if event.data.readableBytes <= maxBodyBytes {
+            // Copied only when its storage is larger than the bound (a batch's element is a
+            // slice of the whole body).
+            if event.data.storageCapacity > maxBodyBytes { kept.data = ByteBuffer(bytes: event.data.readableBytesView) }
         } else {
             omitted = event.data.readableBytes
             kept.data = ByteBuffer()
         }
-        let streamed = StreamedEvent(event: kept, headers: Self.kept(headers), omittedBytes: omitted)
+        let streamed = StreamedEvent(event: kept, headers: keptHeaders, omittedBytes: omitted, sharesRecord: sharesRecord)
         events.withLock { _ = $0.append(streamed) }
         guard subscriberCount.load(ordering: .relaxed) > 0 else { return }
         for wake in subscribers.withLock({ Array($0.wakes.values) }) { wake() }
@@ -243,40 +262,10 @@ final class InspectorLog: Sendable {
     static func masked(_ value: String) -> String { "(masked, \(value.utf8.count) bytes)" }
 
     /// The headers as a page or the API shows them: secret values masked.
-    static func shownHeaders(_ headers: HTTPHeaders) -> [(name: String, value: String)] {
+    static func shownHeaders(_ headers: HeaderBlock) -> [(name: String, value: String)] {
         headers.map { ($0.name, isSecret($0.name) ? masked($0.value) : $0.value) }
     }
 
-    static func headerSize(_ headers: HTTPHeaders) -> Int {
-        headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
-    }
-
-    /// The headers as kept: as they came when within ``headerBytes`` (no copy), else cut (a
-    /// value cut short ends in `…`; headers past the bound are left out, and a last one says
-    /// how many).
-    static func kept(_ headers: HTTPHeaders) -> HTTPHeaders {
-        if headerSize(headers) <= headerBytes { return headers }
-        var kept = HTTPHeaders()
-        // Room for the line that says how many were left out.
-        let limit = headerBytes - 64
-        var used = 0
-        for (index, (name, value)) in headers.map({ ($0.name, $0.value) }).enumerated() {
-            let room = limit - used - name.utf8.count
-            if room <= 0 {
-                kept.add(name: "X-Inspector-Omitted", value: "\(headers.count - index) more headers not kept")
-                break
-            }
-            if value.utf8.count <= room {
-                kept.add(name: name, value: value)
-                used += name.utf8.count + value.utf8.count
-            } else {
-                var cut = Array(value.utf8.prefix(max(0, room - 3)))
-                while let last = cut.last, last & 0xC0 == 0x80 { cut.removeLast() }  // not inside a character
-                if let last = cut.last, last >= 0xC0 { cut.removeLast() }
-                kept.add(name: name, value: String(decoding: cut, as: UTF8.self) + "…")
-                used = limit
-            }
-        }
-        return kept
-    }
+    /// The headers as kept: at most ``headerBytes`` of text, in one buffer.
+    static func kept(_ headers: HTTPHeaders) -> HeaderBlock { HeaderBlock(headers, limit: headerBytes) }
 }

@@ -18,7 +18,7 @@ struct SequenceRing<Element> {
     var capacity: Int { slots.count }
 
     /// Keeps `element` in place of the oldest one when full; returns its sequence number.
-    mutating func append(_ element: Element) -> UInt64 {
+    mutating func append(_ element: consuming Element) -> UInt64 {
         lastSequence += 1
         slots[next] = (lastSequence, element)
         next = (next + 1) % slots.count

@@ -155,11 +155,11 @@ public final class WebhookProcessor: Sendable {
         switch await deliver.run(routed, to: sinks, on: executor, trace: trace, logger: logger) {
         case .delivered:
             await reservation.commit(logger: logger)
-            trace.noteTaken(event, headers: request.headers)
+            trace.noteTaken(event)
             return .accepted
         case .queued:
             await reservation.commit(logger: logger)
-            trace.noteTaken(event, headers: request.headers)
+            trace.noteTaken(event)
             return .queued
         case .unavailable:
             await reservation.release()

@@ -196,9 +196,7 @@ extension RequestTrace {
 
     /// An event was taken (delivered or kept): the inspector's event stream gets it, as it
     /// was received (before any transform), with its request's headers.
-    func noteTaken(_ event: WebhookEvent, headers: HTTPHeaders) {
-        inspection?.log.stream(event, headers: headers)
-    }
+    func noteTaken(_ event: WebhookEvent) { inspection?.noteTaken(event) }
 
     /// Ends the verification span; the result (`ok` or the 401 code) goes on the request's
     /// span too, and with the detail into the inspector's record.
