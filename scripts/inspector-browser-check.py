@@ -142,7 +142,8 @@ def main():
     try:
         browser.call("Page.navigate", url=arguments.admin + "/#token=" + arguments.token)
         step = "live"
-        browser.wait("document.getElementById('live').textContent === 'live'", "the page never went live")
+        # Page.navigate answers before the new document exists: until it does, there is no #live.
+        browser.wait("document.getElementById('live')?.textContent === 'live'", "the page never went live")
         seen["fragmentGone"] = browser.evaluate("location.hash === ''")
         # Marks this page load: still there after the events arrive means no reload happened.
         browser.evaluate("window.__sameLoad = true")
