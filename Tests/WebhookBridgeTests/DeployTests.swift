@@ -298,11 +298,20 @@ struct DeployTests {
         #expect(!exposed.contains { $0.contains("9090") || $0.contains("admin") })
         let statefulSet = try String(contentsOf: directory.appendingPathComponent("statefulset.yaml"), encoding: .utf8)
         #expect(statefulSet.contains("- name: admin\n              containerPort: 9090"))
-        let check = try CLI.run(
-            ["check-config", directory.appendingPathComponent("config.json").path],
-            environment: ProcessInfo.processInfo.environment.filter { !environment.keys.contains($0.key) }.merging(environment) {
-                $1
-            })
-        #expect(check.status == 0, "\(check.stderr)")
+        func check(_ environment: [String: String]) throws -> (status: Int32, stderr: String) {
+            let run = try CLI.run(
+                ["check-config", directory.appendingPathComponent("config.json").path],
+                environment: ProcessInfo.processInfo.environment.filter { !environment.keys.contains($0.key) }.merging(
+                    environment
+                ) { $1 })
+            return (run.status, run.stderr)
+        }
+        // The Secret's placeholder token is refused: applied unchanged, the pod does not serve
+        // everyone's requests to whoever reads the example.
+        let placeholder = try check(environment)
+        #expect(placeholder.status != 0 && placeholder.stderr.contains("admin.token"), "\(placeholder.stderr)")
+        environment["ADMIN_TOKEN"] = "3f9a0c1d7e2b4a6885c1d0e9f7a2b3c4"
+        let filledIn = try check(environment)
+        #expect(filledIn.status == 0, "\(filledIn.stderr)")
     }
 }

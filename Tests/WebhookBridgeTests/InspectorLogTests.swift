@@ -118,7 +118,15 @@ struct InspectorLogTests {
         let base = log.lastEventSequence - 10_000
         #expect(
             base >= InspectorLog.eventBase(now: Timestamp(millisecondsSince1970: Timestamp.now().millisecondsSince1970 - 60_000)))
-        #expect(log.predates(base - 1) && !log.predates(base))
+        // Where a resumed stream starts: after its id while that is this process's; from the
+        // start of what is held, and said, when it is older or newer than any sent here.
+        #expect(log.resumePoint(after: base + 9_000) == (base + 9_000, nil))
+        #expect(log.resumePoint(after: nil) == (base + 10_000, nil))
+        #expect(log.resumePoint(after: 0) == (base, nil))
+        #expect(log.resumePoint(after: base - 1).after == base)
+        #expect(log.resumePoint(after: base - 1).note?.contains("restarted after event \(base - 1)") == true)
+        #expect(log.resumePoint(after: base + 10_001).after == base)
+        #expect(log.resumePoint(after: base + 10_001).note?.contains("not sent by this bridge") == true)
         let (events, missed) = log.events(since: base + 9_000)
         #expect(missed == 900)
         #expect(events.map(\.0) == (9_901...10_000).map { base + UInt64($0) })

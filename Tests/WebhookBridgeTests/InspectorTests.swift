@@ -1,9 +1,10 @@
 import BridgeTestSupport
 import Foundation
 import Testing
-import WebhookBridge
 import WebhookCore
 import WebhookEncoding
+
+@testable import WebhookBridge
 
 /// The inspector's admin listener (SPEC section 11) in process: the bearer token, the
 /// request list and detail as the API gives them, and the event stream's resume.
@@ -198,6 +199,11 @@ struct InspectorTests {
             let restarted = try await stream(bridge, lastEventID: "12", until: "e-5")
             #expect(restarted.ids == [base + 2, base + 3, base + 4, base + 5])
             #expect(restarted.text.contains(": the bridge restarted after event 12"))
+            // A number past any this process sent (another replica's, or a clock set back):
+            // all it holds, and said, not a silent wait until its numbers catch up.
+            let ahead = try await stream(bridge, lastEventID: String(base + 1_000), until: "e-5")
+            #expect(ahead.ids == [base + 2, base + 3, base + 4, base + 5])
+            #expect(ahead.text.contains(": event \(base + 1_000) was not sent by this bridge process"))
             // A source filter: the other source's events are not sent, but the id moves on.
             #expect(try await post(bridge, "o-1", path: "/other") == 200)
             let filtered = try await stream(bridge, lastEventID: String(base + 4), query: "?source=other", until: "o-1")
@@ -213,7 +219,79 @@ struct InspectorTests {
         }
     }
 
-    @Test("config: admin needs a token that is not empty, and a port of its own; a short token is a warning")
+    @Test(
+        "a secret in the query (Event Grid's ?code=, Meta's hub.verify_token, an api_key) is masked in the list and the detail, and the text filter does not find it"
+    )
+    func querySecrets() async throws {
+        try await RunningBridge.with(config: Self.config()) { bridge in
+            let body = #"{"delivery": "q-1"}"#
+            let path = "/gh?code=fn-key-s3cr3t&hub.verify_token=vt-s3cr3t&api_key=ak-s3cr3t&page=2&flag"
+            let posted = try await bridge.post(path, headers: githubHeaders(body, delivery: "q-1"), body: body)
+            #expect(posted.status == .ok)
+            let list = try await get(bridge, "/api/requests")
+            #expect(
+                list.json?.value(atPointer: "/requests/0/path")?.scalarText
+                    == "/gh?code=(masked)&hub.verify_token=(masked)&api_key=(masked)&page=2&flag")
+            #expect(!list.text.contains("s3cr3t"))
+            #expect(!(try await get(bridge, "/api/requests/1")).text.contains("s3cr3t"))
+            #expect(try await get(bridge, "/api/requests?q=fn-key").json?["requests"] == .array([]))
+            #expect(try await get(bridge, "/api/requests?q=page=2").json?.value(atPointer: "/requests/0/id")?.scalarText == "q-1")
+        }
+    }
+
+    @Test(
+        "without the token a request's body is not read: a 2 MiB POST is 401, not 413; an event stream whose client left before it started holds no subscription; a request pipelined behind another is answered"
+    )
+    func connections() async throws {
+        try await RunningBridge.with(config: Self.config()) { bridge in
+            let port = admin(bridge)
+            let large = try await WebhookClient.send(
+                host: "127.0.0.1", port: port, path: "/api/dead-letters/replay", body: [UInt8](repeating: 0x20, count: 2 << 20))
+            #expect(large.status == .unauthorized)
+            let authorized = try await WebhookClient.send(
+                host: "127.0.0.1", port: port, path: "/api/dead-letters/replay",
+                headers: [("Authorization", "Bearer \(Self.token)")], body: [UInt8](repeating: 0x20, count: 2 << 20))
+            #expect(authorized.status == .payloadTooLarge)
+
+            // Clients that ask for the stream and leave at once (request and FIN together):
+            // the stream is answered after the connection closed.
+            try await offThePool {
+                for _ in 0..<20 {
+                    let connection = try KeepAliveConnection(port: port)
+                    try connection.sendRaw(
+                        "GET /api/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer \(Self.token)\r\n\r\n")
+                    connection.shutdownWrite()
+                }
+            }
+            let inspector = bridge.bridge.admin!.inspector
+            // Each of those connections has closed once a stream that is still open answers.
+            let open = try await stream(bridge, lastEventID: nil, until: "retry: 2000")
+            #expect(open.text.contains("text/event-stream"))
+            let deadline = ContinuousClock.now + .seconds(10)
+            while inspector.streamCount > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(inspector.streamCount == 0)
+
+            // Two requests in one write, the second's body sent after the first's answer: the
+            // second's head is handed over while the first's end is written.
+            let answers = try await offThePool { () -> [Int] in
+                let connection = try KeepAliveConnection(port: port)
+                let auth = "Authorization: Bearer \(Self.token)\r\n"
+                try connection.sendRaw(
+                    "GET /api/info HTTP/1.1\r\nHost: localhost\r\n\(auth)\r\n"
+                        + "POST /api/dead-letters/replay HTTP/1.1\r\nHost: localhost\r\n\(auth)Content-Length: 12\r\n\r\n")
+                let first = try connection.readAnswer()
+                try connection.sendRaw(#"{"all":true}"#)  // 12 bytes
+                let second = try connection.readAnswer()
+                return [first.status, second.status]
+            }
+            // No spool in this config: the replay is 404 no_spool, but it is answered.
+            #expect(answers == [200, 404])
+        }
+    }
+
+    @Test(
+        "config: admin needs a token that is not empty, not spaced, not the placeholder, and a port of its own; a short token is a warning"
+    )
     func config() throws {
         func problems(_ admin: String) -> [String] {
             let text = """
@@ -234,5 +312,12 @@ struct InspectorTests {
         #expect(problems(#"{"token": "0123456789abcdef", "tokn": 1}"#).contains { $0.contains("admin.tokn") })
         #expect(problems(#"{"token": "short"}"#).contains { $0.hasPrefix("warning") && $0.contains("admin.token") })
         #expect(problems(#"{"token": "0123456789abcdef"}"#).isEmpty)
+        // A token a client's bearer could never match (the spaces around it are not read), and
+        // the Kubernetes Secret's placeholder, are errors.
+        #expect(problems(#"{"token": "0123456789abcdef "}"#).contains { $0.contains("admin.token") && $0.contains("whitespace") })
+        #expect(
+            problems(#"{"token": "replace-me-with-a-long-random-token"}"#).contains {
+                $0.contains("admin.token") && $0.contains("placeholder")
+            })
     }
 }

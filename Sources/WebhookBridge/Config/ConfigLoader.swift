@@ -209,6 +209,13 @@ public enum ConfigLoader {
         let token = reader.string("token", required: true, nonEmpty: false)
         if token?.isEmpty == true {
             reader.problem(at: "token", "must not be empty: without a token anyone who reaches the port reads every request")
+        } else if let token, token != token.trimmingCharacters(in: .whitespacesAndNewlines) {
+            // A client's bearer token is read without the spaces around it: this one could
+            // never match.
+            reader.problem(at: "token", "must not begin or end with whitespace")
+        } else if let token, token.lowercased().contains("replace-me") {
+            reader.problem(
+                at: "token", "is still the example's placeholder: set a long random token (openssl rand -hex 32)")
         }
         var admin = BridgeConfig.Admin(token: token ?? "")
         if let host = reader.string("host") { admin.host = host }

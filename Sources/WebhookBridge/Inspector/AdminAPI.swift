@@ -21,6 +21,8 @@ struct AdminAPI: Sendable {
     struct EventStreamRequest: Sendable {
         var sources: Set<String>
         var after: UInt64
+        /// Said first, as a comment, when the stream does not start where the client asked.
+        var note: String? = nil
     }
 
     let inspector: InspectorLog
@@ -51,7 +53,7 @@ struct AdminAPI: Sendable {
         let components = URLComponents(string: uri)
         let path = components?.percentEncodedPath ?? uri
         let query = Query(components?.queryItems ?? [])
-        if path == "/" || path == "/index.html" {
+        if Self.isPage(path) {
             guard method == .GET || method == .HEAD else { return (.answer(Self.methodNotAllowed("GET")), "page") }
             return (.answer(InspectorPage.answer), "page")
         }
@@ -80,8 +82,11 @@ struct AdminAPI: Sendable {
             return (.answer(await replay(body)), "replay")
         case (.GET, ["events"]):
             let lastID = headers.first(name: "Last-Event-ID") ?? query.first("lastEventId")
-            let after = lastID.flatMap { UInt64($0.trimmingCharacters(in: .whitespaces)) } ?? inspector.lastEventSequence
-            return (.stream(EventStreamRequest(sources: Set(query.all("source")), after: after)), "events")
+            let start = inspector.resumePoint(after: lastID.flatMap { UInt64($0.trimmingCharacters(in: .whitespaces)) })
+            return (
+                .stream(EventStreamRequest(sources: Set(query.all("source")), after: start.after, note: start.note)),
+                "events"
+            )
         case (_, ["info"]), (_, ["requests"]), (_, ["dead-letters"]), (_, ["events"]):
             return (.answer(Self.methodNotAllowed("GET")), "method")
         case (_, ["dead-letters", "replay"]):
@@ -91,7 +96,15 @@ struct AdminAPI: Sendable {
         }
     }
 
-    private func authorized(_ headers: HTTPHeaders) -> Bool {
+    /// The page's paths: served to anyone (it holds no data).
+    static func isPage(_ path: String) -> Bool { path == "/" || path == "/index.html" }
+
+    /// Whether a request for `uri` is answered only with the token.
+    func needsToken(_ uri: String) -> Bool {
+        !Self.isPage(String(uri.prefix { $0 != "?" && $0 != "#" }))
+    }
+
+    func authorized(_ headers: HTTPHeaders) -> Bool {
         guard let value = headers.first(name: "Authorization") else { return false }
         let parts = value.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else { return false }
@@ -136,7 +149,8 @@ struct AdminAPI: Sendable {
     static func summary(_ request: InspectedRequest) -> JSONValue {
         var members: [(String, JSONValue)] = [
             ("seq", .number(String(request.sequence))), ("time", .string(request.time.rfc3339)),
-            ("source", .string(request.source)), ("method", .string(request.method)), ("path", .string(request.uri)),
+            ("source", .string(request.source)), ("method", .string(request.method)),
+            ("path", .string(InspectorLog.shownURI(request.uri))),
             ("client", request.client.map(JSONValue.string) ?? .null), ("status", .number(String(request.status))),
             ("outcome", .string(request.outcome)),
         ]
@@ -340,7 +354,11 @@ struct RequestFilter {
         if let outcome, request.outcome != outcome { return false }
         if let type, !(request.type.map(type.matches) ?? false) { return false }
         if let text {
-            let fields = [request.eventID, request.type, request.cause, request.detail, request.client, request.uri]
+            // The path as shown: a secret in its query is not found by guessing it.
+            let fields = [
+                request.eventID, request.type, request.cause, request.detail, request.client,
+                InspectorLog.shownURI(request.uri),
+            ]
             if fields.contains(where: { $0?.lowercased().contains(text) == true }) { return true }
             return String(decoding: request.body.readableBytesView, as: UTF8.self).lowercased().contains(text)
         }

@@ -16,12 +16,15 @@ public final class AdminServer: Service {
     private let channel: any Channel
     private let streams: EventStreams
     private let logger: Logger
+    /// What it shows.
+    let inspector: InspectorLog
 
     /// The address actually bound (port 0 picks a free port).
     public var localAddress: SocketAddress? { channel.localAddress }
 
-    private init(channel: any Channel, streams: EventStreams, logger: Logger) {
+    private init(channel: any Channel, streams: EventStreams, inspector: InspectorLog, logger: Logger) {
         self.channel = channel
+        self.inspector = inspector
         self.streams = streams
         self.logger = logger
     }
@@ -47,7 +50,7 @@ public final class AdminServer: Service {
             }
         do {
             let channel = try await bootstrap.bind(host: admin.host, port: admin.port).get()
-            return AdminServer(channel: channel, streams: streams, logger: logger)
+            return AdminServer(channel: channel, streams: streams, inspector: api.inspector, logger: logger)
         } catch {
             throw BridgeSetupError("admin: cannot listen on \(admin.host):\(admin.port): \(error)")
         }
@@ -83,6 +86,8 @@ final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         case receiving(HTTPRequestHead, ByteBuffer)
         /// The body is over ``AdminServer/maxBodyBytes``: answered 413 at its end.
         case tooLarge(HTTPRequestHead)
+        /// Without the token: the body is not read, the answer is the API's 401.
+        case refused(HTTPRequestHead)
         case answering
         case streaming
     }
@@ -102,7 +107,11 @@ final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
-            state = .receiving(head, context.channel.allocator.buffer(capacity: 0))
+            // A request without the token is answered (401) without reading its body: no one
+            // without it makes the listener hold a megabyte.
+            state =
+                api.needsToken(head.uri) && !api.authorized(head.headers)
+                ? .refused(head) : .receiving(head, context.channel.allocator.buffer(capacity: 0))
         case .body(var chunk):
             guard case .receiving(let head, var body) = state else { return }
             if body.readableBytes + chunk.readableBytes > AdminServer.maxBodyBytes {
@@ -120,6 +129,9 @@ final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
             case .tooLarge(let head):
                 state = .answering
                 write(.error(.payloadTooLarge, "too_large"), route: "too-large", for: head, context: context)
+            case .refused(let head):
+                state = .answering
+                answer(head, body: [], context: context)
             default:
                 break
             }
@@ -178,8 +190,10 @@ final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: answer.body)))), promise: nil)
         }
         let done = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
+        // Idle before the end is written: writing it lets NIO's pipelining hand over the next
+        // request's head (held until now) at once, inside this call.
         state = .idle
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: done)
         if !keepAlive { done.futureResult.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
     }
 
@@ -187,6 +201,9 @@ final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     /// lasts.
     private func startStream(_ request: AdminAPI.EventStreamRequest, for head: HTTPRequestHead, context: ChannelHandlerContext) {
         Self.count(route: "events", status: .ok)
+        // The client may have gone while the request was answered: its `channelInactive` has
+        // passed, and nothing would end a subscription made now.
+        guard context.channel.isActive else { return }
         logger.info(
             "inspector event stream opened",
             metadata: [
@@ -205,15 +222,9 @@ final class AdminConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
             wrapOutboundOut(
                 .body(.byteBuffer(context.channel.allocator.buffer(string: "retry: 2000\nid: \(request.after)\n\n")))),
             promise: nil)
-        if request.after > 0 && api.inspector.predates(request.after) {
+        if let note = request.note {
             context.writeAndFlush(
-                wrapOutboundOut(
-                    .body(
-                        .byteBuffer(
-                            context.channel.allocator.buffer(
-                                string: ": the bridge restarted after event \(request.after); sending every event it holds\n\n")))
-                ),
-                promise: nil)
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: ": \(note)\n\n")))), promise: nil)
         }
         streams.add(context.channel)
         let writer = EventStreamWriter(

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -107,9 +108,24 @@ final class InspectorLog: Sendable {
         UInt64(max(0, now.millisecondsSince1970)) << 16
     }
 
-    /// Whether `sequence` is a number from before this process's event stream (a bridge
-    /// restarted since the client last read).
-    func predates(_ sequence: UInt64) -> Bool { events.withLock { sequence < $0.base } }
+    /// Where an event stream resumed after `id` (its `Last-Event-ID`; nil: from now) starts,
+    /// and what to tell the client when that is not after `id`: a number from before this
+    /// process's stream (a bridge restarted since the client last read) or past its newest
+    /// (another replica's, or a clock set back) gets every event held, never a silent wait
+    /// until the numbers catch up.
+    func resumePoint(after id: UInt64?) -> (after: UInt64, note: String?) {
+        events.withLock { ring in
+            guard let id else { return (ring.lastSequence, nil) }
+            if id == 0 { return (ring.base, nil) }
+            if id < ring.base {
+                return (ring.base, "the bridge restarted after event \(id); sending every event it holds")
+            }
+            if id > ring.lastSequence {
+                return (ring.base, "event \(id) was not sent by this bridge process; sending every event it holds")
+            }
+            return (id, nil)
+        }
+    }
 
     // MARK: - Requests
 
@@ -239,6 +255,9 @@ final class InspectorLog: Sendable {
         return number
     }
 
+    /// The event streams subscribed.
+    var streamCount: Int { subscriberCount.load(ordering: .relaxed) }
+
     func unsubscribe(_ number: Int) {
         let removed = subscribers.withLock { $0.wakes.removeValue(forKey: number) != nil }
         if removed { subscriberCount.subtract(1, ordering: .relaxed) }
@@ -260,6 +279,26 @@ final class InspectorLog: Sendable {
 
     /// A masked value: its length only.
     static func masked(_ value: String) -> String { "(masked, \(value.utf8.count) bytes)" }
+
+    /// Query parameter names that carry a secret besides ``isSecret(_:)``'s: Azure's
+    /// function key (`code`, as Event Grid's endpoints take it), keys and SAS signatures.
+    static let secretQueryNames: Set<String> = ["code", "key", "sig", "auth", "pass", "pwd"]
+
+    /// A request's path and query as a page or the API shows it: the values of parameters
+    /// whose names carry a secret (`?code=`, `hub.verify_token`, `api_key`, …) masked.
+    static func shownURI(_ uri: String) -> String {
+        guard let mark = uri.firstIndex(of: "?") else { return uri }
+        let parameters = uri[uri.index(after: mark)...].split(separator: "&", omittingEmptySubsequences: false).map {
+            parameter -> String in
+            guard let equals = parameter.firstIndex(of: "=") else { return String(parameter) }
+            let raw = parameter[..<equals]
+            let name = (String(raw).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(raw))
+                .lowercased()
+            let secret = isSecret(name) || secretQueryNames.contains(name) || name.hasSuffix("key")
+            return secret ? "\(raw)=(masked)" : String(parameter)
+        }
+        return "\(uri[...mark])\(parameters.joined(separator: "&"))"
+    }
 
     /// The headers as a page or the API shows them: secret values masked.
     static func shownHeaders(_ headers: HeaderBlock) -> [(name: String, value: String)] {
