@@ -180,10 +180,25 @@ def main():
         browser.screenshot(arguments.screenshot)
 
         step = "filter"
-        browser.evaluate("(() => { const s = document.getElementById('f-outcome'); s.value = 'rejected';"
-                         " s.dispatchEvent(new Event('change')); })()")
+        # Changed twice in a row, the first answer made slow: it comes after the second's and
+        # must not add its rows (accepted ones) to the list filtered to rejected.
+        browser.evaluate("""(() => {
+          const original = window.fetch;
+          window.fetch = (path, options) => {
+            if (!String(path).includes('outcome=accepted')) return original(path, options);
+            return new Promise((done) => setTimeout(done, 700)).then(() => original(path, options)).then((response) => {
+              const json = response.json.bind(response);
+              response.json = () => json().then((value) => { setTimeout(() => { window.__staleHandled = true; }, 0); return value; });
+              return response;
+            });
+          };
+          const s = document.getElementById('f-outcome');
+          s.value = 'accepted'; s.dispatchEvent(new Event('change'));
+          s.value = 'rejected'; s.dispatchEvent(new Event('change'));
+        })()""")
+        browser.wait("window.__staleHandled === true", "the slow answer never came")
         outcomes = browser.wait(
-            f"(() => {{ const rows = {ROWS}; return rows.length && rows.every(r => r.outcome === 'rejected')"
+            f"(() => {{ const rows = {ROWS}; return rows.length"
             " ? rows.map(r => r.outcome) : null })()", "the filter never applied")
         seen["filtered"] = outcomes
 

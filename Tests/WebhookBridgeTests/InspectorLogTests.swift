@@ -1,3 +1,5 @@
+import BridgeTestSupport
+import Foundation
 import NIOCore
 import NIOHTTP1
 import Synchronization
@@ -153,5 +155,69 @@ struct InspectorLogTests {
         log.unsubscribe(number)
         log.stream(event(3, bytes: 10), headers: [:])
         #expect(count.withLock { $0 } == 2)
+    }
+
+    @Test(
+        "dead letters: a replay's mark and a replay belong to a line, not to its offset; after the file is truncated and written again, neither is taken for the new line"
+    )
+    func deadLetterIdentity() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let path = directory.file("dead-letters.jsonl")
+        func line(_ id: String) -> String {
+            #"{"specversion":"1.0","id":"\#(id)","source":"s","type":"t","deadlettersink":"k","deadletterreason":"down"}"#
+        }
+        try (line("a-1") + "\n" + line("a-2") + "\n").write(toFile: path, atomically: false, encoding: .utf8)
+        let shelf = DeadLetterShelf(path: path)
+        let before = shelf.list(limit: 10) { _ in true }.letters
+        #expect(before.map(\.id) == ["a-2", "a-1"])
+        let first = before[1]
+        #expect(first.offset == 0 && shelf.currentLine(of: first) == Array(line("a-1").utf8))
+        shelf.noteReplay(first, failure: nil)
+        #expect(shelf.replay(of: first)?.failure == nil && shelf.replay(of: first) != nil)
+        // Rotated by truncation, and another dead letter written at offset 0.
+        try (line("b-1") + "\n").write(toFile: path, atomically: false, encoding: .utf8)
+        let after = shelf.list(limit: 10) { _ in true }.letters
+        #expect(after.map(\.id) == ["b-1"] && after[0].offset == 0)
+        #expect(shelf.replay(of: after[0]) == nil)
+        // The letter as read before is no longer there to replay.
+        #expect(shelf.currentLine(of: first) == nil)
+    }
+
+    @Test(
+        "an event not within its request's kept body (the body was over maxBodyBytes) keeps headers of its own, not the record's storage"
+    )
+    func unsharedEventHeaders() {
+        let log = InspectorLog(recent: 10, maxBodyBytes: 1024)
+        let body = ByteBuffer(repeating: 0x61, count: 4096)
+        let draft = InspectionDraft(
+            log: log, source: "s", method: .POST, uri: "/s", client: nil,
+            headers: HTTPHeaders([("X-Hub-Signature-256", "sha256=00"), ("Content-Type", "text/plain")]), body: body)
+        var taken = event(1, bytes: 0)
+        taken.data = body
+        draft.noteTaken(taken)
+        draft.finish(answer: .event(.ok, id: "evt_1", "accepted"))
+        guard let streamed = log.events(since: 0).events.last?.1 else {
+            Issue.record("no event kept")
+            return
+        }
+        #expect(streamed.omittedBytes == 4096 && !streamed.sharesRecord)
+        #expect(streamed.headers.first(name: "X-Hub-Signature-256") == "sha256=00")
+        // The record's storage holds the first 1024 bytes of the body too.
+        #expect(streamed.headers.storageBytes < 100)
+    }
+
+    @Test("a body cut inside a character is shown as text up to that character, not as base64", arguments: [1, 2, 3])
+    func cutCharacter(kept: Int) {
+        // "é" is 2 bytes, "€" 3, "😀" 4: cut after `kept` of the emoji's 4.
+        var bytes = Array("ab é € ".utf8) + Array("😀".utf8).prefix(kept)
+        AdminAPI.dropPartialCharacter(&bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == "ab é € ")
+        var whole = Array("ab é € 😀".utf8)
+        AdminAPI.dropPartialCharacter(&whole)
+        #expect(whole == Array("ab é € 😀".utf8))
+        var invalid: [UInt8] = [0x61, 0xFF, 0x80]
+        AdminAPI.dropPartialCharacter(&invalid)
+        #expect(invalid == [0x61, 0xFF, 0x80])
     }
 }

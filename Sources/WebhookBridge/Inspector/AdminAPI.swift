@@ -186,13 +186,28 @@ struct AdminAPI: Sendable {
                 "headers",
                 .array(InspectorLog.shownHeaders(request.headers).map { .array([.string($0.name), .string($0.value)]) })
             ))
-        let body = Array(request.body.readableBytesView)
+        var body = Array(request.body.readableBytesView)
+        if request.isTruncated { Self.dropPartialCharacter(&body) }
         if let text = String(validating: body, as: UTF8.self) {
             members.append(("body", .string(text)))
         } else {
             members.append(("bodyBase64", .string(Base64.encode(body))))
         }
         return .object(members)
+    }
+
+    /// Drops a last UTF-8 sequence cut short (a body kept to `maxBodyBytes` may end inside
+    /// a character): the text before it stays text, not base64.
+    static func dropPartialCharacter(_ bytes: inout [UInt8]) {
+        // The start of the last sequence: at most 3 continuation bytes back.
+        var start = bytes.count
+        while start > 0, bytes.count - start < 4, bytes[start - 1] & 0xC0 == 0x80 { start -= 1 }
+        guard start > 0 else { return }
+        let lead = bytes[start - 1]
+        // Only a lead byte that starts a sequence; anything else is not UTF-8 anyway.
+        guard (0xC2...0xF4).contains(lead) else { return }
+        let length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2
+        if bytes.count - (start - 1) < length { bytes.removeSubrange((start - 1)...) }
     }
 
     // MARK: - Dead letters
@@ -219,7 +234,7 @@ struct AdminAPI: Sendable {
         }
         members.append(("details", .object(letter.details.map { ($0.name, .string($0.value)) })))
         members.append(("raw", .bool(letter.isRaw)))
-        if let replay = shelf.replay(of: letter.offset) {
+        if let replay = shelf.replay(of: letter) {
             var entry: [(String, JSONValue)] = [("time", .string(replay.time.rfc3339))]
             entry.append(("result", .string(replay.failure == nil ? "delivered" : "failed")))
             if let failure = replay.failure { entry.append(("error", .string(failure))) }
@@ -270,18 +285,26 @@ struct AdminAPI: Sendable {
             guard let sink = sinks[sinkName] else {
                 for letter in group {
                     let failure = "no sink named \"\(sinkName)\" is running"
-                    deadLetters.noteReplay(letter.offset, failure: failure)
+                    deadLetters.noteReplay(letter, failure: failure)
                     results.append(Self.replayResult(letter, failure: failure))
                 }
                 continue
             }
-            let lines = group.enumerated().map { (number: $0.offset, line: deadLetters.line(at: $0.element.offset) ?? []) }
+            var lines: [(number: Int, line: [UInt8])] = []
+            var failures: [Int: String] = [:]
+            for (index, letter) in group.enumerated() {
+                if let line = deadLetters.currentLine(of: letter) {
+                    lines.append((index, line))
+                } else {
+                    failures[index] = "the dead-letter file no longer holds this line at offset \(letter.offset)"
+                }
+            }
             let report = await Replay.deliver(lines, into: sink, config: config)
-            let failures = Dictionary(report.failed.map { ($0.line, $0.reason) }, uniquingKeysWith: { first, _ in first })
+            for failed in report.failed where failures[failed.line] == nil { failures[failed.line] = failed.reason }
             for (index, letter) in group.enumerated() {
                 let failure = failures[index]
                 if failure == nil { delivered += 1 }
-                deadLetters.noteReplay(letter.offset, failure: failure)
+                deadLetters.noteReplay(letter, failure: failure)
                 results.append(Self.replayResult(letter, failure: failure))
             }
         }

@@ -23,6 +23,9 @@ struct DeadLetter: Sendable {
     var details: [(name: String, value: String)]
     /// A damaged spool line set aside as it was (it holds no event to replay).
     var isRaw: Bool
+    /// The line's hash: the same offset holds another line once the file was truncated or
+    /// replaced, and a replay's mark or a replay itself must not take one for the other.
+    var fingerprint: Int
 }
 
 /// The spool's dead-letter file, read for the inspector: the newest lines, and a line by its
@@ -37,6 +40,8 @@ final class DeadLetterShelf: Sendable {
         var time: Timestamp
         /// nil: delivered.
         var failure: String?
+        /// The replayed line's (``DeadLetter/fingerprint``).
+        var fingerprint: Int
     }
 
     private let replayed = Mutex<[Int64: Replayed]>([:])
@@ -95,12 +100,32 @@ final class DeadLetterShelf: Sendable {
 
     func letter(at offset: Int64) -> DeadLetter? { line(at: offset).flatMap { Self.letter($0, offset: offset) } }
 
-    /// Remembers a replay's result.
-    func noteReplay(_ offset: Int64, failure: String?) {
-        replayed.withLock { $0[offset] = Replayed(time: .now(), failure: failure) }
+    /// `letter`'s line as the file holds it now; nil when it no longer does (the file was
+    /// truncated or replaced since the letter was read).
+    func currentLine(of letter: DeadLetter) -> [UInt8]? {
+        guard let line = line(at: letter.offset), Self.fingerprint(line) == letter.fingerprint else { return nil }
+        return line
     }
 
-    func replay(of offset: Int64) -> Replayed? { replayed.withLock { $0[offset] } }
+    /// Remembers a replay's result.
+    func noteReplay(_ letter: DeadLetter, failure: String?) {
+        replayed.withLock {
+            $0[letter.offset] = Replayed(time: .now(), failure: failure, fingerprint: letter.fingerprint)
+        }
+    }
+
+    /// The last replay of `letter` (of this very line, not another at its offset).
+    func replay(of letter: DeadLetter) -> Replayed? {
+        replayed.withLock { $0[letter.offset] }.flatMap { $0.fingerprint == letter.fingerprint ? $0 : nil }
+    }
+
+    static func fingerprint(_ line: some Collection<UInt8>) -> Int {
+        var hasher = Hasher()
+        if line.withContiguousStorageIfAvailable({ hasher.combine(bytes: UnsafeRawBufferPointer($0)) }) == nil {
+            for byte in line { hasher.combine(byte) }
+        }
+        return hasher.finalize()
+    }
 
     /// The attributes CloudEvents itself defines, and the event's data: not details.
     private static let known: Set<String> = [
@@ -123,6 +148,6 @@ final class DeadLetterShelf: Sendable {
         return DeadLetter(
             offset: offset, sink: sink, reason: text("deadletterreason") ?? "", id: text("id"), source: text("source"),
             type: text("type"), time: text("time"), details: details,
-            isRaw: members.contains { $0.0 == "raw" || $0.0 == "raw_base64" })
+            isRaw: members.contains { $0.0 == "raw" || $0.0 == "raw_base64" }, fingerprint: fingerprint(line))
     }
 }

@@ -155,4 +155,11 @@ struct HeaderBlock: Sendable, Sequence {
 
     /// The bytes the block holds in memory.
     var storageBytes: Int { bytes.storageCapacity }
+
+    /// The block in storage of its own when it shares a record's (which holds the body's
+    /// kept part too): what outlives the record keeps only the headers alive.
+    func detached() -> HeaderBlock {
+        bytes.storageCapacity > bytes.readableBytes
+            ? HeaderBlock(bytes: ByteBuffer(bytes: bytes.readableBytesView), textBytes: textBytes) : self
+    }
 }

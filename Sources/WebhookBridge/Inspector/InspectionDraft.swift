@@ -46,7 +46,8 @@ final class InspectionDraft: Sendable {
         guard let body, let offset = Self.offset(of: event.data, in: body),
             offset + event.data.readableBytes <= keptBody.readableBytes
         else {
-            log.stream(event, keptHeaders: headers)
+            // Not within the kept body: the event outlives the record on headers of its own.
+            log.stream(event, keptHeaders: headers.detached())
             return
         }
         var shared = event

@@ -163,7 +163,7 @@ enum InspectorPage {
         <script>
         "use strict";
         const $ = (id) => document.getElementById(id);
-        const state = { token: null, last: 0, rows: [], selected: null, recent: 1000, timer: null, deadTimer: null };
+        const state = { token: null, last: 0, rows: [], selected: null, recent: 1000, timer: null, deadTimer: null, generation: 0, deadGeneration: 0 };
 
         function el(tag, attrs, ...children) {
           const node = document.createElement(tag);
@@ -223,7 +223,10 @@ enum InspectorPage {
         const requestFilters = [["source", "source"], ["outcome", "outcome"], ["type", "type"], ["text", "q"]];
         const deadFilters = [["sink", "sink"], ["source", "source"], ["type", "type"], ["text", "q"]];
 
+        // Each reload starts a generation: an answer to an earlier one (filters since changed)
+        // is dropped, and only the newest schedules the next poll.
         function reload() {
+          state.generation++;
           state.last = 0; state.rows = [];
           $("rows").replaceChildren();
           poll(true);
@@ -231,11 +234,13 @@ enum InspectorPage {
 
         async function poll(first) {
           clearTimeout(state.timer);
+          const generation = state.generation;
           const params = filterQuery("f-", requestFilters);
           if (!first) params.set("after", state.last);
           params.set("limit", String(state.recent));
           try {
             const page = await api("/api/requests?" + params);
+            if (generation !== state.generation) return;
             if (page.requests.length) {
               state.last = Math.max(state.last, page.requests[0].seq);
               addRows(page.requests, !first);
@@ -243,7 +248,7 @@ enum InspectorPage {
             if (first && !page.requests.length) state.last = page.lastSequence;
             setLive("live", "on");
           } catch (error) {
-            if (error.message === "unauthorized") return;
+            if (error.message === "unauthorized" || generation !== state.generation) return;
             setLive("reconnecting", "error");
           }
           state.timer = setTimeout(() => poll(false), 1000);
@@ -347,9 +352,15 @@ enum InspectorPage {
 
         async function loadDead() {
           clearTimeout(state.deadTimer);
+          const generation = ++state.deadGeneration;
           const params = filterQuery("d-", deadFilters);
           let page;
-          try { page = await api("/api/dead-letters?" + params); } catch (error) { return; }
+          try { page = await api("/api/dead-letters?" + params); } catch (error) {
+            // Tried again later, unless signed out or superseded.
+            if (error.message !== "unauthorized" && generation === state.deadGeneration) state.deadTimer = setTimeout(loadDead, 5000);
+            return;
+          }
+          if (generation !== state.deadGeneration) return;
           const body = $("dead-rows");
           const checked = new Set([...body.querySelectorAll("input:checked")].map((box) => box.value));
           body.replaceChildren();
