@@ -132,7 +132,8 @@ struct ListenCommand: AsyncParsableCommand {
     /// Headers never passed on: the connection's own (the client sets them).
     static let connectionHeaders: Set<String> = ["host", "content-length", "connection", "transfer-encoding", "expect"]
 
-    /// POSTs `event` to the local URL (three tries when the app can't be reached); the line
+    /// POSTs `event` to the local URL (three tries while the app can't be connected to; one
+    /// when the request went out, as a timeout does not say it was not received); the line
     /// to print: time, sequence, source, type, id, and the answer with its latency.
     func forward(_ message: EventStreamClient.Event) async -> String {
         let sequence = message.id.map { "#\($0)" } ?? "#?"
@@ -153,8 +154,10 @@ struct ListenCommand: AsyncParsableCommand {
         }
         var headers: [(String, String)] = []
         if case .object(let members)? = json["webhookheaders"] {
-            for (name, value) in members where !Self.connectionHeaders.contains(name.lowercased()) {
-                if let text = value.scalarText { headers.append((name, text)) }
+            for (name, value) in members where !Self.connectionHeaders.contains(name.lowercased()) && Self.isToken(name) {
+                if let text = value.scalarText, !text.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) {
+                    headers.append((name, text))
+                }
             }
         }
         let target = HTTPTarget(forwardTo)!
@@ -193,11 +196,29 @@ struct ListenCommand: AsyncParsableCommand {
                 let milliseconds = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
                 return
                     "\(prefix) -> \(answer.status.code) \(answer.status.reasonPhrase) \(String(format: "%.1f", milliseconds)) ms"
-            } catch {
+            } catch let error as WebhookClient.Failure where !error.connected {
+                // Not sent: the app is not listening (yet).
                 failure = "\(error)"
+            } catch {
+                // Sent, perhaps received: not sent again (the app may be slow, not down).
+                return "\(prefix) -> failed: \(error) (not sent again: the app may have received it)"
             }
         }
         return "\(prefix) -> failed: \(failure)"
+    }
+
+    /// Whether `name` is an HTTP header name (RFC 9110's token): a stream's names that are
+    /// not are left out rather than sent.
+    static func isToken(_ name: String) -> Bool {
+        !name.isEmpty
+            && name.utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    return true
+                default: return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+                }
+            }
     }
 
     static func carriesSignature(_ name: String) -> Bool {

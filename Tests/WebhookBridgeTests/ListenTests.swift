@@ -171,6 +171,30 @@ struct ListenTests {
         _ = bridge.terminate()
     }
 
+    @Test(
+        "an app that takes the request and does not answer in --timeout gets it once, not again; the next event goes through"
+    )
+    func timeoutNotRetried() throws {
+        let setup = try setUp()
+        defer { setup.directory.cleanup() }
+        let receiver = try WebhookReceiver(secret: nil)
+        defer { receiver.stop() }
+        try receiver.answer(#"{"hang": 3}"#)
+        let bridge = try BridgeProcess(config: setup.config)
+        let listen = try ListenProcess([
+            "http://127.0.0.1:\(setup.adminPort)", "--token", Self.token, "--timeout", "1",
+            "--forward-to", "http://127.0.0.1:\(receiver.port)/app", "--state", setup.directory.file("state"),
+        ])
+        #expect(listen.waitFor("connected"))
+        try post(setup, "t-1")
+        #expect(listen.waitFor("t-1 -> failed"), "\(listen.text)")
+        #expect(listen.text.contains("not sent again"))
+        try post(setup, "t-2")
+        #expect(listen.waitFor("t-2 -> 204"))
+        #expect(receiver.waitFor { $0.count >= 2 }.map { $0.header("x-github-delivery") } == ["t-1", "t-2"])
+        _ = bridge.terminate()
+    }
+
     @Test("a wrong token: listen exits 1 with one line saying the bridge refused it")
     func wrongToken() throws {
         let setup = try setUp()

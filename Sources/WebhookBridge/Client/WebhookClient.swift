@@ -18,6 +18,9 @@ public enum WebhookClient {
     /// Why a request got no answer.
     public struct Failure: Error, Sendable, CustomStringConvertible {
         public let description: String
+        /// False when no connection was made, so the request was never sent: trying again
+        /// can't deliver it twice.
+        public var connected = true
     }
 
     /// Sends one request to `host:port` and returns the answer. `chunked` sends the body with
@@ -28,7 +31,12 @@ public enum WebhookClient {
         body: [UInt8] = [], chunked: Bool = false, timeout: TimeAmount = .seconds(30), tls: TLSConfiguration? = nil,
         maximumBodyBytes: Int = .max, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
-        let channel = try await connect(host: host, port: port, tls: tls, timeout: timeout, group: group)
+        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
+        do {
+            channel = try await connect(host: host, port: port, tls: tls, timeout: timeout, group: group)
+        } catch {
+            throw Failure(description: "\(error)", connected: false)
+        }
         let deadline = channel.channel.eventLoop.scheduleTask(in: timeout) { [channel = channel.channel] in
             channel.close(promise: nil)
         }
