@@ -88,12 +88,20 @@ public struct Bridge: Sendable {
         if let settings = config.admin, let inspector {
             let api = AdminAPI(
                 config: config, admin: settings, inspector: inspector,
-                deadLetters: spool.map { DeadLetterShelf(path: $0.deadLetterPath) }, sinks: sinks, logger: logger)
+                deadLetters: spool.map { DeadLetterShelf(path: $0.deadLetterPath) }, sinks: sinks,
+                sourceNames: { [sources = processor.sources] in sources.names }, logger: logger)
             admin = try await AdminServer.bind(settings, api: api, logger: logger)
         }
-        let ingress = try await HTTPIngress.bind(
-            host: config.listen.host, port: config.listen.port, processor: processor,
-            limits: config.limits, logger: logger, metrics: metrics, tls: tls)
+        let ingress: HTTPIngress
+        do {
+            ingress = try await HTTPIngress.bind(
+                host: config.listen.host, port: config.listen.port, processor: processor,
+                limits: config.limits, logger: logger, metrics: metrics, tls: tls)
+        } catch {
+            // Nothing runs: the admin port is given back too.
+            await admin?.close()
+            throw error
+        }
         return Bridge(
             ingress: ingress, processor: processor, admin: admin, tls: tls, clients: context.shared.services,
             sinks: Array(sinks.values), spool: spool,

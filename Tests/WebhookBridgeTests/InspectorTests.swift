@@ -289,6 +289,39 @@ struct InspectorTests {
         }
     }
 
+    @Test("a bridge that cannot start (its main port is busy) does not keep the admin port it had bound")
+    func adminPortGivenBack() async throws {
+        try await RunningBridge.with(config: Self.config()) { bridge in
+            let adminPort = try RedisServer.freePort()
+            let text = Self.config().replacingOccurrences(of: #""port": 0}"#, with: "\"port\": \(bridge.port)}")
+                .replacingOccurrences(
+                    of: #""admin": {"host": "127.0.0.1", "port": 0"#,
+                    with: #""admin": {"host": "127.0.0.1", "port": \#(adminPort)"#
+                )
+                .replacingOccurrences(of: "{dir}", with: bridge.directory.path)
+            let config = try Bridge.loadConfig(Array(text.utf8), environment: [:])
+            #expect(config.admin?.port == adminPort && config.listen.port == bridge.port)
+            await #expect(throws: (any Error).self) {
+                _ = try await Bridge.start(config: config, logger: .init(label: "test"))
+            }
+            // Nothing listens on the admin port any more: a connection is refused.
+            #expect(throws: (any Error).self) { _ = try KeepAliveConnection(port: adminPort) }
+        }
+    }
+
+    @Test("/api/info lists the sources a reload left, not those the bridge started with")
+    func infoAfterReload() async throws {
+        try await RunningBridge.with(config: Self.config()) { bridge in
+            #expect(try await get(bridge, "/api/info").json?["sources"] == .array([.string("gh"), .string("other")]))
+            let reloaded = Self.config().replacingOccurrences(
+                of: #""other": {"path": "/other""#, with: #""third": {"path": "/third""#)
+            try bridge.bridge.processor.reload(
+                Bridge.loadConfig(
+                    Array(reloaded.replacingOccurrences(of: "{dir}", with: bridge.directory.path).utf8), environment: [:]))
+            #expect(try await get(bridge, "/api/info").json?["sources"] == .array([.string("gh"), .string("third")]))
+        }
+    }
+
     @Test(
         "config: admin needs a token that is not empty, not spaced, not the placeholder, and a port of its own; a short token is a warning"
     )

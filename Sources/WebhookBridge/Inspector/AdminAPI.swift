@@ -30,6 +30,8 @@ struct AdminAPI: Sendable {
     /// The running sinks, by name: where a dead letter is replayed.
     let sinks: [String: any EventSink]
     let config: BridgeConfig
+    /// The sources' names as the last reload left them (the page's filter).
+    let sourceNames: @Sendable () -> [String]
     let logger: Logger
     /// SHA-256 of the token: compared with the presented one's in constant time, lengths
     /// included.
@@ -38,8 +40,9 @@ struct AdminAPI: Sendable {
 
     init(
         config: BridgeConfig, admin: BridgeConfig.Admin, inspector: InspectorLog, deadLetters: DeadLetterShelf?,
-        sinks: [String: any EventSink], logger: Logger
+        sinks: [String: any EventSink], sourceNames: (@Sendable () -> [String])? = nil, logger: Logger
     ) {
+        self.sourceNames = sourceNames ?? { config.sortedSources.map(\.name) }
         self.inspector = inspector
         self.deadLetters = deadLetters
         self.sinks = sinks
@@ -118,7 +121,7 @@ struct AdminAPI: Sendable {
     private func info() -> BridgeAnswer {
         Self.json(
             .object([
-                ("sources", .array(config.sortedSources.map { .string($0.name) })),
+                ("sources", .array(sourceNames().map { .string($0) })),
                 ("sinks", .array(config.sinks.keys.sorted().map { .string($0) })),
                 ("outcomes", .array(Self.outcomes.map { .string($0) })),
                 ("recent", .number(String(inspector.capacity))),

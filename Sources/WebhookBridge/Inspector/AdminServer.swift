@@ -56,6 +56,9 @@ public final class AdminServer: Service {
         }
     }
 
+    /// Stops listening, without having run (the bridge could not start).
+    func close() async { try? await channel.close() }
+
     public func run() async throws {
         logger.info("inspector listening", metadata: ["http.address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
         try? await gracefulShutdown()

@@ -64,6 +64,9 @@ final class SourceTable: Sendable {
     /// The source serving `path`, as configured now.
     func source(atPath path: String) -> ConfiguredSource? { byPath.withLock { $0[path] } }
 
+    /// The sources' names, sorted: as the last reload left them.
+    var names: [String] { byPath.withLock { $0.values.map(\.config.name) }.sorted() }
+
     /// Takes the sources, secrets and routes of `config`.
     func reload(_ config: BridgeConfig) {
         let sources = Self.sources(of: config)
