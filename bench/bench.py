@@ -376,6 +376,7 @@ class Bench:
             layer = re.sub(r" \(\d+\)$", "", output.strip())
             print(f"  {layer}")
         print(f"  inspector at {statistics.median(rates):.0f} req/s: {off:.1f} us/request off, {on:.1f} on ({on - off:+.1f})")
+        print(f"    rounds off {' '.join(f'{x:.1f}' for x in cpu['off'])}, on {' '.join(f'{x:.1f}' for x in cpu['on'])}")
         return {"target": "inspector", "off_cpu_us": off, "on_cpu_us": on, "rps": statistics.median(rates), "rounds": cpu,
                 "layer": layer}
 
