@@ -25,7 +25,8 @@ struct RecipeTests {
             #"{"scheme": "github", "secrets": ["s"], "header": "X-Hub-Signature-Next", "idHeader": "X-Next-Delivery", "typePointer": "/action"}"#
         )
         let body = #"{"action": "opened"}"#
-        let signature = "sha256=" + Hex.encode(HashAlgorithm.sha256.authenticationCode(for: Array(body.utf8), using: Array("s".utf8)))
+        let signature =
+            "sha256=" + Hex.encode(HashAlgorithm.sha256.authenticationCode(for: Array(body.utf8), using: Array("s".utf8)))
         let headers = [("X-Hub-Signature-Next", signature), ("X-Next-Delivery", "d-1"), ("X-GitHub-Delivery", "ignored")]
         let verified = try scheme.verify(request(headers, body: body, at: 0))
         #expect(verified == VerifiedWebhook(id: "d-1", type: "opened", keyIndex: 0))
@@ -39,11 +40,16 @@ struct RecipeTests {
         let cases = [
             (#"{"scheme": "slack", "secrets": ["s"]}"#, "X-Slack-Signature"),
             (#"{"scheme": "zendesk", "secrets": ["s"]}"#, "X-Zendesk-Webhook-Signature"),
-            (#"{"scheme": "hmac", "secrets": ["s"], "header": "X-Sig", "timestampHeader": "X-Ts", "signedContent": "{timestamp}.{body}"}"#, "X-Sig"),
+            (
+                #"{"scheme": "hmac", "secrets": ["s"], "header": "X-Sig", "timestampHeader": "X-Ts", "signedContent": "{timestamp}.{body}"}"#,
+                "X-Sig"
+            ),
         ]
         for (verify, header) in cases {
             let scheme = try catalogScheme(verify)
-            #expect(failureCode(scheme, request([(header, "not a signature!")], body: "{}", at: 0)) == "signature_missing", "\(verify)")
+            #expect(
+                failureCode(scheme, request([(header, "not a signature!")], body: "{}", at: 0)) == "signature_missing",
+                "\(verify)")
         }
     }
 
@@ -188,7 +194,9 @@ struct CatalogVectorTests {
         }
     }
 
-    @Test("box: box-node-sdk's validateMessage vector, with the primary key, the secondary key, either header")
+    @Test(
+        "box: box-node-sdk's validateMessage vector, with the primary key, the secondary key, either header; the version and algorithm headers required as the SDK requires them; sign sends every header Box sends"
+    )
     func box() throws {
         // box/box-node-sdk tests/lib/managers/webhooks-test.js validateMessage(): signed with
         // 'SamplePrimaryKey' and 'SampleSecondaryKey'.
@@ -198,6 +206,8 @@ struct CatalogVectorTests {
             ("BOX-DELIVERY-TIMESTAMP", "2020-01-01T00:00:00-07:00"),
             ("BOX-SIGNATURE-PRIMARY", "6TfeAW3A1PASkgboxxA5yqHNKOwFyMWuEXny/FPD5hI="),
             ("BOX-SIGNATURE-SECONDARY", "v+1CD1Jdo3muIcbpv5lxxgPglOqMfsNHPV899xWYydo="),
+            ("BOX-SIGNATURE-VERSION", "1"), ("BOX-SIGNATURE-ALGORITHM", "HmacSHA256"),
+            ("BOX-DELIVERY-ID", "f96bb54b-ee16-4fc5-aa65-8c2d9e5b546f"),
         ]
         let at: Int64 = 1_577_862_000 + 60  // 2020-01-01T07:01:00Z
         let both = try catalogScheme(#"{"scheme": "box", "secrets": ["SamplePrimaryKey", "SampleSecondaryKey"]}"#)
@@ -210,6 +220,25 @@ struct CatalogVectorTests {
         #expect(failureCode(wrong, request(headers, body: body, at: at)) == "signature_invalid")
         // Ten years later the same message is stale.
         #expect(failureCode(both, request(headers, body: body, at: at + 315_360_000)) == "timestamp_expired")
+        // The SDK computes no signature unless the version is 1 and the algorithm HmacSHA256:
+        // a message without them, or with others, is refused though its MAC matches.
+        for name in ["BOX-SIGNATURE-VERSION", "BOX-SIGNATURE-ALGORITHM"] {
+            let without = headers.filter { $0.0 != name }
+            #expect(failureCode(both, request(without, body: body, at: at)) == "signature_missing", "\(name)")
+            let other = without + [(name, name.hasSuffix("VERSION") ? "2" : "HmacSHA512")]
+            #expect(failureCode(both, request(other, body: body, at: at)) == "signature_invalid", "\(name)")
+        }
+        // What `sign` sends for Box: every header Box sends, and they verify.
+        let signed = try WebhookSigner.sign(
+            scheme: "box", .init(body: Array(body.utf8), secret: "SamplePrimaryKey", timestamp: at, id: "d-1"))
+        #expect(
+            Set(signed.headers.map { $0.0 }) == [
+                "BOX-SIGNATURE-PRIMARY", "BOX-DELIVERY-TIMESTAMP", "BOX-DELIVERY-ID", "BOX-SIGNATURE-VERSION",
+                "BOX-SIGNATURE-ALGORITHM",
+            ])
+        #expect(signed.headers.contains { $0 == ("BOX-SIGNATURE-VERSION", "1") })
+        #expect(signed.headers.contains { $0 == ("BOX-SIGNATURE-ALGORITHM", "HmacSHA256") })
+        #expect(failureCode(both, request(signed.headers, body: body, at: at)) == nil)
     }
 
     static let pagerdutyBody =

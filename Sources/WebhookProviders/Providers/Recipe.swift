@@ -29,6 +29,13 @@ public struct Recipe: Sendable {
     public var signedContent: SignedContent = .bodyOnly
     public var id = FieldSource()
     public var type = FieldSource()
+    /// Headers the provider sends with the same value every time (Box's
+    /// `BOX-SIGNATURE-VERSION: 1`): `sign` sends them, and a request without them, or with
+    /// another value, is refused, as the provider's own SDK refuses it.
+    public var constantHeaders: [(name: String, value: String)] = []
+    /// A header the provider sends with a delivery's own id (Box's `BOX-DELIVERY-ID`), not
+    /// read by the bridge: `sign` fills it.
+    public var deliveryHeader: String?
 
     public init(header: String) { self.header = header }
 
@@ -37,8 +44,11 @@ public struct Recipe: Sendable {
         _ header: String, extraHeaders: [String] = [], _ proof: Proof = .hmac(.sha256, .hex), prefix: String = "",
         listSeparator: Character? = nil, items: Items? = nil, timestampHeader: String? = nil,
         timestampFormat: TimestampFormat = .unixSeconds, signing signedContent: SignedContent = .bodyOnly,
-        id: FieldSource = FieldSource(), type: FieldSource = FieldSource()
+        id: FieldSource = FieldSource(), type: FieldSource = FieldSource(),
+        constantHeaders: [(name: String, value: String)] = [], deliveryHeader: String? = nil
     ) {
+        self.constantHeaders = constantHeaders
+        self.deliveryHeader = deliveryHeader
         self.header = header
         self.extraHeaders = extraHeaders
         self.proof = proof
@@ -282,6 +292,8 @@ extension Recipe {
         if let timestampHeader { headers.append((timestampHeader, timestamp)) }
         if let name = id.firstHeader { headers.append((name, request.id)) }
         if let name = type.firstHeader, let value = request.input.type { headers.append((name, value)) }
+        if let deliveryHeader { headers.append((deliveryHeader, request.id)) }
+        headers += constantHeaders.map { ($0.name, $0.value) }
         return headers
     }
 
@@ -310,6 +322,9 @@ extension Recipe {
                 text += "; T = \(timestampHeader)\(timestampFormat == .rfc3339 ? " (RFC 3339)" : "") within tolerance"
             } else if items != nil {
                 text += "; T within tolerance"
+            }
+            if !constantHeaders.isEmpty {
+                text += "; with " + constantHeaders.map { "\($0.name): \($0.value)" }.joined(separator: ", ")
             }
             return text
         }

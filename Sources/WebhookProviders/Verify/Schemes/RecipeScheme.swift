@@ -1,3 +1,4 @@
+import NIOHTTP1
 import WebhookEncoding
 import WebhookCrypto
 import WebhookCore
@@ -106,6 +107,7 @@ public struct RecipeScheme: WebhookScheme {
                 timestamp = request.headers.first(name: timestampHeader)
                 guard timestamp != nil else { throw .missing("\(timestampHeader) is missing") }
             }
+            try checkConstantHeaders(request.headers)
             for value in values {
                 let items =
                     recipe.listSeparator.map { value.split(separator: $0).map { String($0).trimmingSpaces } } ?? [value[...]]
@@ -140,6 +142,18 @@ public struct RecipeScheme: WebhookScheme {
             }
         }
         return matched
+    }
+
+    /// The headers the provider always sends with one value: all there (else missing), then
+    /// each with that value (else invalid), as the provider's SDK checks them.
+    private func checkConstantHeaders(_ headers: HTTPHeaders) throws(VerificationFailure) {
+        guard !recipe.constantHeaders.isEmpty else { return }
+        for constant in recipe.constantHeaders where !headers.contains(name: constant.name) {
+            throw .missing("\(constant.name) is missing")
+        }
+        for constant in recipe.constantHeaders where headers.first(name: constant.name) != constant.value {
+            throw .invalid("\(constant.name) is not \(constant.value)")
+        }
     }
 
     private static func decode(_ text: Substring, _ encoding: Recipe.SignatureEncoding) -> [UInt8]? {

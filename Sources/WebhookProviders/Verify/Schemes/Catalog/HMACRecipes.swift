@@ -129,12 +129,16 @@ extension Provider {
 
     /// Box: `BOX-SIGNATURE-PRIMARY` or `BOX-SIGNATURE-SECONDARY: <base64 HMAC-SHA256 of body +
     /// timestamp>` with `BOX-DELIVERY-TIMESTAMP` (RFC 3339) within the tolerance; either header
-    /// with either secret (Box's primary and secondary keys).
+    /// with either secret (Box's primary and secondary keys). Box also sends
+    /// `BOX-SIGNATURE-VERSION: 1`, `BOX-SIGNATURE-ALGORITHM: HmacSHA256` (its SDKs refuse a
+    /// message without them) and `BOX-DELIVERY-ID`.
     static let box = recipe(
         "box",
         Recipe(
             "BOX-SIGNATURE-PRIMARY", extraHeaders: ["BOX-SIGNATURE-SECONDARY"], .hmac(.sha256, .base64),
             timestampHeader: "BOX-DELIVERY-TIMESTAMP", timestampFormat: .rfc3339, signing: .bodyThenTimestamp,
-            id: .pointer("/id"), type: .pointer("/trigger")),
+            id: .pointer("/id"), type: .pointer("/trigger"),
+            constantHeaders: [("BOX-SIGNATURE-VERSION", "1"), ("BOX-SIGNATURE-ALGORITHM", "HmacSHA256")],
+            deliveryHeader: "BOX-DELIVERY-ID"),
         note: "either key")
 }
