@@ -30,8 +30,8 @@ public struct Recipe: Sendable {
     public var id = FieldSource()
     public var type = FieldSource()
     /// Headers the provider sends with the same value every time (Box's
-    /// `BOX-SIGNATURE-VERSION: 1`): `sign` sends them, and a request without them, or with
-    /// another value, is refused, as the provider's own SDK refuses it.
+    /// `BOX-SIGNATURE-VERSION: 1`): `sign` sends them, and a request that carries one with
+    /// another value is refused, as the provider's own SDK refuses it.
     public var constantHeaders: [(name: String, value: String)] = []
     /// A header the provider sends with a delivery's own id (Box's `BOX-DELIVERY-ID`), not
     /// read by the bridge: `sign` fills it.
@@ -324,7 +324,7 @@ extension Recipe {
                 text += "; T within tolerance"
             }
             if !constantHeaders.isEmpty {
-                text += "; with " + constantHeaders.map { "\($0.name): \($0.value)" }.joined(separator: ", ")
+                text += "; " + constantHeaders.map { "\($0.name), when sent, \($0.value)" }.joined(separator: ", ")
             }
             return text
         }

@@ -131,7 +131,8 @@ extension Provider {
     /// timestamp>` with `BOX-DELIVERY-TIMESTAMP` (RFC 3339) within the tolerance; either header
     /// with either secret (Box's primary and secondary keys). Box also sends
     /// `BOX-SIGNATURE-VERSION: 1`, `BOX-SIGNATURE-ALGORITHM: HmacSHA256` (its SDKs refuse a
-    /// message without them) and `BOX-DELIVERY-ID`.
+    /// message without them, or with other values: other values are refused here) and
+    /// `BOX-DELIVERY-ID`.
     static let box = recipe(
         "box",
         Recipe(
