@@ -261,3 +261,134 @@ public struct RSAPublicKey: Sendable {
         key.verifies(signature, of: message, digest: digest)
     }
 }
+
+extension RSAPublicKey {
+    /// From PEM ("PUBLIC KEY"), 2048 bits or more.
+    public init?(pemRepresentation pem: String) {
+        guard let key = KeyHandle.publicKey(pem: pem), key.baseID == EVP_PKEY_RSA, key.bits >= 2048 else { return nil }
+        self.key = key
+    }
+
+    /// From a JSON Web Key's `n` and `e` (big-endian unsigned integers).
+    public init?(modulus: [UInt8], exponent: [UInt8]) {
+        let key = DER.sequence(DER.integer(modulus) + DER.integer(exponent))
+        let algorithm = DER.sequence(
+            DER.objectIdentifier([0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01]) + [0x05, 0x00])
+        self.init(derRepresentation: DER.sequence(algorithm + DER.bitString(key)))
+    }
+
+    public var derRepresentation: [UInt8] { key.publicKeyDER }
+}
+
+extension P256PublicKey {
+    /// From a JSON Web Key's `x` and `y` (32 bytes each).
+    public init?(x: [UInt8], y: [UInt8]) {
+        guard x.count == 32, y.count == 32 else { return nil }
+        let algorithm = DER.sequence(
+            DER.objectIdentifier([0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01])  // id-ecPublicKey
+                + DER.objectIdentifier([0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07]))  // prime256v1
+        self.init(derRepresentation: DER.sequence(algorithm + DER.bitString([0x04] + x + y)))
+    }
+
+    /// Whether `signature`, as JOSE writes ECDSA signatures (r and s, 32 bytes each), signs
+    /// `message`.
+    public func isValidSignature(raw signature: [UInt8], for message: [UInt8]) -> Bool {
+        guard signature.count == 64 else { return false }
+        let der = DER.sequence(DER.integer(Array(signature[..<32])) + DER.integer(Array(signature[32...])))
+        return isValidSignature(der: der, for: message)
+    }
+}
+
+extension P256PrivateKey {
+    /// The signature of `message` as JOSE writes it: r and s, 32 bytes each.
+    public func rawSignature(for message: [UInt8]) -> [UInt8] {
+        DER.rawECDSA(signature(for: message), width: 32) ?? []
+    }
+}
+
+/// An RSA private key, for `webhook-bridge send` and the tests (PKCS#1 v1.5 signatures).
+public struct RSAPrivateKey: Sendable {
+    let key: KeyHandle
+
+    /// From PEM ("PRIVATE KEY" or "RSA PRIVATE KEY").
+    public init?(pemRepresentation pem: String) {
+        guard let key = KeyHandle.privateKey(pem: pem), key.baseID == EVP_PKEY_RSA else { return nil }
+        self.key = key
+    }
+
+    /// A new random key of `bits`.
+    public init(bits: Int = 2048) {
+        guard let context = EVP_PKEY_CTX_new_id(EVP_PKEY_RSA, nil) else { fatalError("libcrypto is out of memory") }
+        defer { EVP_PKEY_CTX_free(context) }
+        var key: OpaquePointer?
+        guard EVP_PKEY_keygen_init(context) == 1, EVP_PKEY_CTX_set_rsa_keygen_bits(context, Int32(bits)) == 1,
+            EVP_PKEY_keygen(context, &key) == 1, let key
+        else { fatalError("libcrypto cannot make an RSA key") }
+        self.key = KeyHandle(key)
+    }
+
+    public var publicKey: RSAPublicKey { RSAPublicKey(derRepresentation: key.publicKeyDER)! }
+
+    /// The PKCS#1 v1.5 signature of `message` hashed with `digest`.
+    public func signature(for message: [UInt8], digest: HashAlgorithm = .sha256) -> [UInt8] {
+        guard let signature = key.sign(message, digest: digest) else { fatalError("libcrypto cannot sign with RSA") }
+        return signature
+    }
+}
+
+/// The few DER forms the keys above are written in.
+enum DER {
+    static func length(_ count: Int) -> [UInt8] {
+        guard count >= 0x80 else { return [UInt8(count)] }
+        var bytes: [UInt8] = []
+        var rest = count
+        while rest > 0 {
+            bytes.insert(UInt8(rest & 0xFF), at: 0)
+            rest >>= 8
+        }
+        return [0x80 | UInt8(bytes.count)] + bytes
+    }
+
+    static func element(_ tag: UInt8, _ content: [UInt8]) -> [UInt8] { [tag] + length(content.count) + content }
+    static func sequence(_ content: [UInt8]) -> [UInt8] { element(0x30, content) }
+    static func objectIdentifier(_ encoded: [UInt8]) -> [UInt8] { element(0x06, encoded) }
+    static func bitString(_ content: [UInt8]) -> [UInt8] { element(0x03, [0x00] + content) }
+
+    /// A non-negative INTEGER from big-endian bytes: leading zeros dropped, one added when the
+    /// top bit is set.
+    static func integer(_ bytes: [UInt8]) -> [UInt8] {
+        var value = Array(bytes.drop { $0 == 0 })
+        if value.isEmpty { value = [0] }
+        if value[0] & 0x80 != 0 { value.insert(0, at: 0) }
+        return element(0x02, value)
+    }
+
+    /// r and s of a DER ECDSA signature, each left-padded to `width` bytes.
+    static func rawECDSA(_ der: [UInt8], width: Int) -> [UInt8]? {
+        var index = 0
+        func read(_ tag: UInt8) -> [UInt8]? {
+            guard index + 2 <= der.count, der[index] == tag else { return nil }
+            var count = Int(der[index + 1])
+            index += 2
+            if count & 0x80 != 0 {
+                let octets = count & 0x7F
+                guard octets <= 2, index + octets <= der.count else { return nil }
+                count = der[index..<index + octets].reduce(0) { $0 << 8 | Int($1) }
+                index += octets
+            }
+            guard index + count <= der.count else { return nil }
+            defer { index += count }
+            return Array(der[index..<index + count])
+        }
+        guard read(0x30) != nil else { return nil }
+        index = der.count > 1 && der[1] & 0x80 != 0 ? 2 + Int(der[1] & 0x7F) : 2
+        guard let r = read(0x02), let s = read(0x02) else { return nil }
+        func pad(_ value: [UInt8]) -> [UInt8]? {
+            let trimmed = Array(value.drop { $0 == 0 })
+            guard trimmed.count <= width else { return nil }
+            return [UInt8](repeating: 0, count: width - trimmed.count) + trimmed
+        }
+        guard let paddedR = pad(r), let paddedS = pad(s) else { return nil }
+        return paddedR + paddedS
+    }
+}
