@@ -193,7 +193,9 @@ struct TwilioSchemeTests {
 
 @Suite("Shopify, Paddle, Square, GitLab, Linear schemes")
 struct SimpleHMACSchemeTests {
-    @Test("Shopify: shopify_app's vectors, with rotation (Shopify/shopify_app webhook_verification_test.rb)")
+    @Test(
+        "Shopify: shopify_app's vectors, with rotation (Shopify/shopify_app webhook_verification_test.rb); sign sends every header Shopify's SDKs require"
+    )
     func shopify() throws {
         let scheme = RecipeScheme(.shopify, secrets: ["secret", "old_secret"])
         let headers: [(String, String)] = [("X-Shopify-Webhook-Id", "w-1"), ("X-Shopify-Topic", "orders/create")]
@@ -213,6 +215,19 @@ struct SimpleHMACSchemeTests {
         #expect(failureCode(scheme, request([], body: "foo=anything", at: 0)) == "signature_missing")
         #expect(
             failureCode(scheme, request([("X-Shopify-Hmac-Sha256", "!!")], body: "foo=anything", at: 0)) == "signature_invalid")
+        // What `sign` sends carries every header Shopify's SDKs require (shopify-app-js
+        // checkWebhooksHeaders: hmac, topic, domain, API version, webhook id; shopify-api-ruby
+        // and -php: hmac, topic, domain), and verifies.
+        let signed = try WebhookSigner.sign(
+            scheme: "shopify",
+            .init(body: Array("foo=anything".utf8), secret: "secret", timestamp: 0, id: "w-2", type: "orders/paid"))
+        let names = Set(signed.headers.map { $0.0.lowercased() })
+        #expect(
+            names.isSuperset(of: [
+                "x-shopify-hmac-sha256", "x-shopify-topic", "x-shopify-shop-domain", "x-shopify-api-version",
+                "x-shopify-webhook-id",
+            ]))
+        #expect(try scheme.verify(request(signed.headers, body: "foo=anything", at: 0)).id == "w-2")
     }
 
     @Test("Paddle: paddle-node-sdk and paddle-python-sdk vectors; only stale timestamps are refused")
@@ -233,7 +248,9 @@ struct SimpleHMACSchemeTests {
             try scheme.verify(request([("Paddle-Signature", multi)], body: #"{"data": "value"}"#, at: 1_698_796_800)).keyIndex
                 == 0)
         // PaddleHQ/paddle-python-sdk tests/Unit/Notification/test_Verifier.py: the third secret matches.
-        let python = RecipeScheme(.paddle, secrets: [
+        let python = RecipeScheme(
+            .paddle,
+            secrets: [
                 "pdl_ntf_01hbpjmytsa32fhr36nqgc3kgb_TjIG2BXbm83HPXqNfziwe506sBEdqL/4",
                 "pdl_ntf_01hbpjmytsa32fhr36nqgc3kgb_vB/yIOnTOCWIvpBadM5jzBZPHc7OmdSo",
                 "pdl_ntf_01hbpjmytsa32fhr36nqgc3kgb_WvRO0eL4Bj9rgYYIBZY6wZhG4EHy9jzh",

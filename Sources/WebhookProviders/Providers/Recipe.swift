@@ -36,6 +36,10 @@ public struct Recipe: Sendable {
     /// A header the provider sends with a delivery's own id (Box's `BOX-DELIVERY-ID`), not
     /// read by the bridge: `sign` fills it.
     public var deliveryHeader: String?
+    /// Headers the provider sends that the bridge does not read, with an example value:
+    /// `sign` sends them, so a request it makes passes the provider's SDK (Shopify's refuse
+    /// one without `X-Shopify-Shop-Domain`).
+    public var exampleHeaders: [(name: String, value: String)] = []
 
     public init(header: String) { self.header = header }
 
@@ -45,8 +49,10 @@ public struct Recipe: Sendable {
         listSeparator: Character? = nil, items: Items? = nil, timestampHeader: String? = nil,
         timestampFormat: TimestampFormat = .unixSeconds, signing signedContent: SignedContent = .bodyOnly,
         id: FieldSource = FieldSource(), type: FieldSource = FieldSource(),
-        constantHeaders: [(name: String, value: String)] = [], deliveryHeader: String? = nil
+        constantHeaders: [(name: String, value: String)] = [], deliveryHeader: String? = nil,
+        exampleHeaders: [(name: String, value: String)] = []
     ) {
+        self.exampleHeaders = exampleHeaders
         self.constantHeaders = constantHeaders
         self.deliveryHeader = deliveryHeader
         self.header = header
@@ -294,6 +300,7 @@ extension Recipe {
         if let name = type.firstHeader, let value = request.input.type { headers.append((name, value)) }
         if let deliveryHeader { headers.append((deliveryHeader, request.id)) }
         headers += constantHeaders.map { ($0.name, $0.value) }
+        headers += exampleHeaders.map { ($0.name, $0.value) }
         return headers
     }
 

@@ -11,11 +11,14 @@ extension Provider {
             "X-Hub-Signature-256", prefix: "sha256=", id: .header("X-GitHub-Delivery"), type: .header("X-GitHub-Event")))
 
     /// Shopify: `X-Shopify-Hmac-Sha256: <base64>`; id `X-Shopify-Webhook-Id`, type `X-Shopify-Topic`.
+    /// Shopify's SDKs also refuse a delivery without `X-Shopify-Shop-Domain` (and the
+    /// JavaScript one without `X-Shopify-API-Version`): `sign` sends both.
     static let shopify = recipe(
         "shopify",
         Recipe(
             "X-Shopify-Hmac-Sha256", .hmac(.sha256, .base64), id: .header("X-Shopify-Webhook-Id"),
-            type: .header("X-Shopify-Topic")))
+            type: .header("X-Shopify-Topic"),
+            exampleHeaders: [("X-Shopify-Shop-Domain", "example.myshopify.com"), ("X-Shopify-API-Version", "2025-01")]))
 
     /// Stripe: `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>…]`, each `v1` an HMAC-SHA256 of
     /// `"<t>.<body>"` keyed with the whole `whsec_…` string. A timestamp outside the tolerance
