@@ -60,7 +60,7 @@ public struct SchemeFixture: Sendable {
     /// Schemes that sign a timestamp and refuse one outside the tolerance.
     public static let timestamped: Set<String> = [
         "stripe", "standard-webhooks", "svix", "clerk", "resend", "slack", "paddle", "zoom", "sendgrid", "discord", "linear",
-        "box", "calendly", "hubspot", "mux", "twitch", "zendesk",
+        "box", "calendly", "hubspot", "mux", "twitch", "zendesk", "jwt",
     ]
 
     /// Schemes whose secret travels as it is (a token) rather than signing the body.
@@ -94,6 +94,9 @@ public struct SchemeFixture: Sendable {
                 scheme: "meta", verifySecret: "mt", signSecret: "mt", signatureHeader: "X-Hub-Signature-256", url: nil,
                 extra: #", "verifyToken": "vt""#),
             .init(scheme: "slack", verifySecret: "sl", signSecret: "sl", signatureHeader: "X-Slack-Signature", url: nil),
+            .init(
+                scheme: "jwt", verifySecret: "jw", signSecret: "jw", signatureHeader: "Authorization", url: nil,
+                extra: #", "algorithms": ["HS256"], "bodyHashClaim": "sha256""#),
             .init(scheme: "shopify", verifySecret: "sh", signSecret: "sh", signatureHeader: "X-Shopify-Hmac-Sha256", url: nil),
             .init(
                 scheme: "twilio", verifySecret: "tw", signSecret: "tw", signatureHeader: "X-Twilio-Signature",

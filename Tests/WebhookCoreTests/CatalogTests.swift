@@ -257,6 +257,7 @@ struct CatalogFuzzTests {
         case "sns": return nil  // needs the bridge's certificate fetcher (its own tests cover refusals)
         case "hmac": return #"{"scheme": "hmac", "secrets": ["fuzz-secret"], "header": "X-Sig", "prefix": "sha256="}"#
         case "meta": return #"{"scheme": "meta", "secrets": ["fuzz-secret"], "verifyToken": "vt"}"#
+        case "jwt": return #"{"scheme": "jwt", "secrets": ["fuzz-secret"], "algorithms": ["HS256", "RS256", "ES256"]}"#
         case "sendgrid", "discord": return nil  // key pairs; their own tests refuse forgeries
         case "standard-webhooks": return #"{"scheme": "standard-webhooks", "secrets": ["whsec_ZnV6ei1zZWNyZXQ="]}"#
         default: return #"{"scheme": "\#(provider.name)", "secrets": ["fuzz-secret"]}"#

@@ -1,4 +1,5 @@
 import Testing
+import WebhookBridge
 import WebhookCrypto
 import WebhookEncoding
 import WebhookProviders
@@ -184,6 +185,55 @@ struct JSONWebTokenTests {
         ])
     func malformed(token: String) {
         #expect(throws: JWT.Failure.self) { try JWT(parsing: token[...], allowed: Self.all) }
+    }
+
+    @Test(
+        "the jwt scheme from config: an RS256 key as PEM, issuer and audience, the id from jti and the type webhook; the config errors name their path"
+    )
+    func scheme() throws {
+        let signer = RSAPrivateKey()
+        let pem = try #require(pemPublicKey(signer.publicKey.derRepresentation))
+        let escaped = pem.replacingOccurrences(of: "\n", with: "\\n")
+        let scheme = try catalogScheme(
+            #"{"scheme": "jwt", "secrets": ["\#(escaped)"], "algorithms": ["RS256"], "issuer": "https://issuer.example.com", "audience": ["https://hooks.example.com/a"]}"#
+        )
+        let now: Int64 = 1_800_000_000
+        func bearer(_ claims: [(String, JSONValue)]) -> [(String, String)] {
+            [
+                (
+                    "Authorization",
+                    "bearer " + JWT.make(claims: Self.claims(claims), algorithm: .rs256) { signer.signature(for: $0) }
+                )
+            ]
+        }
+        let good: [(String, JSONValue)] = [
+            ("iss", .string("https://issuer.example.com")), ("aud", .string("https://hooks.example.com/a")),
+            ("jti", .string("t-1")),
+            ("exp", .number(String(now + 60))),
+        ]
+        #expect(
+            try scheme.verify(request(bearer(good), body: "{}", at: now))
+                == VerifiedWebhook(id: "t-1", type: "webhook", keyIndex: 0))
+        #expect(failureCode(scheme, request([], body: "{}", at: now)) == "signature_missing")
+        #expect(failureCode(scheme, request([("Authorization", "Basic dTpw")], body: "{}", at: now)) == "signature_invalid")
+        #expect(failureCode(scheme, request(bearer(good), body: "{}", at: now + 600)) == "timestamp_expired")
+        #expect(failureCode(scheme, request(bearer(Array(good.dropFirst())), body: "{}", at: now)) == "signature_invalid")
+
+        func problems(_ verify: String) -> String {
+            do {
+                _ = try catalogScheme(verify)
+                return ""
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(problems(#"{"scheme": "jwt", "secrets": ["s"]}"#).contains("sources.s.verify.algorithms"))
+        #expect(problems(#"{"scheme": "jwt", "secrets": ["s"], "algorithms": ["none"]}"#).contains("never accepted"))
+        #expect(problems(#"{"scheme": "jwt", "secrets": ["s"], "algorithms": ["RS512"]}"#).contains("RS512 is not one of"))
+        #expect(
+            problems(#"{"scheme": "jwt", "secrets": ["plain"], "algorithms": ["RS256"]}"#).contains("sources.s.verify.secrets[0]")
+        )
+        #expect(problems(#"{"scheme": "jwt", "secrets": ["s"], "algorithms": ["HS256"], "claims": 1}"#).contains("verify.claims"))
     }
 
     /// A PEM "PUBLIC KEY" for DER SubjectPublicKeyInfo.

@@ -22,6 +22,7 @@ public enum ProviderRegistry {
         .twitch,
         .dropbox,
         .okta,
+        .jwt,
         .microsoftGraph,
         .eventGrid,
         .sns,

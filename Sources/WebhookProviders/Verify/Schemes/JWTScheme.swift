@@ -1,0 +1,139 @@
+import WebhookCore
+import WebhookCrypto
+import WebhookEncoding
+
+/// `jwt`: a JSON Web Token in `verify.header` (default `Authorization`, after
+/// `verify.prefix`, default `Bearer `), signed with one of `verify.secrets` (HMAC secrets or
+/// PEM public keys) by an algorithm `verify.algorithms` names, its claims checked
+/// (``JSONWebToken``). Id: `idHeader`/`idPointer`, else the token's `jti`, else the body
+/// hash; type: `typeHeader`/`typePointer`, else `webhook`.
+public struct JWTScheme: WebhookScheme {
+    public let name = "jwt"
+    let header: String
+    let prefix: String
+    let keys: [JSONWebToken.Key]
+    let policy: JSONWebToken.Policy
+    let id: FieldSource
+    let type: FieldSource
+
+    public var signatureHeaders: [String] { [header] }
+
+    public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
+        guard let value = request.headers.first(name: header) else { throw .missing("\(header) is missing") }
+        // The scheme word of `Bearer ` in any case, as HTTP authentication schemes are.
+        guard value.utf8.count > prefix.utf8.count, value.lowercased().hasPrefix(prefix.lowercased()) else {
+            throw .invalid("\(header) does not start with \(prefix.isEmpty ? "a token" : prefix)")
+        }
+        let token = value.dropFirst(prefix.count).drop { $0 == " " }
+        let index: Int
+        let claims: JSONValue
+        do throws(JSONWebToken.Failure) {
+            let jwt = try JSONWebToken(parsing: token, allowed: policy.algorithms)
+            index = try jwt.matchingKey(in: keys)
+            try jwt.checkClaims(policy, now: request.receivedAt.secondsSince1970, body: request.body.readableBytesView)
+            claims = jwt.claims
+        } catch {
+            switch error {
+            case .expired(let detail): throw .expired(detail)
+            case .malformed(let detail), .invalid(let detail): throw .invalid(detail)
+            }
+        }
+        return VerifiedWebhook(
+            id: id.value(in: request, keys: [], texts: []) ?? claims["jti"]?.scalarText,
+            type: type.value(in: request, keys: [], texts: []) ?? "webhook", keyIndex: index)
+    }
+}
+
+extension Provider {
+    static let jwt = Provider(
+        name: "jwt",
+        signature:
+            "verify.header (default Authorization), after verify.prefix (default \"Bearer \"): a JWT signed by an algorithm of verify.algorithms (HS256, RS256, ES256) with a secret or PEM public key of verify.secrets; exp/nbf within verify.leewaySeconds, verify.issuer, verify.audience, verify.claims, verify.bodyHashClaim",
+        id: "idHeader/idPointer, else the token's jti, else hash", type: "typeHeader/typePointer, else webhook",
+        keys: [
+            "header", "prefix", "algorithms", "issuer", "audience", "leewaySeconds", "claims", "bodyHashClaim", "idHeader",
+            "idPointer", "typeHeader", "typePointer",
+        ],
+        make: { config in
+            let reader = config.reader
+            let header = reader.string("header") ?? "Authorization"
+            let prefix = reader.string("prefix", nonEmpty: false) ?? "Bearer "
+            guard let names = reader.stringArray("algorithms", required: true) else { return nil }
+            var algorithms: Set<JSONWebToken.Algorithm> = []
+            for name in names {
+                guard let algorithm = JSONWebToken.Algorithm(rawValue: name) else {
+                    let known = JSONWebToken.Algorithm.allCases.map(\.rawValue).joined(separator: ", ")
+                    reader.problem(
+                        at: "algorithms",
+                        name.lowercased() == "none"
+                            ? "none is never accepted: an unsigned token proves nothing"
+                            : "\(name) is not one of \(known)")
+                    return nil
+                }
+                algorithms.insert(algorithm)
+            }
+            var policy = JSONWebToken.Policy(algorithms: algorithms)
+            policy.issuers = strings(reader, "issuer")
+            policy.audiences = strings(reader, "audience")
+            policy.leewaySeconds = Int64(reader.integer("leewaySeconds", in: 0...3600) ?? 60)
+            switch reader.raw("claims") {
+            case nil: break
+            case .object(let members)?: policy.claims = members.map { (name: $0.0, value: $0.1) }
+            default:
+                reader.problem(at: "claims", "must be an object of the claims a token must hold, with their values")
+                return nil
+            }
+            policy.bodyHashClaim = reader.string("bodyHashClaim")
+            guard let places = FieldSource.readPlaces(reader, id: FieldSource(), type: FieldSource()),
+                let secrets = config.secrets
+            else { return nil }
+            let keys = secrets.map(JSONWebToken.Key.init(secret:))
+            for (index, key) in keys.enumerated() {
+                if case .hmac = key, !algorithms.contains(.hs256) {
+                    config.log.add(
+                        "\(reader.childPath("secrets"))[\(index)]",
+                        "is not a PEM public key (RSA of 2048 bits or more, or P-256), and HS256 is not in algorithms")
+                    return nil
+                }
+            }
+            return JWTScheme(header: header, prefix: prefix, keys: keys, policy: policy, id: places.id, type: places.type)
+        },
+        sign: { request throws(WebhookSigner.Failure) in
+            WebhookSigner.Output(headers: [("Authorization", "Bearer " + (try JWTScheme.token(for: request)))])
+        })
+
+    /// A string or a list of strings (`issuer`, `audience`); nil when absent.
+    private static func strings(_ reader: ConfigReader, _ key: String) -> [String]? {
+        switch reader.raw(key) {
+        case nil: return nil
+        case .string?: return reader.string(key).map { [$0] }
+        default: return reader.stringArray(key)
+        }
+    }
+}
+
+extension JWTScheme {
+    /// What `sign` sends: a token with `iat`, `exp` (five minutes on), `jti` (the event id)
+    /// and `sha256` (the body's hex SHA-256, for `verify.bodyHashClaim`), signed RS256 or
+    /// ES256 when the secret is a PEM private key, else HS256.
+    static func token(for request: SigningRequest) throws(WebhookSigner.Failure) -> String {
+        let now = request.input.timestamp
+        let claims = JSONValue.object([
+            ("iat", .number(String(now))), ("exp", .number(String(now + 300))), ("jti", .string(request.id)),
+            ("sha256", .string(Hex.encode(HashAlgorithm.sha256.hash(request.body)))),
+        ])
+        if request.secret.contains("PRIVATE KEY") {
+            if let rsa = RSAPrivateKey(pemRepresentation: request.secret) {
+                return JSONWebToken.make(claims: claims, algorithm: .rs256) { rsa.signature(for: $0) }
+            }
+            if let ec = P256PrivateKey(pemRepresentation: request.secret) {
+                return JSONWebToken.make(claims: claims, algorithm: .es256) { ec.rawSignature(for: $0) }
+            }
+            throw WebhookSigner.Failure("--secret: a PEM private key that is neither RSA nor P-256")
+        }
+        let secret = Array(request.secret.utf8)
+        return JSONWebToken.make(claims: claims, algorithm: .hs256) {
+            PreparedHMAC(key: secret, algorithm: .sha256).authenticationCode(for: $0)
+        }
+    }
+}
