@@ -64,7 +64,7 @@ public struct HTTPSinkSettings: SinkSettings {
                 if ownHeaders.contains(lower) || lower.hasPrefix("ce-") {
                     object.problem(
                         at: name, lower.hasPrefix("ce-") ? "is set by the sink (a CloudEvent attribute)" : "is set by the sink")
-                } else if !isToken(name) {
+                } else if !name.isHTTPToken {
                     object.problem(at: name, "is not a valid header name")
                 } else if case .string(let text) = value {
                     if text.utf8.contains(where: { $0 == 0x0A || $0 == 0x0D || $0 == 0x00 }) {
@@ -210,19 +210,5 @@ public struct HTTPSinkSettings: SinkSettings {
             reader.problem(at: "url", error.message)
             return nil
         }
-    }
-
-    /// An HTTP token (RFC 9110): what a header name may be.
-    static func isToken(_ name: String) -> Bool {
-        !name.isEmpty
-            && name.utf8.allSatisfy { byte in
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                    UInt8(ascii: "0")...UInt8(ascii: "9"):
-                    return true
-                default:
-                    return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-                }
-            }
     }
 }

@@ -21,3 +21,20 @@ extension String {
     /// See ``Substring/trimmingSpaces``.
     public var trimmingSpaces: Substring { self[...].trimmingSpaces }
 }
+
+extension String {
+    /// Whether this is an HTTP token (RFC 9110): what a header name may be. The HTTP sink's
+    /// configured headers and the names `listen` passes on are checked with it.
+    public var isHTTPToken: Bool {
+        !isEmpty
+            && utf8.allSatisfy { byte in
+                switch byte {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    return true
+                default:
+                    return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+                }
+            }
+    }
+}

@@ -154,7 +154,7 @@ struct ListenCommand: AsyncParsableCommand {
         }
         var headers: [(String, String)] = []
         if case .object(let members)? = json["webhookheaders"] {
-            for (name, value) in members where !Self.connectionHeaders.contains(name.lowercased()) && Self.isToken(name) {
+            for (name, value) in members where !Self.connectionHeaders.contains(name.lowercased()) && name.isHTTPToken {
                 if let text = value.scalarText, !text.utf8.contains(where: { $0 == 0x0D || $0 == 0x0A || $0 == 0 }) {
                     headers.append((name, text))
                 }
@@ -205,20 +205,6 @@ struct ListenCommand: AsyncParsableCommand {
             }
         }
         return "\(prefix) -> failed: \(failure)"
-    }
-
-    /// Whether `name` is an HTTP header name (RFC 9110's token): a stream's names that are
-    /// not are left out rather than sent.
-    static func isToken(_ name: String) -> Bool {
-        !name.isEmpty
-            && name.utf8.allSatisfy { byte in
-                switch byte {
-                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                    UInt8(ascii: "0")...UInt8(ascii: "9"):
-                    return true
-                default: return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-                }
-            }
     }
 
     static func carriesSignature(_ name: String) -> Bool {
