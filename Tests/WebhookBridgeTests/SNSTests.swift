@@ -6,6 +6,7 @@ import Testing
 import WebhookBridge
 import WebhookCore
 import WebhookEncoding
+import WebhookProviders
 
 /// A local stand-in for SNS's certificate host: a CA made with openssl, an HTTPS server
 /// (Python's http.server with ssl, a real TLS server) for `localhost` on port 443 (the only
@@ -173,6 +174,62 @@ struct SNSTests {
         try await bridge.post(
             "/sns", headers: [("Content-Type", "text/plain; charset=UTF-8"), ("x-amz-sns-message-type", "Notification")],
             body: body)
+    }
+
+    @Test(
+        "jwt with jwksUrl (fetched from the same stand-in host): a token by a key of the set lands; unknown kids are refused without a fetch each; a key set host that answers late with an error is 503"
+    )
+    func jsonWebKeySet() async throws {
+        let fixture = try SNSFixture()
+        let key = P256PrivateKey()
+        let point = Array(key.publicKey.derRepresentation.suffix(64))
+        let jwks = JSONValue.object([
+            (
+                "keys",
+                .array([
+                    .object([
+                        ("kty", .string("EC")), ("crv", .string("P-256")), ("kid", .string("k1")), ("use", .string("sig")),
+                        ("x", .string(JSONWebToken.base64URLEncode(point.prefix(32)))),
+                        ("y", .string(JSONWebToken.base64URLEncode(point.suffix(32)))),
+                    ])
+                ])
+            )
+        ])
+        var bytes: [UInt8] = []
+        JSONWriter.append(jwks, to: &bytes)
+        try Data(bytes).write(to: URL(fileURLWithPath: fixture.directory.file("served/jwks.json")))
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"push": {"path": "/push", "verify": {"scheme": "jwt", "algorithms": ["ES256"], "audience": "https://hooks.example.com/push",
+                                  "jwksUrl": "https://localhost/jwks.json", "caFile": "\(fixture.caFile)"}, "sinks": ["archive"]},
+                         "slow": {"path": "/slow", "verify": {"scheme": "jwt", "algorithms": ["ES256"],
+                                  "jwksUrl": "https://localhost/slow/jwks.json", "caFile": "\(fixture.caFile)"}, "sinks": ["archive"]}}}
+            """
+        func token(kid: String, id: String) -> String {
+            let claims = JSONValue.object([
+                ("aud", .string("https://hooks.example.com/push")), ("jti", .string(id)),
+                ("exp", .number(String(Timestamp.now().secondsSince1970 + 300))),
+            ])
+            return JSONWebToken.make(claims: claims, algorithm: .es256, keyID: kid) { key.rawSignature(for: $0) }
+        }
+        try await RunningBridge.with(config: config) { bridge in
+            let accepted = try await bridge.post(
+                "/push", headers: [("Authorization", "Bearer " + token(kid: "k1", id: "p-1"))], body: #"{"message": {}}"#)
+            #expect(accepted.status == .ok, "\(accepted.text)")
+            #expect(try bridge.lines("events.jsonl").map { $0["id"] } == [.string("p-1")])
+            for index in 1...5 {
+                let refused = try await bridge.post(
+                    "/push", headers: [("Authorization", "Bearer " + token(kid: "made-up-\(index)", id: "x-\(index)"))],
+                    body: "{}")
+                #expect(refused.status == .unauthorized, "\(refused.text)")
+            }
+            // One fetch: made-up kids within the minute after it are refused from the set held.
+            #expect(fixture.paths.filter { $0 == "GET /jwks.json" }.count == 1, "\(fixture.paths)")
+            let slow = try await bridge.post(
+                "/slow", headers: [("Authorization", "Bearer " + token(kid: "k1", id: "s-1"))], body: "{}")
+            #expect(slow.status == .serviceUnavailable, "\(slow.text)")
+        }
     }
 
     @Test(

@@ -26,6 +26,10 @@ public struct HTTPSCertificateFetcher: CertificateFetcher {
         }
     }
 
+    public func document(at url: String, caFile: String?) async throws -> [UInt8] {
+        try await fetch(url, caFile: caFile, expectingOK: true).body
+    }
+
     public func get(_ url: String, caFile: String?) async throws -> Int {
         Int(try await fetch(url, caFile: caFile, expectingOK: false).status.code)
     }

@@ -37,6 +37,8 @@ public struct Provider: Sendable {
     /// Basic credentials with an empty part); nil when it is usable. Blank secrets are
     /// refused for every provider by the config loader.
     var secretProblem: (@Sendable (String) -> String?)?
+    /// A `verify` key that, when set, makes `secrets` optional (`jwt`'s `jwksUrl`).
+    var secretsOptionalWith: String?
     /// How it signs, for a provider that is a ``Recipe`` (its verifier, signer and
     /// description all come from it).
     public internal(set) var recipe: Recipe?
@@ -84,6 +86,13 @@ public struct Provider: Sendable {
     func checkingSecrets(_ problem: @escaping @Sendable (String) -> String?) -> Provider {
         var provider = self
         provider.secretProblem = problem
+        return provider
+    }
+
+    /// The provider with `secrets` optional when `key` is set.
+    func keysFrom(_ key: String) -> Provider {
+        var provider = self
+        provider.secretsOptionalWith = key
         return provider
     }
 

@@ -77,7 +77,10 @@ public enum ProviderRegistry {
         }
         reader.rejectUnknownKeys(["scheme", "secrets", "toleranceSeconds"] + provider.keys)
         let tolerance = reader.integer("toleranceSeconds", in: 0...Int(Int32.max)) ?? provider.defaultTolerance
-        let secrets = checkedSecrets(reader, provider: provider, log: log)
+        // A provider whose keys can come from elsewhere (`jwt`'s `jwksUrl`) needs no secrets then.
+        let secrets =
+            provider.secretsOptionalWith.map(reader.has) == true && !reader.has("secrets")
+            ? [] : checkedSecrets(reader, provider: provider, log: log)
         return provider.make(VerifyConfig(scheme: scheme, secrets: secrets, tolerance: tolerance, reader: reader, log: log))
     }
 

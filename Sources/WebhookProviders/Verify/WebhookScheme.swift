@@ -235,6 +235,9 @@ public protocol CertificateFetcher: Sendable {
     func publicKey(at url: String, caFile: String?) async throws -> [UInt8]
     /// GETs `url` (an SNS SubscribeURL); returns the status.
     func get(_ url: String, caFile: String?) async throws -> Int
+    /// The body of a 200 answer to a GET of `url` (a JSON Web Key Set), at most 64 KiB; a
+    /// 4xx is a ``CertificateFetchFailure`` that `isDefinite`.
+    func document(at url: String, caFile: String?) async throws -> [UInt8]
 }
 
 /// The answer to a provider's handshake, sent as it is and never forwarded: Slack

@@ -1,3 +1,4 @@
+import Foundation
 import WebhookCore
 import WebhookCrypto
 import WebhookEncoding
@@ -15,23 +16,53 @@ public struct JWTScheme: WebhookScheme {
     let policy: JSONWebToken.Policy
     let id: FieldSource
     let type: FieldSource
+    /// `verify.jwksUrl`'s keys, tried after `secrets` (their index: one past the secrets').
+    let keySet: JSONWebKeySet?
 
     public var signatureHeaders: [String] { [header] }
 
     public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
+        guard keySet == nil else { throw .unavailable("jwt with jwksUrl needs the bridge to fetch its key set") }
+        return try verify(request, fetched: nil)
+    }
+
+    public func verify(_ request: WebhookRequest, services: VerificationServices) async throws(VerificationFailure)
+        -> VerifiedWebhook
+    {
+        guard let keySet else { return try verify(request, fetched: nil) }
+        let jwt = try token(request)
+        // A token a configured secret signed needs no fetch.
+        if (try? jwt.matchingKey(in: keys)) != nil { return try verify(request, fetched: nil) }
+        guard let fetcher = services.certificates else { throw .unavailable("no fetcher for \(keySet.url)") }
+        return try verify(request, fetched: try await keySet.keys(for: jwt.keyID, fetcher: fetcher))
+    }
+
+    /// The token in the request, read but not trusted.
+    private func token(_ request: WebhookRequest) throws(VerificationFailure) -> JSONWebToken {
         guard let value = request.headers.first(name: header) else { throw .missing("\(header) is missing") }
-        // The scheme word of `Bearer ` in any case, as HTTP authentication schemes are.
         guard value.utf8.count > prefix.utf8.count, value.lowercased().hasPrefix(prefix.lowercased()) else {
             throw .invalid("\(header) does not start with \(prefix.isEmpty ? "a token" : prefix)")
         }
-        let token = value.dropFirst(prefix.count).drop { $0 == " " }
-        let index: Int
-        let claims: JSONValue
         do throws(JSONWebToken.Failure) {
-            let jwt = try JSONWebToken(parsing: token, allowed: policy.algorithms)
-            index = try jwt.matchingKey(in: keys)
+            return try JSONWebToken(parsing: value.dropFirst(prefix.count).drop { $0 == " " }, allowed: policy.algorithms)
+        } catch {
+            throw .invalid(error.description)
+        }
+    }
+
+    private func verify(_ request: WebhookRequest, fetched: [JSONWebToken.Key]?) throws(VerificationFailure)
+        -> VerifiedWebhook
+    {
+        let jwt = try token(request)
+        let index: Int
+        do throws(JSONWebToken.Failure) {
+            if let fetched, (try? jwt.matchingKey(in: keys)) == nil {
+                _ = try jwt.matchingKey(in: fetched)
+                index = keys.count
+            } else {
+                index = try jwt.matchingKey(in: keys)
+            }
             try jwt.checkClaims(policy, now: request.receivedAt.secondsSince1970, body: request.body.readableBytesView)
-            claims = jwt.claims
         } catch {
             switch error {
             case .expired(let detail): throw .expired(detail)
@@ -39,7 +70,7 @@ public struct JWTScheme: WebhookScheme {
             }
         }
         return VerifiedWebhook(
-            id: id.value(in: request, keys: [], texts: []) ?? claims["jti"]?.scalarText,
+            id: id.value(in: request, keys: [], texts: []) ?? jwt.claims["jti"]?.scalarText,
             type: type.value(in: request, keys: [], texts: []) ?? "webhook", keyIndex: index)
     }
 }
@@ -48,11 +79,11 @@ extension Provider {
     static let jwt = Provider(
         name: "jwt",
         signature:
-            "verify.header (default Authorization), after verify.prefix (default \"Bearer \"): a JWT signed by an algorithm of verify.algorithms (HS256, RS256, ES256) with a secret or PEM public key of verify.secrets; exp/nbf within verify.leewaySeconds, verify.issuer, verify.audience, verify.claims, verify.bodyHashClaim",
+            "verify.header (default Authorization), after verify.prefix (default \"Bearer \"): a JWT signed by an algorithm of verify.algorithms (HS256, RS256, ES256) with a secret or PEM public key of verify.secrets or a key of the set at verify.jwksUrl; exp/nbf within verify.leewaySeconds, verify.issuer, verify.audience, verify.claims, verify.bodyHashClaim",
         id: "idHeader/idPointer, else the token's jti, else hash", type: "typeHeader/typePointer, else webhook",
         keys: [
             "header", "prefix", "algorithms", "issuer", "audience", "leewaySeconds", "claims", "bodyHashClaim", "idHeader",
-            "idPointer", "typeHeader", "typePointer",
+            "idPointer", "typeHeader", "typePointer", "jwksUrl", "caFile",
         ],
         make: { config in
             let reader = config.reader
@@ -87,6 +118,22 @@ extension Provider {
             guard let places = FieldSource.readPlaces(reader, id: FieldSource(), type: FieldSource()),
                 let secrets = config.secrets
             else { return nil }
+            var keySet: JSONWebKeySet?
+            if let url = reader.string("jwksUrl") {
+                guard url.hasPrefix("https://"), url.count > 8 else {
+                    reader.problem(at: "jwksUrl", "must be an https:// URL (the key set is fetched over TLS)")
+                    return nil
+                }
+                let caFile = reader.string("caFile")
+                if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+                    reader.problem(at: "caFile", "cannot read \(caFile)")
+                    return nil
+                }
+                keySet = JSONWebKeySet(url: url, caFile: caFile)
+            } else if reader.has("caFile") {
+                reader.problem(at: "caFile", "is only used with jwksUrl")
+                return nil
+            }
             let keys = secrets.map(JSONWebToken.Key.init(secret:))
             for (index, key) in keys.enumerated() {
                 if case .hmac = key, !algorithms.contains(.hs256) {
@@ -96,11 +143,14 @@ extension Provider {
                     return nil
                 }
             }
-            return JWTScheme(header: header, prefix: prefix, keys: keys, policy: policy, id: places.id, type: places.type)
+            return JWTScheme(
+                header: header, prefix: prefix, keys: keys, policy: policy, id: places.id, type: places.type, keySet: keySet)
         },
         sign: { request throws(WebhookSigner.Failure) in
             WebhookSigner.Output(headers: [("Authorization", "Bearer " + (try JWTScheme.token(for: request)))])
-        })
+        }
+    )
+    .keysFrom("jwksUrl")
 
     /// A string or a list of strings (`issuer`, `audience`); nil when absent.
     private static func strings(_ reader: ConfigReader, _ key: String) -> [String]? {
