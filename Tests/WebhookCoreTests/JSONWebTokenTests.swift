@@ -2,7 +2,7 @@ import Testing
 import WebhookBridge
 import WebhookCrypto
 import WebhookEncoding
-import WebhookProviders
+@testable import WebhookProviders
 
 /// JSON Web Tokens as the `jwt` scheme checks them: RFC 7515's own HS256 example, and RS256,
 /// ES256 and HS256 tokens made with keys the test makes; each refusal the scheme must make.
@@ -234,6 +234,36 @@ struct JSONWebTokenTests {
             problems(#"{"scheme": "jwt", "secrets": ["plain"], "algorithms": ["RS256"]}"#).contains("sources.s.verify.secrets[0]")
         )
         #expect(problems(#"{"scheme": "jwt", "secrets": ["s"], "algorithms": ["HS256"], "claims": 1}"#).contains("verify.claims"))
+    }
+
+    @Test(
+        "a key set's RSA key (n, e) and P-256 key (x, y) are the keys they name; encryption keys, other curves and symmetric keys are left out"
+    )
+    func keySet() throws {
+        let rsa = RSAPrivateKey()
+        let der = rsa.publicKey.derRepresentation
+        // n: the 257-byte INTEGER (a leading zero, then 2048 bits); e: the 3-byte one after it.
+        let nStart = try #require((0..<der.count - 4).first { der[$0...$0 + 3] == [0x02, 0x82, 0x01, 0x01] }) + 4
+        let n = Array(der[nStart..<nStart + 257])
+        let eStart = nStart + 257 + 2
+        let e = Array(der[eStart..<eStart + Int(der[nStart + 257 + 1])])
+        #expect(RSAPublicKey(modulus: n, exponent: e)?.derRepresentation == der)
+        let ec = P256PrivateKey()
+        let point = Array(ec.publicKey.derRepresentation.suffix(64))
+        let set =
+            #"{"keys": ["#
+            + #"{"kty": "RSA", "kid": "r1", "n": "\#(JWT.base64URLEncode(n))", "e": "\#(JWT.base64URLEncode(e))", "alg": "RS256"},"#
+            + #"{"kty": "RSA", "kid": "r2", "use": "enc", "n": "\#(JWT.base64URLEncode(n))", "e": "AQAB"},"#
+            + #"{"kty": "EC", "kid": "e1", "crv": "P-256", "x": "\#(JWT.base64URLEncode(point.prefix(32)))", "y": "\#(JWT.base64URLEncode(point.suffix(32)))"},"#
+            + #"{"kty": "EC", "kid": "e2", "crv": "P-384", "x": "AA", "y": "AA"},"#
+            + #"{"kty": "oct", "kid": "o1", "k": "c2VjcmV0"}]}"#
+        let keys = try JSONWebKeySet.parse(Array(set.utf8))
+        #expect(keys.byID.map(\.kid) == ["r1", "e1"])
+        let token = JWT.make(claims: Self.claims([("sub", .string("a"))]), algorithm: .rs256, keyID: "r1") {
+            rsa.signature(for: $0)
+        }
+        #expect(try check(token, keys: keys.byID.map(\.key)).get() == 0)
+        #expect(throws: (any Error).self) { try JSONWebKeySet.parse(Array(#"{"keyz": []}"#.utf8)) }
     }
 
     /// A PEM "PUBLIC KEY" for DER SubjectPublicKeyInfo.
