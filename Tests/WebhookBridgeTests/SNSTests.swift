@@ -233,6 +233,67 @@ struct SNSTests {
     }
 
     @Test(
+        "gcp-pubsub: a push in Google's documented shape with an OIDC token by a key of the (stand-in) Google key set lands with message.messageId as id and the type attribute or subscription name as type; another account, an unverified email, another audience or no exp is refused"
+    )
+    func googlePubSub() async throws {
+        let fixture = try SNSFixture()
+        let google = RSAPrivateKey()
+        try Data(JSONWebKeys.set([JSONWebKeys.rsa(google.publicKey, kid: "g1")])).write(
+            to: URL(fileURLWithPath: fixture.directory.file("served/certs.json")))
+        let account = "pusher@my-project.iam.gserviceaccount.com"
+        func verify(_ extra: String) -> String {
+            #"{"scheme": "gcp-pubsub", "audience": "https://hooks.example.com/push", "serviceAccount": "\#(account)", "jwksUrl": "https://localhost/certs.json", "caFile": "\#(fixture.caFile)"\#(extra)}"#
+        }
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"typed": {"path": "/typed", "verify": \(verify(#", "typeAttribute": "eventType""#)), "sinks": ["archive"]},
+                         "plain": {"path": "/plain", "verify": \(verify("")), "sinks": ["archive"]}}}
+            """
+        let now = Timestamp.now().secondsSince1970
+        func token(_ changes: [(String, JSONValue?)] = []) -> String {
+            var claims: [(String, JSONValue)] = [
+                ("aud", .string("https://hooks.example.com/push")), ("azp", .string("1123")), ("email", .string(account)),
+                ("email_verified", .bool(true)), ("exp", .number(String(now + 3600))), ("iat", .number(String(now))),
+                ("iss", .string("https://accounts.google.com")), ("sub", .string("1123")),
+            ]
+            for (name, value) in changes {
+                claims.removeAll { $0.0 == name }
+                if let value { claims.append((name, value)) }
+            }
+            return JSONWebToken.make(claims: .object(claims), algorithm: .rs256, keyID: "g1") { google.signature(for: $0) }
+        }
+        func push(_ id: String) -> String {
+            #"{"message": {"attributes": {"eventType": "order.paid"}, "data": "eyJvcmRlciI6IDF9", "messageId": "\#(id)", "publishTime": "2026-12-04T19:13:55.749Z"}, "subscription": "projects/my-project/subscriptions/orders-push"}"#
+        }
+        try await RunningBridge.with(config: config) { bridge in
+            func post(_ path: String, _ token: String, _ id: String) async throws -> Int {
+                Int(
+                    try await bridge.post(
+                        path, headers: [("Authorization", "Bearer " + token), ("Content-Type", "application/json")],
+                        body: push(id)
+                    ).status.code)
+            }
+            #expect(try await post("/typed", token(), "1001") == 200)
+            #expect(try await post("/plain", token(), "1002") == 200)
+            let lines = try bridge.lines("events.jsonl")
+            #expect(lines.map { $0["id"] } == [.string("1001"), .string("1002")])
+            #expect(lines.map { $0["type"] } == [.string("order.paid"), .string("orders-push")])
+            #expect(lines.allSatisfy { $0["webhookscheme"] == .string("gcp-pubsub") })
+            #expect(lines.first?["data"]?["message"]?["data"] == .string("eyJvcmRlciI6IDF9"))
+            for changed in [
+                [("email", JSONValue.string("other@evil-project.iam.gserviceaccount.com"))],
+                [("email_verified", .bool(false))], [("aud", .string("https://elsewhere.example.com"))],
+                [("iss", .string("https://evil.example.com"))], [("exp", nil)],
+            ] as [[(String, JSONValue?)]] {
+                #expect(try await post("/plain", token(changed), "2000") == 401, "\(changed)")
+            }
+            // One fetch per source (each source holds its key set), none per refusal.
+            #expect(fixture.paths.filter { $0 == "GET /certs.json" }.count == 2, "\(fixture.paths)")
+        }
+    }
+
+    @Test(
         "notifications signed with SignatureVersion 1 and 2 are accepted and land with MessageId and the topic name; the certificate is fetched once"
     )
     func notifications() async throws {

@@ -254,7 +254,7 @@ struct CatalogFuzzTests {
     static func verify(for provider: Provider) -> String? {
         switch provider.name {
         case "none": return nil  // accepts everything by design
-        case "sns": return nil  // needs the bridge's certificate fetcher (its own tests cover refusals)
+        case "sns", "gcp-pubsub": return nil  // need the bridge's fetcher (their own tests cover refusals)
         case "hmac": return #"{"scheme": "hmac", "secrets": ["fuzz-secret"], "header": "X-Sig", "prefix": "sha256="}"#
         case "meta": return #"{"scheme": "meta", "secrets": ["fuzz-secret"], "verifyToken": "vt"}"#
         case "jwt": return #"{"scheme": "jwt", "secrets": ["fuzz-secret"], "algorithms": ["HS256", "RS256", "ES256"]}"#

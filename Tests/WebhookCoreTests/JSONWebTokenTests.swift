@@ -1,3 +1,4 @@
+import BridgeTestSupport
 import Testing
 import WebhookBridge
 import WebhookCrypto
@@ -241,22 +242,20 @@ struct JSONWebTokenTests {
     )
     func keySet() throws {
         let rsa = RSAPrivateKey()
-        let der = rsa.publicKey.derRepresentation
-        // n: the 257-byte INTEGER (a leading zero, then 2048 bits); e: the 3-byte one after it.
-        let nStart = try #require((0..<der.count - 4).first { der[$0...$0 + 3] == [0x02, 0x82, 0x01, 0x01] }) + 4
-        let n = Array(der[nStart..<nStart + 257])
-        let eStart = nStart + 257 + 2
-        let e = Array(der[eStart..<eStart + Int(der[nStart + 257 + 1])])
-        #expect(RSAPublicKey(modulus: n, exponent: e)?.derRepresentation == der)
+        let rsaJWK = JSONWebKeys.rsa(rsa.publicKey, kid: "r1")
+        let n = try #require(rsaJWK["n"]?.scalarText.flatMap { Base64.decode($0) })
+        let e = try #require(rsaJWK["e"]?.scalarText.flatMap { Base64.decode($0) })
+        #expect(RSAPublicKey(modulus: n, exponent: e)?.derRepresentation == rsa.publicKey.derRepresentation)
         let ec = P256PrivateKey()
-        let point = Array(ec.publicKey.derRepresentation.suffix(64))
-        let set =
-            #"{"keys": ["#
-            + #"{"kty": "RSA", "kid": "r1", "n": "\#(JWT.base64URLEncode(n))", "e": "\#(JWT.base64URLEncode(e))", "alg": "RS256"},"#
-            + #"{"kty": "RSA", "kid": "r2", "use": "enc", "n": "\#(JWT.base64URLEncode(n))", "e": "AQAB"},"#
-            + #"{"kty": "EC", "kid": "e1", "crv": "P-256", "x": "\#(JWT.base64URLEncode(point.prefix(32)))", "y": "\#(JWT.base64URLEncode(point.suffix(32)))"},"#
-            + #"{"kty": "EC", "kid": "e2", "crv": "P-384", "x": "AA", "y": "AA"},"#
-            + #"{"kty": "oct", "kid": "o1", "k": "c2VjcmV0"}]}"#
+        var entries = [rsaJWK, JSONWebKeys.ec(ec.publicKey, kid: "e1")]
+        for other in [
+            #"{"kty": "RSA", "kid": "r2", "use": "enc", "n": "AQAB", "e": "AQAB"}"#,
+            #"{"kty": "EC", "kid": "e2", "crv": "P-384", "x": "AA", "y": "AA"}"#,
+            #"{"kty": "oct", "kid": "o1", "k": "c2VjcmV0"}"#,
+        ] {
+            entries.append(try JSONParser.parse(Array(other.utf8)))
+        }
+        let set = String(decoding: JSONWebKeys.set(entries), as: UTF8.self)
         let keys = try JSONWebKeySet.parse(Array(set.utf8))
         #expect(keys.byID.map(\.kid) == ["r1", "e1"])
         let token = JWT.make(claims: Self.claims([("sub", .string("a"))]), algorithm: .rs256, keyID: "r1") {

@@ -23,6 +23,7 @@ public enum ProviderRegistry {
         .dropbox,
         .okta,
         .jwt,
+        .gcpPubSub,
         .microsoftGraph,
         .eventGrid,
         .sns,

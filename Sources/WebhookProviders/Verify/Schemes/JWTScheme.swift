@@ -9,7 +9,8 @@ import WebhookEncoding
 /// (``JSONWebToken``). Id: `idHeader`/`idPointer`, else the token's `jti`, else the body
 /// hash; type: `typeHeader`/`typePointer`, else `webhook`.
 public struct JWTScheme: WebhookScheme {
-    public let name = "jwt"
+    /// `jwt`, or the preset's name.
+    public var name = "jwt"
     let header: String
     let prefix: String
     let keys: [JSONWebToken.Key]
@@ -18,6 +19,8 @@ public struct JWTScheme: WebhookScheme {
     let type: FieldSource
     /// `verify.jwksUrl`'s keys, tried after `secrets` (their index: one past the secrets').
     let keySet: JSONWebKeySet?
+    /// The type when `type` finds none (a preset's: Pub/Sub's subscription name).
+    var defaultType: (@Sendable (WebhookRequest) -> String?)? = nil
 
     public var signatureHeaders: [String] { [header] }
 
@@ -71,7 +74,7 @@ public struct JWTScheme: WebhookScheme {
         }
         return VerifiedWebhook(
             id: id.value(in: request, keys: [], texts: []) ?? jwt.claims["jti"]?.scalarText,
-            type: type.value(in: request, keys: [], texts: []) ?? "webhook", keyIndex: index)
+            type: type.value(in: request, keys: [], texts: []) ?? defaultType?(request) ?? "webhook", keyIndex: index)
     }
 }
 
