@@ -1,4 +1,6 @@
+import Foundation
 import Synchronization
+import WebhookCore
 import WebhookCrypto
 import WebhookEncoding
 
@@ -35,6 +37,34 @@ final class JSONWebKeySet: Sendable {
     init(url: String, caFile: String?) {
         self.url = url
         self.caFile = caFile
+    }
+
+    enum Setting {
+        case none
+        case set(JSONWebKeySet)
+        case failed
+    }
+
+    /// `verify.jwksUrl` (https, else `fallback`) and `verify.caFile` (readable, and only with
+    /// a URL), problems recorded at their paths.
+    static func read(_ reader: ConfigReader, default fallback: String? = nil) -> Setting {
+        guard let url = reader.string("jwksUrl") ?? fallback else {
+            if reader.has("caFile") {
+                reader.problem(at: "caFile", "is only used with jwksUrl")
+                return .failed
+            }
+            return .none
+        }
+        guard url.hasPrefix("https://"), url.count > 8 else {
+            reader.problem(at: "jwksUrl", "must be an https:// URL (the key set is fetched over TLS)")
+            return .failed
+        }
+        let caFile = reader.string("caFile")
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            reader.problem(at: "caFile", "cannot read \(caFile)")
+            return .failed
+        }
+        return .set(JSONWebKeySet(url: url, caFile: caFile))
     }
 
     /// The keys a token naming `kid` (nil: none named) may be signed with: the set's keys

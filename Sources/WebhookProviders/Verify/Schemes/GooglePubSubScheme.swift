@@ -29,19 +29,9 @@ extension Provider {
             default: audiences = reader.stringArray("audience")
             }
             guard let audiences,
-                let account = reader.string(
-                    "serviceAccount", required: true)
+                let account = reader.string("serviceAccount", required: true)
             else { return nil }
-            let url = reader.string("jwksUrl") ?? googleKeySet
-            guard url.hasPrefix("https://") else {
-                reader.problem(at: "jwksUrl", "must be an https:// URL (the key set is fetched over TLS)")
-                return nil
-            }
-            let caFile = reader.string("caFile")
-            if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
-                reader.problem(at: "caFile", "cannot read \(caFile)")
-                return nil
-            }
+            guard case .set(let keySet) = JSONWebKeySet.read(reader, default: googleKeySet) else { return nil }
             var policy = JSONWebToken.Policy(algorithms: [.rs256])
             policy.issuers = ["https://accounts.google.com", "accounts.google.com"]
             policy.audiences = audiences
@@ -57,7 +47,7 @@ extension Provider {
                         let escaped = $0.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
                         return [.pointer("/message/attributes/" + escaped)]
                     } ?? []),
-                keySet: JSONWebKeySet(url: url, caFile: caFile))
+                keySet: keySet)
             scheme.name = "gcp-pubsub"
             scheme.defaultType = { request in
                 request.bodyJSON?["subscription"]?.scalarText.flatMap { $0.split(separator: "/").last.map(String.init) }

@@ -121,21 +121,11 @@ extension Provider {
             guard let places = FieldSource.readPlaces(reader, id: FieldSource(), type: FieldSource()),
                 let secrets = config.secrets
             else { return nil }
-            var keySet: JSONWebKeySet?
-            if let url = reader.string("jwksUrl") {
-                guard url.hasPrefix("https://"), url.count > 8 else {
-                    reader.problem(at: "jwksUrl", "must be an https:// URL (the key set is fetched over TLS)")
-                    return nil
-                }
-                let caFile = reader.string("caFile")
-                if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
-                    reader.problem(at: "caFile", "cannot read \(caFile)")
-                    return nil
-                }
-                keySet = JSONWebKeySet(url: url, caFile: caFile)
-            } else if reader.has("caFile") {
-                reader.problem(at: "caFile", "is only used with jwksUrl")
-                return nil
+            let keySet: JSONWebKeySet?
+            switch JSONWebKeySet.read(reader) {
+            case .none: keySet = nil
+            case .set(let set): keySet = set
+            case .failed: return nil
             }
             let keys = secrets.map(JSONWebToken.Key.init(secret:))
             for (index, key) in keys.enumerated() {
