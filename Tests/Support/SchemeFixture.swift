@@ -60,11 +60,12 @@ public struct SchemeFixture: Sendable {
     /// Schemes that sign a timestamp and refuse one outside the tolerance.
     public static let timestamped: Set<String> = [
         "stripe", "standard-webhooks", "svix", "clerk", "resend", "slack", "paddle", "zoom", "sendgrid", "discord", "linear",
-        "box", "calendly", "hubspot", "mux", "twitch", "zendesk", "jwt",
+        "box", "calendly", "hubspot", "mux", "twitch", "zendesk", "jwt", "vonage", "monday", "netlify",
     ]
 
     /// Schemes whose secret travels as it is (a token) rather than signing the body.
-    public static let tokenSchemes: Set<String> = ["gitlab", "basic", "okta", "telegram", "token"]
+    /// (monday.com's signed token covers no body either.)
+    public static let tokenSchemes: Set<String> = ["gitlab", "basic", "okta", "telegram", "token", "monday"]
 
     public static func specials() -> [SchemeFixture] {
         let sendgrid = P256PrivateKey()

@@ -1,3 +1,4 @@
+import Foundation
 import BridgeTestSupport
 import Testing
 import WebhookBridge
@@ -263,6 +264,61 @@ struct JSONWebTokenTests {
         }
         #expect(try check(token, keys: keys.byID.map(\.key)).get() == 0)
         #expect(throws: (any Error).self) { try JSONWebKeySet.parse(Array(#"{"keyz": []}"#.utf8)) }
+    }
+
+    @Test(
+        "vonage, netlify and monday: tokens made by Python's standard library (not this code) the way their docs describe are accepted; a changed body is refused where the token covers it"
+    )
+    func presets() throws {
+        let body = #"{"id":"5f1e","message_uuid":"aaaaaaaa-bbbb","status":"delivered","event":{"type":"create_pulse"}}"#
+        let now: Int64 = 1_800_000_000
+        // header.claims.signature with HS256, as PyJWT or jsonwebtoken would make it.
+        let script = """
+            import base64, hashlib, hmac, json, sys
+            secret, body, now, kind = sys.argv[1].encode(), sys.argv[2].encode(), int(sys.argv[3]), sys.argv[4]
+            b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+            digest = hashlib.sha256(body).hexdigest()
+            claims = {"iat": now, "exp": now + 300, "jti": "jti-1"}
+            if kind == "vonage": claims.update({"iss": "Vonage", "payload_hash": digest, "api_key": "abc"})
+            if kind == "netlify": claims.update({"iss": "netlify", "sha256": digest})
+            if kind == "monday": claims.update({"accountId": 1, "userId": 2})
+            signing = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." + b64(json.dumps(claims).encode())
+            print(signing + "." + b64(hmac.new(secret, signing.encode(), hashlib.sha256).digest()))
+            """
+        func token(_ kind: String, secret: String) throws -> String {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = ["-c", script, secret, body, String(now), kind]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            let output = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let cases: [(kind: String, header: String, prefix: String, bound: Bool)] = [
+            ("vonage", "Authorization", "Bearer ", true), ("netlify", "X-Webhook-Signature", "", true),
+            ("monday", "Authorization", "", false),
+        ]
+        for (kind, header, prefix, bound) in cases {
+            let scheme = try catalogScheme(#"{"scheme": "\#(kind)", "secrets": ["\#(kind)-secret"]}"#)
+            let headers = [(header, prefix + (try token(kind, secret: "\(kind)-secret")))]
+            #expect(failureCode(scheme, request(headers, body: body, at: now + 10)) == nil, "\(kind)")
+            #expect(
+                failureCode(scheme, request(headers, body: body + " ", at: now + 10)) == (bound ? "signature_invalid" : nil),
+                "\(kind)")
+            let other = [(header, prefix + (try token(kind, secret: "another-secret")))]
+            #expect(failureCode(scheme, request(other, body: body, at: now + 10)) == "signature_invalid", "\(kind)")
+            #expect(failureCode(scheme, request(headers, body: body, at: now + 400)) == "timestamp_expired", "\(kind)")
+        }
+        // monday.com's token read with a Bearer before it too.
+        let monday = try catalogScheme(#"{"scheme": "monday", "secrets": ["monday-secret"]}"#)
+        let bearer = [("Authorization", "Bearer " + (try token("monday", secret: "monday-secret")))]
+        #expect(try monday.verify(request(bearer, body: body, at: now)).type == "create_pulse")
+        // netlify's issuer is checked.
+        let netlify = try catalogScheme(#"{"scheme": "netlify", "secrets": ["monday-secret"]}"#)
+        let mondayToken = [("X-Webhook-Signature", try token("monday", secret: "monday-secret"))]
+        #expect(failureCode(netlify, request(mondayToken, body: body, at: now)) == "signature_invalid")
     }
 
     /// A PEM "PUBLIC KEY" for DER SubjectPublicKeyInfo.

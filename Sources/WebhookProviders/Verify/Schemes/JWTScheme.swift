@@ -46,8 +46,12 @@ public struct JWTScheme: WebhookScheme {
         guard value.utf8.count > prefix.utf8.count, value.lowercased().hasPrefix(prefix.lowercased()) else {
             throw .invalid("\(header) does not start with \(prefix.isEmpty ? "a token" : prefix)")
         }
+        var token = value.dropFirst(prefix.count).drop { $0 == " " }
+        // A JWT never starts with the word: one sent as `Bearer <JWT>` where the token is
+        // expected bare (monday.com's docs show both) is read all the same.
+        if prefix.isEmpty, token.lowercased().hasPrefix("bearer ") { token = token.dropFirst(7).drop { $0 == " " } }
         do throws(JSONWebToken.Failure) {
-            return try JSONWebToken(parsing: value.dropFirst(prefix.count).drop { $0 == " " }, allowed: policy.algorithms)
+            return try JSONWebToken(parsing: token, allowed: policy.algorithms)
         } catch {
             throw .invalid(error.description)
         }
@@ -159,12 +163,15 @@ extension JWTScheme {
     /// What `sign` sends: a token with `iat`, `exp` (five minutes on), `jti` (the event id)
     /// and `sha256` (the body's hex SHA-256, for `verify.bodyHashClaim`), signed RS256 or
     /// ES256 when the secret is a PEM private key, else HS256.
-    static func token(for request: SigningRequest) throws(WebhookSigner.Failure) -> String {
+    static func token(
+        for request: SigningRequest, bodyHashClaim: String = "sha256", extraClaims: [(String, JSONValue)] = []
+    ) throws(WebhookSigner.Failure) -> String {
         let now = request.input.timestamp
-        let claims = JSONValue.object([
-            ("iat", .number(String(now))), ("exp", .number(String(now + 300))), ("jti", .string(request.id)),
-            ("sha256", .string(Hex.encode(HashAlgorithm.sha256.hash(request.body)))),
-        ])
+        let claims = JSONValue.object(
+            [
+                ("iat", .number(String(now))), ("exp", .number(String(now + 300))), ("jti", .string(request.id)),
+                (bodyHashClaim, .string(Hex.encode(HashAlgorithm.sha256.hash(request.body)))),
+            ] + extraClaims)
         if request.secret.contains("PRIVATE KEY") {
             if let rsa = RSAPrivateKey(pemRepresentation: request.secret) {
                 return JSONWebToken.make(claims: claims, algorithm: .rs256) { rsa.signature(for: $0) }
@@ -179,4 +186,59 @@ extension JWTScheme {
             PreparedHMAC(key: secret, algorithm: .sha256).authenticationCode(for: $0)
         }
     }
+}
+
+extension Provider {
+    /// A `jwt` preset of a provider that signs HS256 tokens with a shared secret: the header,
+    /// its prefix, the issuer and the body-hash claim fixed; `idHeader`/`idPointer` and
+    /// `typeHeader`/`typePointer` as for `jwt`.
+    static func hs256Preset(
+        _ name: String, header: String, prefix: String, issuer: String? = nil, bodyHashClaim: String?, signature: String,
+        id: FieldSource = FieldSource(), type: FieldSource = FieldSource()
+    ) -> Provider {
+        Provider(
+            name: name, signature: signature, id: id.places.isEmpty ? "the token's jti, else hash" : id.summary + ", else jti",
+            type: type.places.isEmpty ? "webhook" : type.summary,
+            keys: ["idHeader", "idPointer", "typeHeader", "typePointer", "leewaySeconds"],
+            make: { config in
+                guard let places = FieldSource.readPlaces(config.reader, id: id, type: type), let secrets = config.secrets
+                else { return nil }
+                var policy = JSONWebToken.Policy(algorithms: [.hs256])
+                policy.issuers = issuer.map { [$0] }
+                policy.bodyHashClaim = bodyHashClaim
+                policy.leewaySeconds = Int64(config.reader.integer("leewaySeconds", in: 0...3600) ?? 60)
+                var scheme = JWTScheme(
+                    header: header, prefix: prefix, keys: secrets.map { .hmac(Array($0.utf8)) }, policy: policy, id: places.id,
+                    type: places.type, keySet: nil)
+                scheme.name = name
+                return scheme
+            },
+            sign: { request throws(WebhookSigner.Failure) in
+                // A PEM is never an HMAC secret here either: these providers sign with a shared one.
+                var claims: [(String, JSONValue)] = []
+                if let issuer { claims.append(("iss", .string(issuer))) }
+                let token = try JWTScheme.token(
+                    for: request, bodyHashClaim: bodyHashClaim ?? "sha256", extraClaims: claims)
+                return WebhookSigner.Output(headers: [(header, prefix + token)])
+            })
+    }
+
+    /// Vonage signed webhooks: `Authorization: Bearer <JWT>`, HS256 with the signature
+    /// secret, `payload_hash` the body's SHA-256.
+    static let vonage = hs256Preset(
+        "vonage", header: "Authorization", prefix: "Bearer ", bodyHashClaim: "payload_hash",
+        signature: "Authorization: Bearer <JWT>, HS256 with the signature secret; claim payload_hash = hex SHA-256 of the body")
+
+    /// monday.com: `Authorization: <JWT>`, HS256 with the app's signing secret.
+    static let monday = hs256Preset(
+        "monday", header: "Authorization", prefix: "", bodyHashClaim: nil,
+        signature: "Authorization: <JWT> (Bearer accepted), HS256 with the app's signing secret",
+        type: FieldSource([.pointer("/event/type")]))
+
+    /// Netlify: `X-Webhook-Signature: <JWS>`, HS256 with the JWS secret, issuer `netlify`,
+    /// `sha256` the body's SHA-256.
+    static let netlify = hs256Preset(
+        "netlify", header: "X-Webhook-Signature", prefix: "", issuer: "netlify", bodyHashClaim: "sha256",
+        signature: "X-Webhook-Signature: <JWS>, HS256 with the JWS secret; iss netlify, claim sha256 = hex SHA-256 of the body",
+        id: FieldSource([.pointer("/id")]))
 }
