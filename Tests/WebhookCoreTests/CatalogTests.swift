@@ -345,3 +345,23 @@ struct SeededGenerator: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite("What sign sends: every header the provider sends, not only those the bridge reads")
+struct SentHeaderTests {
+    @Test("twitch: the message id, timestamp, type, signature, retry count and subscription version and type")
+    func twitch() throws {
+        let signed = try WebhookSigner.sign(
+            scheme: "twitch",
+            .init(
+                body: Array(#"{"subscription": {}}"#.utf8), secret: "tw-secret", timestamp: 1_764_000_000, id: "m-1",
+                type: "channel.follow"))
+        #expect(
+            Set(signed.headers.map { $0.0 }) == [
+                "Twitch-Eventsub-Message-Id", "Twitch-Eventsub-Message-Timestamp", "Twitch-Eventsub-Message-Type",
+                "Twitch-Eventsub-Message-Signature", "Twitch-Eventsub-Message-Retry", "Twitch-Eventsub-Subscription-Version",
+                "Twitch-Eventsub-Subscription-Type",
+            ])
+        let scheme = try catalogScheme(#"{"scheme": "twitch", "secrets": ["tw-secret"]}"#)
+        #expect(try scheme.verify(request(signed.headers, body: #"{"subscription": {}}"#, at: 1_764_000_000)).id == "m-1")
+    }
+}

@@ -46,7 +46,8 @@ public struct TwitchScheme: WebhookScheme {
         switch headers.first(name: "Twitch-Eventsub-Message-Type") {
         case "webhook_callback_verification":
             guard let challenge = request.bodyJSON?["challenge"]?.scalarText else {
-                return VerifiedWebhook(id: id, type: "webhook_callback_verification", keyIndex: index, handshake: .invalid("challenge"))
+                return VerifiedWebhook(
+                    id: id, type: "webhook_callback_verification", keyIndex: index, handshake: .invalid("challenge"))
             }
             return VerifiedWebhook(id: id, type: "webhook_callback_verification", keyIndex: index, handshake: .text(challenge))
         case "revocation":
@@ -72,6 +73,8 @@ extension Provider {
                 ("Twitch-Eventsub-Message-Id", request.id), ("Twitch-Eventsub-Message-Timestamp", timestamp),
                 ("Twitch-Eventsub-Message-Type", "notification"),
                 ("Twitch-Eventsub-Message-Signature", "sha256=" + Hex.encode(request.mac(prefix: request.id + timestamp))),
+                // Sent with every message (Twitch's EventSub docs); not read by the bridge.
+                ("Twitch-Eventsub-Message-Retry", "0"), ("Twitch-Eventsub-Subscription-Version", "1"),
             ] + request.typed("Twitch-Eventsub-Subscription-Type")
         })
 }
