@@ -302,7 +302,10 @@ extension P256PublicKey {
 extension P256PrivateKey {
     /// The signature of `message` as JOSE writes it: r and s, 32 bytes each.
     public func rawSignature(for message: [UInt8]) -> [UInt8] {
-        DER.rawECDSA(signature(for: message), width: 32) ?? []
+        guard let raw = DER.rawECDSA(signature(for: message), width: 32) else {
+            fatalError("libcrypto made a P-256 signature that is not DER")
+        }
+        return raw
     }
 }
 
@@ -388,7 +391,7 @@ enum DER {
             guard trimmed.count <= width else { return nil }
             return [UInt8](repeating: 0, count: width - trimmed.count) + trimmed
         }
-        guard let paddedR = pad(r), let paddedS = pad(s) else { return nil }
+        guard index == der.count, let paddedR = pad(r), let paddedS = pad(s) else { return nil }
         return paddedR + paddedS
     }
 }

@@ -321,6 +321,28 @@ struct JSONWebTokenTests {
         #expect(failureCode(netlify, request(mondayToken, body: body, at: now)) == "signature_invalid")
     }
 
+    @Test(
+        "review fixes: a crit header is refused; an empty Authorization is signature_missing; a secret holding a PEM that is not a usable public key is a config error"
+    )
+    func reviewFixes() throws {
+        let secret = Array("s".utf8)
+        let header = JWT.base64URLEncode(Array(#"{"alg":"HS256","crit":["exp"],"exp":1}"#.utf8))
+        let input = header + "." + JWT.base64URLEncode(Array("{}".utf8))
+        let crit =
+            input + "."
+            + JWT.base64URLEncode(PreparedHMAC(key: secret, algorithm: .sha256).authenticationCode(for: Array(input.utf8)))
+        #expect(throws: JWT.Failure.self) { try check(crit, keys: [.hmac(secret)]).get() }
+        let scheme = try catalogScheme(#"{"scheme": "jwt", "secrets": ["s"], "algorithms": ["HS256"]}"#)
+        for value in ["", "Bearer ", "  "] {
+            #expect(
+                failureCode(scheme, request([("Authorization", value)], body: "{}", at: 1_800_000_000)) == "signature_missing")
+        }
+        let certificate = "\\n-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n"
+        #expect(throws: (any Error).self) {
+            _ = try catalogScheme(#"{"scheme": "jwt", "secrets": ["\#(certificate)"], "algorithms": ["HS256", "RS256"]}"#)
+        }
+    }
+
     /// A PEM "PUBLIC KEY" for DER SubjectPublicKeyInfo.
     func pemPublicKey(_ der: [UInt8]) -> String? {
         guard !der.isEmpty else { return nil }

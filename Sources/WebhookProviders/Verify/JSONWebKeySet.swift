@@ -135,7 +135,7 @@ final class JSONWebKeySet: Sendable {
     /// The RSA (2048 bits or more) and P-256 keys of a set; others (encryption keys, other
     /// curves, symmetric keys) are left out. Not a set at all is a definite failure.
     static func parse(_ bytes: [UInt8]) throws -> Keys {
-        guard case .object? = try? JSONParser.parse(bytes), case .array(let entries)? = (try? JSONParser.parse(bytes))?["keys"]
+        guard let document = try? JSONParser.parse(bytes), case .array(let entries)? = document["keys"]
         else { throw CertificateFetchFailure(description: "not a JSON Web Key Set (no keys array)", isDefinite: true) }
         var keys = Keys()
         for entry in entries.prefix(maximumKeys) {

@@ -40,7 +40,7 @@ public struct JSONWebToken: Sendable {
         }
 
         var isPEMLike: Bool {
-            if case .hmac(let bytes) = self { return bytes.starts(with: Array("-----BEGIN".utf8)) }
+            if case .hmac(let bytes) = self { return String(decoding: bytes, as: UTF8.self).contains("-----BEGIN") }
             return false
         }
 
@@ -112,6 +112,8 @@ public struct JSONWebToken: Sendable {
             case .object = header
         else { throw .malformed("the token's header is not base64url JSON") }
         guard let name = header["alg"]?.scalarText else { throw .malformed("the token's header has no alg") }
+        // RFC 7515 4.1.11: extensions the recipient must understand; this one understands none.
+        guard header["crit"] == nil else { throw .invalid("the token's header has crit, which is not supported") }
         guard let algorithm = Algorithm(rawValue: name), allowed.contains(algorithm) else {
             throw .invalid("alg \(name.prefix(16)) is not one of the configured algorithms")
         }
@@ -171,7 +173,10 @@ public struct JSONWebToken: Sendable {
             guard let expected = claims[name]?.scalarText, let digest = Hex.decode(expected.lowercased()) else {
                 throw .invalid("claim \(name) (the body's SHA-256) is missing")
             }
-            guard constantTimeEquals(HashAlgorithm.sha256.hash(Array(body)), digest) else {
+            let hash =
+                body.withContiguousStorageIfAvailable { HashAlgorithm.sha256.hash(UnsafeRawBufferPointer($0)) }
+                ?? HashAlgorithm.sha256.hash(Array(body))
+            guard constantTimeEquals(hash, digest) else {
                 throw .invalid("claim \(name) is not the body's SHA-256")
             }
         }

@@ -26,30 +26,34 @@ public struct JWTScheme: WebhookScheme {
 
     public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
         guard keySet == nil else { throw .unavailable("jwt with jwksUrl needs the bridge to fetch its key set") }
-        return try verify(request, fetched: nil)
+        return try verify(request, try token(request), fetched: nil)
     }
 
     public func verify(_ request: WebhookRequest, services: VerificationServices) async throws(VerificationFailure)
         -> VerifiedWebhook
     {
-        guard let keySet else { return try verify(request, fetched: nil) }
         let jwt = try token(request)
+        guard let keySet else { return try verify(request, jwt, fetched: nil) }
         // A token a configured secret signed needs no fetch.
-        if (try? jwt.matchingKey(in: keys)) != nil { return try verify(request, fetched: nil) }
-        guard let fetcher = services.certificates else { throw .unavailable("no fetcher for \(keySet.url)") }
-        return try verify(request, fetched: try await keySet.keys(for: jwt.keyID, fetcher: fetcher))
+        if keys.isEmpty || (try? jwt.matchingKey(in: keys)) == nil {
+            guard let fetcher = services.certificates else { throw .unavailable("no fetcher for \(keySet.url)") }
+            return try verify(request, jwt, fetched: try await keySet.keys(for: jwt.keyID, fetcher: fetcher))
+        }
+        return try verify(request, jwt, fetched: nil)
     }
 
     /// The token in the request, read but not trusted.
     private func token(_ request: WebhookRequest) throws(VerificationFailure) -> JSONWebToken {
-        guard let value = request.headers.first(name: header) else { throw .missing("\(header) is missing") }
-        guard value.utf8.count > prefix.utf8.count, value.lowercased().hasPrefix(prefix.lowercased()) else {
+        guard let value = request.headers.first(name: header), !value.trimmingSpaces.isEmpty,
+            value.trimmingSpaces.lowercased() != prefix.trimmingSpaces.lowercased()
+        else { throw .missing("\(header) is missing or holds no token") }
+        guard value.utf8.count > prefix.utf8.count, value.prefix(prefix.count).lowercased() == prefix.lowercased() else {
             throw .invalid("\(header) does not start with \(prefix.isEmpty ? "a token" : prefix)")
         }
         var token = value.dropFirst(prefix.count).drop { $0 == " " }
         // A JWT never starts with the word: one sent as `Bearer <JWT>` where the token is
         // expected bare (monday.com's docs show both) is read all the same.
-        if prefix.isEmpty, token.lowercased().hasPrefix("bearer ") { token = token.dropFirst(7).drop { $0 == " " } }
+        if prefix.isEmpty, token.prefix(7).lowercased() == "bearer " { token = token.dropFirst(7).drop { $0 == " " } }
         do throws(JSONWebToken.Failure) {
             return try JSONWebToken(parsing: token, allowed: policy.algorithms)
         } catch {
@@ -57,13 +61,14 @@ public struct JWTScheme: WebhookScheme {
         }
     }
 
-    private func verify(_ request: WebhookRequest, fetched: [JSONWebToken.Key]?) throws(VerificationFailure)
-        -> VerifiedWebhook
+    /// `jwt` checked: signed by one of the secrets, or else of `fetched` (the key set's keys
+    /// for it, when the secrets had none that signed it), then its claims.
+    private func verify(_ request: WebhookRequest, _ jwt: JSONWebToken, fetched: [JSONWebToken.Key]?)
+        throws(VerificationFailure) -> VerifiedWebhook
     {
-        let jwt = try token(request)
         let index: Int
         do throws(JSONWebToken.Failure) {
-            if let fetched, (try? jwt.matchingKey(in: keys)) == nil {
+            if let fetched {
                 _ = try jwt.matchingKey(in: fetched)
                 index = keys.count
             } else {
@@ -133,6 +138,13 @@ extension Provider {
             }
             let keys = secrets.map(JSONWebToken.Key.init(secret:))
             for (index, key) in keys.enumerated() {
+                if key.isPEMLike {
+                    config.log.add(
+                        "\(reader.childPath("secrets"))[\(index)]",
+                        "holds a PEM that is not a public key this reads (RSA of 2048 bits or more, or P-256 PUBLIC KEY); it is never used as an HMAC secret"
+                    )
+                    return nil
+                }
                 if case .hmac = key, !algorithms.contains(.hs256) {
                     config.log.add(
                         "\(reader.childPath("secrets"))[\(index)]",
