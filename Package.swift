@@ -110,6 +110,7 @@ let package = Package(
         .target(
             name: "DurableFile",
             dependencies: [
+                "WebhookEncoding",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]

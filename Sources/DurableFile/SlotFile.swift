@@ -1,3 +1,4 @@
+import WebhookEncoding
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -73,7 +74,7 @@ public enum SlotFile {
         withUnsafeBytes(of: sequence.littleEndian) { slot.append(contentsOf: $0) }
         withUnsafeBytes(of: UInt16(record.count).littleEndian) { slot.append(contentsOf: $0) }
         slot.append(contentsOf: record)
-        withUnsafeBytes(of: crc32(slot).littleEndian) { slot.append(contentsOf: $0) }
+        withUnsafeBytes(of: CRC32.checksum(slot).littleEndian) { slot.append(contentsOf: $0) }
         return slot
     }
 
@@ -88,7 +89,7 @@ public enum SlotFile {
             let length = Int(integer(UInt16.self, bytes, at: start + 12))
             let end = start + 14 + length
             guard length <= capacity, end + 4 <= bytes.endIndex,
-                integer(UInt32.self, bytes, at: end) == crc32(bytes[start..<end])
+                integer(UInt32.self, bytes, at: end) == CRC32.checksum(bytes[start..<end])
             else { continue }
             if sequence > best?.sequence ?? 0 { best = (slot, sequence, Array(bytes[(start + 14)..<end])) }
         }
@@ -97,15 +98,5 @@ public enum SlotFile {
 
     private static func integer<T: FixedWidthInteger>(_: T.Type, _ bytes: ArraySlice<UInt8>, at index: Int) -> T {
         bytes[index..<(index + MemoryLayout<T>.size)].reversed().reduce(T.zero) { $0 << 8 | T($1) }
-    }
-
-    /// CRC-32 (IEEE), bit by bit: a slot is a few dozen bytes, written once per forwarder batch.
-    static func crc32<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in bytes {
-            crc ^= UInt32(byte)
-            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
-        }
-        return ~crc
     }
 }

@@ -43,8 +43,13 @@ public struct TestCertificates: Sendable {
 
     /// What the openssl tool writes to standard output, given `input` on standard input.
     public static func opensslOutput(_ arguments: [String], input: [UInt8]) throws -> [UInt8] {
+        try output("/usr/bin/openssl", arguments, input: input)
+    }
+
+    /// What `tool` writes to standard output, given `input` on standard input; throws when it fails.
+    public static func output(_ tool: String, _ arguments: [String], input: [UInt8]) throws -> [UInt8] {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.executableURL = URL(fileURLWithPath: tool)
         process.arguments = arguments
         let stdin = Pipe()
         let stdout = Pipe()
@@ -57,7 +62,7 @@ public struct TestCertificates: Sendable {
         let output = stdout.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw ServerError("openssl \(arguments.prefix(2).joined(separator: " ")) failed")
+            throw ServerError("\(tool) \(arguments.prefix(2).joined(separator: " ")) failed")
         }
         return Array(output)
     }

@@ -439,6 +439,94 @@ struct SNSTests {
             #expect(!fixture.paths.contains { $0.contains("tok-2") })
         }
     }
+
+    /// A PayPal notification signed as PayPal signs it: the openssl tool's RSA SHA-256 over
+    /// `transmission id|time|webhook id|CRC-32 of the body` (decimal), the CRC by Python's
+    /// zlib, as PayPal's SDKs compute it; the certificate served by the stand-in host.
+    func payPalHeaders(
+        _ fixture: SNSFixture, body: String, transmission: String, webhookID: String = "WH-8PT597110X687430L",
+        certificateURL: String = "https://localhost/v1/notifications/certs/CERT-360caa42-test",
+        algorithm: String = "SHA256withRSA"
+    ) throws -> [(String, String)] {
+        let time = "2026-12-04T10:49:07Z"
+        let crc = try TestCertificates.output(
+            "/usr/bin/python3", ["-c", "import sys, zlib; print(zlib.crc32(sys.stdin.buffer.read()), end='')"],
+            input: Array(body.utf8))
+        let message = "\(transmission)|\(time)|\(webhookID)|\(String(decoding: crc, as: UTF8.self))"
+        let signature = try TestCertificates.opensslOutput(
+            ["dgst", "-sha256", "-sign", fixture.signingKey], input: Array(message.utf8))
+        return [
+            ("Content-Type", "application/json"), ("PAYPAL-TRANSMISSION-ID", transmission), ("PAYPAL-TRANSMISSION-TIME", time),
+            ("PAYPAL-TRANSMISSION-SIG", Base64.encode(signature)), ("PAYPAL-CERT-URL", certificateURL),
+            ("PAYPAL-AUTH-ALGO", algorithm),
+        ]
+    }
+
+    @Test(
+        "paypal: a notification signed over id|time|webhookId|crc32(body) lands with the body's id and event_type, the certificate fetched once; another webhook id, a changed body, another algorithm and a certificate off the allowed host are refused"
+    )
+    func payPal() async throws {
+        let fixture = try SNSFixture()
+        let certificates = fixture.directory.file("served/v1/notifications/certs")
+        try FileManager.default.createDirectory(atPath: certificates, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            atPath: fixture.directory.file("served/SimpleNotificationService-test.pem"),
+            toPath: certificates + "/CERT-360caa42-test")
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"paypal": {"path": "/paypal",
+                                    "verify": {"scheme": "paypal", "webhookId": "WH-8PT597110X687430L",
+                                               "certificateHost": "^localhost$", "caFile": "\(fixture.caFile)"},
+                                    "sinks": ["archive"]}}}
+            """
+        func body(_ id: String) -> String {
+            #"{"id":"\#(id)","event_version":"1.0","create_time":"2026-12-04T10:49:03.439Z","resource_type":"capture","event_type":"PAYMENT.CAPTURE.COMPLETED","summary":"Payment completed for $ 7.47 USD","resource":{"id":"42311647XV020574X","status":"COMPLETED","amount":{"currency_code":"USD","value":"7.47"}}}"#
+        }
+        try await RunningBridge.with(config: config) { bridge in
+            func post(_ headers: [(String, String)], _ body: String) async throws -> WebhookClient.Response {
+                try await bridge.post("/paypal", headers: headers, body: body)
+            }
+            let first = try await post(try payPalHeaders(fixture, body: body("WH-1"), transmission: "t-1"), body("WH-1"))
+            #expect(first.status == .ok, "\(first.text)")
+            let second = try await post(try payPalHeaders(fixture, body: body("WH-2"), transmission: "t-2"), body("WH-2"))
+            #expect(second.status == .ok, "\(second.text)")
+
+            let invalid = JSONValue.object([("error", .string("signature_invalid"))])
+            let otherWebhook = try await post(
+                try payPalHeaders(fixture, body: body("WH-3"), transmission: "t-3", webhookID: "WH-OTHER"), body("WH-3"))
+            #expect(otherWebhook.json == invalid, "\(otherWebhook.text)")
+            let changed = try await post(
+                try payPalHeaders(fixture, body: body("WH-4"), transmission: "t-4"),
+                body("WH-4").replacingOccurrences(of: "7.47", with: "1.00"))
+            #expect(changed.json == invalid, "\(changed.text)")
+            let sha1 = try await post(
+                try payPalHeaders(fixture, body: body("WH-5"), transmission: "t-5", algorithm: "SHA1withRSA"), body("WH-5"))
+            #expect(sha1.json == invalid, "\(sha1.text)")
+            for url in [
+                "https://api.paypal.com.evil.example/v1/notifications/certs/CERT-360caa42-test",
+                "http://localhost/v1/notifications/certs/CERT-360caa42-test",
+                "https://localhost/v1/notifications/certs/CERT-360caa42-test?v=2",
+                "https://localhost:8443/v1/notifications/certs/CERT-360caa42-test",
+            ] {
+                let answer = try await post(
+                    try payPalHeaders(fixture, body: body("WH-6"), transmission: "t-6", certificateURL: url), body("WH-6"))
+                #expect(answer.json == invalid, "\(url): \(answer.text)")
+            }
+            var unsigned = try payPalHeaders(fixture, body: body("WH-7"), transmission: "t-7")
+            unsigned.removeAll { $0.0 == "PAYPAL-TRANSMISSION-SIG" }
+            let missing = try await post(unsigned, body("WH-7"))
+            #expect(missing.json == .object([("error", .string("signature_missing"))]))
+
+            let lines = try bridge.lines("events.jsonl")
+            #expect(lines.map { $0["id"] } == [.string("WH-1"), .string("WH-2")])
+            #expect(
+                lines.allSatisfy {
+                    $0["type"] == .string("PAYMENT.CAPTURE.COMPLETED") && $0["webhookscheme"] == .string("paypal")
+                })
+            #expect(fixture.paths == ["GET /v1/notifications/certs/CERT-360caa42-test"], "\(fixture.paths)")
+        }
+    }
 }
 
 private final class AnsweredCount: Sendable {

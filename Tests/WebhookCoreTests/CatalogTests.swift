@@ -254,7 +254,7 @@ struct CatalogFuzzTests {
     static func verify(for provider: Provider) -> String? {
         switch provider.name {
         case "none": return nil  // accepts everything by design
-        case "sns", "gcp-pubsub": return nil  // need the bridge's fetcher (their own tests cover refusals)
+        case "sns", "gcp-pubsub", "paypal": return nil  // need the bridge's fetcher (their own tests cover refusals)
         case "hmac": return #"{"scheme": "hmac", "secrets": ["fuzz-secret"], "header": "X-Sig", "prefix": "sha256="}"#
         case "meta": return #"{"scheme": "meta", "secrets": ["fuzz-secret"], "verifyToken": "vt"}"#
         case "jwt": return #"{"scheme": "jwt", "secrets": ["fuzz-secret"], "algorithms": ["HS256", "RS256", "ES256"]}"#
@@ -363,5 +363,57 @@ struct SentHeaderTests {
             ])
         let scheme = try catalogScheme(#"{"scheme": "twitch", "secrets": ["tw-secret"]}"#)
         #expect(try scheme.verify(request(signed.headers, body: #"{"subscription": {}}"#, at: 1_764_000_000)).id == "m-1")
+    }
+}
+
+@Suite("PayPal: the pieces of its signed text, its certificate hosts, its config")
+struct PayPalPartsTests {
+    @Test("CRC-32 as zlib computes it: the check value of \"123456789\" and the empty input; the signed text puts it in decimal")
+    func crc() {
+        #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(CRC32.checksum([UInt8]()) == 0)
+        let text = PayPalScheme.signedText(
+            transmissionID: "69cd13f0-d67a-11e5-baa3-778b53f4ae55", time: "2016-02-18T20:01:35Z", webhookID: "1JE4291016473214C",
+            body: ByteBuffer(string: "123456789"))
+        #expect(text == "69cd13f0-d67a-11e5-baa3-778b53f4ae55|2016-02-18T20:01:35Z|1JE4291016473214C|3421780262")
+    }
+
+    @Test("the default certificate hosts are PayPal's live and sandbox API hosts, and no host that only contains them")
+    func hosts() {
+        let pattern = PayPalScheme.defaultCertificateHost
+        for host in ["api.paypal.com", "api-m.paypal.com", "api.sandbox.paypal.com", "api-m.sandbox.paypal.com"] {
+            #expect(
+                (try? checkFetchURL(
+                    "https://\(host)/v1/notifications/certs/CERT-1", what: "u", hostPattern: pattern, pathSuffix: ""))
+                    != nil, "\(host)")
+        }
+        for host in ["api.paypal.com.evil.example", "evilapi.paypal.com", "paypal.com", "api.paypal.co"] {
+            #expect(
+                (try? checkFetchURL(
+                    "https://\(host)/v1/notifications/certs/CERT-1", what: "u", hostPattern: pattern, pathSuffix: ""))
+                    == nil, "\(host)")
+        }
+    }
+
+    @Test("webhookId is required and secrets are not taken; a bad certificateHost names its path")
+    func config() {
+        func problems(_ verify: String) -> [String] {
+            do {
+                _ = try catalogScheme(verify)
+                return []
+            } catch {
+                return (error as? ConfigError)?.problems.map(\.description) ?? ["\(error)"]
+            }
+        }
+        #expect(problems(#"{"scheme": "paypal"}"#).contains { $0.hasPrefix("sources.s.verify.webhookId") })
+        #expect(
+            problems(#"{"scheme": "paypal", "webhookId": "WH-1", "secrets": ["x"]}"#).contains {
+                $0.hasPrefix("sources.s.verify.secrets")
+            })
+        #expect(
+            problems(#"{"scheme": "paypal", "webhookId": "WH-1", "certificateHost": "("}"#).contains {
+                $0.hasPrefix("sources.s.verify.certificateHost")
+            })
+        #expect(problems(#"{"scheme": "paypal", "webhookId": "WH-1"}"#).isEmpty)
     }
 }

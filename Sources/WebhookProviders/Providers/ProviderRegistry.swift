@@ -30,6 +30,7 @@ public enum ProviderRegistry {
         .microsoftGraph,
         .eventGrid,
         .sns,
+        .paypal,
         .trello,
         .woocommerce,
         .xero,

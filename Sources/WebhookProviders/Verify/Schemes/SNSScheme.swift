@@ -110,30 +110,54 @@ public final class SNSScheme: WebhookScheme {
         return VerifiedWebhook(id: field("MessageId"), type: topicName, keyIndex: 0)
     }
 
-    /// https on port 443, a host matching `certificateHost`, and for a certificate a path
-    /// ending `.pem` with no query, fragment or user (so one certificate has one URL, a
-    /// request can't make the bridge fetch endless variants of it, nor knock on another port
-    /// of an allowed host).
     func checkURL(_ url: String, what: String, pem: Bool) throws(VerificationFailure) {
-        guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host else {
-            throw .invalid("\(what) \(url) is not an https URL")
-        }
-        guard components.user == nil, components.password == nil else { throw .invalid("\(what) \(url) has user information") }
-        if let port = components.port, port != 443 { throw .invalid("\(what) \(url) names port \(port); only 443 is used") }
-        guard Self.host(host, matches: certificateHost) else {
-            throw .invalid("\(what) host \(host) does not match verify.certificateHost")
-        }
-        if pem {
-            guard components.path.hasSuffix(".pem"), components.query == nil, components.fragment == nil else {
-                throw .invalid("\(what) \(url) is not a .pem path without query or fragment")
-            }
-        }
+        try checkFetchURL(url, what: what, hostPattern: certificateHost, pathSuffix: pem ? ".pem" : nil)
     }
+}
 
-    static func host(_ host: String, matches pattern: String) -> Bool {
-        guard let regex = try? Regex(pattern) else { return false }
-        return (try? regex.firstMatch(in: host)) != nil
+/// A URL a request names for the bridge to fetch (SNS's and PayPal's certificates): https on
+/// port 443, no user, a host matching `hostPattern`, and with `pathSuffix` a path ending so
+/// with no query or fragment (so one certificate has one URL, a request can't make the
+/// bridge fetch endless variants of it, nor knock on another port of an allowed host).
+func checkFetchURL(_ url: String, what: String, hostPattern: String, pathSuffix: String?) throws(VerificationFailure) {
+    guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host else {
+        throw .invalid("\(what) \(url) is not an https URL")
     }
+    guard components.user == nil, components.password == nil else { throw .invalid("\(what) \(url) has user information") }
+    if let port = components.port, port != 443 { throw .invalid("\(what) \(url) names port \(port); only 443 is used") }
+    guard let regex = try? Regex(hostPattern), (try? regex.firstMatch(in: host)) != nil else {
+        throw .invalid("\(what) host \(host) does not match verify.certificateHost")
+    }
+    if let pathSuffix {
+        guard components.path.hasSuffix(pathSuffix), components.query == nil, components.fragment == nil else {
+            throw .invalid(
+                "\(what) \(url) is not a\(pathSuffix.isEmpty ? "" : " " + pathSuffix) path without query or fragment")
+        }
+    }
+}
+
+/// `verify.certificateHost` and `verify.caFile` of a certificate-signed scheme (`sns`,
+/// `paypal`): a valid regular expression (warned when not anchored) and a readable file.
+/// nil after a problem.
+func readCertificateSettings(_ reader: ConfigReader, log: ProblemLog) -> (host: String?, caFile: String?)? {
+    var ok = true
+    let host = reader.string("certificateHost")
+    if let host, (try? Regex(host)) == nil {
+        log.add(reader.childPath("certificateHost"), "is not a valid regular expression")
+        ok = false
+    }
+    if let host, !(host.hasPrefix("^") && host.hasSuffix("$")) {
+        log.warn(
+            reader.childPath("certificateHost"),
+            "is not anchored with ^ and $: it also matches longer host names (\(host.trimmingCharacters(in: ["^", "$"])).example.net)"
+        )
+    }
+    let caFile = reader.string("caFile")
+    if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+        log.add(reader.childPath("caFile"), "cannot read \(caFile)")
+        ok = false
+    }
+    return ok ? (host, caFile) : nil
 }
 
 /// Signing keys by certificate URL, each fetched once; requests for a URL being fetched wait
@@ -251,19 +275,10 @@ extension Provider {
         id: "MessageId", type: "the topic name (last : part of TopicArn)",
         keys: ["certificateHost", "topicArns", "autoConfirm", "caFile"], usesSecrets: false,
         make: { config in
-            var ok = true
-            let host = config.reader.string("certificateHost")
-            if let host, (try? Regex(host)) == nil {
-                config.log.add(config.reader.childPath("certificateHost"), "is not a valid regular expression")
-                ok = false
-            }
+            let settings = readCertificateSettings(config.reader, log: config.log)
+            var ok = settings != nil
             let topics = config.reader.stringArray("topicArns")
             if config.reader.has("topicArns"), topics == nil { ok = false }
-            let caFile = config.reader.string("caFile")
-            if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
-                config.log.add(config.reader.childPath("caFile"), "cannot read \(caFile)")
-                ok = false
-            }
             let autoConfirm = config.reader.bool("autoConfirm") ?? false
             if autoConfirm, topics == nil {
                 // Any AWS account could subscribe the endpoint and have the bridge confirm it.
@@ -272,13 +287,9 @@ extension Provider {
                     "needs topicArns: without it, a topic in any AWS account could subscribe this endpoint and be confirmed")
                 ok = false
             }
-            if let host, !(host.hasPrefix("^") && host.hasSuffix("$")) {
-                config.log.warn(
-                    config.reader.childPath("certificateHost"),
-                    "is not anchored with ^ and $: it also matches longer host names (sns.amazonaws.com.example.net)")
-            }
-            guard ok else { return nil }
-            return SNSScheme(certificateHost: host, topicArns: topics, autoConfirm: autoConfirm, caFile: caFile)
+            guard ok, let settings else { return nil }
+            return SNSScheme(
+                certificateHost: settings.host, topicArns: topics, autoConfirm: autoConfirm, caFile: settings.caFile)
         },
         sign: nil)
 }
