@@ -15,10 +15,10 @@ public enum AtomicFile {
         public let description: String
     }
 
-    /// Replaces `path` with `bytes`.
-    public static func replace(_ path: String, with bytes: [UInt8]) throws(Failure) {
+    /// Replaces `path` with `bytes`; a new file gets `mode` (0600 for secrets).
+    public static func replace(_ path: String, with bytes: [UInt8], mode: mode_t = 0o644) throws(Failure) {
         let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard fd >= 0 else { throw failure("open", temporary) }
         var ok = bytes.withUnsafeBytes { buffer -> Bool in
             var offset = 0

@@ -41,7 +41,7 @@ public struct RedisIdempotencyStoreFactory: IdempotencyStoreFactory {
 /// A reservation expires on its own after `reservationMilliseconds`, so a replica that dies
 /// mid-delivery does not block the provider's retries for the whole TTL.
 public final class RedisIdempotencyStore: IdempotencyStore {
-    private let client: RedisClient
+    let client: RedisClient
     private let ttlMilliseconds: Int
     private let reservationMilliseconds: Int
     private let prefix: String
@@ -99,5 +99,50 @@ public final class RedisIdempotencyStore: IdempotencyStore {
     private func randomToken() -> String {
         var generator = SystemRandomNumberGenerator()
         return Hex.encode((0..<12).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+}
+
+extension RedisIdempotencyStore {
+    /// Learned secrets live beside the keys, in the same Redis: every replica sees them.
+    public var learnedSecrets: (any LearnedSecretStore)? { RedisLearnedSecretStore(client: client) }
+}
+
+/// Learned secrets in Redis: one list per source, `webhook-bridge:learned-secrets:<n>:<source>`
+/// (n the name's length, as for idempotency keys), oldest first, never expiring. A Lua
+/// script checks and adds in one step.
+struct RedisLearnedSecretStore: LearnedSecretStore {
+    let client: RedisClient
+
+    /// 0: held already; 1: added; 2: `limit` held (ARGV[2], 0 for none).
+    static let learnScript = """
+        local held = redis.call('lrange', KEYS[1], 0, -1)
+        for _, value in ipairs(held) do if value == ARGV[1] then return 0 end end
+        local limit = tonumber(ARGV[2])
+        if limit > 0 and #held >= limit then return 2 end
+        redis.call('rpush', KEYS[1], ARGV[1])
+        return 1
+        """
+
+    var location: String { "redis" }
+
+    func key(_ source: String) -> String { "webhook-bridge:learned-secrets:\(source.utf8.count):\(source)" }
+
+    func secrets(for source: String) async throws -> [String] {
+        switch try await client.execute("LRANGE", key(source), "0", "-1") {
+        case .array(let items):
+            return items.compactMap { if case .string(let bytes) = $0 { String(decoding: bytes, as: UTF8.self) } else { nil } }
+        case .error(let message): throw RedisClient.Failure(description: message)
+        case let other: throw RedisClient.Failure(description: "unexpected reply \(other)")
+        }
+    }
+
+    func learn(_ secret: String, for source: String, limit: Int?) async throws -> LearnOutcome {
+        switch try await client.execute("EVAL", Self.learnScript, "1", key(source), secret, String(limit ?? 0)) {
+        case .integer(0): return .known
+        case .integer(1): return .learned
+        case .integer(2): return .full
+        case .error(let message): throw RedisClient.Failure(description: message)
+        case let other: throw RedisClient.Failure(description: "unexpected reply \(other)")
+        }
     }
 }

@@ -8,6 +8,7 @@ import NIOCore
 import Prometheus
 import ServiceLifecycle
 import WebhookCore
+import WebhookProviders
 
 /// The wiring: builds the sinks, the idempotency store, the pipeline and the HTTP ingress
 /// from a validated config, and runs them as one service group. Start order: Redis
@@ -80,8 +81,14 @@ public struct Bridge: Sendable {
         } catch {
             throw BridgeSetupError("tracing: \(error)")
         }
+        // Secrets learned in handshakes (asana): beside the idempotency keys when the store
+        // can keep them (redis, shared by replicas), else beside the spool.
+        let learnedSecrets =
+            store.learnedSecrets ?? config.spool.map { FileLearnedSecretStore(path: $0.directory + "/learned-secrets.json") }
         let processor = WebhookProcessor(
-            config: config, sinks: sinks, store: store, spool: spool, tracing: tracing, logger: logger)
+            config: config, sinks: sinks, store: store, spool: spool,
+            services: VerificationServices(certificates: HTTPSCertificateFetcher(), learnedSecrets: learnedSecrets),
+            tracing: tracing, logger: logger)
         let tls = try config.listen.tls.map { try TLSSettings($0) }
         // Bound first: a busy admin port must not leave the main listener bound.
         var admin: AdminServer?

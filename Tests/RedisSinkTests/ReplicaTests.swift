@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 import WebhookBridge
 import WebhookCore
+import WebhookCrypto
 import WebhookEncoding
 import WebhookProviders
 
@@ -62,7 +63,8 @@ struct ReplicaTests {
         defer { for replica in replicas { replica.kill9() } }
         let body = #"{"event-data": {"id": "ev-1", "event": "delivered"}}"#
         let output = try WebhookSigner.sign(
-            scheme: "mailgun", .init(body: Array(body.utf8), secret: "key-signing", timestamp: Int64(Date().timeIntervalSince1970)))
+            scheme: "mailgun",
+            .init(body: Array(body.utf8), secret: "key-signing", timestamp: Int64(Date().timeIntervalSince1970)))
         let signed = String(decoding: try #require(output.body), as: UTF8.self)
         let json = [("Content-Type", "application/json")]
         #expect(try KeepAliveConnection(port: ports.0).post("/mg", headers: json, body: signed).status == 200)
@@ -136,4 +138,44 @@ struct ReplicaTests {
         #expect(replicaB.terminate() == 0)
         #expect(replicaA.terminate() == 0)
     }
+
+    @Test(
+        "asana on the redis store: a secret learned by one replica verifies on the other (which had read the store before), and a second handshake there is refused"
+    )
+    func asanaSecretAcrossReplicas() async throws {
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "idempotency": {"store": "redis", "url": "\(redis.url)"},
+             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"asana": {"path": "/asana", "verify": {"scheme": "asana"}, "sinks": ["archive"]}}}
+            """
+        let secret = "6c1a9f0e3d0b4f7e9a2b8c5d4e3f2a1b"
+        func signed(_ body: String, _ key: String) -> [(String, String)] {
+            [
+                (
+                    "X-Hook-Signature",
+                    Hex.encode(HashAlgorithm.sha256.authenticationCode(for: Array(body.utf8), using: Array(key.utf8)))
+                )
+            ]
+        }
+        let body = #"{"events":[{"action":"added","resource":{"gid":"42","resource_type":"story"}}]}"#
+        try await RunningBridge.with(config: config) { a in
+            try await RunningBridge.with(config: config) { b in
+                // b reads the store now, while it holds nothing.
+                let early = try await b.post("/asana", headers: signed(body, secret), body: body)
+                #expect(early.status == .unauthorized)
+                let handshake = try await a.post("/asana", headers: [("X-Hook-Secret", secret)], body: "")
+                #expect(handshake.status == .ok)
+                #expect(handshake.headers.first(name: "X-Hook-Secret") == secret)
+                let event = try await b.post("/asana", headers: signed(body, secret), body: body)
+                #expect(event.status == .ok, "\(event.text)")
+                #expect(try b.lines("events.jsonl").first?["type"] == .string("story.added"))
+                let second = try await b.post("/asana", headers: [("X-Hook-Secret", "other-secret-0123456789")], body: "")
+                #expect(second.status == .unauthorized)
+            }
+        }
+    }
+
 }

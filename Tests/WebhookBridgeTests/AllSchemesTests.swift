@@ -43,6 +43,7 @@ struct AllSchemesTests {
         }
         return """
             {"listen": {"host": "127.0.0.1", "port": 0},
+             "spool": {"directory": "{dir}/spool"},
              "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
              "sources": {\(entries.joined(separator: ",\n"))}}
             """

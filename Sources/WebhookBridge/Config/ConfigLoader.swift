@@ -183,6 +183,12 @@ public enum ConfigLoader {
                     pathOwners[source.path] = name
                 }
                 sources[name] = source
+                if source.scheme.learnsSecrets, idempotency.store.type != "redis", spool == nil {
+                    log.add(
+                        joinPath(path, "verify.scheme"),
+                        "\(source.scheme.name) learns its secret in a handshake and must keep it: set spool (kept in <spool.directory>/learned-secrets.json) or idempotency.store redis (shared by replicas)"
+                    )
+                }
                 if let lifetime = source.scheme.singleUseTokenLifetime, lifetime > idempotency.ttlSeconds {
                     log.warn(
                         joinPath(path, "verify.toleranceSeconds"),

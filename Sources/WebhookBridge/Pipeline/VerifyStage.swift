@@ -33,7 +33,8 @@ struct VerifyStage: Sendable {
         let verifySpan = trace.child("webhook.verify")
         verifySpan?.attributes["webhook.scheme"] = source.scheme.name
         do {
-            verified = try await source.scheme.verify(request, services: services)
+            verified = try await source.scheme.verify(
+                request, services: source.scheme.learnsSecrets ? services.for(source.name) : services)
             trace.noteVerification(verifySpan, result: "ok", keyIndex: verified.keyIndex)
         } catch {
             trace.noteVerification(verifySpan, result: error.code, keyIndex: nil, detail: error.detail)
@@ -78,6 +79,13 @@ final class SubscriptionConfirmer: Sendable {
 
     func followUp(_ followUp: HandshakeFollowUp, logger: RequestLogger) {
         switch followUp {
+        case .learnedSecret(let outcome, let location):
+            // Never the secret itself.
+            logger.warning(
+                outcome == .learned
+                    ? "learned a webhook secret in a handshake; later events are verified with it"
+                    : "a handshake repeated a secret already learned",
+                metadata: ["webhook.secret_store": "\(location)"])
         case .subscription(let url, let topic, let confirm, let caFile):
             logger.warning(
                 "sns subscription message: open the SubscribeURL to confirm, unless autoConfirm does",

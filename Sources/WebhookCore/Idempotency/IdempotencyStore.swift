@@ -34,8 +34,12 @@ public protocol IdempotencyStore: Sendable {
     func release(_ key: IdempotencyKey) async
     /// False while the store can't be reached (`/readyz`).
     var isReady: Bool { get }
+    /// Where this store keeps learned secrets when they can live beside its keys (the
+    /// `redis` store, shared by replicas); nil: not here (the memory store).
+    var learnedSecrets: (any LearnedSecretStore)? { get }
 }
 
 extension IdempotencyStore {
     public var isReady: Bool { true }
+    public var learnedSecrets: (any LearnedSecretStore)? { nil }
 }

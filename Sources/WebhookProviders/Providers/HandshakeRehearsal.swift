@@ -37,7 +37,8 @@ public struct HandshakeRehearsal: Sendable {
         { status, headers, body in
             guard status == 200 else { return "the answer is \(status), not 200" }
             guard body == expected else {
-                return "the body is \"\(String(decoding: body, as: UTF8.self))\", not \"\(String(decoding: expected, as: UTF8.self))\""
+                return
+                    "the body is \"\(String(decoding: body, as: UTF8.self))\", not \"\(String(decoding: expected, as: UTF8.self))\""
             }
             if let contentType, !(headers.first(name: "Content-Type") ?? "").hasPrefix(contentType) {
                 return "the Content-Type is \(headers.first(name: "Content-Type") ?? "missing"), not \(contentType)"

@@ -39,6 +39,8 @@ public struct Provider: Sendable {
     var secretProblem: (@Sendable (String) -> String?)?
     /// A `verify` key that, when set, makes `secrets` optional (`jwt`'s `jwksUrl`).
     var secretsOptionalWith: String?
+    /// True when `secrets` may be left out (`asana` learns its secrets).
+    var secretsOptional = false
     /// How it signs, for a provider that is a ``Recipe`` (its verifier, signer and
     /// description all come from it).
     public internal(set) var recipe: Recipe?
@@ -93,6 +95,13 @@ public struct Provider: Sendable {
     func keysFrom(_ key: String) -> Provider {
         var provider = self
         provider.secretsOptionalWith = key
+        return provider
+    }
+
+    /// The provider with `secrets` optional.
+    func withOptionalSecrets() -> Provider {
+        var provider = self
+        provider.secretsOptional = true
         return provider
     }
 

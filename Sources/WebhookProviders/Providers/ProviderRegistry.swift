@@ -31,6 +31,7 @@ public enum ProviderRegistry {
         .eventGrid,
         .sns,
         .paypal,
+        .asana,
         .trello,
         .woocommerce,
         .xero,
@@ -84,7 +85,7 @@ public enum ProviderRegistry {
         let tolerance = reader.integer("toleranceSeconds", in: 0...Int(Int32.max)) ?? provider.defaultTolerance
         // A provider whose keys can come from elsewhere (`jwt`'s `jwksUrl`) needs no secrets then.
         let secrets =
-            provider.secretsOptionalWith.map(reader.has) == true && !reader.has("secrets")
+            (provider.secretsOptional || provider.secretsOptionalWith.map(reader.has) == true) && !reader.has("secrets")
             ? [] : checkedSecrets(reader, provider: provider, log: log)
         return provider.make(VerifyConfig(scheme: scheme, secrets: secrets, tolerance: tolerance, reader: reader, log: log))
     }

@@ -43,6 +43,9 @@ public protocol WebhookScheme: Sendable {
     /// signature, for `webhook-bridge route`'s dry run; nil (the default) when the scheme
     /// reads them only while verifying.
     func unverifiedIdentity(_ request: WebhookRequest) -> (id: String?, type: String?)?
+    /// True for a scheme that learns secrets in a handshake (`asana`): it needs
+    /// ``VerificationServices/learnedSecrets``.
+    var learnsSecrets: Bool { get }
 }
 
 extension WebhookScheme {
@@ -61,6 +64,7 @@ extension WebhookScheme {
     }
     public func unsignedHandshake(_ request: WebhookRequest) -> HandshakeAnswer? { nil }
     public var singleUseTokenLifetime: Int? { nil }
+    public var learnsSecrets: Bool { false }
     public func unverifiedIdentity(_ request: WebhookRequest) -> (id: String?, type: String?)? { nil }
 
     /// 401 `signature_missing` when the request carries none of ``signatureHeaders``;
@@ -205,6 +209,9 @@ public enum HandshakeFollowUp: Sendable, Equatable {
     /// warning; with `confirm`, the bridge GETs it itself (its host already checked), trusting
     /// `caFile` too.
     case subscription(url: String, topic: String, confirm: Bool, caFile: String?)
+    /// A secret learned in a handshake (Asana's `X-Hook-Secret`) and kept at `location`
+    /// (logged at warning, never the secret): `outcome` says whether it is new.
+    case learnedSecret(outcome: LearnOutcome, location: String)
 }
 
 /// What a scheme may use while verifying, provided by the bridge: I/O the pure schemes of
@@ -212,8 +219,23 @@ public enum HandshakeFollowUp: Sendable, Equatable {
 public struct VerificationServices: Sendable {
     /// Fetches signing certificates (SNS) over HTTPS.
     public var certificates: (any CertificateFetcher)?
+    /// Where secrets learned in handshakes are kept (`asana`); nil: nowhere (such a source
+    /// answers 503).
+    public var learnedSecrets: (any LearnedSecretStore)?
+    /// The source being verified (set per request): the key of its learned secrets.
+    public var source = ""
 
-    public init(certificates: (any CertificateFetcher)? = nil) { self.certificates = certificates }
+    public init(certificates: (any CertificateFetcher)? = nil, learnedSecrets: (any LearnedSecretStore)? = nil) {
+        self.certificates = certificates
+        self.learnedSecrets = learnedSecrets
+    }
+
+    /// These services for `source`'s request.
+    public func `for`(_ source: String) -> VerificationServices {
+        var services = self
+        services.source = source
+        return services
+    }
 }
 
 /// Why a certificate could not be had. `isDefinite`: the host answered and there is no usable

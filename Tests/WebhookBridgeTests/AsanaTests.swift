@@ -1,0 +1,125 @@
+import BridgeTestSupport
+import Foundation
+import Testing
+import WebhookBridge
+import WebhookCore
+import WebhookCrypto
+import WebhookEncoding
+
+/// Asana's learned secret: the handshake's `X-Hook-Secret` echoed once it is kept, the
+/// events checked with it, its window, and its file beside the spool surviving a restart.
+/// No published vector: Asana's docs describe the handshake and the hex HMAC-SHA256 of the
+/// body, which the requests here follow (the HMAC by WebhookCrypto's OpenSSL binding).
+@Suite("Asana: a secret learned in the handshake, kept beside the spool")
+struct AsanaTests {
+    static let event =
+        #"{"events":[{"user":{"gid":"1201","resource_type":"user"},"created_at":"2026-12-04T10:00:00.000Z","action":"changed","resource":{"gid":"1209","resource_type":"task","resource_subtype":"default_task"},"parent":null,"change":{"field":"completed","action":"changed"}}]}"#
+
+    static func config(spool: String, verify: String = "") -> String {
+        """
+        {"listen": {"host": "127.0.0.1", "port": 0},
+         "spool": {"directory": "\(spool)"},
+         "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+         "sources": {"asana": {"path": "/asana", "verify": {"scheme": "asana"\(verify)}, "sinks": ["archive"]}}}
+        """
+    }
+
+    static func signed(_ body: String, secret: String) -> [(String, String)] {
+        let mac = HashAlgorithm.sha256.authenticationCode(for: Array(body.utf8), using: Array(secret.utf8))
+        return [("Content-Type", "application/json; charset=UTF-8"), ("X-Hook-Signature", Hex.encode(mac))]
+    }
+
+    static func handshake(_ bridge: RunningBridge, _ secret: String) async throws -> WebhookClient.Response {
+        try await bridge.post("/asana", headers: [("X-Hook-Secret", secret)], body: "")
+    }
+
+    @Test(
+        "the handshake is echoed once the secret is in a 0600 file; events signed with it land as task.changed, a heartbeat is not forwarded, a second handshake is refused but the first repeated is echoed; after a restart the secret still verifies"
+    )
+    func learnsAndKeeps() async throws {
+        let spool = TemporaryDirectory()
+        defer { spool.cleanup() }
+        let secret = "b537207f20cbfa02357cf448134da559e8bd39d61597dcd5631b8012eae53e81"
+        try await RunningBridge.with(config: Self.config(spool: spool.path)) { bridge in
+            // Before any handshake nothing verifies.
+            let early = try await bridge.post("/asana", headers: Self.signed(Self.event, secret: secret), body: Self.event)
+            #expect(early.status == .unauthorized)
+
+            let first = try await Self.handshake(bridge, secret)
+            #expect(first.status == .ok, "\(first.text)")
+            #expect(first.headers.first(name: "X-Hook-Secret") == secret)
+            let file = spool.file("learned-secrets.json")
+            let attributes = try FileManager.default.attributesOfItem(atPath: file)
+            #expect((attributes[.posixPermissions] as? Int) == 0o600)
+            #expect(
+                try JSONParser.parse(Array(Data(contentsOf: URL(fileURLWithPath: file))))["asana"] == .array([.string(secret)]))
+
+            let event = try await bridge.post("/asana", headers: Self.signed(Self.event, secret: secret), body: Self.event)
+            #expect(event.status == .ok, "\(event.text)")
+            let heartbeat = #"{"events":[]}"#
+            let beat = try await bridge.post("/asana", headers: Self.signed(heartbeat, secret: secret), body: heartbeat)
+            #expect(beat.status == .ok)
+            let forged = try await bridge.post(
+                "/asana", headers: Self.signed(Self.event + " ", secret: "guess"), body: Self.event + " ")
+            #expect(forged.json == .object([("error", .string("signature_invalid"))]))
+
+            let second = try await Self.handshake(bridge, "another-secret-0123456789")
+            #expect(second.status == .unauthorized)
+            #expect(second.headers.first(name: "X-Hook-Secret") == nil)
+            let repeated = try await Self.handshake(bridge, secret)
+            #expect(repeated.status == .ok)
+            #expect(repeated.headers.first(name: "X-Hook-Secret") == secret)
+
+            let lines = try bridge.lines("events.jsonl")
+            #expect(lines.count == 1)
+            #expect(lines.first?["type"] == .string("task.changed"))
+            #expect(lines.first?["webhookscheme"] == .string("asana"))
+        }
+        // A new process on the same spool: the secret is still there, and the window still shut.
+        try await RunningBridge.with(config: Self.config(spool: spool.path)) { bridge in
+            let body = Self.event.replacingOccurrences(of: "1209", with: "1210")
+            let event = try await bridge.post("/asana", headers: Self.signed(body, secret: secret), body: body)
+            #expect(event.status == .ok, "\(event.text)")
+            let second = try await Self.handshake(bridge, "another-secret-0123456789")
+            #expect(second.status == .unauthorized)
+        }
+    }
+
+    @Test("acceptHandshakeUntil in the past refuses the first handshake; acceptHandshakes 2 takes two secrets, both verify")
+    func windows() async throws {
+        let spool = TemporaryDirectory()
+        defer { spool.cleanup() }
+        try await RunningBridge.with(
+            config: Self.config(spool: spool.path, verify: #", "acceptHandshakeUntil": "2026-01-01T00:00:00Z""#)
+        ) { bridge in
+            let late = try await Self.handshake(bridge, "late-secret-0123456789")
+            #expect(late.json == .object([("error", .string("signature_invalid"))]))
+            #expect(!FileManager.default.fileExists(atPath: spool.file("learned-secrets.json")))
+        }
+        try await RunningBridge.with(config: Self.config(spool: spool.path, verify: #", "acceptHandshakes": 2"#)) {
+            bridge throws in
+            for secret in ["first-secret-0123456789", "second-secret-0123456789"] {
+                #expect(try await Self.handshake(bridge, secret).status == .ok)
+            }
+            #expect(try await Self.handshake(bridge, "third-secret-0123456789").status == .unauthorized)
+            for (index, secret) in ["first-secret-0123456789", "second-secret-0123456789"].enumerated() {
+                let body = Self.event.replacingOccurrences(of: "1209", with: "13\(index)")
+                #expect(try await bridge.post("/asana", headers: Self.signed(body, secret: secret), body: body).status == .ok)
+            }
+        }
+    }
+
+    @Test("an asana source needs somewhere to keep its secret: without a spool or the redis store the config names the path")
+    func needsAStore() throws {
+        let text = """
+            {"sinks": {"a": {"type": "file", "path": "./x.jsonl"}},
+             "sources": {"asana": {"path": "/asana", "verify": {"scheme": "asana"}, "sinks": ["a"]}}}
+            """
+        #expect(throws: ConfigError.self) { try Bridge.loadConfig(Array(text.utf8), environment: [:]) }
+        do {
+            _ = try Bridge.loadConfig(Array(text.utf8), environment: [:])
+        } catch {
+            #expect(error.problems.contains { $0.description.hasPrefix("sources.asana.verify.scheme: asana learns its secret") })
+        }
+    }
+}
