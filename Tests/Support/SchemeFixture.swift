@@ -60,12 +60,16 @@ public struct SchemeFixture: Sendable {
     /// Schemes that sign a timestamp and refuse one outside the tolerance.
     public static let timestamped: Set<String> = [
         "stripe", "standard-webhooks", "svix", "clerk", "resend", "slack", "paddle", "zoom", "sendgrid", "discord", "linear",
-        "box", "calendly", "hubspot", "mux", "twitch", "zendesk", "jwt", "vonage", "monday", "netlify",
+        "box", "calendly", "hubspot", "mux", "twitch", "zendesk", "jwt", "vonage", "monday", "netlify", "customerio", "workos",
+        "persona", "frameio",
     ]
 
     /// Schemes whose secret travels as it is (a token) rather than signing the body.
     /// (monday.com's signed token covers no body either.)
-    public static let tokenSchemes: Set<String> = ["gitlab", "basic", "okta", "telegram", "token", "monday"]
+    public static let tokenSchemes: Set<String> = [
+        "gitlab", "basic", "okta", "telegram", "token", "monday", "alertmanager", "cloudflare", "flutterwave", "auth0",
+        "azure-devops", "chargebee", "postmark", "pipedrive",
+    ]
 
     public static func specials() -> [SchemeFixture] {
         let sendgrid = P256PrivateKey()
@@ -129,7 +133,7 @@ public struct SchemeFixture: Sendable {
     public func verifier() throws -> any WebhookScheme {
         let publicUrl = url.map { #", "publicUrl": "\#($0)""# } ?? ""
         let text = """
-            {"sinks": {"a": {"type": "file", "path": "x"}},
+            {"sinks": {"a": {"type": "file", "path": "x"}}, "spool": {"directory": "spool"},
              "sources": {"s": {"path": "/s", "sinks": ["a"],
                                "verify": {"scheme": "\(scheme)", "secrets": ["\(verifySecret)"]\(publicUrl)\(extra)}}}}
             """

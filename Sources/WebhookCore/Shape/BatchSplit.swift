@@ -14,8 +14,14 @@ public struct BatchSplit: Sendable, Equatable {
     public var typePointers: [String]
     /// The preset's name, for messages; nil when configured.
     public var preset: String?
+    /// A preset's pointer whose value, when present, follows the type after a `.`
+    /// (GoCardless's `resource_type` + `.` + `action`: `mandates.created`).
+    public var typeSuffixPointer: String?
 
-    public init(pointer: String, idPointers: [String], typePointers: [String], preset: String? = nil) {
+    public init(
+        pointer: String, idPointers: [String], typePointers: [String], preset: String? = nil, typeSuffixPointer: String? = nil
+    ) {
+        self.typeSuffixPointer = typeSuffixPointer
         self.pointer = pointer
         self.idPointers = idPointers
         self.typePointers = typePointers
@@ -30,6 +36,9 @@ public struct BatchSplit: Sendable, Equatable {
             pointer: "/value", idPointers: [], typePointers: ["/changeType", "/lifecycleEvent"], preset: "microsoft-graph"),
         "sendgrid": BatchSplit(pointer: "", idPointers: ["/sg_event_id"], typePointers: ["/event"], preset: "sendgrid"),
         "hubspot": BatchSplit(pointer: "", idPointers: ["/eventId"], typePointers: ["/subscriptionType"], preset: "hubspot"),
+        "gocardless": BatchSplit(
+            pointer: "/events", idPointers: ["/id"], typePointers: ["/resource_type"], preset: "gocardless",
+            typeSuffixPointer: "/action"),
     ]
 
     /// The elements of `body`, or nil when it holds no array at ``pointer`` (the body is then
@@ -50,7 +59,11 @@ public struct BatchSplit: Sendable, Equatable {
     /// An element's type, when one of ``typePointers`` gives one.
     public func type(of element: JSONValue) -> String? {
         for pointer in typePointers {
-            if let type = element.value(atPointer: pointer)?.scalarText, !type.isEmpty { return type }
+            if let type = element.value(atPointer: pointer)?.scalarText, !type.isEmpty {
+                guard let suffix = typeSuffixPointer.flatMap({ element.value(atPointer: $0)?.scalarText }), !suffix.isEmpty
+                else { return type }
+                return type + "." + suffix
+            }
         }
         return nil
     }
@@ -58,7 +71,9 @@ public struct BatchSplit: Sendable, Equatable {
     /// `pointer`, the id's and the type's, for `check-config`.
     public var summary: String {
         let id = idPointers.isEmpty ? "hash" : idPointers.joined(separator: " or ")
-        let type = typePointers.isEmpty ? "the scheme's" : typePointers.joined(separator: " or ")
+        let type =
+            typePointers.isEmpty
+            ? "the scheme's" : typePointers.joined(separator: " or ") + (typeSuffixPointer.map { " + . + \($0)" } ?? "")
         let name = preset.map { "\($0) preset: " } ?? ""
         return "\(name)elements at \"\(pointer)\", id \(id), type \(type)"
     }

@@ -40,6 +40,9 @@ public struct Recipe: Sendable {
     /// `sign` sends them, so a request it makes passes the provider's SDK (Shopify's refuse
     /// one without `X-Shopify-Shop-Domain`).
     public var exampleHeaders: [(name: String, value: String)] = []
+    /// A header the provider sends with the time of sending (UNIX seconds) but does not
+    /// sign (Sentry's `Sentry-Hook-Timestamp`): not read by the bridge, filled by `sign`.
+    public var sentAtHeader: String?
 
     public init(header: String) { self.header = header }
 
@@ -50,9 +53,10 @@ public struct Recipe: Sendable {
         timestampFormat: TimestampFormat = .unixSeconds, signing signedContent: SignedContent = .bodyOnly,
         id: FieldSource = FieldSource(), type: FieldSource = FieldSource(),
         constantHeaders: [(name: String, value: String)] = [], deliveryHeader: String? = nil,
-        exampleHeaders: [(name: String, value: String)] = []
+        exampleHeaders: [(name: String, value: String)] = [], sentAtHeader: String? = nil
     ) {
         self.exampleHeaders = exampleHeaders
+        self.sentAtHeader = sentAtHeader
         self.constantHeaders = constantHeaders
         self.deliveryHeader = deliveryHeader
         self.header = header
@@ -78,7 +82,7 @@ public struct Recipe: Sendable {
 
     public enum SignatureEncoding: String, Sendable, CaseIterable { case hex, base64 }
 
-    public enum TimestampFormat: Sendable { case unixSeconds, rfc3339 }
+    public enum TimestampFormat: Sendable { case unixSeconds, unixMilliseconds, rfc3339 }
 
     /// `t=T,v1=S[,v1=S2]`: the item separator and the keys of the timestamp and signatures.
     public struct Items: Sendable {
@@ -279,7 +283,11 @@ extension Recipe {
     /// The headers the provider would send for `request`.
     func sign(_ request: SigningRequest) -> [(String, String)] {
         let timestamp =
-            timestampFormat == .rfc3339 ? Timestamp(secondsSince1970: request.input.timestamp).rfc3339 : request.timestamp
+            switch timestampFormat {
+            case .unixSeconds: request.timestamp
+            case .unixMilliseconds: String(request.input.timestamp * 1000)
+            case .rfc3339: Timestamp(secondsSince1970: request.input.timestamp).rfc3339
+            }
         var headers: [(String, String)]
         switch proof {
         case .token:
@@ -301,6 +309,7 @@ extension Recipe {
         if let deliveryHeader { headers.append((deliveryHeader, request.id)) }
         headers += constantHeaders.map { ($0.name, $0.value) }
         headers += exampleHeaders.map { ($0.name, $0.value) }
+        if let sentAtHeader { headers.append((sentAtHeader, request.timestamp)) }
         return headers
     }
 
@@ -325,10 +334,16 @@ extension Recipe {
                 text = "\(named): \(prefix.isEmpty ? "" : prefix + " ")\(mac)"
                 if listSeparator != nil { text += " (several \(prefix.isEmpty ? "" : prefix + " ")values allowed)" }
             }
+            let unit =
+                switch timestampFormat {
+                case .unixSeconds: ""
+                case .unixMilliseconds: " (milliseconds)"
+                case .rfc3339: " (RFC 3339)"
+                }
             if let timestampHeader {
-                text += "; T = \(timestampHeader)\(timestampFormat == .rfc3339 ? " (RFC 3339)" : "") within tolerance"
+                text += "; T = \(timestampHeader)\(unit) within tolerance"
             } else if items != nil {
-                text += "; T within tolerance"
+                text += "; T\(unit) within tolerance"
             }
             if !constantHeaders.isEmpty {
                 text += "; " + constantHeaders.map { "\($0.name), when sent, \($0.value)" }.joined(separator: ", ")

@@ -38,8 +38,39 @@ public final class AsanaScheme: WebhookScheme {
     public var signatureHeaders: [String] { [Self.signatureHeader, Self.secretHeader] }
     public var learnsSecrets: Bool { true }
 
+    /// Without the bridge's store: the configured `secrets` only (a handshake can't be kept).
     public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
-        throw .unavailable("asana needs the bridge's store of learned secrets")
+        guard !request.headers.contains(name: Self.secretHeader) else {
+            throw .unavailable("an asana handshake needs the bridge's store of learned secrets")
+        }
+        let signature = try Self.signature(request)
+        let keyring = HMACKeyring(secrets: configured)
+        guard let index = keyring.firstMatch(.sha256, [.bytes(request.body)], candidates: [signature]) else {
+            throw .invalid("\(Self.signatureHeader) matches none of \(configured.count) configured secrets")
+        }
+        return Self.event(request, keyIndex: index)
+    }
+
+    static func signature(_ request: WebhookRequest) throws(VerificationFailure) -> [UInt8] {
+        guard let header = request.headers.first(name: signatureHeader), !header.isEmpty else {
+            throw .missing("\(signatureHeader) is missing")
+        }
+        guard let signature = Hex.decode(header.trimmingSpaces) else { throw .invalid("\(signatureHeader) is not hex") }
+        return signature
+    }
+
+    /// A verified request's event: a heartbeat (no events) is answered and not forwarded.
+    static func event(_ request: WebhookRequest, keyIndex index: Int) -> VerifiedWebhook {
+        guard case .array(let events)? = request.bodyJSON?["events"] else {
+            return VerifiedWebhook(id: nil, type: "asana", keyIndex: index)
+        }
+        guard let first = events.first else {
+            return VerifiedWebhook(id: nil, type: "heartbeat", keyIndex: index, handshake: .empty)
+        }
+        let resource = first["resource"]?["resource_type"]?.scalarText
+        let action = first["action"]?.scalarText
+        let type = [resource, action].compactMap { $0 }.joined(separator: ".")
+        return VerifiedWebhook(id: nil, type: type.isEmpty ? "asana" : type, keyIndex: index)
     }
 
     public func verify(_ request: WebhookRequest, services: VerificationServices) async throws(VerificationFailure)
@@ -49,10 +80,7 @@ public final class AsanaScheme: WebhookScheme {
         if let offered = request.headers.first(name: Self.secretHeader) {
             return try await handshake(offered, at: request.receivedAt, store: store, source: services.source)
         }
-        guard let header = request.headers.first(name: Self.signatureHeader), !header.isEmpty else {
-            throw .missing("\(Self.signatureHeader) is missing")
-        }
-        guard let signature = Hex.decode(header.trimmingSpaces) else { throw .invalid("\(Self.signatureHeader) is not hex") }
+        let signature = try Self.signature(request)
         let parts: [SignedPart] = [.bytes(request.body)]
         var keyring = try await keyring(store: store, source: services.source, reload: false)
         var index = keyring.firstMatch(.sha256, parts, candidates: [signature])
@@ -64,16 +92,7 @@ public final class AsanaScheme: WebhookScheme {
         guard let index else {
             throw .invalid("\(Self.signatureHeader) matches none of \(keyring.keys.count) secrets (configured and learned)")
         }
-        guard case .array(let events)? = request.bodyJSON?["events"] else {
-            return VerifiedWebhook(id: nil, type: "asana", keyIndex: index)
-        }
-        guard let first = events.first else {
-            return VerifiedWebhook(id: nil, type: "heartbeat", keyIndex: index, handshake: .empty)
-        }
-        let resource = first["resource"]?["resource_type"]?.scalarText
-        let action = first["action"]?.scalarText
-        let type = [resource, action].compactMap { $0 }.joined(separator: ".")
-        return VerifiedWebhook(id: nil, type: type.isEmpty ? "asana" : type, keyIndex: index)
+        return Self.event(request, keyIndex: index)
     }
 
     /// Echoes `offered` once it is kept; refused outside the source's window unless held.

@@ -36,5 +36,9 @@ extension Provider {
         name: "linear", signature: "Linear-Signature: hex HMAC-SHA256 of the body; body webhookTimestamp (ms) within tolerance",
         id: "Linear-Delivery", type: "body type",
         make: { config in config.secrets.map { LinearScheme(secrets: $0, toleranceSeconds: config.tolerance) } },
-        signHeaders: { request in [("Linear-Signature", Hex.encode(request.mac())), ("Linear-Delivery", request.id)] })
+        signHeaders: { request in
+            // Linear also sends the body's type as Linear-Event.
+            [("Linear-Signature", Hex.encode(request.mac())), ("Linear-Delivery", request.id)]
+                + request.typed("Linear-Event")
+        })
 }

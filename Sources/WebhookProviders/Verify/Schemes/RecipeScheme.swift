@@ -76,7 +76,9 @@ public struct RecipeScheme: WebhookScheme {
         var timestampField = recipe.timestampHeader ?? ""
         if let items = recipe.items {
             guard let header = request.headers.first(name: recipe.header) else { throw .missing("\(recipe.header) is missing") }
-            for item in header.split(separator: items.separator) {
+            // Also split at spaces: WorkOS writes `t=T, v1=S`, Persona puts one `t=…,v1=…` set
+            // per secret being rotated, separated by a space.
+            for item in header.split(whereSeparator: { $0 == items.separator || $0 == " " }) {
                 let pair = item.split(separator: "=", maxSplits: 1)
                 guard pair.count == 2 else { continue }
                 let key = pair[0].trimmingSpaces
@@ -134,6 +136,12 @@ public struct RecipeScheme: WebhookScheme {
             switch recipe.timestampFormat {
             case .unixSeconds:
                 try checkTimestamp(timestamp, header: timestampField, tolerance: tolerance, now: request.receivedAt)
+            case .unixMilliseconds:
+                guard let text = timestamp, !text.isEmpty else { throw .missing("\(timestampField) is missing") }
+                guard let milliseconds = Int64(text.trimmingSpaces) else {
+                    throw .invalid("\(timestampField) is not a UNIX time in milliseconds")
+                }
+                try checkAge(of: milliseconds / 1000, field: timestampField, tolerance: tolerance, now: request.receivedAt)
             case .rfc3339:
                 guard let sent = timestamp.flatMap(Timestamp.init(rfc3339:)) else {
                     throw .invalid("\(timestampField) is not an RFC 3339 time")

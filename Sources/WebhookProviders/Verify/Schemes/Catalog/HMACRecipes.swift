@@ -76,7 +76,9 @@ extension Provider {
         "razorpay", Recipe("X-Razorpay-Signature", id: .header("X-Razorpay-Event-Id"), type: .pointer("/event")))
 
     /// Lemon Squeezy: `X-Signature: <hex>`.
-    static let lemonsqueezy = recipe("lemonsqueezy", Recipe("X-Signature", type: .pointer("/meta/event_name")))
+    /// Lemon Squeezy also sends the event's name as `X-Event-Name`.
+    static let lemonsqueezy = recipe(
+        "lemonsqueezy", Recipe("X-Signature", type: FieldSource([.header("X-Event-Name"), .pointer("/meta/event_name")])))
 
     /// Webex: `X-Spark-Signature: <hex HMAC-SHA1>`; type `resource.event` from the body.
     static let webex = recipe(
@@ -92,12 +94,13 @@ extension Provider {
             ])))
 
     /// DocuSign Connect: any of `X-DocuSign-Signature-1`, `-2`, … (one per HMAC key
-    /// configured in DocuSign, up to 100) holding the base64 HMAC-SHA256 of the body.
+    /// configured in DocuSign, up to 100) holding the base64 HMAC-SHA256 of the body, with
+    /// `X-Authorization-Digest: HMACSHA256`.
     static let docusign = recipe(
         "docusign",
         Recipe(
             "X-DocuSign-Signature-1", extraHeaders: (2...100).map { "X-DocuSign-Signature-\($0)" }, .hmac(.sha256, .base64),
-            type: .pointer("/event")))
+            type: .pointer("/event"), constantHeaders: [("X-Authorization-Digest", "HMACSHA256")]))
 
     /// PagerDuty (v3 webhooks): `X-PagerDuty-Signature: v1=<hex>[,v1=<hex>…]` (one per
     /// secret being rotated); id `X-Webhook-Id`, type body `event.event_type`.

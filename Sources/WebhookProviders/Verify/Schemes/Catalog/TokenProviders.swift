@@ -5,7 +5,7 @@ import WebhookCore
 /// HTTP Basic authentication: `Authorization: Basic base64(user:password)` where `user:password`
 /// equals one of the secrets. A 401 carries `WWW-Authenticate: Basic realm="webhook-bridge"`.
 struct BasicAuthScheme: WebhookScheme {
-    let name = "basic"
+    var name = "basic"
     let tokens: SecretTokens
     let id: FieldSource
     let type: FieldSource
@@ -67,26 +67,33 @@ extension Provider {
             ])))
 
     /// HTTP Basic authentication; each secret is `user:password`.
-    static let basic = Provider(
-        name: "basic",
-        signature: "Authorization: Basic credentials whose user:password equals a secret (401 with WWW-Authenticate: Basic)",
-        id: "idHeader / idPointer, else hash", type: "typeHeader / typePointer, else webhook",
-        keys: ["idHeader", "idPointer", "typeHeader", "typePointer"],
-        make: { config in
-            guard let places = FieldSource.readPlaces(config.reader, id: .none, type: .none), let secrets = config.secrets
-            else { return nil }
-            return BasicAuthScheme(tokens: SecretTokens(secrets), id: places.id, type: places.type)
-        },
-        signHeaders: { request in [("Authorization", "Basic " + Base64.encode(Array(request.secret.utf8)))] }
-    )
-    .checkingSecrets { secret in
-        // RFC 7617: the user id ends at the first colon; the password may hold more.
-        guard let colon = secret.firstIndex(of: ":") else { return nil }
-        let user = secret[..<colon]
-        let password = secret[secret.index(after: colon)...]
-        guard !user.allSatisfy(\.isWhitespace), !password.allSatisfy(\.isWhitespace) else {
-            return "user:password with an empty user or password (are the variables it is made of set?)"
+    static let basic = basicPreset("basic")
+
+    /// A provider that authenticates with HTTP Basic credentials (Azure DevOps, Chargebee,
+    /// Postmark, Pipedrive): `basic` with the provider's id and type.
+    static func basicPreset(_ name: String, id: FieldSource = .none, type: FieldSource = .none) -> Provider {
+        Provider(
+            name: name,
+            signature: "Authorization: Basic credentials whose user:password equals a secret (401 with WWW-Authenticate: Basic)",
+            id: id.places.isEmpty ? "idHeader / idPointer, else hash" : id.summary,
+            type: type.places.isEmpty ? "typeHeader / typePointer, else webhook" : type.summary,
+            keys: ["idHeader", "idPointer", "typeHeader", "typePointer"],
+            make: { config in
+                guard let places = FieldSource.readPlaces(config.reader, id: id, type: type), let secrets = config.secrets
+                else { return nil }
+                return BasicAuthScheme(name: name, tokens: SecretTokens(secrets), id: places.id, type: places.type)
+            },
+            signHeaders: { request in [("Authorization", "Basic " + Base64.encode(Array(request.secret.utf8)))] }
+        )
+        .checkingSecrets { secret in
+            // RFC 7617: the user id ends at the first colon; the password may hold more.
+            guard let colon = secret.firstIndex(of: ":") else { return nil }
+            let user = secret[..<colon]
+            let password = secret[secret.index(after: colon)...]
+            guard !user.allSatisfy(\.isWhitespace), !password.allSatisfy(\.isWhitespace) else {
+                return "user:password with an empty user or password (are the variables it is made of set?)"
+            }
+            return nil
         }
-        return nil
     }
 }

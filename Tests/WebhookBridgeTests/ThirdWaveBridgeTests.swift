@@ -1,0 +1,53 @@
+import BridgeTestSupport
+import Foundation
+import Testing
+import WebhookBridge
+import WebhookCore
+import WebhookEncoding
+
+/// Third-wave providers through a running bridge: GoCardless's batch split by default, and
+/// Nylas's GET challenge.
+@Suite("Catalog, third wave, over HTTP")
+struct ThirdWaveBridgeTests {
+    @Test("gocardless: gocardless-nodejs's signed fixture lands as its two events, each with its own id and resource_type.action")
+    func goCardlessSplit() async throws {
+        let body =
+            #"{"events":[{"id":"EV00BD05S5VM2T","created_at":"2018-07-05T09:13:51.404Z","resource_type":"subscriptions","action":"created","links":{"subscription":"SB0003JJQ2MR06"},"details":{"origin":"api","cause":"subscription_created","description":"Subscription created via the API."},"metadata":{}},{"id":"EV00BD05TB8K63","created_at":"2018-07-05T09:13:56.893Z","resource_type":"mandates","action":"created","links":{"mandate":"MD000AMA19XGEC"},"details":{"origin":"api","cause":"mandate_created","description":"Mandate created via the API."},"metadata":{}}]}"#
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"gc": {"path": "/gc", "verify": {"scheme": "gocardless", "secrets": ["ED7D658C-D8EB-4941-948B-3973214F2D49"]},
+                                "sinks": ["archive"]}}}
+            """
+        try await RunningBridge.with(config: config) { bridge in
+            let answer = try await bridge.post(
+                "/gc",
+                headers: [
+                    ("Content-Type", "application/json"),
+                    ("Webhook-Signature", "2693754819d3e32d7e8fcb13c729631f316c6de8dc1cf634d6527f1c07276e7e"),
+                ], body: body)
+            #expect(answer.status == .ok, "\(answer.text)")
+            #expect(answer.json?["events"] == .number("2"))
+            let lines = try bridge.lines("events.jsonl")
+            let pairs = Set(lines.map { "\($0["id"]?.scalarText ?? "") \($0["type"]?.scalarText ?? "")" })
+            #expect(pairs == ["EV00BD05S5VM2T subscriptions.created", "EV00BD05TB8K63 mandates.created"])
+        }
+    }
+
+    @Test("nylas: GET ?challenge=C is answered 200 text/plain C; a POST needs X-Nylas-Signature")
+    func nylasChallenge() async throws {
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"nylas": {"path": "/nylas", "verify": {"scheme": "nylas", "secrets": ["nylas-secret"]}, "sinks": ["archive"]}}}
+            """
+        try await RunningBridge.with(config: config) { bridge in
+            let challenge = try await bridge.get("/nylas?challenge=7b3c9f1e")
+            #expect(challenge.status == .ok)
+            #expect(challenge.text == "7b3c9f1e")
+            #expect(challenge.headers.first(name: "Content-Type")?.hasPrefix("text/plain") == true)
+            let unsigned = try await bridge.post("/nylas", headers: [("Content-Type", "application/json")], body: "{}")
+            #expect(unsigned.json == .object([("error", .string("signature_missing"))]))
+        }
+    }
+}
