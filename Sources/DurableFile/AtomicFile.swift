@@ -18,8 +18,12 @@ public enum AtomicFile {
     /// Replaces `path` with `bytes`; a new file gets `mode` (0600 for secrets).
     public static func replace(_ path: String, with bytes: [UInt8], mode: mode_t = 0o644) throws(Failure) {
         let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        // A leftover temporary file (or a link planted there) is never written through: a
+        // new file, with `mode` whatever the umask.
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
         guard fd >= 0 else { throw failure("open", temporary) }
+        _ = fchmod(fd, mode)
         var ok = bytes.withUnsafeBytes { buffer -> Bool in
             var offset = 0
             while offset < buffer.count {

@@ -113,12 +113,12 @@ extension RedisIdempotencyStore {
 struct RedisLearnedSecretStore: LearnedSecretStore {
     let client: RedisClient
 
-    /// 0: held already; 1: added; 2: `limit` held (ARGV[2], 0 for none).
+    /// 0: held already; 1: added; 2: `limit` held (ARGV[2]; -1 for no limit, 0 adds nothing).
     static let learnScript = """
         local held = redis.call('lrange', KEYS[1], 0, -1)
         for _, value in ipairs(held) do if value == ARGV[1] then return 0 end end
         local limit = tonumber(ARGV[2])
-        if limit > 0 and #held >= limit then return 2 end
+        if limit >= 0 and #held >= limit then return 2 end
         redis.call('rpush', KEYS[1], ARGV[1])
         return 1
         """
@@ -137,7 +137,7 @@ struct RedisLearnedSecretStore: LearnedSecretStore {
     }
 
     func learn(_ secret: String, for source: String, limit: Int?) async throws -> LearnOutcome {
-        switch try await client.execute("EVAL", Self.learnScript, "1", key(source), secret, String(limit ?? 0)) {
+        switch try await client.execute("EVAL", Self.learnScript, "1", key(source), secret, String(limit ?? -1)) {
         case .integer(0): return .known
         case .integer(1): return .learned
         case .integer(2): return .full

@@ -178,4 +178,37 @@ struct ReplicaTests {
         }
     }
 
+    @Test(
+        "asana on the redis store: after acceptHandshakeUntil, and with acceptHandshakes 0, no secret is taken; a held one is still echoed"
+    )
+    func asanaWindowOnRedis() async throws {
+        let redis = try RedisServer()
+        defer { redis.stop() }
+        func config(_ verify: String) -> String {
+            """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "idempotency": {"store": "redis", "url": "\(redis.url)"},
+             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"asana": {"path": "/asana", "verify": {"scheme": "asana"\(verify)}, "sinks": ["archive"]}}}
+            """
+        }
+        try await RunningBridge.with(config: config(#", "acceptHandshakeUntil": "2026-01-01T00:00:00Z""#)) { bridge in
+            let late = try await bridge.post("/asana", headers: [("X-Hook-Secret", "late-secret-0123456789")], body: "")
+            #expect(late.status == .unauthorized)
+        }
+        try await RunningBridge.with(config: config(#", "acceptHandshakes": 0"#)) { bridge in
+            let none = try await bridge.post("/asana", headers: [("X-Hook-Secret", "none-secret-0123456789")], body: "")
+            #expect(none.status == .unauthorized)
+        }
+        try await RunningBridge.with(config: config("")) { bridge in
+            let first = try await bridge.post("/asana", headers: [("X-Hook-Secret", "first-secret-0123456789")], body: "")
+            #expect(first.status == .ok)
+        }
+        try await RunningBridge.with(config: config(#", "acceptHandshakes": 0"#)) { bridge in
+            let again = try await bridge.post("/asana", headers: [("X-Hook-Secret", "first-secret-0123456789")], body: "")
+            #expect(again.status == .ok)
+            #expect(again.headers.first(name: "X-Hook-Secret") == "first-secret-0123456789")
+        }
+    }
+
 }

@@ -508,6 +508,9 @@ struct SNSTests {
                 "http://localhost/v1/notifications/certs/CERT-360caa42-test",
                 "https://localhost/v1/notifications/certs/CERT-360caa42-test?v=2",
                 "https://localhost:8443/v1/notifications/certs/CERT-360caa42-test",
+                // The allowed host, but not where PayPal keeps certificates.
+                "https://localhost/SimpleNotificationService-test.pem",
+                "https://localhost/v1/notifications/certs/",
             ] {
                 let answer = try await post(
                     try payPalHeaders(fixture, body: body("WH-6"), transmission: "t-6", certificateURL: url), body("WH-6"))

@@ -15,6 +15,9 @@ final class FileLearnedSecretStore: LearnedSecretStore {
 
     init(path: String) { self.path = path }
 
+    /// Far above what the limits let in (100 secrets of 512 bytes per source).
+    static let maximumBytes = 4 << 20
+
     var location: String { path }
 
     struct Failure: Error, CustomStringConvertible {
@@ -50,7 +53,8 @@ final class FileLearnedSecretStore: LearnedSecretStore {
     private static func load(_ held: inout [String: [String]]?, from path: String) throws -> [String: [String]] {
         if let held { return held }
         var all: [String: [String]] = [:]
-        if let bytes = AtomicFile.contents(of: path, limit: 1 << 20) {
+        if let bytes = AtomicFile.contents(of: path, limit: Self.maximumBytes + 1) {
+            guard bytes.count <= Self.maximumBytes else { throw Failure(description: "\(path) is over 4 MiB") }
             guard case .object(let members)? = try? JSONParser.parse(bytes) else {
                 throw Failure(description: "\(path) is not a JSON object of learned secrets")
             }

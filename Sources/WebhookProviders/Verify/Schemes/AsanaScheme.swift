@@ -12,7 +12,8 @@ import WebhookCore
 /// before the handshake is answered, so a restart or another replica verifies the events.
 /// A handshake is accepted only while the source allows it: until
 /// `verify.acceptHandshakeUntil` (RFC 3339) and while fewer than `verify.acceptHandshakes`
-/// secrets are held (default 1 when neither is set: the first handshake only); a secret
+/// secrets are held (default 1 when neither is set: the first handshake only; 16 with
+/// `acceptHandshakeUntil` alone); a secret
 /// already held is echoed again whenever (Asana retries a handshake it did not see
 /// answered). `secrets` (optional) are tried before the learned ones.
 ///
@@ -25,14 +26,17 @@ public final class AsanaScheme: WebhookScheme {
     static let secretHeader = "X-Hook-Secret"
     let configured: [String]
     let acceptUntil: Timestamp?
-    let acceptCount: Int?
+    let acceptCount: Int
+    /// How many secrets `acceptHandshakeUntil` alone lets in: each is one more HMAC for
+    /// every request that matches none.
+    static let untilLimit = 16
     /// The configured secrets then the learned ones (nil until first read from the store).
     private let keys = Mutex<(learned: [String], keyring: HMACKeyring)?>(nil)
 
     public init(secrets: [String], acceptUntil: Timestamp?, acceptCount: Int?) {
         self.configured = secrets
         self.acceptUntil = acceptUntil
-        self.acceptCount = acceptCount ?? (acceptUntil == nil ? 1 : nil)
+        self.acceptCount = acceptCount ?? (acceptUntil == nil ? 1 : Self.untilLimit)
     }
 
     public var signatureHeaders: [String] { [Self.signatureHeader, Self.secretHeader] }
@@ -162,7 +166,7 @@ extension Provider {
                     ok = false
                 }
             }
-            let count = config.reader.integer("acceptHandshakes", in: 0...1000)
+            let count = config.reader.integer("acceptHandshakes", in: 0...100)
             if config.reader.has("acceptHandshakes"), count == nil { ok = false }
             guard ok, let secrets = config.secrets else { return nil }
             return AsanaScheme(secrets: secrets, acceptUntil: until, acceptCount: count)

@@ -40,7 +40,8 @@ extension Provider {
         name: "dropbox", signature: "X-Dropbox-Signature: hex HMAC-SHA256 of the body, keyed with the app secret",
         handshake: "GET ?challenge=C: 200 text/plain C, X-Content-Type-Options: nosniff", id: "hash", type: "list_folder",
         make: { config in config.secrets.map { DropboxScheme(secrets: $0) } },
-        signHeaders: { request in [("X-Dropbox-Signature", Hex.encode(request.mac()))] })
+        signHeaders: { request in [("X-Dropbox-Signature", Hex.encode(request.mac()))] }
+    )
     .rehearsing(DropboxScheme.rehearsal)
 }
 

@@ -87,7 +87,8 @@ extension Provider {
             return WebhookSigner.Output(
                 headers: [("aeg-event-type", "Notification")],
                 url: url + separator + "code=" + FormParameters.encode(request.secret))
-        })
+        }
+    )
     .rehearsing(EventGridScheme.rehearsal)
 }
 

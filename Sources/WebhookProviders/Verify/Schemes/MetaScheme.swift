@@ -46,17 +46,20 @@ public struct MetaScheme: WebhookScheme {
 extension Provider {
     static let meta = Provider(
         name: "meta", signature: "X-Hub-Signature-256: sha256= hex HMAC-SHA256 of the body, keyed with the app secret",
-        handshake: "GET ?hub.mode=subscribe&hub.verify_token=V&hub.challenge=C: 200 text/plain C when V is verify.verifyToken, else 403",
+        handshake:
+            "GET ?hub.mode=subscribe&hub.verify_token=V&hub.challenge=C: 200 text/plain C when V is verify.verifyToken, else 403",
         id: "hash", type: "body object", keys: ["verifyToken"],
         make: { config in
             let token = config.reader.credential("verifyToken")
             if token == nil, !config.reader.has("verifyToken") {
-                config.log.add(config.reader.childPath("verifyToken"), "required for scheme meta (the token Meta's GET must present)")
+                config.log.add(
+                    config.reader.childPath("verifyToken"), "required for scheme meta (the token Meta's GET must present)")
             }
             guard let secrets = config.secrets, let token else { return nil }
             return MetaScheme(secrets: secrets, verifyToken: token)
         },
-        signHeaders: { request in [("X-Hub-Signature-256", "sha256=" + Hex.encode(request.mac()))] })
+        signHeaders: { request in [("X-Hub-Signature-256", "sha256=" + Hex.encode(request.mac()))] }
+    )
     .rehearsing(MetaScheme.rehearsal)
 }
 

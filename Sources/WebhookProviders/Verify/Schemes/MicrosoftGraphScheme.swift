@@ -44,14 +44,16 @@ extension Provider {
         handshake: "POST ?validationToken=T (unsigned): 200 text/plain T, URL-decoded", id: "hash",
         type: "body value[0].lifecycleEvent, else value[0].changeType",
         make: { config in config.secrets.map { MicrosoftGraphScheme(secrets: $0) } },
-        sign: nil)
+        sign: nil
+    )
     .rehearsing(MicrosoftGraphScheme.rehearsal)
 }
 
 extension MicrosoftGraphScheme {
     /// Graph's endpoint validation POST (`--secret` is not used).
     static func rehearsal(url: String, secret: String) -> HandshakeRehearsal {
-        let token = "Validation: Testing client application reachability for subscription Request-Id: "
+        let token =
+            "Validation: Testing client application reachability for subscription Request-Id: "
             + HandshakeRehearsal.challenge()
         return HandshakeRehearsal(
             method: .POST, url: HandshakeRehearsal.adding([("validationToken", token)], to: url),

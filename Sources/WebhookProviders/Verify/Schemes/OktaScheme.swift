@@ -60,7 +60,8 @@ extension Provider {
             let header = config.reader.string("header") ?? "Authorization"
             return config.secrets.map { OktaScheme(secrets: $0, header: header) }
         },
-        signHeaders: { request in [("Authorization", request.secret)] })
+        signHeaders: { request in [("Authorization", request.secret)] }
+    )
     .rehearsing(OktaScheme.rehearsal)
 }
 

@@ -1,5 +1,6 @@
 import WebhookEncoding
 import WebhookCrypto
+import Foundation
 import NIOCore
 import WebhookCore
 
@@ -11,7 +12,8 @@ import WebhookCore
 /// PayPal gave the subscription (`verify.webhookId`): a message signed for another
 /// subscription does not verify.
 ///
-/// The certificate URL must be https on port 443 with no query, its host matching
+/// The certificate URL must be https on port 443 with no query, its path under
+/// `/v1/notifications/certs/` (where PayPal serves them), its host matching
 /// `verify.certificateHost` (default `^api(-m)?(\.sandbox)?\.paypal\.com$`); it is fetched over
 /// TLS (system roots plus `verify.caFile`) and cached as `sns`'s are. Id: body `id` (the
 /// event's, the same on every retry); type: body `event_type`.
@@ -19,6 +21,7 @@ public final class PayPalScheme: WebhookScheme {
     public let name = "paypal"
     static let defaultCertificateHost = #"^api(-m)?(\.sandbox)?\.paypal\.com$"#
     static let signatureHeader = "PAYPAL-TRANSMISSION-SIG"
+    static let certificatePath = "/v1/notifications/certs/"
     let webhookID: String
     let certificateHost: String
     let caFile: String?
@@ -54,6 +57,11 @@ public final class PayPalScheme: WebhookScheme {
             throw .invalid("PAYPAL-AUTH-ALGO is \(algorithm), not SHA256withRSA")
         }
         try checkFetchURL(certificateURL, what: "PAYPAL-CERT-URL", hostPattern: certificateHost, pathSuffix: "")
+        // Only where PayPal keeps its certificates: a forged request can't make the bridge
+        // fetch (and trust a PEM at) any other path of PayPal's API hosts.
+        guard let path = URLComponents(string: certificateURL)?.path, path.hasPrefix(Self.certificatePath),
+            path.count > Self.certificatePath.count, !path.contains("..")
+        else { throw .invalid("PAYPAL-CERT-URL \(certificateURL) is not under \(Self.certificatePath)") }
         guard let signature = Base64.decode(encoded) else { throw .invalid("\(Self.signatureHeader) is not base64") }
 
         guard let fetcher = services.certificates else { throw .unavailable("no certificate fetcher") }

@@ -41,7 +41,9 @@ extension Provider {
         id: "body action.id", type: "body action.type", keys: ["publicUrl"],
         make: { config in config.withPublicURL { TrelloScheme(secrets: $0, publicURL: $1) } },
         signHeaders: { request throws(WebhookSigner.Failure) in
-            guard let url = request.input.url else { throw WebhookSigner.Failure("--url: trello signs the callback URL; give it") }
+            guard let url = request.input.url else {
+                throw WebhookSigner.Failure("--url: trello signs the callback URL; give it")
+            }
             return [("X-Trello-Webhook", Base64.encode(request.mac(.sha1, suffix: url)))]
         })
 }

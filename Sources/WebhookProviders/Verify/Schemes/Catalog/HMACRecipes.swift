@@ -76,9 +76,10 @@ extension Provider {
         "razorpay", Recipe("X-Razorpay-Signature", id: .header("X-Razorpay-Event-Id"), type: .pointer("/event")))
 
     /// Lemon Squeezy: `X-Signature: <hex>`.
-    /// Lemon Squeezy also sends the event's name as `X-Event-Name`.
+    /// Lemon Squeezy also sends the event's name as `X-Event-Name` (unsigned: the signed
+    /// body's name comes first; `sign` fills the header).
     static let lemonsqueezy = recipe(
-        "lemonsqueezy", Recipe("X-Signature", type: FieldSource([.header("X-Event-Name"), .pointer("/meta/event_name")])))
+        "lemonsqueezy", Recipe("X-Signature", type: FieldSource([.pointer("/meta/event_name"), .header("X-Event-Name")])))
 
     /// Webex: `X-Spark-Signature: <hex HMAC-SHA1>`; type `resource.event` from the body.
     static let webex = recipe(
