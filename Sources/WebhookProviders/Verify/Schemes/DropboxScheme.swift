@@ -23,10 +23,7 @@ public struct DropboxScheme: WebhookScheme {
     public var signatureHeaders: [String] { events.signatureHeaders }
     public var handshakeMethods: [HTTPMethod] { [.GET] }
 
-    public func answerHandshake(_ request: HandshakeRequest) -> HandshakeAnswer {
-        guard let challenge = request.query("challenge") else { return .invalid("challenge") }
-        return .text(challenge)
-    }
+    public func answerHandshake(_ request: HandshakeRequest) -> HandshakeAnswer { .echoingChallenge(request) }
 
     public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
         var verified = try events.verify(request)
@@ -43,6 +40,14 @@ extension Provider {
         signHeaders: { request in [("X-Dropbox-Signature", Hex.encode(request.mac()))] }
     )
     .rehearsing(DropboxScheme.rehearsal)
+}
+
+extension HandshakeAnswer {
+    /// `GET ?challenge=C` answered 200 `text/plain` C (Dropbox, Nylas); 400 without C.
+    static func echoingChallenge(_ request: HandshakeRequest) -> HandshakeAnswer {
+        guard let challenge = request.query("challenge") else { return .invalid("challenge") }
+        return .text(challenge)
+    }
 }
 
 extension DropboxScheme {

@@ -19,10 +19,7 @@ public struct NylasScheme: WebhookScheme {
     public var signatureHeaders: [String] { events.signatureHeaders }
     public var handshakeMethods: [HTTPMethod] { [.GET] }
 
-    public func answerHandshake(_ request: HandshakeRequest) -> HandshakeAnswer {
-        guard let challenge = request.query("challenge") else { return .invalid("challenge") }
-        return .text(challenge)
-    }
+    public func answerHandshake(_ request: HandshakeRequest) -> HandshakeAnswer { .echoingChallenge(request) }
 
     public func verify(_ request: WebhookRequest) throws(VerificationFailure) -> VerifiedWebhook {
         try events.verify(request)

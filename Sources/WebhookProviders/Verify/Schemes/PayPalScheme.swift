@@ -64,20 +64,8 @@ public final class PayPalScheme: WebhookScheme {
         else { throw .invalid("PAYPAL-CERT-URL \(certificateURL) is not under \(Self.certificatePath)") }
         guard let signature = Base64.decode(encoded) else { throw .invalid("\(Self.signatureHeader) is not base64") }
 
-        guard let fetcher = services.certificates else { throw .unavailable("no certificate fetcher") }
-        let der: [UInt8]
-        do {
-            der = try await cache.key(for: certificateURL, client: request.client) {
-                try await fetcher.publicKey(at: certificateURL, caFile: self.caFile)
-            }
-        } catch let failure as CertificateFetchFailure where failure.isDefinite {
-            throw .invalid("\(certificateURL): \(failure.description)")
-        } catch {
-            throw .unavailable("cannot fetch \(certificateURL): \(error)")
-        }
-        guard let key = RSAPublicKey(derRepresentation: der) else {
-            throw .invalid("\(certificateURL) does not hold an RSA key of 2048 bits or more")
-        }
+        let key = try await cache.rsaKey(
+            at: certificateURL, caFile: caFile, client: request.client, fetcher: services.certificates)
         let message = Self.signedText(transmissionID: transmissionID, time: time, webhookID: webhookID, body: request.body)
         guard key.isValidPKCS1v15Signature(signature, for: Array(message.utf8), digest: .sha256) else {
             throw .invalid("\(Self.signatureHeader) does not match the certificate at \(certificateURL) for this webhookId")

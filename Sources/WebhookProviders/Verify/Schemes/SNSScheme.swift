@@ -73,21 +73,8 @@ public final class SNSScheme: WebhookScheme {
         }
         guard let signature = Base64.decode(encoded) else { throw .invalid("Signature is not base64") }
 
-        guard let fetcher = services.certificates else { throw .unavailable("no certificate fetcher") }
-        let der: [UInt8]
-        do {
-            der = try await cache.key(for: certificateURL, client: request.client) {
-                try await fetcher.publicKey(at: certificateURL, caFile: self.caFile)
-            }
-        } catch let failure as CertificateFetchFailure where failure.isDefinite {
-            // The host answered, with no certificate there: the message is not SNS's.
-            throw .invalid("\(certificateURL): \(failure.description)")
-        } catch {
-            throw .unavailable("cannot fetch \(certificateURL): \(error)")
-        }
-        guard let key = RSAPublicKey(derRepresentation: der) else {
-            throw .invalid("\(certificateURL) does not hold an RSA key of 2048 bits or more")
-        }
+        let key = try await cache.rsaKey(
+            at: certificateURL, caFile: caFile, client: request.client, fetcher: services.certificates)
         let valid = key.isValidPKCS1v15Signature(
             signature, for: Array(stringToSign.utf8), digest: version == "1" ? .sha1 : .sha256)
         guard valid else {
@@ -239,6 +226,27 @@ final class SigningKeyCache: Sendable {
         case .key(let key): return key
         case .fetch(let task): return try await task.value
         }
+    }
+
+    /// The RSA key of the certificate at `url` (SNS's, PayPal's), fetched once: a host that
+    /// answered with nothing usable there makes the request's signature invalid (401); a
+    /// fetch that may work later, unavailable (503).
+    func rsaKey(at url: String, caFile: String?, client: String?, fetcher: (any CertificateFetcher)?)
+        async throws(VerificationFailure) -> RSAPublicKey
+    {
+        guard let fetcher else { throw .unavailable("no certificate fetcher") }
+        let der: [UInt8]
+        do {
+            der = try await key(for: url, client: client) { try await fetcher.publicKey(at: url, caFile: caFile) }
+        } catch let failure as CertificateFetchFailure where failure.isDefinite {
+            throw .invalid("\(url): \(failure.description)")
+        } catch {
+            throw .unavailable("cannot fetch \(url): \(error)")
+        }
+        guard let key = RSAPublicKey(derRepresentation: der) else {
+            throw .invalid("\(url) does not hold an RSA key of 2048 bits or more")
+        }
+        return key
     }
 
     /// A fetch ended: uncounted, and its URL settled among the keys or the failures.
