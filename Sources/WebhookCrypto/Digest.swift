@@ -111,22 +111,34 @@ public struct HashContext: Sendable {
 
     /// The digest of everything written (the context is spent).
     public consuming func finalize() -> [UInt8] {
+        let count = digestByteCount
+        let state = self.state
+        return [UInt8](unsafeUninitializedCapacity: count) { buffer, written in
+            Self.final(state, into: buffer.baseAddress!)
+            written = count
+        }
+    }
+
+    /// Writes the digest to `output`, which holds at least its length (the context is
+    /// spent): no array is made.
+    public consuming func finalize(into output: UnsafeMutableRawPointer) {
+        Self.final(state, into: output.assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// The length of the digest `finalize` makes.
+    public var digestByteCount: Int {
         switch state {
-        case .sha1(var context):
-            return [UInt8](unsafeUninitializedCapacity: 20) { buffer, count in
-                SHA1_Final(buffer.baseAddress, &context)
-                count = 20
-            }
-        case .sha256(var context):
-            return [UInt8](unsafeUninitializedCapacity: 32) { buffer, count in
-                SHA256_Final(buffer.baseAddress, &context)
-                count = 32
-            }
-        case .sha512(var context):
-            return [UInt8](unsafeUninitializedCapacity: 64) { buffer, count in
-                SHA512_Final(buffer.baseAddress, &context)
-                count = 64
-            }
+        case .sha1: 20
+        case .sha256: 32
+        case .sha512: 64
+        }
+    }
+
+    private static func final(_ state: State, into output: UnsafeMutablePointer<UInt8>) {
+        switch state {
+        case .sha1(var context): SHA1_Final(output, &context)
+        case .sha256(var context): SHA256_Final(output, &context)
+        case .sha512(var context): SHA512_Final(output, &context)
         }
     }
 }
@@ -137,4 +149,18 @@ public func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     guard a.count == b.count else { return false }
     guard !a.isEmpty else { return true }
     return a.withUnsafeBytes { a in b.withUnsafeBytes { b in CRYPTO_memcmp(a.baseAddress, b.baseAddress, a.count) == 0 } }
+}
+
+/// The same for bytes in a buffer (a code computed on the stack) and an array.
+public func constantTimeEquals(_ a: UnsafeRawBufferPointer, _ b: [UInt8]) -> Bool {
+    guard a.count == b.count else { return false }
+    guard !a.isEmpty else { return true }
+    return b.withUnsafeBytes { b in CRYPTO_memcmp(a.baseAddress, b.baseAddress, a.count) == 0 }
+}
+
+/// The same for two buffers.
+public func constantTimeEquals(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+    guard a.count == b.count else { return false }
+    guard !a.isEmpty else { return true }
+    return CRYPTO_memcmp(a.baseAddress, b.baseAddress, a.count) == 0
 }

@@ -23,12 +23,24 @@ public struct PreparedHMAC: Sendable {
 
     /// The code of what `feed` writes into the context it is given.
     public func authenticationCode(_ feed: (inout HashContext) -> Void) -> [UInt8] {
-        var context = inner
-        feed(&context)
-        let innerDigest = context.finalize()
-        var outerContext = outer
-        outerContext.update(innerDigest)
-        return outerContext.finalize()
+        withAuthenticationCode(feed) { Array($0) }
+    }
+
+    /// Gives `body` the code of what `feed` writes, in a buffer that lives only for the call:
+    /// no array is made (the inner digest stays on the stack too).
+    public func withAuthenticationCode<Result>(
+        _ feed: (inout HashContext) -> Void, _ body: (UnsafeRawBufferPointer) -> Result
+    ) -> Result {
+        let count = algorithm.byteCount
+        return withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { buffer in
+            var context = inner
+            feed(&context)
+            context.finalize(into: buffer.baseAddress!)
+            var outerContext = outer
+            outerContext.update(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+            outerContext.finalize(into: buffer.baseAddress!)
+            return body(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+        }
     }
 
     /// The code of `bytes`.

@@ -20,17 +20,24 @@ extension JSONParser {
     }
 
     static func topLevelTexts(buffer: UnsafeBufferPointer<UInt8>, _ names: [String]) -> [String?]? {
-        var scanner = Scanner(cursor: Cursor(bytes: buffer))
-        do {
-            return try scanner.document(wanted: names)
-        } catch {
-            switch error {
-            case .invalid:
-                return nil
-            case .undecided:
-                guard let value = try? parse(buffer: buffer) else { return nil }
-                return names.map { value[$0]?.scalarText }
+        // The member names' stack lives on this call's stack: no allocation for the scan.
+        let scanned = withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: Scanner.nameCapacity) {
+            storage -> Result<[String?], ScanStop> in
+            var scanner = Scanner(cursor: Cursor(bytes: buffer), names: storage)
+            do throws(ScanStop) {
+                return .success(try scanner.document(wanted: names))
+            } catch {
+                return .failure(error)
             }
+        }
+        switch scanned {
+        case .success(let texts):
+            return texts
+        case .failure(.invalid):
+            return nil
+        case .failure(.undecided):
+            guard let value = try? parse(buffer: buffer) else { return nil }
+            return names.map { value[$0]?.scalarText }
         }
     }
 
@@ -43,14 +50,18 @@ extension JSONParser {
     /// Moves a ``Cursor`` over a document, checking it the way the parser does.
     struct Scanner {
         var cursor: Cursor
-        /// Member names of the objects being scanned, outermost first.
-        private var names: [Range<Int>] = []
+        /// Member names of the objects being scanned, outermost first: `names[..<nameCount]`
+        /// of a buffer the caller owns.
+        private let names: UnsafeMutableBufferPointer<Range<Int>>
+        private var nameCount = 0
         static let maximumNamesChecked = 32
+        /// Names held at once, over every open object; a document needing more is left to
+        /// the parser (`undecided`).
+        static let nameCapacity = 128
 
-        init(cursor: Cursor) {
+        init(cursor: Cursor, names: UnsafeMutableBufferPointer<Range<Int>>) {
             self.cursor = cursor
-            // One allocation for the usual document, instead of one per doubling.
-            names.reserveCapacity(Self.maximumNamesChecked)
+            self.names = names
         }
 
         private var bytes: UnsafeBufferPointer<UInt8> { cursor.bytes }
@@ -128,8 +139,8 @@ extension JSONParser {
             depth: Int, member: (inout Scanner, Range<Int>) throws(ScanStop) -> Bool
         ) throws(ScanStop) {
             cursor.index += 1
-            let first = names.count
-            defer { names.removeSubrange(first...) }
+            let first = nameCount
+            defer { nameCount = first }
             cursor.skipWhitespace()
             if cursor.current == UInt8(ascii: "}") {
                 cursor.index += 1
@@ -171,13 +182,14 @@ extension JSONParser {
             }
             let name = start..<index
             cursor.index = index + 1
-            guard names.count - first < Self.maximumNamesChecked else { throw .undecided }
-            for earlier in names[first...] where earlier.count == name.count {
+            guard nameCount - first < Self.maximumNamesChecked, nameCount < names.count else { throw .undecided }
+            for earlier in names[first..<nameCount] where earlier.count == name.count {
                 if memcmp(bytes.baseAddress! + earlier.lowerBound, bytes.baseAddress! + name.lowerBound, name.count) == 0 {
                     throw .invalid
                 }
             }
-            names.append(name)
+            names.initializeElement(at: nameCount, to: name)
+            nameCount += 1
             return name
         }
 

@@ -86,6 +86,22 @@ struct JSONScanTests {
         }
     }
 
+    @Test("more member names open at once than the scan holds (nested objects of 30 each) fall back to the parser and still agree")
+    func manyOpenNames() {
+        func object(_ level: Int, duplicate: Bool) -> String {
+            var members = (0..<30).map { #""n\#($0)":\#($0)"# }
+            if level == 5, duplicate { members.append(#""n7":1"#) }
+            if level < 6 { members.append(#""child":"# + object(level + 1, duplicate: duplicate)) }
+            return "{" + members.joined(separator: ",") + "}"
+        }
+        for duplicate in [false, true] {
+            let text = #"{"type":"t","body":"# + object(1, duplicate: duplicate) + "}"
+            let bytes = Array(text.utf8)
+            #expect(JSONParser.topLevelTexts(bytes, Self.names) == Self.expected(bytes, Self.names))
+            #expect(JSONParser.topLevelTexts(bytes, Self.names) == (duplicate ? nil : ["t", nil, nil, nil]))
+        }
+    }
+
     @Test("nesting up to the parser's limit is accepted, one level more refused")
     func depth() {
         for depth in [JSONParser.maximumDepth, JSONParser.maximumDepth + 1] {

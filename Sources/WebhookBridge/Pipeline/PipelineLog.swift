@@ -70,11 +70,14 @@ struct RequestLogger: Sendable {
         headers.first(name: "X-Request-Id").map { LoggedValue.bounded($0, bytes: 128) } ?? "\(Self.processPrefix)-\(number)"
     }
 
+    /// `metadata` is only built when the line is written (a debug line on every request
+    /// must cost nothing at the usual levels).
     func log(
-        level: Logger.Level, _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:],
+        level: Logger.Level, _ message: @autoclosure () -> Logger.Message,
+        metadata: @autoclosure () -> Logger.Metadata = [:],
         file: String = #fileID, function: String = #function, line: UInt = #line
     ) {
-        logger.log(level: level, message(), metadata: withContext(metadata), file: file, function: function, line: line)
+        logger.log(level: level, message(), metadata: withContext(metadata()), file: file, function: function, line: line)
     }
 
     /// The line's metadata with the request's context; every value bounded (see
@@ -88,23 +91,23 @@ struct RequestLogger: Sendable {
     }
 
     func info(
-        _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:],
+        _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
         file: String = #fileID, function: String = #function, line: UInt = #line
     ) {
-        log(level: .info, message(), metadata: metadata, file: file, function: function, line: line)
+        log(level: .info, message(), metadata: metadata(), file: file, function: function, line: line)
     }
 
     func warning(
-        _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:],
+        _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
         file: String = #fileID, function: String = #function, line: UInt = #line
     ) {
-        log(level: .warning, message(), metadata: metadata, file: file, function: function, line: line)
+        log(level: .warning, message(), metadata: metadata(), file: file, function: function, line: line)
     }
 
     func error(
-        _ message: @autoclosure () -> Logger.Message, metadata: Logger.Metadata = [:],
+        _ message: @autoclosure () -> Logger.Message, metadata: @autoclosure () -> Logger.Metadata = [:],
         file: String = #fileID, function: String = #function, line: UInt = #line
     ) {
-        log(level: .error, message(), metadata: metadata, file: file, function: function, line: line)
+        log(level: .error, message(), metadata: metadata(), file: file, function: function, line: line)
     }
 }

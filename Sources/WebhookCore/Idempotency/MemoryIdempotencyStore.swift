@@ -22,14 +22,10 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
             context.update(key.source)
             withUnsafeBytes(of: UInt8(0)) { context.update($0) }
             context.update(key.id)
-            var words = (UInt64(0), UInt64(0))
-            context.finalize().withUnsafeBytes { bytes in
-                words = (
-                    bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
-                    bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-                )
-            }
-            (high, low) = words
+            // Into four words on the stack: no array per key.
+            var words = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+            withUnsafeMutableBytes(of: &words) { context.finalize(into: $0.baseAddress!) }
+            (high, low) = (words.0, words.1)
         }
     }
 

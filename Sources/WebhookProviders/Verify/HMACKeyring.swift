@@ -14,8 +14,10 @@ public struct HMACKeyring: Sendable {
     func firstMatch(_ algorithm: HMACAlgorithm, _ parts: [SignedPart], candidates: [[UInt8]]) -> Int? {
         guard !candidates.isEmpty else { return nil }
         for (index, key) in keys.enumerated() {
-            let mac = algorithm.mac(key: key, parts: parts)
-            if candidates.contains(where: { constantTimeEquals(mac, $0) }) { return index }
+            let matched = key.prepared(algorithm).withAuthenticationCode({ PreparedHMAC.feed(&$0, parts) }) { code in
+                candidates.contains { constantTimeEquals(code, $0) }
+            }
+            if matched { return index }
         }
         return nil
     }

@@ -14,24 +14,19 @@ extension HashAlgorithm {
     }
 
     /// The same with a key whose schedule is already done.
-    func mac(key: HMACKey, parts: [SignedPart]) -> [UInt8] {
-        switch self {
-        case .sha1: key.sha1.code(parts)
-        case .sha256: key.sha256.code(parts)
-        case .sha512: key.sha512.code(parts)
-        }
-    }
+    func mac(key: HMACKey, parts: [SignedPart]) -> [UInt8] { key.prepared(self).code(parts) }
 }
 
 extension PreparedHMAC {
     /// The code of the concatenation of `parts`.
-    func code(_ parts: [SignedPart]) -> [UInt8] {
-        authenticationCode { context in
-            for part in parts {
-                switch part {
-                case .text(let text): context.update(text)
-                case .bytes(let buffer): buffer.withUnsafeReadableBytes { context.update($0) }
-                }
+    func code(_ parts: [SignedPart]) -> [UInt8] { authenticationCode { Self.feed(&$0, parts) } }
+
+    /// Writes `parts` into `context`, in order.
+    static func feed(_ context: inout HashContext, _ parts: [SignedPart]) {
+        for part in parts {
+            switch part {
+            case .text(let text): context.update(text)
+            case .bytes(let buffer): buffer.withUnsafeReadableBytes { context.update($0) }
             }
         }
     }
@@ -44,6 +39,15 @@ final class HMACKey: Sendable {
     let sha1: PreparedHMAC
     let sha256: PreparedHMAC
     let sha512: PreparedHMAC
+
+    /// The prepared state for `algorithm`.
+    func prepared(_ algorithm: HMACAlgorithm) -> PreparedHMAC {
+        switch algorithm {
+        case .sha1: sha1
+        case .sha256: sha256
+        case .sha512: sha512
+        }
+    }
 
     init(_ key: [UInt8]) {
         sha1 = PreparedHMAC(key: key, algorithm: .sha1)

@@ -76,51 +76,72 @@ public struct StandardWebhooksScheme: WebhookScheme {
 
         // The MAC of "id.timestamp.body" under each symmetric key, computed when first compared.
         var macs: [[UInt8]?] = []
+        var firstMAC = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        var firstComputed = false
         var ed25519Content: [UInt8]?
         var matched: Int?
         // A hostile header could list thousands of entries; providers send one per active key.
         // Entries are found on UTF-8 bytes: String's own split walks grapheme clusters, at
         // twice the cost.
-        var rest = signatures.utf8[...]
-        var entries = 0
-        search: while entries < Self.maximumSignatures, !rest.isEmpty {
-            let end = rest.firstIndex(of: UInt8(ascii: " ")) ?? rest.endIndex
-            let entryBytes = rest[..<end]
-            rest = end == rest.endIndex ? rest[end...] : rest[rest.index(after: end)...]
-            guard !entryBytes.isEmpty else { continue }
-            entries += 1
-            let entry = Substring(entryBytes)
-            guard let comma = entryBytes.firstIndex(of: UInt8(ascii: ",")) else { continue }
-            let version = entry[..<comma]
-            guard let signature = Base64.decode(entry[entry.index(after: comma)...]) else { continue }
-            for (index, key) in keys.enumerated() {
-                switch (version, key) {
-                case ("v1", .symmetric(let secret)):
-                    if macs.isEmpty { macs = Array(repeating: nil, count: keys.count) }
-                    let mac =
-                        macs[index]
-                        ?? secret.sha256.authenticationCode { context in
+        withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { scratch in
+            var rest = signatures.utf8[...]
+            var entries = 0
+            search: while entries < Self.maximumSignatures, !rest.isEmpty {
+                let end = rest.firstIndex(of: UInt8(ascii: " ")) ?? rest.endIndex
+                let entryBytes = rest[..<end]
+                rest = end == rest.endIndex ? rest[end...] : rest[rest.index(after: end)...]
+                guard !entryBytes.isEmpty else { continue }
+                entries += 1
+                let entry = Substring(entryBytes)
+                guard let comma = entryBytes.firstIndex(of: UInt8(ascii: ",")) else { continue }
+                let version = entry[..<comma]
+                // Decoded into the scratch buffer: a signature longer than 64 bytes is none of ours.
+                guard let length = Base64.decode(entry[entry.index(after: comma)...], into: scratch) else { continue }
+                let signature = UnsafeRawBufferPointer(rebasing: scratch[..<length])
+                for (index, key) in keys.enumerated() {
+                    switch (version, key) {
+                    case ("v1", .symmetric(let secret)):
+                        func feed(_ context: inout HashContext) {
                             context.update(id)
                             context.update(".")
                             context.update(timestampText)
                             context.update(".")
                             request.body.withUnsafeReadableBytes { context.update($0) }
                         }
-                    macs[index] = mac
-                    if constantTimeEquals(mac, signature) {
-                        matched = index
-                        break search
+                        if index == 0 {
+                            // The first key's MAC is kept in words on the stack: no array for the
+                            // usual request (one key, one entry), and still one HMAC per key for many.
+                            if !firstComputed {
+                                secret.sha256.withAuthenticationCode(feed) { code in
+                                    withUnsafeMutableBytes(of: &firstMAC) { $0.copyMemory(from: code) }
+                                }
+                                firstComputed = true
+                            }
+                            let equal = withUnsafeBytes(of: &firstMAC) { constantTimeEquals($0, signature) }
+                            if equal {
+                                matched = index
+                                break search
+                            }
+                            continue
+                        }
+                        if macs.isEmpty { macs = Array(repeating: nil, count: keys.count) }
+                        let mac = macs[index] ?? secret.sha256.authenticationCode(feed)
+                        macs[index] = mac
+                        if constantTimeEquals(signature, mac) {
+                            matched = index
+                            break search
+                        }
+                    case ("v1a", .ed25519(let publicKey)):
+                        if ed25519Content == nil {
+                            ed25519Content = Array("\(id).\(timestampText).".utf8) + Array(request.body.readableBytesView)
+                        }
+                        if publicKey.isValidSignature(Array(signature), for: ed25519Content!) {
+                            matched = index
+                            break search
+                        }
+                    default:
+                        continue
                     }
-                case ("v1a", .ed25519(let publicKey)):
-                    if ed25519Content == nil {
-                        ed25519Content = Array("\(id).\(timestampText).".utf8) + Array(request.body.readableBytesView)
-                    }
-                    if publicKey.isValidSignature(signature, for: ed25519Content!) {
-                        matched = index
-                        break search
-                    }
-                default:
-                    continue
                 }
             }
         }
