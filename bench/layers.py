@@ -15,9 +15,12 @@ after the other; the medians and the differences between them are printed. Every
 event stays in the memory idempotency store, so later rounds run against a larger table
 (up to its bound of a million keys), as a long `make bench` target does.
 
-    .build-bench/venv/bin/python bench/layers.py [BIN] [--rounds 3] [--seconds 8]
+    .build-bench/venv/bin/python bench/layers.py [BIN] [--rounds 3] [--seconds 8] [--allocations]
 
 It needs what `make bench` installed (.build-bench/kafka-mock, wrk) and a release build.
+`--allocations` (root, Linux `perf`) also counts libc `malloc` calls per request on each
+path under a light load (wrk -c4, 4 s), with a uprobe: unlike CPU time, the count does not
+move from one run to the next.
 """
 
 import argparse
@@ -46,6 +49,7 @@ def main() -> int:
     parser.add_argument("--kafka-mock", default=".build-bench/kafka-mock")
     parser.add_argument("--wrk", default="/usr/bin/wrk")
     parser.add_argument("--work", default=".build-bench/layers")
+    parser.add_argument("--allocations", action="store_true", help="also count mallocs per request (perf uprobe)")
     args = parser.parse_args()
 
     settings = argparse.Namespace(
@@ -95,6 +99,9 @@ def main() -> int:
                     return 1
                 runs[name].append({"cpu_us": cpu_us, "rps": result["rps"]})
                 print(f"round {round_number + 1} {name}: {cpu_us:.1f} us/request, {result['rps']:.0f} req/s", flush=True)
+        allocations: dict[str, float] = {}
+        if args.allocations:
+            allocations = count_allocations(runner, port, process.pid)
         if process.poll() is not None:
             print(f"the bridge exited with {process.returncode}", file=sys.stderr)
             return 1
@@ -104,12 +111,41 @@ def main() -> int:
         for service in runner.services:
             bench.stop(service)
     previous = 0.0
-    print("| path | CPU µs/request | added by this layer | req/s |\n| --- | ---: | ---: | ---: |")
+    header = "| path | CPU µs/request | added by this layer | req/s |"
+    rule = "| --- | ---: | ---: | ---: |"
+    if allocations:
+        header += " mallocs/request | added by this layer |"
+        rule += " ---: | ---: |"
+    print(header + "\n" + rule)
+    previous_allocations = 0.0
     for name, results in runs.items():
         cpu = statistics.median(r["cpu_us"] for r in results)
-        print(f"| {name} | {cpu:.1f} | {cpu - previous:+.1f} | {statistics.median(r['rps'] for r in results):.0f} |")
+        line = f"| {name} | {cpu:.1f} | {cpu - previous:+.1f} | {statistics.median(r['rps'] for r in results):.0f} |"
+        if allocations:
+            line += f" {allocations[name]:.1f} | {allocations[name] - previous_allocations:+.1f} |"
+            previous_allocations = allocations[name]
+        print(line)
         previous = cpu
     return 0
+
+
+def count_allocations(runner: "bench.Bench", port: int, pid: int) -> dict[str, float]:
+    """mallocs per request on each path: a uprobe on libc's malloc counted by `perf stat`
+    around a 4 s wrk run with 4 connections (the probe's own cost would swamp a full load)."""
+    libc = "/lib/x86_64-linux-gnu/libc.so.6"
+    subprocess.run(["perf", "probe", "-q", "-x", libc, "malloc"], stderr=subprocess.DEVNULL)
+    counts = {}
+    for name, url_path in PATHS.items():
+        bench.PATH = url_path
+        output = runner.work / "perf-malloc.txt"
+        stat = subprocess.Popen(
+            ["perf", "stat", "-e", "probe_libc:malloc", "-x", ",", "-o", str(output), "-p", str(pid), "--", "sleep", "6"])
+        result = runner.wrk(port, 4, 4)
+        stat.wait()
+        mallocs = next(int(line.split(",")[0]) for line in output.read_text().splitlines() if "malloc" in line)
+        counts[name] = mallocs / max(result["requests"], 1)
+        print(f"{name}: {counts[name]:.1f} mallocs/request", flush=True)
+    return counts
 
 
 if __name__ == "__main__":

@@ -1,11 +1,30 @@
+import WebhookCrypto
+
 /// An event's identity for deduplication: ids are scoped per source (SPEC section 4).
 public struct IdempotencyKey: Hashable, Sendable, CustomStringConvertible {
     public let source: String
     public let id: String
+    /// 128 bits of the SHA-256 of the source, a zero byte and the id: how the memory store
+    /// remembers the key. Made once with the key, so a reservation and its commit hash it
+    /// once between them (they hashed it each).
+    public let digest: Digest
+
+    public struct Digest: Hashable, Sendable {
+        public let high: UInt64
+        public let low: UInt64
+    }
 
     public init(source: String, id: String) {
         self.source = source
         self.id = id
+        var context = HashContext(.sha256)
+        context.update(source)
+        withUnsafeBytes(of: UInt8(0)) { context.update($0) }
+        context.update(id)
+        // Into four words on the stack: no array per key.
+        var words = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &words) { context.finalize(into: $0.baseAddress!) }
+        digest = Digest(high: words.0, low: words.1)
     }
 
     public var description: String { "\(source)/\(id)" }

@@ -12,22 +12,8 @@ import Synchronization
 /// would have to share those 128 bits to be mistaken for each other (a chance around 1e-27
 /// among a million keys), and a request must pass signature verification to get here.
 public final class MemoryIdempotencyStore: IdempotencyStore {
-    /// The digest a key is remembered by.
-    private struct Digest: Hashable {
-        let high: UInt64
-        let low: UInt64
-
-        init(_ key: IdempotencyKey) {
-            var context = HashContext(.sha256)
-            context.update(key.source)
-            withUnsafeBytes(of: UInt8(0)) { context.update($0) }
-            context.update(key.id)
-            // Into four words on the stack: no array per key.
-            var words = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-            withUnsafeMutableBytes(of: &words) { context.finalize(into: $0.baseAddress!) }
-            (high, low) = (words.0, words.1)
-        }
-    }
+    /// The digest a key is remembered by (``IdempotencyKey/digest``).
+    private typealias Digest = IdempotencyKey.Digest
 
     /// `reserved`, or the expiry (milliseconds since 1970) of an accepted key.
     private typealias Entry = Int64
@@ -57,7 +43,7 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
 
     public func reserve(_ key: IdempotencyKey) async -> ReservationOutcome {
         let now = clock().millisecondsSince1970
-        let digest = Digest(key)
+        let digest = key.digest
         return state.withLock { state in
             Self.evictExpired(&state, now: now)
             if state.entries.count >= maximumKeys, state.entries[digest] == nil {
@@ -81,7 +67,7 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
 
     public func commit(_ key: IdempotencyKey) async {
         let expiresAt = clock().millisecondsSince1970 + ttlMilliseconds
-        let digest = Digest(key)
+        let digest = key.digest
         state.withLock { state in
             state.entries[digest] = expiresAt
             state.acceptedOrder.append((digest, expiresAt))
@@ -89,7 +75,7 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
     }
 
     public func release(_ key: IdempotencyKey) async {
-        let digest = Digest(key)
+        let digest = key.digest
         state.withLock { state in
             if state.entries[digest] == Self.reserved { state.entries[digest] = nil }
         }
