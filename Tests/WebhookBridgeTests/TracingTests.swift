@@ -115,7 +115,9 @@ struct TracingTests {
 
     @Test(
         "OTLP/HTTP: the request's server span continues the caller's traceparent, with children for verify, idempotency and the sink; the event carries the server span",
-        .enabled(if: OTLPReceiver.isInstalled, "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)"))
+        .enabled(
+            if: OTLPReceiver.isInstalled,
+            "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)"))
     func httpSpans() async throws {
         let receiver = try OTLPReceiver()
         defer { receiver.stop() }
@@ -171,17 +173,61 @@ struct TracingTests {
         #expect(server.terminate() == 0)
     }
 
+    @Test(
+        "sampleRatio 0: a request that is not sampled exports no span and its event still carries the trace's context (flag 00); a sampled caller's request is traced whole",
+        .enabled(
+            if: OTLPReceiver.isInstalled,
+            "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)"))
+    func unsampledRequests() async throws {
+        let receiver = try OTLPReceiver()
+        defer { receiver.stop() }
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let port = try RedisServer.freePort()
+        let config = try writeConfig(
+            fileConfig(
+                port: port, directory: directory,
+                tracing: #"{"otlpEndpoint": "http://127.0.0.1:\#(receiver.httpPort)", "sampleRatio": 0}"#),
+            in: directory)
+        let server = try BridgeProcess(config: config, environment: Self.environment)
+        let connection = try KeepAliveConnection(port: port)
+        let unsampled = #"{"action": "closed"}"#
+        #expect(try connection.post("/gh", headers: githubHeaders(unsampled, delivery: "u-1"), body: unsampled).status == 200)
+        let sampled = #"{"action": "opened"}"#
+        let traceparent = "00-\(Self.traceID)-\(Self.callerSpanID)-01"
+        #expect(
+            try connection.post(
+                "/gh", headers: githubHeaders(sampled, delivery: "s-1") + [("traceparent", traceparent)], body: sampled
+            )
+            .status == 200)
+
+        #expect(await eventually { receiver.spans.count >= 4 }, "\(receiver.spans.map(\.json))")
+        #expect(receiver.spans.allSatisfy { $0.traceID == Self.traceID }, "\(receiver.spans.map(\.json))")
+        let events = try events(in: directory)
+        let context = try #require(events.first { $0["id"] == .string("u-1") }?["traceparent"]?.scalarText)
+        let parts = context.split(separator: "-")
+        #expect(
+            parts.count == 4 && parts[0] == "00" && parts[1].count == 32 && parts[2].count == 16 && parts[3] == "00", "\(context)"
+        )
+        #expect(parts.count == 4 && parts[1] != Substring(Self.traceID))
+        let traced = try #require(events.first { $0["id"] == .string("s-1") }?["traceparent"]?.scalarText)
+        #expect(traced.hasPrefix("00-\(Self.traceID)-") && traced.hasSuffix("-01"))
+        #expect(server.terminate() == 0)
+    }
+
     #if OTLPGRPC
-    /// The exporter this build has besides OTLP/HTTP's default protobuf bodies: OTLP/gRPC with
-    /// the OTLPGRPC trait, else OTLP/HTTP with JSON bodies.
-    static let otherTransport = (name: "grpc", protocolName: "grpc")
+        /// The exporter this build has besides OTLP/HTTP's default protobuf bodies: OTLP/gRPC with
+        /// the OTLPGRPC trait, else OTLP/HTTP with JSON bodies.
+        static let otherTransport = (name: "grpc", protocolName: "grpc")
     #else
-    static let otherTransport = (name: "http/json", protocolName: "http/json")
+        static let otherTransport = (name: "http/json", protocolName: "http/json")
     #endif
 
     @Test(
         "OTLP/gRPC (or, built without it, OTLP/HTTP with JSON) into a Kafka sink: a request without traceparent starts a trace, and the Kafka message's ce_traceparent names its span",
-        .enabled(if: OTLPReceiver.isInstalled, "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)"))
+        .enabled(
+            if: OTLPReceiver.isInstalled,
+            "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)"))
     func grpcSpansAndKafkaHeaders() async throws {
         let receiver = try OTLPReceiver()
         defer { receiver.stop() }
@@ -220,7 +266,8 @@ struct TracingTests {
         #expect(server.terminate() == 0)
     }
 
-    @Test("without tracing: a valid incoming traceparent is passed on to the event as it came, an invalid one or none adds nothing")
+    @Test(
+        "without tracing: a valid incoming traceparent is passed on to the event as it came, an invalid one or none adds nothing")
     func passThrough() async throws {
         let config = """
             {"listen": {"host": "127.0.0.1", "port": 0},
@@ -249,7 +296,9 @@ struct TracingTests {
         }
     }
 
-    @Test("with tracing: an invalid traceparent logs no request header (Cookie, Authorization, tokens), signed or not, and no log line is long")
+    @Test(
+        "with tracing: an invalid traceparent logs no request header (Cookie, Authorization, tokens), signed or not, and no log line is long"
+    )
     func invalidTraceparentLogsNoHeaders() async throws {
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
@@ -267,10 +316,12 @@ struct TracingTests {
             let body = #"{"action": "opened"}"#
             // Unsigned (refused from its head, which closes the connection) and signed
             // (through the pipeline).
-            let unsigned = try KeepAliveConnection(port: port).post("/gh", headers: secrets + [("traceparent", traceparent)], body: body)
+            let unsigned = try KeepAliveConnection(port: port).post(
+                "/gh", headers: secrets + [("traceparent", traceparent)], body: body)
             #expect(unsigned.status == 401)
             let signed = try KeepAliveConnection(port: port).post(
-                "/gh", headers: githubHeaders(body, delivery: "t-\(traceparent.count)") + secrets + [("traceparent", traceparent)],
+                "/gh",
+                headers: githubHeaders(body, delivery: "t-\(traceparent.count)") + secrets + [("traceparent", traceparent)],
                 body: body)
             #expect(signed.status == 200)
         }
@@ -321,7 +372,9 @@ struct TracingTests {
             }
             // The members, in order (a tracer writes them with optional spaces after commas).
             func members(_ id: String) -> [String]? {
-                byID[id]?["tracestate"]?.scalarText.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+                byID[id]?["tracestate"]?.scalarText.map {
+                    $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                }
             }
             #expect(members("many") == (0..<32).map { "k\($0)=v\($0)" })
             #expect(byID["invalid"]?["tracestate"] == nil)
@@ -353,7 +406,8 @@ struct TracingTests {
                 {"tracing": \(json), "sinks": {"archive": {"type": "file", "path": "/tmp/x.jsonl"}},
                  "sources": {"gh": {"path": "/gh", "verify": {"scheme": "github", "secrets": ["s"]}, "sinks": ["archive"]}}}
                 """
-            return try ConfigLoader.load(Array(text.utf8), environment: [:], libraries: Bridge.libraries, exporters: exporters).tracing
+            return try ConfigLoader.load(Array(text.utf8), environment: [:], libraries: Bridge.libraries, exporters: exporters)
+                .tracing
         }
         // A build with the OTLPGRPC trait takes gRPC, chosen or implied by port 4317.
         let grpc = try #require(

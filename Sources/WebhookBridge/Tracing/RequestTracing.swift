@@ -142,12 +142,21 @@ public final class RequestTracing: Sendable {
         }
         // OpenTelemetry's HTTP server span name: the method and the route.
         let span = tracer.startSpan("\(method.rawValue) \(path)", context: context, ofKind: .server)
+        var carrier: [String: String] = [:]
+        tracer.inject(span.context, into: &carrier, using: DictionaryInjector())
+        guard span.isRecording else {
+            // Not sampled (`sampleRatio`): the event still carries the trace's context, but
+            // nothing more is made for a span that records nothing (its attributes, its
+            // children, their names).
+            span.end()
+            return RequestTrace(
+                span: nil, traceParent: carrier["traceparent"], traceState: carrier["tracestate"], tracer: nil,
+                inspection: inspection)
+        }
         span.attributes["http.request.method"] = method.rawValue
         span.attributes["url.path"] = path
         span.attributes["http.route"] = path
         span.attributes["webhook.source"] = source
-        var carrier: [String: String] = [:]
-        tracer.inject(span.context, into: &carrier, using: DictionaryInjector())
         return RequestTrace(
             span: span, traceParent: carrier["traceparent"], traceState: carrier["tracestate"], tracer: tracer,
             inspection: inspection)
