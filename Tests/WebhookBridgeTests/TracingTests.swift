@@ -2,7 +2,7 @@ import BridgeTestSupport
 import Foundation
 import Synchronization
 import Testing
-import WebhookBridge
+@testable import WebhookBridge
 import WebhookCore
 import WebhookEncoding
 
@@ -383,6 +383,18 @@ struct TracingTests {
             // Over 512 characters: the members over 128 go first.
             #expect(members("long") == ["s=1"])
         }
+    }
+
+    @Test("sampleRatio: the share of new traces started is the ratio (0.25 of 20000 draws within 4 standard deviations), 0 and 1 exactly; ids don't repeat")
+    func rootSampling() {
+        let quarter = RequestTracing(tracer: nil, service: nil, sampleRatio: 0.25)
+        let sampled = (0..<20000).filter { _ in quarter.samplesRoot() }.count
+        // Binomial: mean 5000, standard deviation about 61.
+        #expect((4756...5244).contains(sampled), "\(sampled)")
+        #expect(!(0..<1000).contains { _ in RequestTracing(tracer: nil, service: nil, sampleRatio: 0).samplesRoot() })
+        #expect((0..<1000).allSatisfy { _ in RequestTracing(tracer: nil, service: nil, sampleRatio: 1).samplesRoot() })
+        let ids = Set((0..<10000).map { _ in TraceIDs.traceID().description })
+        #expect(ids.count == 10000)
     }
 
     @Test("config: tracing's endpoint, protocol and sampleRatio are checked, each problem with its JSON path")

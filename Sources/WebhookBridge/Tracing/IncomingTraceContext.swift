@@ -13,6 +13,10 @@ struct IncomingTraceContext: Sendable, Equatable {
     let traceParent: String
     /// nil when no member of the request's `tracestate` is valid.
     let traceState: String?
+    /// The caller's trace (a request not sampled continues it without a span).
+    let traceID: TraceID
+    /// The caller's `sampled` flag: with a parent, it decides whether spans are recorded.
+    let sampled: Bool
 
     /// W3C: "at most 32 list-members".
     static let maximumMembers = 32
@@ -27,9 +31,11 @@ struct IncomingTraceContext: Sendable, Equatable {
     init?(headers: HTTPHeaders) {
         let parents = headers["traceparent"]
         guard parents.count == 1, let parent = parents.first, parent.utf8.count <= Self.maximumParentLength,
-            (try? TraceContext(traceParentHeaderValue: parent, traceStateHeaderValue: nil)) != nil
+            let context = try? TraceContext(traceParentHeaderValue: parent, traceStateHeaderValue: nil)
         else { return nil }
         traceParent = parent
+        traceID = context.traceID
+        sampled = context.flags.contains(.sampled)
         traceState = Self.validState(headers["tracestate"])
     }
 
@@ -84,7 +90,9 @@ struct IncomingTraceContext: Sendable, Equatable {
 
     private static func isValidValue(_ value: Substring.UTF8View) -> Bool {
         guard let last = value.last, last != 0x20, value.count <= 256 else { return false }
-        return value.allSatisfy { $0 == 0x20 || ((0x21...0x7E).contains($0) && $0 != UInt8(ascii: ",") && $0 != UInt8(ascii: "=")) }
+        return value.allSatisfy {
+            $0 == 0x20 || ((0x21...0x7E).contains($0) && $0 != UInt8(ascii: ",") && $0 != UInt8(ascii: "="))
+        }
     }
 
     private static func isLowercaseAlpha(_ byte: UInt8) -> Bool { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) }
