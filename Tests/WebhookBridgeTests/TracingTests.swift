@@ -108,6 +108,17 @@ struct TracingTests {
         """
     }
 
+    /// A bridge process exporting over OTLP/HTTP to `receiver`, with `settings` added to its
+    /// `tracing` object; its port and process.
+    func tracedBridge(_ receiver: OTLPReceiver, _ directory: TemporaryDirectory, _ settings: String) throws -> (
+        Int, BridgeProcess
+    ) {
+        let port = try RedisServer.freePort()
+        let tracing = #"{"otlpEndpoint": "http://127.0.0.1:\#(receiver.httpPort)", \#(settings)}"#
+        let config = try writeConfig(fileConfig(port: port, directory: directory, tracing: tracing), in: directory)
+        return (port, try BridgeProcess(config: config, environment: Self.environment))
+    }
+
     func events(in directory: TemporaryDirectory) throws -> [JSONValue] {
         guard let data = FileManager.default.contents(atPath: directory.file("events.jsonl")) else { return [] }
         return try data.split(separator: 0x0A).map { try JSONParser.parse(Array($0)) }
@@ -123,13 +134,7 @@ struct TracingTests {
         defer { receiver.stop() }
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
-        let port = try RedisServer.freePort()
-        let config = try writeConfig(
-            fileConfig(
-                port: port, directory: directory,
-                tracing: #"{"otlpEndpoint": "http://127.0.0.1:\#(receiver.httpPort)", "serviceName": "bridge-under-test"}"#),
-            in: directory)
-        let server = try BridgeProcess(config: config, environment: Self.environment)
+        let (port, server) = try tracedBridge(receiver, directory, #""serviceName": "bridge-under-test""#)
         let connection = try KeepAliveConnection(port: port)
         let body = #"{"action": "opened"}"#
         let traceparent = "00-\(Self.traceID)-\(Self.callerSpanID)-01"
@@ -183,13 +188,7 @@ struct TracingTests {
         defer { receiver.stop() }
         let directory = TemporaryDirectory()
         defer { directory.cleanup() }
-        let port = try RedisServer.freePort()
-        let config = try writeConfig(
-            fileConfig(
-                port: port, directory: directory,
-                tracing: #"{"otlpEndpoint": "http://127.0.0.1:\#(receiver.httpPort)", "sampleRatio": 0}"#),
-            in: directory)
-        let server = try BridgeProcess(config: config, environment: Self.environment)
+        let (port, server) = try tracedBridge(receiver, directory, #""sampleRatio": 0"#)
         let connection = try KeepAliveConnection(port: port)
         let unsampled = #"{"action": "closed"}"#
         #expect(try connection.post("/gh", headers: githubHeaders(unsampled, delivery: "u-1"), body: unsampled).status == 200)
@@ -385,7 +384,9 @@ struct TracingTests {
         }
     }
 
-    @Test("sampleRatio: the share of new traces started is the ratio (0.25 of 20000 draws within 4 standard deviations), 0 and 1 exactly; ids don't repeat")
+    @Test(
+        "sampleRatio: the share of new traces started is the ratio (0.25 of 20000 draws within 4 standard deviations), 0 and 1 exactly; ids don't repeat"
+    )
     func rootSampling() {
         let quarter = RequestTracing(tracer: nil, service: nil, sampleRatio: 0.25)
         let sampled = (0..<20000).filter { _ in quarter.samplesRoot() }.count
