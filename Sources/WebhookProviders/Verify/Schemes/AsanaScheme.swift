@@ -25,6 +25,8 @@ public final class AsanaScheme: WebhookScheme {
     static let signatureHeader = "X-Hook-Signature"
     static let secretHeader = "X-Hook-Secret"
     let configured: [String]
+    /// `configured` prepared, for ``verify(_:)`` without the bridge's store.
+    let configuredKeyring: HMACKeyring
     let acceptUntil: Timestamp?
     let acceptCount: Int
     /// How many secrets `acceptHandshakeUntil` alone lets in: each is one more HMAC for
@@ -35,6 +37,7 @@ public final class AsanaScheme: WebhookScheme {
 
     public init(secrets: [String], acceptUntil: Timestamp?, acceptCount: Int?) {
         self.configured = secrets
+        self.configuredKeyring = HMACKeyring(secrets: secrets)
         self.acceptUntil = acceptUntil
         self.acceptCount = acceptCount ?? (acceptUntil == nil ? 1 : Self.untilLimit)
     }
@@ -48,8 +51,7 @@ public final class AsanaScheme: WebhookScheme {
             throw .unavailable("an asana handshake needs the bridge's store of learned secrets")
         }
         let signature = try Self.signature(request)
-        let keyring = HMACKeyring(secrets: configured)
-        guard let index = keyring.firstMatch(.sha256, [.bytes(request.body)], candidates: [signature]) else {
+        guard let index = configuredKeyring.firstMatch(.sha256, [.bytes(request.body)], candidates: [signature]) else {
             throw .invalid("\(Self.signatureHeader) matches none of \(configured.count) configured secrets")
         }
         return Self.event(request, keyIndex: index)
@@ -117,7 +119,7 @@ public final class AsanaScheme: WebhookScheme {
         guard outcome != .full else {
             let why =
                 open
-                ? "\(acceptCount ?? 0) secret(s) are held (verify.acceptHandshakes)" : "verify.acceptHandshakeUntil has passed"
+                ? "\(acceptCount) secret(s) are held (verify.acceptHandshakes)" : "verify.acceptHandshakeUntil has passed"
             throw .invalid("a handshake (\(Self.secretHeader)) outside the source's window: \(why)")
         }
         if outcome == .learned { _ = try? await keyring(store: store, source: source, reload: true) }
@@ -140,9 +142,15 @@ public final class AsanaScheme: WebhookScheme {
         } catch {
             throw .unavailable("cannot read the learned secrets (\(store.location)): \(error)")
         }
-        let keyring = HMACKeyring(secrets: configured + learned)
-        keys.withLock { $0 = (learned, keyring) }
-        return keyring
+        // A request that matches nothing re-reads the store; the keys are only prepared again
+        // when what it holds changed (a flood of forged signatures costs a read, not a key
+        // schedule per secret).
+        return keys.withLock { held in
+            if let held, held.learned == learned { return held.keyring }
+            let keyring = HMACKeyring(secrets: configured + learned)
+            held = (learned, keyring)
+            return keyring
+        }
     }
 }
 
