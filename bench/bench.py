@@ -62,6 +62,28 @@ def http_status(port: int, path: str) -> int | None:
         return None
 
 
+
+def layer_arguments(description: str, work: str) -> argparse.ArgumentParser:
+    """The options bench/layers.py and bench/tracing.py share: the binary, rounds, seconds,
+    the mock broker, wrk and the work directory."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bridge", nargs="?", default=".build/release/webhook-bridge")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--kafka-mock", default=".build-bench/kafka-mock")
+    parser.add_argument("--wrk", default="/usr/bin/wrk")
+    parser.add_argument("--nginx", default="/usr/sbin/nginx")
+    parser.add_argument("--work", default=work)
+    return parser
+
+
+def layer_runner(args: argparse.Namespace) -> "Bench":
+    """A Bench for one bridge under wrk -c64 with the Kafka mock, from `layer_arguments`."""
+    return Bench(argparse.Namespace(
+        bridge=args.bridge, kafka_mock=args.kafka_mock, python=None, nginx=args.nginx, wrk=args.wrk, work=args.work,
+        duration=args.seconds, warmup=2, connections=64, targets="kafka", smoke=False,
+    ))
+
 def wait_ready(port: int, path: str, process: subprocess.Popen, timeout: float = 30) -> float:
     """Seconds from now until `path` answers 200; fails if the process exits first."""
     started = time.monotonic()

@@ -23,7 +23,6 @@ path under a light load (wrk -c4, 4 s), with a uprobe: unlike CPU time, the coun
 move from one run to the next.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -42,21 +41,10 @@ PATHS = {
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bridge", nargs="?", default=".build/release/webhook-bridge")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--kafka-mock", default=".build-bench/kafka-mock")
-    parser.add_argument("--wrk", default="/usr/bin/wrk")
-    parser.add_argument("--work", default=".build-bench/layers")
+    parser = bench.layer_arguments(__doc__, ".build-bench/layers")
     parser.add_argument("--allocations", action="store_true", help="also count mallocs per request (perf uprobe)")
     args = parser.parse_args()
-
-    settings = argparse.Namespace(
-        bridge=args.bridge, kafka_mock=args.kafka_mock, python=None, nginx=None, wrk=args.wrk, work=args.work,
-        duration=args.seconds, warmup=2, connections=64, targets="kafka", smoke=False,
-    )
-    runner = bench.Bench(settings)
+    runner = bench.layer_runner(args)
     runs: dict[str, list[dict]] = {name: [] for name in PATHS}
     process = None
     try:
@@ -86,7 +74,7 @@ def main() -> int:
         for round_number in range(args.rounds):
             for name, url_path in PATHS.items():
                 bench.PATH = url_path
-                runner.wrk(port, settings.warmup, 64)
+                runner.wrk(port, runner.args.warmup, 64)
                 before = bench.cpu_seconds(process.pid)
                 result = runner.wrk(port, args.seconds, 64)
                 cpu_us = (bench.cpu_seconds(process.pid) - before) * 1e6 / max(result["requests"], 1)

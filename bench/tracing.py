@@ -12,7 +12,6 @@ round's untraced process are taken; the medians over the rounds are printed.
 It needs what `make bench` installed and a release build with the OTLP trait (the default).
 """
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -24,20 +23,9 @@ SETTINGS = {"off": None, "sampleRatio 0.01": 0.01, "sampleRatio 1.0": 1.0}
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("bridge", nargs="?", default=".build/release/webhook-bridge")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--kafka-mock", default=".build-bench/kafka-mock")
-    parser.add_argument("--wrk", default="/usr/bin/wrk")
-    parser.add_argument("--nginx", default="/usr/sbin/nginx")
-    parser.add_argument("--work", default=".build-bench/tracing")
+    parser = bench.layer_arguments(__doc__, ".build-bench/tracing")
     args = parser.parse_args()
-    settings = argparse.Namespace(
-        bridge=args.bridge, kafka_mock=args.kafka_mock, python=None, nginx=args.nginx, wrk=args.wrk, work=args.work,
-        duration=args.seconds, warmup=2, connections=64, targets="kafka", smoke=False,
-    )
-    runner = bench.Bench(settings)
+    runner = bench.layer_runner(args)
     cpu: dict[str, list[float]] = {name: [] for name in SETTINGS}
     rps: dict[str, list[float]] = {name: [] for name in SETTINGS}
     try:
@@ -51,7 +39,7 @@ def main() -> int:
                     "otlpEndpoint": f"http://127.0.0.1:{collector_port}", "sampleRatio": ratio}
                 process, port, _ = runner.bridge("kafka", sink, tracing=tracing)
                 try:
-                    runner.wrk(port, settings.warmup, 64)
+                    runner.wrk(port, runner.args.warmup, 64)
                     before = bench.cpu_seconds(process.pid)
                     result = runner.wrk(port, args.seconds, 64)
                     used = (bench.cpu_seconds(process.pid) - before) * 1e6 / max(result["requests"], 1)
