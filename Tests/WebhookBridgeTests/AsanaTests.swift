@@ -122,4 +122,28 @@ struct AsanaTests {
             #expect(error.problems.contains { $0.description.hasPrefix("sources.asana.verify.scheme: asana learns its secret") })
         }
     }
+
+    @Test(
+        "webhook-bridge verify checks a captured asana event with the secret given (no store needed); another secret is signature_invalid"
+    )
+    func verifyCommand() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let body = directory.file("body.json")
+        try Data(Self.event.utf8).write(to: URL(fileURLWithPath: body))
+        let signed = try CLI.run(["sign", "--scheme", "asana", "--secret", "learned-0123456789", "--body", body])
+        #expect(signed.status == 0, "\(signed.stderr)")
+        let headers = directory.file("headers.txt")
+        try Data(signed.stdout.utf8).write(to: URL(fileURLWithPath: headers))
+        let ok = try CLI.run([
+            "verify", "--scheme", "asana", "--secret", "learned-0123456789", "--headers", headers, "--body", body,
+        ])
+        #expect(ok.status == 0, "\(ok.stdout)\(ok.stderr)")
+        #expect(ok.stdout.contains("type: task.changed"), "\(ok.stdout)")
+        let wrong = try CLI.run([
+            "verify", "--scheme", "asana", "--secret", "other-0123456789", "--headers", headers, "--body", body,
+        ])
+        #expect(wrong.status == 1 && wrong.stdout.contains("not verified: signature_invalid"), "\(wrong.stdout)")
+    }
+
 }
