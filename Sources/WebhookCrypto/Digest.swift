@@ -119,10 +119,12 @@ public struct HashContext: Sendable {
         }
     }
 
-    /// Writes the digest to `output`, which holds at least its length (the context is
-    /// spent): no array is made.
-    public consuming func finalize(into output: UnsafeMutableRawPointer) {
-        Self.final(state, into: output.assumingMemoryBound(to: UInt8.self))
+    /// Writes the digest to the start of `output`, which must hold at least
+    /// ``digestByteCount`` bytes (the context is spent): no array is made.
+    public consuming func finalize(into output: UnsafeMutableRawBufferPointer) {
+        precondition(output.count >= digestByteCount, "a digest buffer of \(output.count) bytes")
+        let bytes = output.bindMemory(to: UInt8.self)
+        Self.final(state, into: bytes.baseAddress!)
     }
 
     /// The length of the digest `finalize` makes.

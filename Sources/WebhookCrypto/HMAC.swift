@@ -35,10 +35,10 @@ public struct PreparedHMAC: Sendable {
         return withUnsafeTemporaryAllocation(byteCount: 64, alignment: 8) { buffer in
             var context = inner
             feed(&context)
-            context.finalize(into: buffer.baseAddress!)
+            context.finalize(into: buffer)
             var outerContext = outer
             outerContext.update(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
-            outerContext.finalize(into: buffer.baseAddress!)
+            outerContext.finalize(into: buffer)
             return body(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
         }
     }

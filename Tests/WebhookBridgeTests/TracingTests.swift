@@ -214,6 +214,40 @@ struct TracingTests {
         #expect(server.terminate() == 0)
     }
 
+    @Test(
+        "sampleRatio 1: a caller whose traceparent says not sampled (-00) is followed: no span exported, the event keeps the caller's trace with a span id of its own and -00; a request without one is traced",
+        .enabled(
+            if: OTLPReceiver.isInstalled,
+            "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)"))
+    func unsampledCaller() async throws {
+        let receiver = try OTLPReceiver()
+        defer { receiver.stop() }
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        let (port, server) = try tracedBridge(receiver, directory, #""sampleRatio": 1"#)
+        let connection = try KeepAliveConnection(port: port)
+        let followed = #"{"action": "closed"}"#
+        let parent = "00-\(Self.traceID)-\(Self.callerSpanID)-00"
+        #expect(
+            try connection.post(
+                "/gh", headers: githubHeaders(followed, delivery: "c-1") + [("traceparent", parent)], body: followed
+            )
+            .status == 200)
+        let root = #"{"action": "opened"}"#
+        #expect(try connection.post("/gh", headers: githubHeaders(root, delivery: "r-1"), body: root).status == 200)
+
+        #expect(await eventually { receiver.spans.count >= 4 }, "\(receiver.spans.map(\.json))")
+        #expect(!receiver.spans.contains { $0.traceID == Self.traceID }, "\(receiver.spans.map(\.json))")
+        let events = try events(in: directory)
+        let context = try #require(events.first { $0["id"] == .string("c-1") }?["traceparent"]?.scalarText)
+        let parts = context.split(separator: "-")
+        #expect(parts.count == 4 && parts[1] == Substring(Self.traceID) && parts[3] == "00", "\(context)")
+        #expect(parts.count == 4 && parts[2].count == 16 && parts[2] != Substring(Self.callerSpanID), "\(context)")
+        let traced = try #require(events.first { $0["id"] == .string("r-1") }?["traceparent"]?.scalarText)
+        #expect(receiver.spans.contains { traced.contains($0.traceID) && $0.kind == 2 }, "\(traced)")
+        #expect(server.terminate() == 0)
+    }
+
     #if OTLPGRPC
         /// The exporter this build has besides OTLP/HTTP's default protobuf bodies: OTLP/gRPC with
         /// the OTLPGRPC trait, else OTLP/HTTP with JSON bodies.

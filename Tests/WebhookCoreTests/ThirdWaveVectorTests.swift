@@ -76,4 +76,18 @@ struct ThirdWaveVectorTests {
         #expect(
             failureCode(other, request([("Persona-Signature", header)], body: body, at: 1_700_000_010)) == "signature_invalid")
     }
+
+    @Test("Base64 and Hex refuse malformed text; a decode into a buffer too small is nil, not a partial count")
+    func decoding() {
+        for text in ["Q", "QQ=A", "QQ===", "Q!==", "QUJD\u{e9}"] { #expect(Base64.decode(text) == nil, "\(text)") }
+        #expect(Base64.decode("QUJD") == Array("ABC".utf8))
+        #expect(Base64.decode("QUI=") == Array("AB".utf8))
+        for text in ["abc", "zz", "0\u{e9}"] { #expect(Hex.decode(text) == nil, "\(text)") }
+        #expect(Hex.decode("00fFaB") == [0x00, 0xFF, 0xAB])
+        withUnsafeTemporaryAllocation(byteCount: 2, alignment: 1) { buffer in
+            #expect(Base64.decode("QUJD", into: buffer) == nil)
+            #expect(Base64.decode("QUI=", into: buffer) == 2)
+        }
+    }
+
 }

@@ -21,10 +21,23 @@ public struct IdempotencyKey: Hashable, Sendable, CustomStringConvertible {
         context.update(source)
         withUnsafeBytes(of: UInt8(0)) { context.update($0) }
         context.update(id)
-        // Into four words on the stack: no array per key.
-        var words = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-        withUnsafeMutableBytes(of: &words) { context.finalize(into: $0.baseAddress!) }
-        digest = Digest(high: words.0, low: words.1)
+        // Into bytes on the stack: no array per key.
+        digest = withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { buffer in
+            context.finalize(into: buffer)
+            return Digest(
+                high: buffer.loadUnaligned(fromByteOffset: 0, as: UInt64.self),
+                low: buffer.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        }
+    }
+
+    // Equal keys have equal digests: the digest is derived, so it is neither compared nor hashed.
+    public static func == (lhs: IdempotencyKey, rhs: IdempotencyKey) -> Bool {
+        lhs.source == rhs.source && lhs.id == rhs.id
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(source)
+        hasher.combine(id)
     }
 
     public var description: String { "\(source)/\(id)" }

@@ -113,6 +113,7 @@ public struct StandardWebhooksScheme: WebhookScheme {
                             // usual request (one key, one entry), and still one HMAC per key for many.
                             if !firstComputed {
                                 secret.sha256.withAuthenticationCode(feed) { code in
+                                    precondition(code.count == MemoryLayout.size(ofValue: firstMAC))
                                     withUnsafeMutableBytes(of: &firstMAC) { $0.copyMemory(from: code) }
                                 }
                                 firstComputed = true
