@@ -117,7 +117,8 @@ struct ConfigLoaderTests {
     @Test("idempotency: the store's library reads its own keys; another store's key, an unknown store and typos are named")
     func storeProblems() {
         func idempotency(_ json: String) -> [String] {
-            problems("""
+            problems(
+                """
                 {"idempotency": \(json), "sinks": {"a": {"type": "file", "path": "x"}},
                  "sources": {"s": {"path": "/s", "verify": {"scheme": "none"}, "sinks": ["a"]}}}
                 """)
@@ -223,6 +224,19 @@ struct ConfigLoaderTests {
         #expect(valid.warnings.map(\.path) == ["sources.s.verify.signedContent"])
     }
 
+    @Test("jwt with jwksUrl and no audience (nor claims) is warned about; with an audience it is not")
+    func jwtWithoutAudience() throws {
+        let text = """
+            {"sinks": {"a": {"type": "file", "path": "x"}},
+             "sources": {"j": {"path": "/j", "sinks": ["a"],
+                               "verify": {"scheme": "jwt", "jwksUrl": "https://keys.example.com/jwks", "algorithms": ["RS256"]}}}}
+            """
+        #expect(try load(text).warnings.map(\.path) == ["sources.j.verify.audience"])
+        let withAudience = text.replacingOccurrences(
+            of: #""algorithms""#, with: #""audience": "https://hooks.example.com", "algorithms""#)
+        #expect(try load(withAudience).warnings.isEmpty)
+    }
+
     @Test("mailgun: a tolerance whose replay window outlives idempotency.ttlSeconds is warned about")
     func mailgunReplayWindow() throws {
         let text = """
@@ -271,7 +285,9 @@ struct ConfigLoaderTests {
         #expect(bus.key.description == "{id}")
         #expect(bus.properties == ["compression.type": "lz4", "linger.ms": "5"])
         let jobs = try #require(config.sinks["jobs"]?.settings as? RedisStreamSinkSettings)
-        #expect(jobs.url == "redis://127.0.0.1:6379/0" && jobs.stream.description == "webhooks:{source}" && jobs.maxLength == 1_000_000)
+        #expect(
+            jobs.url == "redis://127.0.0.1:6379/0" && jobs.stream.description == "webhooks:{source}"
+                && jobs.maxLength == 1_000_000)
         #expect(config.sinks["jobs"]?.required == false)
         #expect(config.sources["s"]?.routes.sinks(forType: "payment_intent.created") == ["bus"])
         #expect(config.sources["s"]?.routes.sinks(forType: "charge.failed") == ["jobs"])
@@ -328,7 +344,9 @@ struct ProviderConfigTests {
                          "grid": {"path": "/grid", "verify": {"scheme": "event-grid", "secrets": ["c"], "verifyToken": "x"}, "sinks": ["a"]}}}
             """
         let found = problems(meta)
-        #expect(found.contains("sources.wa.verify.verifyToken: required for scheme meta (the token Meta's GET must present)"), "\(found)")
+        #expect(
+            found.contains("sources.wa.verify.verifyToken: required for scheme meta (the token Meta's GET must present)"),
+            "\(found)")
         #expect(found.contains { $0.hasPrefix("sources.grid.verify.verifyToken: unknown key") }, "\(found)")
         let sns = """
             {"sinks": {"a": {"type": "file", "path": "./x.jsonl"}},

@@ -136,6 +136,12 @@ extension Provider {
             case .set(let set): keySet = set
             case .failed: return nil
             }
+            if keySet != nil, policy.audiences == nil, policy.claims.isEmpty {
+                // A public key set (Google's, Auth0's) signs tokens for every one of its users.
+                config.log.warn(
+                    reader.childPath("audience"),
+                    "is not set: with jwksUrl, any token the key set's owner signed for another audience is accepted")
+            }
             let keys = secrets.map(JSONWebToken.Key.init(secret:))
             for (index, key) in keys.enumerated() {
                 if key.isPEMLike {
@@ -248,9 +254,9 @@ extension Provider {
         type: FieldSource([.pointer("/event/type")]))
 
     /// Netlify: `X-Webhook-Signature: <JWS>`, HS256 with the JWS secret, issuer `netlify`,
-    /// `sha256` the body's SHA-256.
+    /// `sha256` the body's SHA-256. No id from the body: a deploy's notifications (building,
+    /// ready, failed) share its `id`, and would be duplicates of the first.
     static let netlify = hs256Preset(
         "netlify", header: "X-Webhook-Signature", prefix: "", issuer: "netlify", bodyHashClaim: "sha256",
-        signature: "X-Webhook-Signature: <JWS>, HS256 with the JWS secret; iss netlify, claim sha256 = hex SHA-256 of the body",
-        id: FieldSource([.pointer("/id")]))
+        signature: "X-Webhook-Signature: <JWS>, HS256 with the JWS secret; iss netlify, claim sha256 = hex SHA-256 of the body")
 }
