@@ -242,7 +242,8 @@ class Bench:
         return process, port
 
     def bridge(
-        self, name: str, sink: dict, tracing: dict | None = None, admin: bool = False
+        self, name: str, sink: dict, tracing: dict | None = None, admin: bool = False, extra: dict | None = None,
+        binary: str | None = None, tag: str = "",
     ) -> tuple[subprocess.Popen, int, float]:
         port = free_port()
         config = {
@@ -262,11 +263,16 @@ class Bench:
             config["tracing"] = tracing
         if admin:
             config["admin"] = {"host": "127.0.0.1", "port": free_port(), "token": "bench-admin-token-0123456789"}
-        path = self.work / f"bridge-{name}{'-admin' if admin else ''}.json"
+        for key, value in (extra or {}).items():
+            # `admin` given as an object gets its listener and token filled in.
+            if key == "admin" and isinstance(value, dict):
+                value = {"host": "127.0.0.1", "port": free_port(), "token": "bench-admin-token-0123456789", **value}
+            config[key] = value
+        path = self.work / f"bridge-{name}{'-admin' if admin else ''}{tag}.json"
         path.write_text(json.dumps(config, indent=2))
         started = time.monotonic()
         process = subprocess.Popen(
-            [self.args.bridge, "serve", "--config", str(path)], stdout=self.log(f"bridge-{name}"),
+            [binary or self.args.bridge, "serve", "--config", str(path)], stdout=self.log(f"bridge-{name}{tag}"),
             stderr=subprocess.STDOUT,
         )
         wait_ready(port, "/readyz", process)

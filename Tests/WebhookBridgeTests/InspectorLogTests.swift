@@ -45,6 +45,17 @@ struct InspectorLogTests {
         #expect(log.recent(limit: 3) { $0.source == "even" }.map(\.sequence) == [10_000, 9_998, 9_996])
     }
 
+    @Test("the ring hands back the element a new one replaced (released after the lock), none while it is not full")
+    func evicted() {
+        var ring = SequenceRing<String>(capacity: 2)
+        #expect(ring.append("a").evicted == nil)
+        #expect(ring.append("b").evicted == nil)
+        let third = ring.append("c")
+        #expect(third.sequence == 3 && third.evicted == "a")
+        #expect(ring.append("d").evicted == "b")
+        #expect(ring.newestFirst(limit: 10) { _ in true }.map(\.1) == ["d", "c"])
+    }
+
     @Test("a ring not yet full: what was recorded, newest first; sequence numbers from 1")
     func partlyFull() {
         let log = InspectorLog(recent: 10, maxBodyBytes: 16)

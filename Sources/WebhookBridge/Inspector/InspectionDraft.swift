@@ -128,11 +128,17 @@ final class InspectionDraft: Sendable {
             state.request.latencyMicroseconds = Int(
                 elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)
             Self.resolve(&state, answer: answer)
-            // Written while the draft is locked (the log's lock never waits for a draft's), so
-            // a result that comes after this finds the sequence and updates the record.
-            state.sequence = log.append(state.request)
+            // Moved, not copied, into the log (a later result updates the log's record), while
+            // the draft is locked (the log's lock never waits for a draft's), so a result that
+            // comes after this finds the sequence.
+            var request = Self.written
+            swap(&request, &state.request)
+            state.sequence = log.append(request)
         }
     }
+
+    /// What a draft holds once its record is in the log.
+    private static let written = InspectedRequest(time: Timestamp(millisecondsSince1970: 0), source: "", method: "", uri: "")
 
     /// The outcomes the inspector shows as they are; any other is `rejected` with its cause
     /// (the answer's error code when nothing more precise was noted).

@@ -139,12 +139,23 @@ final class InspectorLog: Sendable {
             kept.body = keptBytes(body)
         }
         kept.headers = Self.kept(headers)
-        return requests.withLock { $0.append(kept) }
+        return Self.append(kept, to: requests)
     }
 
     /// Keeps a record whose body and headers were cut already (``keptBytes(_:)``,
     /// ``kept(_:)``); returns its sequence number.
-    func append(_ request: InspectedRequest) -> UInt64 { requests.withLock { $0.append(request) } }
+    func append(_ request: consuming InspectedRequest) -> UInt64 { Self.append(request, to: requests) }
+
+    /// Appends `element` to `ring` without copying it, and releases the element it replaced
+    /// after the lock: the lock is held only for the slot's swap.
+    private static func append<Element: Sendable>(
+        _ element: consuming Element, to ring: borrowing Mutex<SequenceRing<Element>>
+    ) -> UInt64 {
+        var pending = Optional(element)
+        let (sequence, evicted) = ring.withLock { $0.append(pending.take()!) }
+        _ = consume evicted
+        return sequence
+    }
 
     /// A body as kept: the buffer itself when its whole storage is within the bound (no
     /// copy), else its first `maxBodyBytes` in a buffer of their own (a slice of a larger
@@ -212,23 +223,23 @@ final class InspectorLog: Sendable {
     func stream(_ event: WebhookEvent, headers: HTTPHeaders) { stream(event, keptHeaders: Self.kept(headers)) }
 
     /// ``stream(_:headers:)`` with headers cut already.
-    func stream(_ event: WebhookEvent, keptHeaders: HeaderBlock, sharesRecord: Bool = false) {
-        var kept = event
+    func stream(_ event: consuming WebhookEvent, keptHeaders: HeaderBlock, sharesRecord: Bool = false) {
+        var kept = consume event
         kept.bodyJSON = nil  // a parsed body would be more to hold than the bound counts
         kept.requestHeaders = [:]
         var omitted: Int?
         if sharesRecord {
             // A slice of its record's storage, which is within the bound.
-        } else if event.data.readableBytes <= maxBodyBytes {
+        } else if kept.data.readableBytes <= maxBodyBytes {
             // Copied only when its storage is larger than the bound (a batch's element is a
             // slice of the whole body).
-            if event.data.storageCapacity > maxBodyBytes { kept.data = ByteBuffer(bytes: event.data.readableBytesView) }
+            if kept.data.storageCapacity > maxBodyBytes { kept.data = ByteBuffer(bytes: kept.data.readableBytesView) }
         } else {
-            omitted = event.data.readableBytes
+            omitted = kept.data.readableBytes
             kept.data = ByteBuffer()
         }
         let streamed = StreamedEvent(event: kept, headers: keptHeaders, omittedBytes: omitted, sharesRecord: sharesRecord)
-        events.withLock { _ = $0.append(streamed) }
+        _ = Self.append(streamed, to: events)
         guard subscriberCount.load(ordering: .relaxed) > 0 else { return }
         for wake in subscribers.withLock({ Array($0.wakes.values) }) { wake() }
     }

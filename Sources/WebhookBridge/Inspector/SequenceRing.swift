@@ -17,12 +17,15 @@ struct SequenceRing<Element> {
 
     var capacity: Int { slots.count }
 
-    /// Keeps `element` in place of the oldest one when full; returns its sequence number.
-    mutating func append(_ element: consuming Element) -> UInt64 {
+    /// Keeps `element` in place of the oldest one when full; returns its sequence number and
+    /// the element it replaced, so that the owner releases that one after its lock (freeing a
+    /// record inside the lock would make the other event loops wait for it).
+    mutating func append(_ element: consuming Element) -> (sequence: UInt64, evicted: Element?) {
         lastSequence += 1
-        slots[next] = (lastSequence, element)
+        var slot: (sequence: UInt64, element: Element)? = (lastSequence, element)
+        swap(&slot, &slots[next])
         next = (next + 1) % slots.count
-        return lastSequence
+        return (lastSequence, slot.map { $0.element })
     }
 
     /// The slot of `sequence` while it is held.
