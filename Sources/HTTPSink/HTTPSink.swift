@@ -186,9 +186,10 @@ public final class HTTPSink: CallbackDeliveringSink {
         case .binary:
             body = event.data
             if let contentType = event.dataContentType { header("Content-Type", Self.safe(contentType)) }
-            for attribute in event.attributes where attribute.name != "datacontenttype" {
+            event.forEachAttribute { name, value in
+                guard name != "datacontenttype" else { return }
                 head.writeStaticString("ce-")
-                header(attribute.name, Self.headerValue(attribute.value))
+                header(name, Self.headerValue(value))
             }
         case .structured:
             var line = ByteBufferAllocator().buffer(capacity: event.data.readableBytes + 384)

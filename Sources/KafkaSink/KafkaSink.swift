@@ -154,15 +154,17 @@ public final class KafkaSink: CallbackDeliveringSink {
             return
         }
         let topicName = topic.render(event, sanitizer: .kafkaTopic)
-        // Names and values are copied by librdkafka straight from the strings' bytes.
-        var headers: [(String, String)] = []
-        headers.reserveCapacity(10)
-        for attribute in event.attributes where attribute.name != "datacontenttype" {
-            headers.append((Self.headerName(attribute.name), attribute.value))
-        }
-        if let contentType = event.dataContentType { headers.append(("content-type", contentType)) }
+        // Names and values are copied by librdkafka straight from the strings' bytes, as the
+        // attributes are visited (no list of them is made).
         producer.send(
-            topic: topicName, key: key.render(event, sanitizer: .verbatim), value: event.data, headers: headers,
+            topic: topicName, key: key.render(event, sanitizer: .verbatim), value: event.data,
+            headerCount: event.attributeCountBound,
+            headers: { add in
+                event.forEachAttribute { name, value in
+                    if name != "datacontenttype" { add(Self.headerName(name), value) }
+                }
+                if let contentType = event.dataContentType { add("content-type", contentType) }
+            },
             on: eventLoop
         ) { result in
             switch result {

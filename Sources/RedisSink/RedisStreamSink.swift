@@ -33,9 +33,9 @@ public final class RedisStreamSink: EventSink {
             command.append(maxLength)
         }
         command.append("*")
-        for attribute in event.attributes {
-            command.append(attribute.name)
-            command.append(attribute.value)
+        event.forEachAttribute { name, value in
+            command.append(name)
+            command.append(value)
         }
         command.append("data")
         command.append(event.data)

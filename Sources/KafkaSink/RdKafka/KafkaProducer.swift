@@ -256,10 +256,12 @@ final class KafkaProducer: @unchecked Sendable {
     /// The drain hands the reports of one round to each loop in one task, so a loop is woken
     /// once per round, not once per message.
     func send(
-        topic: String, key: String, value: ByteBuffer, headers: [(String, String)], on loop: (any EventLoop)?,
+        topic: String, key: String, value: ByteBuffer, headerCount: Int,
+        headers: (_ add: (_ name: String, _ value: String) -> Void) -> Void, on loop: (any EventLoop)?,
         completion: @escaping Completion
     ) {
-        let registered = state.withLock { state -> Result<UInt, Failure> in
+        // One lock for the waiter and the topic's warm-up (the state is shared by every loop).
+        let registered = state.withLock { state -> Result<(id: UInt, fetch: Bool), Failure> in
             if state.closed { return .failure(Failure(RD_KAFKA_RESP_ERR__DESTROY, "the producer is shut down")) }
             if let ended = state.ended {
                 return .failure(Failure(RD_KAFKA_RESP_ERR__FATAL, "the producer can't produce again (\(ended))"))
@@ -267,33 +269,43 @@ final class KafkaProducer: @unchecked Sendable {
             let id = state.nextID
             state.nextID &+= 1
             state.waiting[id] = Waiter(loop: loop, completion: completion)
-            return .success(id)
+            return .success((id, Self.queueWarmUp(topic, in: &state)))
         }
         let id: UInt
         switch registered {
         case .failure(let failure):
             onLoop(loop) { completion(.failure(failure)) }
             return
-        case .success(let registeredID):
-            id = registeredID
+        case .success(let registration):
+            id = registration.id
+            if registration.fetch { KafkaBlocking.pool.submit { [self] _ in fetchQueuedMetadata() } }
         }
-        warmUp(topic: topic)
-        let error = produce(topic: topic, key: key, value: value, headers: headers, opaque: id)
+        let error = produce(topic: topic, key: key, value: value, headerCount: headerCount, headers: headers, opaque: id)
         if error != RD_KAFKA_RESP_ERR_NO_ERROR, let waiter = state.withLock({ $0.waiting.removeValue(forKey: id) }) {
             onLoop(waiter.loop) { waiter.completion(.failure(Failure(error))) }
         }
     }
 
-    private func produce(topic: String, key: String, value: ByteBuffer, headers: [(String, String)], opaque: UInt)
-        -> rd_kafka_resp_err_t
-    {
-        let list = rd_kafka_headers_new(headers.count)!
-        for (name, value) in headers {
+    /// `headers` calls its argument with each header, `headerCount` of them at most (the
+    /// list's first size).
+    private func produce(
+        topic: String, key: String, value: ByteBuffer, headerCount: Int,
+        headers: (_ add: (_ name: String, _ value: String) -> Void) -> Void, opaque: UInt
+    ) -> rd_kafka_resp_err_t {
+        let list = rd_kafka_headers_new(headerCount)!
+        headers { name, value in
+            var name = name
             var value = value
-            value.withUTF8 { bytes in
-                // An empty value stays empty, not null.
-                let pointer = bytes.baseAddress.map(UnsafeRawPointer.init) ?? UnsafeRawPointer(Self.emptyByte)
-                _ = rd_kafka_header_add(list, name, -1, pointer, bytes.count)
+            // Both by pointer and length: a short string passed as a C string is copied to
+            // the heap first (it has no bytes of its own to point at), once per header.
+            name.withUTF8 { nameBytes in
+                value.withUTF8 { bytes in
+                    // An empty value stays empty, not null.
+                    let pointer = bytes.baseAddress.map(UnsafeRawPointer.init) ?? UnsafeRawPointer(Self.emptyByte)
+                    nameBytes.withMemoryRebound(to: CChar.self) { nameText in
+                        _ = rd_kafka_header_add(list, nameText.baseAddress, nameText.count, pointer, bytes.count)
+                    }
+                }
             }
         }
         var key = key
@@ -435,16 +447,21 @@ final class KafkaProducer: @unchecked Sendable {
     /// topic names can't grow the set without bound (later ones wait for the periodic
     /// refresh, as before).
     func warmUp(topic: String) {
-        let start = state.withLock { state -> Bool in
-            guard !state.brokersDown, state.warmedTopics.count < Self.maximumWarmedTopics,
-                state.warmedTopics.insert(topic).inserted
-            else { return false }
-            state.metadataQueue.append(topic)
-            guard !state.metadataRunning else { return false }
-            state.metadataRunning = true
-            return true
+        if state.withLock({ Self.queueWarmUp(topic, in: &$0) }) {
+            KafkaBlocking.pool.submit { [self] _ in fetchQueuedMetadata() }
         }
-        if start { KafkaBlocking.pool.submit { [self] _ in fetchQueuedMetadata() } }
+    }
+
+    /// Queues `topic`'s metadata request unless it was asked for already; true when the
+    /// caller must start the fetch.
+    private static func queueWarmUp(_ topic: String, in state: inout State) -> Bool {
+        guard !state.brokersDown, state.warmedTopics.count < maximumWarmedTopics,
+            state.warmedTopics.insert(topic).inserted
+        else { return false }
+        state.metadataQueue.append(topic)
+        guard !state.metadataRunning else { return false }
+        state.metadataRunning = true
+        return true
     }
 
     /// Asks for the queued topics' metadata, one after the other, until none is left.
@@ -505,7 +522,9 @@ final class KafkaProducer: @unchecked Sendable {
         private var here: [(Completion, Result<Delivery, Failure>)] = []
 
         mutating func add(_ waiter: Waiter, _ result: Result<Delivery, Failure>) {
-            guard let loop = waiter.loop else {
+            // The draining loop's own (half of them with two loops) run here, after the lock,
+            // with no list of their own.
+            guard let loop = waiter.loop, !loop.inEventLoop else {
                 here.append((waiter.completion, result))
                 return
             }

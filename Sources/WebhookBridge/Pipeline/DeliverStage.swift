@@ -16,21 +16,43 @@ struct DeliverStage: Sendable {
         case unavailable
     }
 
+    /// A sink as requests deliver to it, resolved once with its metrics, so a request
+    /// looks up nothing but its route's sink names.
+    struct Target: Sendable {
+        let sink: any EventSink
+        /// Its failure decides the answer (`required` is not false).
+        let required: Bool
+        let metrics: SinkMetrics
+        var name: String { sink.name }
+    }
+
     let sinks: [String: any EventSink]
     /// Sinks whose failure decides the answer (`required` is not false).
     let requiredSinks: Set<String>
     let spool: Spool?
     let ackTimeoutMs: Int
-    let sinkMetrics = MetricCache<String, SinkMetrics> { SinkMetrics(sink: $0) }
     let log: PipelineLog
+    private let targets: [String: Target]
+
+    init(sinks: [String: any EventSink], requiredSinks: Set<String>, spool: Spool?, ackTimeoutMs: Int, log: PipelineLog) {
+        self.sinks = sinks
+        self.requiredSinks = requiredSinks
+        self.spool = spool
+        self.ackTimeoutMs = ackTimeoutMs
+        self.log = log
+        targets = sinks.mapValues { sink in
+            Target(sink: sink, required: requiredSinks.contains(sink.name), metrics: SinkMetrics(sink: sink.name))
+        }
+    }
 
     func run(
         _ event: WebhookEvent, to sinkNames: [String], on executor: EventLoopTaskExecutor, trace: RequestTrace,
         logger: RequestLogger
     ) async -> Outcome {
-        let targets = sinkNames.compactMap { sinks[$0] }
-        let behindBacklog = targets.filter { isRequired($0) && (spool?.hasBacklog(for: $0.name) ?? false) }
-        let direct = targets.filter { sink in !behindBacklog.contains { $0.name == sink.name } }
+        let targets = sinkNames.compactMap { self.targets[$0] }
+        let behindBacklog = spool.map { spool in targets.filter { $0.required && spool.hasBacklog(for: $0.name) } } ?? []
+        let direct =
+            behindBacklog.isEmpty ? targets : targets.filter { sink in !behindBacklog.contains { $0.name == sink.name } }
         let failures = await deliver(event, to: direct, on: executor, logger: logger, trace: trace)
         if failures.isEmpty && behindBacklog.isEmpty { return .delivered }
         guard let spool else { return .unavailable }
@@ -57,12 +79,13 @@ struct DeliverStage: Sendable {
 
     /// Delivers to every target at once and returns the failures of required sinks.
     private func deliver(
-        _ event: WebhookEvent, to targets: [any EventSink], on executor: EventLoopTaskExecutor, logger: RequestLogger,
+        _ event: WebhookEvent, to targets: [Target], on executor: EventLoopTaskExecutor, logger: RequestLogger,
         trace: RequestTrace
     ) async -> [SinkError] {
         let ackTimeoutMs = self.ackTimeoutMs
-        for sink in targets where !isRequired(sink) {
-            let metrics = sinkMetrics[sink.name]
+        for target in targets where !target.required {
+            let sink = target.sink
+            let metrics = target.metrics
             let span = trace.deliverySpan(sink: sink.name, required: false)
             Task(executorPreference: executor) {
                 let result = await deliverWithDeadline(
@@ -71,22 +94,23 @@ struct DeliverStage: Sendable {
                 if case .failure(let error) = result { self.note(error, required: false, logger: logger) }
             }
         }
-        let required = targets.filter(isRequired)
+        let required = targets.allSatisfy(\.required) ? targets : targets.filter(\.required)
         if required.isEmpty { return [] }
         if required.count == 1 {
             // The usual case: one required sink, awaited without a task group.
-            let sink = required[0]
-            let span = trace.deliverySpan(sink: sink.name, required: true)
+            let target = required[0]
+            let span = trace.deliverySpan(sink: target.name, required: true)
             let result = await deliverWithDeadline(
-                event, to: sink, milliseconds: ackTimeoutMs, metrics: sinkMetrics[sink.name], on: executor)
-            trace.endDelivery(span, sink: sink.name, required: true, result)
+                event, to: target.sink, milliseconds: ackTimeoutMs, metrics: target.metrics, on: executor)
+            trace.endDelivery(span, sink: target.name, required: true, result)
             guard case .failure(let error) = result else { return [] }
             note(error, required: true, logger: logger)
             return [error]
         }
         return await withTaskGroup(of: SinkError?.self) { group in
-            for sink in required {
-                let metrics = sinkMetrics[sink.name]
+            for target in required {
+                let sink = target.sink
+                let metrics = target.metrics
                 let span = trace.deliverySpan(sink: sink.name, required: true)
                 group.addTask(executorPreference: executor) {
                     let result = await deliverWithDeadline(
@@ -112,6 +136,4 @@ struct DeliverStage: Sendable {
             metadata: ["sink.name": "\(error.sink)", "sink.error": "\(error.reason)", "sink.required": "\(required)"],
             logger: logger)
     }
-
-    private func isRequired(_ sink: any EventSink) -> Bool { requiredSinks.contains(sink.name) }
 }

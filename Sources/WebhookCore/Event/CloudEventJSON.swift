@@ -17,14 +17,14 @@ public enum CloudEventJSON {
         extensions: [(String, String)] = [], headers: [String] = []
     ) {
         var head: [UInt8] = [UInt8(ascii: "{")]
-        for (index, attribute) in event.attributes.enumerated() {
-            if index > 0 { head.append(UInt8(ascii: ",")) }
-            JSONWriter.appendString(attribute.name, to: &head)
+        event.forEachAttribute { name, value in
+            if head.count > 1 { head.append(UInt8(ascii: ",")) }
+            JSONWriter.appendString(name, to: &head)
             head.append(UInt8(ascii: ":"))
-            if attribute.name == "webhookkey" {
-                head.append(contentsOf: attribute.value.utf8)  // an integer extension
+            if name == "webhookkey" {
+                head.append(contentsOf: value.utf8)  // an integer extension
             } else {
-                JSONWriter.appendString(attribute.value, to: &head)
+                JSONWriter.appendString(value, to: &head)
             }
         }
         for (name, value) in extensions {

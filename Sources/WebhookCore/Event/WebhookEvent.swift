@@ -60,21 +60,30 @@ public struct WebhookEvent: Sendable {
     /// The CloudEvents context attributes, in a fixed order, as sinks write them.
     public var attributes: [(name: String, value: String)] {
         var list: [(name: String, value: String)] = []
-        list.reserveCapacity(10 + extensionAttributes.count)
-        list.append(("specversion", "1.0"))
-        list.append(("id", id))
-        list.append(("source", source))
-        list.append(("type", type))
-        list.append(("time", time.rfc3339))
-        if let dataContentType { list.append(("datacontenttype", dataContentType)) }
-        list.append(("webhookscheme", scheme))
-        list.append(("webhookkey", String(keyIndex)))
-        list.append(contentsOf: extensionAttributes)
-        if let traceParent {
-            list.append(("traceparent", traceParent))
-            if let traceState, !traceState.isEmpty { list.append(("tracestate", traceState)) }
-        }
+        list.reserveCapacity(attributeCountBound)
+        forEachAttribute { list.append(($0, $1)) }
         return list
+    }
+
+    /// At least as many as ``attributes`` holds.
+    public var attributeCountBound: Int { 10 + extensionAttributes.count }
+
+    /// Calls `body` with each of ``attributes`` in turn, without building the list (what a
+    /// sink writes for every event).
+    public func forEachAttribute(_ body: (_ name: String, _ value: String) throws -> Void) rethrows {
+        try body("specversion", "1.0")
+        try body("id", id)
+        try body("source", source)
+        try body("type", type)
+        try body("time", time.rfc3339)
+        if let dataContentType { try body("datacontenttype", dataContentType) }
+        try body("webhookscheme", scheme)
+        try body("webhookkey", String(keyIndex))
+        for (name, value) in extensionAttributes { try body(name, value) }
+        if let traceParent {
+            try body("traceparent", traceParent)
+            if let traceState, !traceState.isEmpty { try body("tracestate", traceState) }
+        }
     }
 
     /// Sets the attribute `name` (replacing an earlier value).
