@@ -183,7 +183,7 @@ public final class KafkaSink: CallbackDeliveringSink {
         }
     }
 
-    /// `ce_NAME`, made once for the attributes every event has.
+    /// `ce_NAME`, made once for the attributes every event has and the trace context.
     private static func headerName(_ attribute: String) -> String {
         switch attribute {
         case "specversion": return "ce_specversion"
@@ -193,6 +193,8 @@ public final class KafkaSink: CallbackDeliveringSink {
         case "time": return "ce_time"
         case "webhookscheme": return "ce_webhookscheme"
         case "webhookkey": return "ce_webhookkey"
+        case "traceparent": return "ce_traceparent"
+        case "tracestate": return "ce_tracestate"
         default: return "ce_" + attribute
         }
     }

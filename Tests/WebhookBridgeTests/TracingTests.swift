@@ -2,6 +2,7 @@ import BridgeTestSupport
 import Foundation
 import Synchronization
 import Testing
+import W3CTraceContext
 @testable import WebhookBridge
 import WebhookCore
 import WebhookEncoding
@@ -430,6 +431,25 @@ struct TracingTests {
         #expect((0..<1000).allSatisfy { _ in RequestTracing(tracer: nil, service: nil, sampleRatio: 1).samplesRoot() })
         let ids = Set((0..<10000).map { _ in TraceIDs.traceID().description })
         #expect(ids.count == 10000)
+    }
+
+    @Test(
+        "an unsampled request's traceparent: 00, the caller's trace id or a new one, a new span id, flags 00; W3C's parser reads it"
+    )
+    func unsampledParent() throws {
+        let caller = TraceIDs.traceID()
+        let kept = TraceIDs.unsampledParent(traceID: caller)
+        let parsed = try TraceContext(traceParentHeaderValue: kept, traceStateHeaderValue: nil)
+        #expect(parsed.traceID == caller)
+        #expect(!parsed.flags.contains(.sampled))
+        #expect(kept.hasPrefix("00-\(caller)-") && kept.hasSuffix("-00") && kept.utf8.count == 55)
+        let fresh = (0..<2000).map { _ in TraceIDs.unsampledParent(traceID: nil) }
+        for parent in fresh {
+            let context = try TraceContext(traceParentHeaderValue: parent, traceStateHeaderValue: nil)
+            #expect(parent == "00-\(context.traceID)-\(context.spanID)-00")
+        }
+        #expect(Set(fresh.map { $0.split(separator: "-")[1] }).count == 2000)
+        #expect(Set(fresh.map { $0.split(separator: "-")[2] }).count == 2000)
     }
 
     @Test("config: tracing's endpoint, protocol and sampleRatio are checked, each problem with its JSON path")

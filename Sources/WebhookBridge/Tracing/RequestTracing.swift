@@ -153,7 +153,7 @@ public final class RequestTracing: Sendable {
         guard incoming?.sampled ?? samplesRoot() else {
             // Not sampled: the event carries the trace's context (the caller's trace, or a new
             // one) with a span id of its own and the flag 00, and nothing else is made.
-            let parent = "00-\(incoming?.traceID ?? TraceIDs.traceID())-\(TraceIDs.spanID())-00"
+            let parent = TraceIDs.unsampledParent(traceID: incoming?.traceID)
             return RequestTrace(
                 span: nil, traceParent: parent, traceState: incoming?.traceState, tracer: nil, inspection: inspection)
         }
@@ -300,5 +300,39 @@ enum TraceIDs {
     static func spanID() -> SpanID {
         var generator = Generator()
         return SpanID.random(using: &generator)
+    }
+
+    /// The `traceparent` of a request that is not sampled, `00-TRACE-SPAN-00`: the caller's
+    /// trace id (else a new one) and a new span id, written digit by digit into the
+    /// string's own storage (interpolating the two ids' descriptions made three strings).
+    static func unsampledParent(traceID: TraceID?) -> String {
+        String(unsafeUninitializedCapacity: 55) { text in
+            func digit(_ value: UInt64) -> UInt8 { value < 10 ? 0x30 + UInt8(value) : 0x57 + UInt8(value) }
+            func put(_ value: UInt64, at offset: Int) {
+                for index in 0..<16 { text[offset + index] = digit(value >> UInt64(60 - 4 * index) & 0xF) }
+            }
+            // All zeros is not a valid id (W3C Trace Context): a draw of zero becomes one.
+            func draw() -> UInt64 { max(next(), 1) }
+            text[0] = 0x30
+            text[1] = 0x30
+            text[2] = 0x2D
+            if let traceID {
+                withUnsafeBytes(of: traceID.bytes) { bytes in
+                    for (index, byte) in bytes.enumerated() {
+                        text[3 + 2 * index] = digit(UInt64(byte >> 4))
+                        text[4 + 2 * index] = digit(UInt64(byte & 0xF))
+                    }
+                }
+            } else {
+                put(draw(), at: 3)
+                put(draw(), at: 19)
+            }
+            text[35] = 0x2D
+            put(draw(), at: 36)
+            text[52] = 0x2D
+            text[53] = 0x30
+            text[54] = 0x30
+            return 55
+        }
     }
 }
