@@ -21,7 +21,13 @@ extension JSONParser {
 
     static func topLevelTexts(buffer: UnsafeBufferPointer<UInt8>, _ names: [String]) -> [String?]? {
         // The member names' stack lives on this call's stack: no allocation for the scan.
-        let scanned = withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: Scanner.nameCapacity) {
+        // Offsets as UInt32 keep it at 1 KiB, the most `withUnsafeTemporaryAllocation` puts
+        // on the stack (as `Range<Int>` it was 2 KiB: a heap allocation per request).
+        guard buffer.count <= Int(UInt32.max) else {
+            guard let value = try? parse(buffer: buffer) else { return nil }
+            return names.map { value[$0]?.scalarText }
+        }
+        let scanned = withUnsafeTemporaryAllocation(of: Range<UInt32>.self, capacity: Scanner.nameCapacity) {
             storage -> Result<[String?], ScanStop> in
             var scanner = Scanner(cursor: Cursor(bytes: buffer), names: storage)
             do throws(ScanStop) {
@@ -52,14 +58,14 @@ extension JSONParser {
         var cursor: Cursor
         /// Member names of the objects being scanned, outermost first: `names[..<nameCount]`
         /// of a buffer the caller owns.
-        private let names: UnsafeMutableBufferPointer<Range<Int>>
+        private let names: UnsafeMutableBufferPointer<Range<UInt32>>
         private var nameCount = 0
         static let maximumNamesChecked = 32
         /// Names held at once, over every open object; a document needing more is left to
         /// the parser (`undecided`).
         static let nameCapacity = 128
 
-        init(cursor: Cursor, names: UnsafeMutableBufferPointer<Range<Int>>) {
+        init(cursor: Cursor, names: UnsafeMutableBufferPointer<Range<UInt32>>) {
             self.cursor = cursor
             self.names = names
         }
@@ -184,11 +190,12 @@ extension JSONParser {
             cursor.index = index + 1
             guard nameCount - first < Self.maximumNamesChecked, nameCount < names.count else { throw .undecided }
             for earlier in names[first..<nameCount] where earlier.count == name.count {
-                if memcmp(bytes.baseAddress! + earlier.lowerBound, bytes.baseAddress! + name.lowerBound, name.count) == 0 {
+                if memcmp(bytes.baseAddress! + Int(earlier.lowerBound), bytes.baseAddress! + name.lowerBound, name.count) == 0 {
                     throw .invalid
                 }
             }
-            names.initializeElement(at: nameCount, to: name)
+            // Within UInt32: the caller checked the document's size.
+            names.initializeElement(at: nameCount, to: UInt32(truncatingIfNeeded: start)..<UInt32(truncatingIfNeeded: index))
             nameCount += 1
             return name
         }
