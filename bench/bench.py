@@ -17,8 +17,9 @@ The targets:
   every second), with a file sink (fsynced before each answer), and with an http sink
   delivering each event, signed, to nginx answering 204 (kept-alive connections).
 - What shaping (`match`, `transform`) and the inspector (`admin`) add to a request: paced
-  rounds taking turns, CPU per request, and each one's work by layer in one process
-  (bench/shaping-bench, bench/inspector-bench).
+  rounds taking turns (the inspector: four fresh pairs of processes, as bench/pairs.py
+  does), CPU per request, and each one's work by layer in one process (bench/shaping-bench,
+  bench/inspector-bench).
 
 `--smoke` runs each target for a second and checks that it works (every answer 2xx, the
 file sink holds every event answered); CI runs that. Timings are not checked in smoke mode.
@@ -373,40 +374,57 @@ class Bench:
             "layers": layers,
         }
 
-    def inspector(self, sink: dict) -> dict:
-        """The Kafka bridge with the inspector off and on, two processes taking turns under the
-        same paced load, six rounds (each first in three); then inspector-bench's figure of the
-        same work in a loop."""
-        bridges = {"off": self.bridge("kafka", sink), "on": self.bridge("kafka", sink, admin=True)}
-        cpu: dict[str, list[float]] = {"off": [], "on": []}
+    def fresh_pair(
+        self, sink: dict, a: tuple[dict, str | None], b: tuple[dict, str | None], seconds: float, delay_ms: int,
+        tag: str,
+    ) -> tuple[float, float, float]:
+        """One fresh pair of bridges, A and B (config additions and binary each), each measured in
+        two of four rounds (A B B A) under 32 connections: their CPU us/request and the rate.
+        Two processes with one config differ by up to +-10 us/request for their whole lives, so
+        a setting's cost is the median of several fresh pairs' differences, not one pair's."""
+        processes = {
+            name: self.bridge("kafka", sink, extra=extra, binary=binary, tag=f"-{name}{tag}")
+            for name, (extra, binary) in (("a", a), ("b", b))
+        }
+        cpu: dict[str, list[float]] = {"a": [], "b": []}
         rates: list[float] = []
         try:
-            for round in range(1 if self.args.smoke else 6):
-                # Off first in one round, on first in the next: what the order does falls on both.
-                for name in (("off", "on") if round % 2 == 0 else ("on", "off")):
-                    process, port, _ = bridges[name]
-                    if self.args.warmup > 0:
-                        self.wrk(port, 1, 32, delay_ms=10)
-                    before = cpu_seconds(process.pid)
-                    result = self.wrk(port, self.args.duration, 32, delay_ms=10)
-                    if result["non2xx"] or result["socket_errors"] or result["requests"] == 0:
-                        self.failures.append(f"inspector {name}: {result['non2xx']} answers not 2xx of {result['requests']}")
-                    cpu[name].append((cpu_seconds(process.pid) - before) * 1e6 / max(result["requests"], 1))
-                    rates.append(result["rps"])
+            for name in ("a", "b", "b", "a"):
+                process, port, _ = processes[name]
+                self.wrk(port, 1, 32, delay_ms=delay_ms)
+                before = cpu_seconds(process.pid)
+                result = self.wrk(port, seconds, 32, delay_ms=delay_ms)
+                if result["non2xx"] or result["socket_errors"] or result["requests"] == 0:
+                    self.failures.append(f"pair {tag} {name}: {result['non2xx']} answers not 2xx of {result['requests']}")
+                cpu[name].append((cpu_seconds(process.pid) - before) * 1e6 / max(result["requests"], 1))
+                rates.append(result["rps"])
         finally:
-            for process, _, _ in bridges.values():
+            for process, _, _ in processes.values():
                 stop(process)
-        off, on = statistics.median(cpu["off"]), statistics.median(cpu["on"])
+        return statistics.mean(cpu["a"]), statistics.mean(cpu["b"]), statistics.median(rates)
+
+    def inspector(self, sink: dict) -> dict:
+        """The Kafka bridge with the inspector off (A) and on (B): four fresh pairs of processes
+        under the same paced load, each measured A B B A; then inspector-bench's figure of the
+        same work in a loop."""
+        pairs = [
+            self.fresh_pair(sink, ({}, None), ({"admin": {}}, None), max(1, self.args.duration // 2), 10, str(index))
+            for index in range(1 if self.args.smoke else 4)
+        ]
+        off = statistics.median(a for a, _, _ in pairs)
+        on = statistics.median(b for _, b, _ in pairs)
+        added = statistics.median(b - a for a, b, _ in pairs)
+        rps = statistics.median(rate for _, _, rate in pairs)
         layer = ""
         if self.args.inspector_bench:
             iterations = "2000" if self.args.smoke else "400000"
             output = subprocess.run([self.args.inspector_bench, iterations], check=True, capture_output=True, text=True).stdout
             layer = re.sub(r" \(\d+\)$", "", output.strip())
             print(f"  {layer}")
-        print(f"  inspector at {statistics.median(rates):.0f} req/s: {off:.1f} us/request off, {on:.1f} on ({on - off:+.1f})")
-        print(f"    rounds off {' '.join(f'{x:.1f}' for x in cpu['off'])}, on {' '.join(f'{x:.1f}' for x in cpu['on'])}")
-        return {"target": "inspector", "off_cpu_us": off, "on_cpu_us": on, "rps": statistics.median(rates), "rounds": cpu,
-                "layer": layer}
+        print(f"  inspector at {rps:.0f} req/s: {off:.1f} us/request off, {on:.1f} on ({added:+.1f}, median of the pairs)")
+        print(f"    pairs {' '.join(f'{a:.1f}/{b:.1f}' for a, b, _ in pairs)}")
+        return {"target": "inspector", "off_cpu_us": off, "on_cpu_us": on, "added_cpu_us": added, "rps": rps,
+                "pairs": pairs, "layer": layer}
 
     def measure(self, name: str, process: subprocess.Popen, port: int) -> dict:
         a = self.args
@@ -565,11 +583,11 @@ class Bench:
             lines += "\n".join([
                 "",
                 "",
-                f"| inspector (Kafka sink, paced at {inspector['rps']:.0f} req/s, medians of the rounds) | CPU us/request |",
+                f"| inspector (Kafka sink, paced at {inspector['rps']:.0f} req/s, {len(inspector['pairs'])} fresh pairs of processes) | CPU us/request |",
                 "| --- | ---: |",
                 f"| `admin` off | {inspector['off_cpu_us']:.1f} |",
                 f"| `admin` on (recent 1000, maxBodyBytes 65536) | {inspector['on_cpu_us']:.1f} |",
-                f"| added | {inspector['on_cpu_us'] - inspector['off_cpu_us']:+.1f} |",
+                f"| added (median of the pairs' differences) | {inspector['added_cpu_us']:+.1f} |",
             ])
             if inspector["layer"]:
                 lines += f"\n\nThe same work in one process (inspector-bench, best of five rounds): {inspector['layer']}"

@@ -42,24 +42,9 @@ def main() -> int:
     try:
         sink = {"type": "kafka", "brokers": runner.start_kafka(), "topic": bench.TOPIC}
         for pair in range(args.pairs):
-            processes = {
-                name: runner.bridge("kafka", sink, extra=extra, binary=binary, tag=f"-{name}{pair}")
-                for name, (extra, binary) in variants.items()
-            }
-            cpu: dict[str, list[float]] = {"a": [], "b": []}
-            try:
-                for name in ("a", "b", "b", "a"):
-                    process, port, _ = processes[name]
-                    runner.wrk(port, 1, 32, delay_ms=delay)
-                    before = bench.cpu_seconds(process.pid)
-                    result = runner.wrk(port, args.seconds, 32, delay_ms=delay)
-                    if result["non2xx"] or result["socket_errors"] or result["requests"] == 0:
-                        raise SystemExit(f"pair {pair} {name}: {result['non2xx']} answers not 2xx of {result['requests']}")
-                    cpu[name].append((bench.cpu_seconds(process.pid) - before) * 1e6 / result["requests"])
-            finally:
-                for process, _, _ in processes.values():
-                    bench.stop(process)
-            a, b = statistics.mean(cpu["a"]), statistics.mean(cpu["b"])
+            a, b, _ = runner.fresh_pair(sink, variants["a"], variants["b"], args.seconds, delay, str(pair))
+            if runner.failures:
+                raise SystemExit("; ".join(runner.failures))
             differences.append(b - a)
             print(f"pair {pair + 1}: a {a:.1f}, b {b:.1f} us/request: {b - a:+.1f}", flush=True)
     finally:
