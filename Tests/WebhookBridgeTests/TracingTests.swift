@@ -11,6 +11,11 @@ import WebhookEncoding
 /// (opentelemetry-proto's messages, grpcio's server) that prints every span it receives.
 final class OTLPReceiver: @unchecked Sendable {
     static let python = DeployTests.root.appendingPathComponent(".build-tools/venv/bin/python").path
+    /// The trait of the tests that need it: run when its Python packages are installed
+    /// (scripts/install-test-tools.sh, which `make test` runs).
+    static let required = ConditionTrait.enabled(
+        if: isInstalled, "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)")
+
     static var isInstalled: Bool {
         guard FileManager.default.isExecutableFile(atPath: python) else { return false }
         let check = Process()
@@ -127,9 +132,7 @@ struct TracingTests {
 
     @Test(
         "OTLP/HTTP: the request's server span continues the caller's traceparent, with children for verify, idempotency and the sink; the event carries the server span",
-        .enabled(
-            if: OTLPReceiver.isInstalled,
-            "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)"))
+        OTLPReceiver.required)
     func httpSpans() async throws {
         let receiver = try OTLPReceiver()
         defer { receiver.stop() }
@@ -181,9 +184,7 @@ struct TracingTests {
 
     @Test(
         "sampleRatio 0: a request that is not sampled exports no span and its event still carries the trace's context (flag 00); a sampled caller's request is traced whole",
-        .enabled(
-            if: OTLPReceiver.isInstalled,
-            "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)"))
+        OTLPReceiver.required)
     func unsampledRequests() async throws {
         let receiver = try OTLPReceiver()
         defer { receiver.stop() }
@@ -217,9 +218,7 @@ struct TracingTests {
 
     @Test(
         "sampleRatio 1: a caller whose traceparent says not sampled (-00) is followed: no span exported, the event keeps the caller's trace with a span id of its own and -00; a request without one is traced",
-        .enabled(
-            if: OTLPReceiver.isInstalled,
-            "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)"))
+        OTLPReceiver.required)
     func unsampledCaller() async throws {
         let receiver = try OTLPReceiver()
         defer { receiver.stop() }
@@ -259,9 +258,7 @@ struct TracingTests {
 
     @Test(
         "OTLP/gRPC (or, built without it, OTLP/HTTP with JSON) into a Kafka sink: a request without traceparent starts a trace, and the Kafka message's ce_traceparent names its span",
-        .enabled(
-            if: OTLPReceiver.isInstalled,
-            "opentelemetry-proto and grpcio are not installed (scripts/install-test-tools.sh, run by make test)"))
+        OTLPReceiver.required)
     func grpcSpansAndKafkaHeaders() async throws {
         let receiver = try OTLPReceiver()
         defer { receiver.stop() }
