@@ -50,4 +50,31 @@ struct ThirdWaveBridgeTests {
             #expect(unsigned.json == .object([("error", .string("signature_missing"))]))
         }
     }
+
+    @Test(
+        "pipedrive: two events about the same deal (meta.id is the deal's id) both land, each typed entity.action; the same delivery again is a duplicate"
+    )
+    func pipedriveEventsOfOneObject() async throws {
+        let config = """
+            {"listen": {"host": "127.0.0.1", "port": 0},
+             "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},
+             "sources": {"pd": {"path": "/pd", "verify": {"scheme": "pipedrive", "secrets": ["hook:pd-password-0123"]}, "sinks": ["archive"]}}}
+            """
+        let authorization = ("Authorization", "Basic " + Base64.encode(Array("hook:pd-password-0123".utf8)))
+        func event(_ action: String, _ time: String) -> String {
+            #"{"data":{"id":42,"title":"Big deal"},"previous":null,"meta":{"action":"\#(action)","entity":"deal","entity_id":"42","id":"42","timestamp":"\#(time)","version":"2.0","attempt":1}}"#
+        }
+        try await RunningBridge.with(config: config) { bridge in
+            let created = event("create", "2026-12-04T10:00:00.000Z")
+            let changed = event("change", "2026-12-04T10:05:00.000Z")
+            for body in [created, changed] {
+                let answer = try await bridge.post("/pd", headers: [("Content-Type", "application/json"), authorization], body: body)
+                #expect(answer.status == .ok && answer.json?["status"] == .string("accepted"), "\(answer.text)")
+            }
+            let again = try await bridge.post("/pd", headers: [("Content-Type", "application/json"), authorization], body: changed)
+            #expect(again.json?["status"] == .string("duplicate"), "\(again.text)")
+            let types = try bridge.lines("events.jsonl").compactMap { $0["type"]?.scalarText }
+            #expect(types == ["deal.create", "deal.change"])
+        }
+    }
 }

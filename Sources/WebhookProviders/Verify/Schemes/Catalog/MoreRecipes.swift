@@ -155,10 +155,12 @@ extension Provider {
     /// Postmark: Basic credentials (in the webhook URL). Type body `RecordType`.
     static let postmark = basicPreset("postmark", type: .pointer("/RecordType"))
 
-    /// Pipedrive: Basic credentials (`http_auth_user`/`http_auth_password`). Id body `meta.id`;
-    /// type `meta.entity` + `.` + `meta.action` (v2), else `meta.object` + `.` + `meta.action` (v1).
+    /// Pipedrive: Basic credentials (`http_auth_user`/`http_auth_password`). No event id:
+    /// `meta.id` is the object's (every change to one deal carries the same), so the body's
+    /// hash. Type `meta.entity` + `.` + `meta.action` (v2), else `meta.object` + `.` +
+    /// `meta.action` (v1).
     static let pipedrive = basicPreset(
-        "pipedrive", id: .pointer("/meta/id"),
+        "pipedrive",
         type: FieldSource([
             dotted("body meta.entity + . + meta.action", "/meta/entity", "/meta/action"),
             dotted("meta.object + . + meta.action", "/meta/object", "/meta/action"),
