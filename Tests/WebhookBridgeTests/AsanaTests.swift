@@ -109,6 +109,26 @@ struct AsanaTests {
         }
     }
 
+    @Test(
+        "with the learned secrets' file unreadable, an event signed with a configured secret still lands; one signed otherwise is 503 (it may be a learned secret), never 401"
+    )
+    func configuredSecretWithoutTheStore() async throws {
+        let spool = TemporaryDirectory()
+        defer { spool.cleanup() }
+        try FileManager.default.createDirectory(atPath: spool.path, withIntermediateDirectories: true)
+        try Data("not json".utf8).write(to: URL(fileURLWithPath: spool.file("learned-secrets.json")))
+        let config = Self.config(spool: spool.path, verify: #", "secrets": ["configured-secret-0123456789"]"#)
+        try await RunningBridge.with(config: config) { bridge in
+            let configured = try await bridge.post(
+                "/asana", headers: Self.signed(Self.event, secret: "configured-secret-0123456789"), body: Self.event)
+            #expect(configured.status == .ok, "\(configured.text)")
+            let other = try await bridge.post(
+                "/asana", headers: Self.signed(Self.event, secret: "another-secret-0123456789"), body: Self.event)
+            #expect(other.status == .serviceUnavailable, "\(other.text)")
+            #expect(try bridge.lines("events.jsonl").count == 1)
+        }
+    }
+
     @Test("an asana source needs somewhere to keep its secret: without a spool or the redis store the config names the path")
     func needsAStore() throws {
         let text = """

@@ -68,10 +68,12 @@ struct ThirdWaveBridgeTests {
             let created = event("create", "2026-12-04T10:00:00.000Z")
             let changed = event("change", "2026-12-04T10:05:00.000Z")
             for body in [created, changed] {
-                let answer = try await bridge.post("/pd", headers: [("Content-Type", "application/json"), authorization], body: body)
+                let answer = try await bridge.post(
+                    "/pd", headers: [("Content-Type", "application/json"), authorization], body: body)
                 #expect(answer.status == .ok && answer.json?["status"] == .string("accepted"), "\(answer.text)")
             }
-            let again = try await bridge.post("/pd", headers: [("Content-Type", "application/json"), authorization], body: changed)
+            let again = try await bridge.post(
+                "/pd", headers: [("Content-Type", "application/json"), authorization], body: changed)
             #expect(again.json?["status"] == .string("duplicate"), "\(again.text)")
             let types = try bridge.lines("events.jsonl").compactMap { $0["type"]?.scalarText }
             #expect(types == ["deal.create", "deal.change"])

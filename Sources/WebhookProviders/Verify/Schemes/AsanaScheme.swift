@@ -32,7 +32,7 @@ public final class AsanaScheme: WebhookScheme {
     /// How many secrets `acceptHandshakeUntil` alone lets in: each is one more HMAC for
     /// every request that matches none.
     static let untilLimit = 16
-    /// The configured secrets then the learned ones (nil until first read from the store).
+    /// The learned secrets and their keyring (nil until first read from the store).
     private let keys = Mutex<(learned: [String], keyring: HMACKeyring)?>(nil)
 
     public init(secrets: [String], acceptUntil: Timestamp?, acceptCount: Int?) {
@@ -89,17 +89,26 @@ public final class AsanaScheme: WebhookScheme {
         }
         let signature = try Self.signature(request)
         let parts: [SignedPart] = [.bytes(request.body)]
-        var keyring = try await keyring(store: store, source: services.source, reload: false)
-        var index = keyring.firstMatch(.sha256, parts, candidates: [signature])
+        // The configured secrets first: they need no store, so an event signed with one is
+        // taken even while the store can't be read.
+        if let index = configuredKeyring.firstMatch(.sha256, parts, candidates: [signature]) {
+            return Self.event(request, keyIndex: index)
+        }
+        var learned = try await learnedKeyring(store: store, source: services.source, reload: false)
+        var index = learned.keyring.firstMatch(.sha256, parts, candidates: [signature])
         if index == nil {
-            // Learned by another replica since this one read the store?
-            keyring = try await self.keyring(store: store, source: services.source, reload: true)
-            index = keyring.firstMatch(.sha256, parts, candidates: [signature])
+            // Learned by another replica since this one read the store? Matched again only
+            // when the store holds something new: a forged signature costs one read, not a
+            // second HMAC per secret.
+            learned = try await learnedKeyring(store: store, source: services.source, reload: true)
+            if learned.changed { index = learned.keyring.firstMatch(.sha256, parts, candidates: [signature]) }
         }
         guard let index else {
-            throw .invalid("\(Self.signatureHeader) matches none of \(keyring.keys.count) secrets (configured and learned)")
+            throw .invalid(
+                "\(Self.signatureHeader) matches none of \(configured.count + learned.keyring.keys.count) secrets (configured and learned)"
+            )
         }
-        return Self.event(request, keyIndex: index)
+        return Self.event(request, keyIndex: configured.count + index)
     }
 
     /// Echoes `offered` once it is kept; refused outside the source's window unless held.
@@ -123,7 +132,7 @@ public final class AsanaScheme: WebhookScheme {
                 ? "\(acceptCount) secret(s) are held (verify.acceptHandshakes)" : "verify.acceptHandshakeUntil has passed"
             throw .invalid("a handshake (\(Self.secretHeader)) outside the source's window: \(why)")
         }
-        if outcome == .learned { _ = try? await keyring(store: store, source: source, reload: true) }
+        if outcome == .learned { _ = try? await learnedKeyring(store: store, source: source, reload: true) }
         var verified = VerifiedWebhook(
             id: nil, type: "handshake", keyIndex: 0,
             handshake: HandshakeAnswer(body: [], contentType: nil, headers: [(Self.secretHeader, secret)]))
@@ -131,26 +140,25 @@ public final class AsanaScheme: WebhookScheme {
         return verified
     }
 
-    /// The configured and learned secrets' keyring, read from the store the first time and
-    /// with `reload`.
-    private func keyring(store: any LearnedSecretStore, source: String, reload: Bool) async throws(VerificationFailure)
-        -> HMACKeyring
+    /// The learned secrets' keyring (their indexes follow the configured secrets'), read from
+    /// the store the first time and with `reload`; `changed` when the store held something
+    /// other than what was read before.
+    private func learnedKeyring(store: any LearnedSecretStore, source: String, reload: Bool)
+        async throws(VerificationFailure) -> (keyring: HMACKeyring, changed: Bool)
     {
-        if !reload, let held = keys.withLock({ $0 }) { return held.keyring }
+        if !reload, let held = keys.withLock({ $0 }) { return (held.keyring, false) }
         let learned: [String]
         do {
             learned = try await store.secrets(for: source)
         } catch {
             throw .unavailable("cannot read the learned secrets (\(store.location)): \(error)")
         }
-        // A request that matches nothing re-reads the store; the keys are only prepared again
-        // when what it holds changed (a flood of forged signatures costs a read, not a key
-        // schedule per secret).
+        // The keys are only prepared again when what the store holds changed.
         return keys.withLock { held in
-            if let held, held.learned == learned { return held.keyring }
-            let keyring = HMACKeyring(secrets: configured + learned)
+            if let held, held.learned == learned { return (held.keyring, false) }
+            let keyring = HMACKeyring(secrets: learned)
             held = (learned, keyring)
-            return keyring
+            return (keyring, true)
         }
     }
 }
