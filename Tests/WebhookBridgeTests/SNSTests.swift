@@ -520,6 +520,13 @@ struct SNSTests {
             unsigned.removeAll { $0.0 == "PAYPAL-TRANSMISSION-SIG" }
             let missing = try await post(unsigned, body("WH-7"))
             #expect(missing.json == .object([("error", .string("signature_missing"))]))
+            // A signed header missing is the signature missing, not a wrong one.
+            for name in ["PAYPAL-TRANSMISSION-ID", "PAYPAL-TRANSMISSION-TIME", "PAYPAL-CERT-URL"] {
+                var partial = try payPalHeaders(fixture, body: body("WH-8"), transmission: "t-8")
+                partial.removeAll { $0.0 == name }
+                let answer = try await post(partial, body("WH-8"))
+                #expect(answer.json == .object([("error", .string("signature_missing"))]), "\(name): \(answer.text)")
+            }
 
             let lines = try bridge.lines("events.jsonl")
             #expect(lines.map { $0["id"] } == [.string("WH-1"), .string("WH-2")])

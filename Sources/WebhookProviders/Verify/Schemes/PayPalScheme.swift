@@ -47,7 +47,7 @@ public final class PayPalScheme: WebhookScheme {
             throw .missing("\(Self.signatureHeader) is missing")
         }
         func required(_ name: String) throws(VerificationFailure) -> String {
-            guard let value = headers.first(name: name), !value.isEmpty else { throw .invalid("\(name) is missing") }
+            guard let value = headers.first(name: name), !value.isEmpty else { throw .missing("\(name) is missing") }
             return value
         }
         let transmissionID = try required("PAYPAL-TRANSMISSION-ID")
