@@ -378,10 +378,14 @@ struct PayPalPartsTests {
         #expect(text == "69cd13f0-d67a-11e5-baa3-778b53f4ae55|2016-02-18T20:01:35Z|1JE4291016473214C|3421780262")
     }
 
-    @Test("the default certificate hosts are PayPal's live and sandbox API hosts, and no host that only contains them")
+    @Test(
+        "the default certificate hosts are PayPal's live and sandbox API hosts, and no host that only contains them (also once the good ones are remembered)"
+    )
     func hosts() {
-        let pattern = PayPalScheme.defaultCertificateHost
-        for host in ["api.paypal.com", "api-m.paypal.com", "api.sandbox.paypal.com", "api-m.sandbox.paypal.com"] {
+        let pattern = HostPattern(PayPalScheme.defaultCertificateHost)
+        for host in [
+            "api.paypal.com", "api-m.paypal.com", "api.sandbox.paypal.com", "api-m.sandbox.paypal.com", "api.paypal.com",
+        ] {
             #expect(
                 (try? checkFetchURL(
                     "https://\(host)/v1/notifications/certs/CERT-1", what: "u", hostPattern: pattern, pathSuffix: ""))

@@ -23,13 +23,13 @@ public final class PayPalScheme: WebhookScheme {
     static let signatureHeader = "PAYPAL-TRANSMISSION-SIG"
     static let certificatePath = "/v1/notifications/certs/"
     let webhookID: String
-    let certificateHost: String
+    let certificateHost: HostPattern
     let caFile: String?
     let cache = SigningKeyCache()
 
     public init(webhookID: String, certificateHost: String?, caFile: String?) {
         self.webhookID = webhookID
-        self.certificateHost = certificateHost ?? Self.defaultCertificateHost
+        self.certificateHost = HostPattern(certificateHost ?? Self.defaultCertificateHost)
         self.caFile = caFile
     }
 

@@ -20,14 +20,14 @@ import WebhookCore
 public final class SNSScheme: WebhookScheme {
     public let name = "sns"
     static let defaultCertificateHost = #"^sns\.[a-zA-Z0-9-]{3,}\.amazonaws\.com(\.cn)?$"#
-    let certificateHost: String
+    let certificateHost: HostPattern
     let topicArns: [String]?
     let autoConfirm: Bool
     let caFile: String?
     let cache = SigningKeyCache()
 
     public init(certificateHost: String?, topicArns: [String]?, autoConfirm: Bool, caFile: String?) {
-        self.certificateHost = certificateHost ?? Self.defaultCertificateHost
+        self.certificateHost = HostPattern(certificateHost ?? Self.defaultCertificateHost)
         self.topicArns = topicArns
         self.autoConfirm = autoConfirm
         self.caFile = caFile
@@ -106,20 +106,36 @@ public final class SNSScheme: WebhookScheme {
 /// port 443, no user, a host matching `hostPattern`, and with `pathSuffix` a path ending so
 /// with no query or fragment (so one certificate has one URL, a request can't make the
 /// bridge fetch endless variants of it, nor knock on another port of an allowed host).
-func checkFetchURL(_ url: String, what: String, hostPattern: String, pathSuffix: String?) throws(VerificationFailure) {
+func checkFetchURL(_ url: String, what: String, hostPattern: HostPattern, pathSuffix: String?) throws(VerificationFailure) {
     guard let components = URLComponents(string: url), components.scheme == "https", let host = components.host else {
         throw .invalid("\(what) \(url) is not an https URL")
     }
     guard components.user == nil, components.password == nil else { throw .invalid("\(what) \(url) has user information") }
     if let port = components.port, port != 443 { throw .invalid("\(what) \(url) names port \(port); only 443 is used") }
-    guard let regex = try? Regex(hostPattern), (try? regex.firstMatch(in: host)) != nil else {
-        throw .invalid("\(what) host \(host) does not match verify.certificateHost")
-    }
+    guard hostPattern.matches(host) else { throw .invalid("\(what) host \(host) does not match verify.certificateHost") }
     if let pathSuffix {
         guard components.path.hasSuffix(pathSuffix), components.query == nil, components.fragment == nil else {
             throw .invalid(
                 "\(what) \(url) is not a\(pathSuffix.isEmpty ? "" : " " + pathSuffix) path without query or fragment")
         }
+    }
+}
+
+/// `verify.certificateHost`: a regular expression a certificate URL's host must match. The
+/// hosts that matched are remembered (at most 64), so a request does not compile the
+/// expression again: the same few hosts sign every message.
+final class HostPattern: Sendable {
+    let pattern: String
+    private let matched = Mutex<Set<String>>([])
+    static let remembered = 64
+
+    init(_ pattern: String) { self.pattern = pattern }
+
+    func matches(_ host: String) -> Bool {
+        if matched.withLock({ $0.contains(host) }) { return true }
+        guard let regex = try? Regex(pattern), (try? regex.firstMatch(in: host)) != nil else { return false }
+        matched.withLock { if $0.count < Self.remembered { $0.insert(host) } }
+        return true
     }
 }
 
