@@ -95,6 +95,9 @@ public struct Recipe: Sendable {
             self.timestampKey = timestampKey
             self.signatureKey = signatureKey
         }
+
+        /// Stripe's `t=T,v1=S[,v1=S2]`, which Calendly, Mux, WorkOS and Persona use too.
+        public static let stripeStyle = Items(separator: ",", timestampKey: "t", signatureKey: "v1")
     }
 
     /// The `signedContent` template: `{timestamp}`, `{body}` and `{id}` between literals.

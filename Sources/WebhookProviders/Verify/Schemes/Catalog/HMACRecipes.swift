@@ -26,7 +26,7 @@ extension Provider {
     static let stripe = recipe(
         "stripe",
         Recipe(
-            "Stripe-Signature", items: Recipe.Items(separator: ",", timestampKey: "t", signatureKey: "v1"),
+            "Stripe-Signature", items: .stripeStyle,
             signing: .timestampThenBody("."), id: .pointer("/id"), type: .pointer("/type")),
         note: "keyed with the whole whsec_ string"
     )
@@ -115,14 +115,14 @@ extension Provider {
     static let calendly = recipe(
         "calendly",
         Recipe(
-            "Calendly-Webhook-Signature", items: Recipe.Items(separator: ",", timestampKey: "t", signatureKey: "v1"),
+            "Calendly-Webhook-Signature", items: .stripeStyle,
             signing: .timestampThenBody("."), type: .pointer("/event")))
 
     /// Mux: `Mux-Signature: t=T,v1=S[,v1=S2]`; id body `id`, type body `type`.
     static let mux = recipe(
         "mux",
         Recipe(
-            "Mux-Signature", items: Recipe.Items(separator: ",", timestampKey: "t", signatureKey: "v1"),
+            "Mux-Signature", items: .stripeStyle,
             signing: .timestampThenBody("."), id: .pointer("/id"), type: .pointer("/type")))
 
     /// Zendesk: `X-Zendesk-Webhook-Signature: <base64 HMAC-SHA256 of timestamp + body>` with

@@ -68,7 +68,7 @@ extension Provider {
     static let workos = recipe(
         "workos",
         Recipe(
-            "WorkOS-Signature", items: Recipe.Items(separator: ",", timestampKey: "t", signatureKey: "v1"),
+            "WorkOS-Signature", items: .stripeStyle,
             timestampFormat: .unixMilliseconds, signing: .timestampThenBody("."), id: .pointer("/id"),
             type: .pointer("/event")))
 
@@ -78,7 +78,7 @@ extension Provider {
     static let persona = recipe(
         "persona",
         Recipe(
-            "Persona-Signature", items: Recipe.Items(separator: ",", timestampKey: "t", signatureKey: "v1"),
+            "Persona-Signature", items: .stripeStyle,
             signing: .timestampThenBody("."), id: .pointer("/data/id"), type: .pointer("/data/attributes/name")))
 
     /// Frame.io: `X-Frameio-Signature: v0=<hex HMAC-SHA256 of v0:T:body>`, T =
