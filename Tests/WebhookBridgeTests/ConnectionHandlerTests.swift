@@ -29,10 +29,11 @@ struct ConnectionHandlerTests {
             config: config, sinks: [:], store: MemoryIdempotencyStore(ttlSeconds: 60, maximumKeys: 10),
             services: VerificationServices(), logger: Self.quiet)
         let budget = BodyBudget(limit: config.limits.maxBufferedBytes, perClient: config.limits.bufferedBytesPerClient)
+        let channel = EmbeddedChannel()
         let handler = HTTPConnectionHandler(
             admission: HeadAdmission(processor: processor, limits: config.limits, inFlight: InFlightRequests(), budget: budget),
-            processor: processor, endpoints: BuiltInEndpoints(processor: processor, metrics: nil, budget: budget))
-        let channel = EmbeddedChannel()
+            processor: processor, workers: RequestWorkers(eventLoop: channel.embeddedEventLoop),
+            endpoints: BuiltInEndpoints(processor: processor, metrics: nil, budget: budget))
         try channel.pipeline.syncOperations.addHandlers([
             ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)), handler,
         ])

@@ -5,10 +5,12 @@ import NIOHTTP1
 /// bridge is one of its own (headers it wrote, a `Content-Length`), so no framing checks and
 /// no separate head, body and end writes as with NIO's typed response encoder.
 enum HTTPAnswerWriter {
+    /// Writes the answer into `buffer`, emptied first: a connection passes the buffer of its
+    /// previous answer, whose storage is reused once NIO has written and released it.
     static func encode(
-        _ answer: BridgeAnswer, version: HTTPVersion, keepAlive: Bool, withBody: Bool, allocator: ByteBufferAllocator
-    ) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 160 + answer.body.count)
+        _ answer: BridgeAnswer, version: HTTPVersion, keepAlive: Bool, withBody: Bool, into buffer: inout ByteBuffer
+    ) {
+        buffer.clear(minimumCapacity: 160 + answer.body.count)
         buffer.writeStaticString(version.minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         buffer.writeString(String(answer.status.code))
         buffer.writeStaticString(" ")
@@ -33,7 +35,6 @@ enum HTTPAnswerWriter {
         }
         buffer.writeStaticString("\r\n\r\n")
         if withBody { buffer.writeBytes(answer.body) }
-        return buffer
     }
 
     /// `100 Continue`: the body may come.

@@ -47,6 +47,8 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private let admission: HeadAdmission
     private let processor: WebhookProcessor
+    /// The tasks of this connection's event loop that process its requests.
+    private let workers: RequestWorkers
     private let endpoints: BuiltInEndpoints
     private var limits: BridgeConfig.Limits { admission.limits }
     private var state = State.idle
@@ -73,16 +75,20 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// The client's address as text, made with the connection's first request (the outer
     /// optional: not made yet).
     private var peer: String??
-    /// Requests of this connection run their tasks on its event loop (see
-    /// ``EventLoopTaskExecutor``); made with the first request.
-    private var executor: EventLoopTaskExecutor?
+
+    /// The buffer of the last answer, kept for the next one: once NIO has written it, its
+    /// storage is ours alone again and is reused (otherwise `clear` allocates anew).
+    private var answerBuffer: ByteBuffer?
+    /// Larger answers (`/metrics`) are not kept between requests.
+    static let keptAnswerCapacity = 1024
 
     /// How long a rejected client may keep sending before the connection is closed.
     static let lingerAfterRejection = TimeAmount.seconds(2)
 
-    init(admission: HeadAdmission, processor: WebhookProcessor, endpoints: BuiltInEndpoints) {
+    init(admission: HeadAdmission, processor: WebhookProcessor, workers: RequestWorkers, endpoints: BuiltInEndpoints) {
         self.admission = admission
         self.processor = processor
+        self.workers = workers
         self.endpoints = endpoints
     }
 
@@ -396,26 +402,16 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func process(
         head: HTTPRequestHead, source: ConfiguredSource, body: ByteBuffer, context: ChannelHandlerContext
     ) {
-        let processor = self.processor
         admission.inFlight.begin()
-        let executor = self.executor ?? EventLoopTaskExecutor(context.eventLoop)
-        self.executor = executor
-        let connection = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        let client = reservedFor
-        Task(executorPreference: executor) {
-            let answer = await processor.handle(
-                source, uri: head.uri, headers: head.headers, body: body, client: client, on: executor)
-            // The task prefers the connection's loop, so this is normally already on it.
-            let eventLoop = connection.eventLoop
-            if eventLoop.inEventLoop {
-                connection.value.handler.finish(answer, for: head, context: connection.value.context)
-            } else {
-                eventLoop.execute { connection.value.handler.finish(answer, for: head, context: connection.value.context) }
-            }
-        }
+        workers.submit(
+            ConnectionRequest(
+                processor: processor,
+                connection: NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop), head: head,
+                source: source, body: body, client: reservedFor))
     }
 
-    private func finish(_ answer: BridgeAnswer, for head: HTTPRequestHead, context: ChannelHandlerContext) {
+    /// The request's answer, from the worker that processed it.
+    func finish(_ answer: BridgeAnswer, for head: HTTPRequestHead, context: ChannelHandlerContext) {
         admission.inFlight.end()
         releaseBody()
         state = .idle
@@ -450,9 +446,11 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
         context: ChannelHandlerContext
     ) {
         let keepAlive = keepAlive && !quiescing
-        let bytes = HTTPAnswerWriter.encode(
-            answer, version: version, keepAlive: keepAlive, withBody: withBody, allocator: context.channel.allocator)
+        var bytes = answerBuffer ?? context.channel.allocator.buffer(capacity: 256)
+        answerBuffer = nil
+        HTTPAnswerWriter.encode(answer, version: version, keepAlive: keepAlive, withBody: withBody, into: &bytes)
         if keepAlive {
+            if bytes.capacity <= Self.keptAnswerCapacity { answerBuffer = bytes }
             answersThisTurn += 1
             armIdleDeadline(context: context)
             context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)

@@ -19,6 +19,8 @@ import WebhookCore
 public final class HTTPIngress: Service {
     private let channel: any Channel
     private let inFlight: InFlightRequests
+    /// The tasks that process requests, a pool per event loop (tests read their counts).
+    let workers: RequestWorkerSets
     private let logger: Logger
     /// How long a graceful stop waits for in-flight requests.
     private let drainTimeout: Duration
@@ -29,9 +31,12 @@ public final class HTTPIngress: Service {
     /// The address actually bound (port 0 in the config picks a free port).
     public var localAddress: SocketAddress? { channel.localAddress }
 
-    private init(channel: any Channel, inFlight: InFlightRequests, logger: Logger, drainTimeout: Duration) {
+    private init(
+        channel: any Channel, inFlight: InFlightRequests, workers: RequestWorkerSets, logger: Logger, drainTimeout: Duration
+    ) {
         self.channel = channel
         self.inFlight = inFlight
+        self.workers = workers
         self.logger = logger
         self.drainTimeout = drainTimeout
     }
@@ -44,6 +49,7 @@ public final class HTTPIngress: Service {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> HTTPIngress {
         let inFlight = InFlightRequests()
+        let workers = RequestWorkerSets()
         let budget = BodyBudget(limit: limits.maxBufferedBytes, perClient: limits.bufferedBytesPerClient)
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -76,13 +82,15 @@ public final class HTTPIngress: Service {
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
                         HTTPConnectionHandler(
                             admission: HeadAdmission(processor: processor, limits: limits, inFlight: inFlight, budget: budget),
-                            processor: processor, endpoints: BuiltInEndpoints(processor: processor, metrics: metrics, budget: budget)),
+                            processor: processor, workers: workers.workers(for: channel.eventLoop),
+                            endpoints: BuiltInEndpoints(processor: processor, metrics: metrics, budget: budget)),
                     ])
                 }
             }
         do {
             let channel = try await bootstrap.bind(host: host, port: port).get()
-            return HTTPIngress(channel: channel, inFlight: inFlight, logger: logger, drainTimeout: drainTimeout)
+            return HTTPIngress(
+                channel: channel, inFlight: inFlight, workers: workers, logger: logger, drainTimeout: drainTimeout)
         } catch {
             throw BridgeSetupError("cannot listen on \(host):\(port): \(Self.reason(error))")
         }
@@ -98,6 +106,7 @@ public final class HTTPIngress: Service {
             logger.warning("stopped with requests still in flight", metadata: ["http.drain_timeout": "\(drainTimeout)"])
         }
         inFlight.closeConnections()
+        workers.close()
     }
 
     private static func reason(_ error: any Error) -> String {
