@@ -376,7 +376,10 @@ final class HTTPConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler
             write(.error(.requestHeaderFieldsTooLarge, "too_many_headers"), for: head, context: context, forceClose: true)
             return
         }
-        let path = head.uri.firstIndex(of: "?").map { head.uri[..<$0] } ?? head.uri[...]
+        // A byte search: `firstIndex(of: Character)` walks grapheme clusters, and cost a third
+        // of a microsecond per request.
+        let uri = head.uri
+        let path = uri.utf8.firstIndex(of: UInt8(ascii: "?")).map { uri[..<$0] } ?? uri[...]
         if peer == nil { peer = .some(context.channel.remoteAddress?.ipAddress) }
         switch admission.decide(head, path: path, peer: peer ?? nil) {
         case .endpoint:
