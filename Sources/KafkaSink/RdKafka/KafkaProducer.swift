@@ -356,23 +356,28 @@ final class KafkaProducer: @unchecked Sendable {
     func pollEvents(timeoutMilliseconds: Int32, maximumEvents: Int = .max) -> Int {
         var handled = 0
         var timeout = timeoutMilliseconds
-        var reports: [Report] = []
-        var completions = Completions()
-        defer { completions.run() }
+        // The lists of the previous round, kept with their capacity (a round normally runs
+        // on the waker's loop; a concurrent one, at a stop, makes its own).
+        var scratch = pollScratch.withLock { $0.take() } ?? PollScratch()
+        defer {
+            scratch.completions.run()
+            scratch.reports.removeAll(keepingCapacity: true)
+            pollScratch.withLock { $0 = scratch }
+        }
         while handled < maximumEvents, let event = rd_kafka_queue_poll(queue, timeout) {
             handled += 1
             timeout = 0  // after the first event, take only what is already there
             let type = rd_kafka_event_type(event)
             // Reports gathered so far are not held back behind logging or error handling.
-            if type != Int32(RD_KAFKA_EVENT_DR) { completions.run() }
+            if type != Int32(RD_KAFKA_EVENT_DR) { scratch.completions.run() }
             switch type {
             case Int32(RD_KAFKA_EVENT_DR):
-                reports.removeAll(keepingCapacity: true)
+                scratch.reports.removeAll(keepingCapacity: true)
                 var ending: rd_kafka_resp_err_t?
                 while let message = rd_kafka_event_message_next(event) {
                     let error = message.pointee.err
                     if error != RD_KAFKA_RESP_ERR_NO_ERROR, Failure.endsProducer(error) { ending = error }
-                    reports.append(
+                    scratch.reports.append(
                         Report(
                             id: UInt(bitPattern: message.pointee._private),
                             result: error == RD_KAFKA_RESP_ERR_NO_ERROR
@@ -380,10 +385,10 @@ final class KafkaProducer: @unchecked Sendable {
                                 : .failure(Failure(error))))
                 }
                 state.withLock { state in
-                    for report in reports {
+                    for report in scratch.reports {
                         if case .success = report.result { state.brokersDown = false }
                         guard let waiter = state.waiting.removeValue(forKey: report.id) else { continue }
-                        completions.add(waiter, report.result)
+                        scratch.completions.add(waiter, report.result)
                     }
                 }
                 if let ending {
@@ -509,6 +514,14 @@ final class KafkaProducer: @unchecked Sendable {
         completions.run()
     }
 
+    /// What a round of ``pollEvents(timeoutMilliseconds:maximumEvents:)`` gathers into.
+    private struct PollScratch {
+        var reports: [Report] = []
+        var completions = Completions()
+    }
+
+    private let pollScratch = Mutex<PollScratch?>(nil)
+
     /// One message's delivery report, read off librdkafka's event.
     private struct Report {
         let id: UInt
@@ -545,8 +558,9 @@ final class KafkaProducer: @unchecked Sendable {
                 }
             }
             for (completion, result) in here { completion(result) }
-            byLoop.removeAll()
-            here.removeAll()
+            // The lists handed to other loops went with their closures; these keep their room.
+            byLoop.removeAll(keepingCapacity: true)
+            here.removeAll(keepingCapacity: true)
         }
     }
 }
@@ -579,10 +593,31 @@ enum KafkaSinkText {
 /// Wakes an event loop to drain a producer's event queue; librdkafka calls ``wake()`` from
 /// its own threads through `queueStoppedBeingEmpty`.
 final class QueueWaker: Sendable {
-    private let loop: any EventLoop
-    private let producer: Mutex<KafkaProducer?>
     /// Events handled per turn of the loop.
     static let eventsPerDrain = 64
+    private let state: WakerState
+    /// Made once: a wake-up hands the loop this closure, so it allocates nothing.
+    private let drain: @Sendable () -> Void
+
+    init(producer: KafkaProducer, loop: any EventLoop) {
+        let state = WakerState(producer: producer, loop: loop)
+        self.state = state
+        self.drain = { state.drain() }
+    }
+
+    var isActive: Bool { state.producer.withLock { $0 != nil } }
+
+    func deactivate() { state.producer.withLock { $0 = nil } }
+
+    func wake() {
+        if state.schedules() { state.loop.execute(drain) }
+    }
+}
+
+/// A ``QueueWaker``'s state, which its drain closure holds (not the waker: no cycle).
+private final class WakerState: Sendable {
+    let loop: any EventLoop
+    let producer: Mutex<KafkaProducer?>
     /// A drain is scheduled and has not started: further wake-ups are covered by it.
     private let scheduled = Atomic<Bool>(false)
 
@@ -591,22 +626,20 @@ final class QueueWaker: Sendable {
         self.loop = loop
     }
 
-    var isActive: Bool { producer.withLock { $0 != nil } }
+    /// True when the caller must schedule a drain.
+    func schedules() -> Bool { !scheduled.exchange(true, ordering: .acquiringAndReleasing) }
 
-    func deactivate() { producer.withLock { $0 = nil } }
-
-    func wake() {
-        guard !scheduled.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        loop.execute { [self] in
-            // Cleared before draining: an event enqueued once the queue is empty again
-            // schedules the next drain.
-            scheduled.store(false, ordering: .releasing)
-            // A bounded drain, so a flood of events (librdkafka's debug logs) can't keep the
-            // loop from its connections; a full one schedules the next.
-            guard let producer = producer.withLock({ $0 }) else { return }
-            if producer.pollEvents(timeoutMilliseconds: 0, maximumEvents: Self.eventsPerDrain) == Self.eventsPerDrain {
-                wake()
-            }
+    func drain() {
+        // Cleared before draining: an event enqueued once the queue is empty again
+        // schedules the next drain.
+        scheduled.store(false, ordering: .releasing)
+        // A bounded drain, so a flood of events (librdkafka's debug logs) can't keep the
+        // loop from its connections; a full one schedules the next.
+        guard let producer = producer.withLock({ $0 }) else { return }
+        if producer.pollEvents(timeoutMilliseconds: 0, maximumEvents: QueueWaker.eventsPerDrain)
+            == QueueWaker.eventsPerDrain, schedules()
+        {
+            loop.execute { self.drain() }
         }
     }
 }

@@ -17,26 +17,16 @@ func deliverWithDeadline(
     on executor: EventLoopTaskExecutor = .shared
 ) async -> Result<DeliveryReceipt, SinkError> {
     await withUnsafeContinuation { (continuation: UnsafeContinuation<Result<DeliveryReceipt, SinkError>, Never>) in
-        let pending = ResumeOnce(continuation)
+        let race = DeliveryRace(continuation, sink: sink.name, milliseconds: milliseconds, metrics: metrics)
         // nil only while the event loop shuts down: the delivery then has no deadline.
-        let timer = try? executor.eventLoop.scheduleCallback(
-            in: .milliseconds(Int64(milliseconds)),
-            handler: TimeOut(pending: pending, sink: sink.name, milliseconds: milliseconds))
+        race.arm(
+            try? executor.eventLoop.scheduleCallback(in: .milliseconds(Int64(milliseconds)), handler: TimeOut(race: race)))
         if let sink = sink as? any CallbackDeliveringSink {
             // No task: the sink calls back on the loop, where the timer runs too.
-            metrics.inFlight.increment()
-            let started = ContinuousClock.now
-            sink.deliver(event, on: executor.eventLoop) { result in
-                metrics.inFlight.decrement()
-                metrics.record(result, after: ContinuousClock.now - started)
-                timer?.cancel()
-                pending.take()?.resume(returning: result)
-            }
+            sink.deliver(event, on: executor.eventLoop) { result in race.finish(result) }
             return
         }
         Task(executorPreference: executor) {
-            metrics.inFlight.increment()
-            let started = ContinuousClock.now
             let result: Result<DeliveryReceipt, SinkError>
             do {
                 result = .success(try await sink.deliver(event))
@@ -45,34 +35,63 @@ func deliverWithDeadline(
             } catch {
                 result = .failure(.unavailable(sink: sink.name, reason: "\(error)"))
             }
-            metrics.inFlight.decrement()
-            metrics.record(result, after: ContinuousClock.now - started)
-            timer?.cancel()
-            pending.take()?.resume(returning: result)
+            race.finish(result)
         }
     }
 }
 
 /// The deadline's side of the race (a scheduled callback costs less than a scheduled task,
-/// which carries a promise).
+/// which carries a promise). It holds only the race, so NIO keeps it without a box of its own.
 private struct TimeOut: NIOScheduledCallbackHandler, Sendable {
-    let pending: ResumeOnce<Result<DeliveryReceipt, SinkError>>
-    let sink: String
-    let milliseconds: Int
+    let race: DeliveryRace
 
-    func handleScheduledCallback(eventLoop: some EventLoop) {
-        pending.take()?.resume(returning: .failure(.timedOut(sink: sink, afterMilliseconds: milliseconds)))
-    }
+    func handleScheduledCallback(eventLoop: some EventLoop) { race.timeOut() }
 }
 
-/// Holds a continuation that the first of several racers resumes: exactly once, which is
-/// what a checked continuation would verify (at an allocation per request).
-private final class ResumeOnce<T: Sendable>: Sendable {
-    private let continuation: Mutex<UnsafeContinuation<T, Never>?>
+/// One delivery racing its deadline: the continuation the first of the two resumes (exactly
+/// once, which is what a checked continuation would verify at an allocation of its own), the
+/// timer the delivery cancels, and what its metrics need. Everything the racers share is
+/// here, so the sink's callback and the timer's handler each hold one reference and need no
+/// allocation of their own.
+private final class DeliveryRace: Sendable {
+    private struct State {
+        var continuation: UnsafeContinuation<Result<DeliveryReceipt, SinkError>, Never>?
+        var timer: NIOScheduledCallback?
+    }
 
-    init(_ continuation: UnsafeContinuation<T, Never>) { self.continuation = Mutex(continuation) }
+    private let state: Mutex<State>
+    private let sink: String
+    private let milliseconds: Int
+    private let metrics: SinkMetrics
+    private let started = ContinuousClock.now
 
-    func take() -> UnsafeContinuation<T, Never>? { continuation.withLock { $0.take() } }
+    init(
+        _ continuation: UnsafeContinuation<Result<DeliveryReceipt, SinkError>, Never>, sink: String, milliseconds: Int,
+        metrics: SinkMetrics
+    ) {
+        self.state = Mutex(State(continuation: continuation))
+        self.sink = sink
+        self.milliseconds = milliseconds
+        self.metrics = metrics
+        metrics.inFlight.increment()
+    }
+
+    /// The deadline's timer, cancelled when the delivery ends first.
+    func arm(_ timer: NIOScheduledCallback?) { state.withLock { $0.timer = timer } }
+
+    /// The sink answered: counted whenever it answers, even after the deadline.
+    func finish(_ result: Result<DeliveryReceipt, SinkError>) {
+        metrics.inFlight.decrement()
+        metrics.record(result, after: ContinuousClock.now - started)
+        let (continuation, timer) = state.withLock { ($0.continuation.take(), $0.timer.take()) }
+        timer?.cancel()
+        continuation?.resume(returning: result)
+    }
+
+    func timeOut() {
+        state.withLock { $0.continuation.take() }?.resume(
+            returning: .failure(.timedOut(sink: sink, afterMilliseconds: milliseconds)))
+    }
 }
 
 /// Per-sink delivery metrics: `webhook.sink.deliveries` by result (`ok`, `failed`,
@@ -89,7 +108,8 @@ final class SinkMetrics: Sendable {
     init(sink: String) {
         self.inFlight = Meter(label: "webhook.sink.in_flight", dimensions: [("sink.name", sink)])
         self.ok = Counter(label: "webhook.sink.deliveries.total", dimensions: [("sink.name", sink), ("sink.result", "ok")])
-        self.failed = Counter(label: "webhook.sink.deliveries.total", dimensions: [("sink.name", sink), ("sink.result", "failed")])
+        self.failed = Counter(
+            label: "webhook.sink.deliveries.total", dimensions: [("sink.name", sink), ("sink.result", "failed")])
         self.rejected = Counter(
             label: "webhook.sink.deliveries.total", dimensions: [("sink.name", sink), ("sink.result", "rejected")])
         self.latency = Timer(label: "webhook.sink.latency.seconds", dimensions: [("sink.name", sink)])

@@ -49,11 +49,24 @@ struct DeliverStage: Sendable {
         _ event: WebhookEvent, to sinkNames: [String], on executor: EventLoopTaskExecutor, trace: RequestTrace,
         logger: RequestLogger
     ) async -> Outcome {
-        let targets = sinkNames.compactMap { self.targets[$0] }
+        // A route of one sink, the usual case, makes no list of its targets.
+        if sinkNames.count == 1, let target = targets[sinkNames[0]] {
+            return await run(event, to: CollectionOfOne(target), on: executor, trace: trace, logger: logger)
+        }
+        return await run(event, to: sinkNames.compactMap { targets[$0] }, on: executor, trace: trace, logger: logger)
+    }
+
+    private func run(
+        _ event: WebhookEvent, to targets: some Collection<Target> & Sendable, on executor: EventLoopTaskExecutor,
+        trace: RequestTrace, logger: RequestLogger
+    ) async -> Outcome {
         let behindBacklog = spool.map { spool in targets.filter { $0.required && spool.hasBacklog(for: $0.name) } } ?? []
-        let direct =
-            behindBacklog.isEmpty ? targets : targets.filter { sink in !behindBacklog.contains { $0.name == sink.name } }
-        let failures = await deliver(event, to: direct, on: executor, logger: logger, trace: trace)
+        let failures =
+            behindBacklog.isEmpty
+            ? await deliver(event, to: targets, on: executor, logger: logger, trace: trace)
+            : await deliver(
+                event, to: targets.filter { sink in !behindBacklog.contains { $0.name == sink.name } }, on: executor,
+                logger: logger, trace: trace)
         if failures.isEmpty && behindBacklog.isEmpty { return .delivered }
         guard let spool else { return .unavailable }
         do {
@@ -79,8 +92,8 @@ struct DeliverStage: Sendable {
 
     /// Delivers to every target at once and returns the failures of required sinks.
     private func deliver(
-        _ event: WebhookEvent, to targets: [Target], on executor: EventLoopTaskExecutor, logger: RequestLogger,
-        trace: RequestTrace
+        _ event: WebhookEvent, to targets: some Collection<Target> & Sendable, on executor: EventLoopTaskExecutor,
+        logger: RequestLogger, trace: RequestTrace
     ) async -> [SinkError] {
         let ackTimeoutMs = self.ackTimeoutMs
         for target in targets where !target.required {
@@ -94,11 +107,10 @@ struct DeliverStage: Sendable {
                 if case .failure(let error) = result { self.note(error, required: false, logger: logger) }
             }
         }
-        let required = targets.allSatisfy(\.required) ? targets : targets.filter(\.required)
-        if required.isEmpty { return [] }
-        if required.count == 1 {
+        let requiredCount = targets.count { $0.required }
+        if requiredCount == 0 { return [] }
+        if requiredCount == 1, let target = targets.first(where: \.required) {
             // The usual case: one required sink, awaited without a task group.
-            let target = required[0]
             let span = trace.deliverySpan(sink: target.name, required: true)
             let result = await deliverWithDeadline(
                 event, to: target.sink, milliseconds: ackTimeoutMs, metrics: target.metrics, on: executor)
@@ -108,7 +120,7 @@ struct DeliverStage: Sendable {
             return [error]
         }
         return await withTaskGroup(of: SinkError?.self) { group in
-            for target in required {
+            for target in targets where target.required {
                 let sink = target.sink
                 let metrics = target.metrics
                 let span = trace.deliverySpan(sink: sink.name, required: true)
