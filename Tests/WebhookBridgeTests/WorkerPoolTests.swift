@@ -88,6 +88,47 @@ struct WorkerPoolTests {
         try await group.shutdownGracefully()
     }
 
+    final class Token: Sendable {}
+
+    struct HeldWork: PooledWork {
+        let token: Token
+        let finished: AsyncStream<Int>.Continuation
+
+        func run(on executor: EventLoopTaskExecutor) async -> Int { 0 }
+        func finish(_ result: Int) { finished.yield(result) }
+    }
+
+    @Test("an idle worker holds none of the work it did: not its first (the one it was made for), not its last")
+    func idleWorkerHoldsNothing() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let pool = WorkerPool<HeldWork>(eventLoop: loop)
+        let (finished, finishedIn) = AsyncStream.makeStream(of: Int.self)
+        var finishedIterator = finished.makeAsyncIterator()
+        weak var first: Token?
+        weak var second: Token?
+        do {
+            let token = Token()
+            first = token
+            try await loop.submit { pool.submit(HeldWork(token: token, finished: finishedIn)) }.get()
+        }
+        _ = await finishedIterator.next()
+        #expect(await eventually { pool.counts.idle == 1 })
+        do {
+            let token = Token()
+            second = token
+            try await loop.submit { pool.submit(HeldWork(token: token, finished: finishedIn)) }.get()
+        }
+        _ = await finishedIterator.next()
+        #expect(await eventually { pool.counts.idle == 1 })
+        #expect(pool.counts.made == 1)
+        #expect(await eventually { first == nil })
+        #expect(await eventually { second == nil })
+        pool.close()
+        #expect(await eventually { pool.counts.alive == 0 })
+        try await group.shutdownGracefully()
+    }
+
     static let config = """
         {"listen": {"host": "127.0.0.1", "port": 0},
          "sinks": {"archive": {"type": "file", "path": "{dir}/events.jsonl"}},

@@ -67,10 +67,10 @@ final class WorkerPool<Work: PooledWork>: Sendable {
     func submit(_ work: Work) {
         let taker = state.withLock { state -> Taker in
             if let worker = state.idle.popLast() { return .idle(worker) }
-            if state.finishing > 0 {
-                state.waiting.append(work)
-                return .finishing
-            }
+            // A new worker takes it from `waiting` too: a task's closure lives as long as the
+            // task, so the work must not be one of its captures.
+            state.waiting.append(work)
+            if state.finishing > 0 { return .finishing }
             state.workers += 1
             state.made += 1
             return .new
@@ -78,7 +78,7 @@ final class WorkerPool<Work: PooledWork>: Sendable {
         switch taker {
         case .idle(let worker): worker.resume(returning: work)
         case .finishing: break
-        case .new: Task(executorPreference: executor) { await self.work(first: work) }
+        case .new: Task(executorPreference: executor) { await self.work() }
         }
     }
 
@@ -95,16 +95,18 @@ final class WorkerPool<Work: PooledWork>: Sendable {
     /// Workers idle now, alive (busy or idle), and made so far (for tests).
     var counts: (idle: Int, alive: Int, made: Int) { state.withLock { ($0.idle.count, $0.workers, $0.made) } }
 
-    private func work(first: Work) async {
-        var next: Work? = first
-        while let work = next {
-            let result = await work.run(on: executor)
-            state.withLock { $0.finishing += 1 }
-            work.finish(result)
-            state.withLock { $0.finishing -= 1 }
-            next = await take()
-        }
+    private func work() async {
+        // Each piece of work is released before the worker waits for the next: an idle worker
+        // holds no request (its body, its connection).
+        while let work = await take() { await run(work) }
         state.withLock { $0.workers -= 1 }
+    }
+
+    private func run(_ work: consuming Work) async {
+        let result = await work.run(on: executor)
+        state.withLock { $0.finishing += 1 }
+        work.finish(result)
+        state.withLock { $0.finishing -= 1 }
     }
 
     /// The next work for this worker; nil when it ends.
