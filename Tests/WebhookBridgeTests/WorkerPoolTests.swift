@@ -48,9 +48,10 @@ struct WorkerPoolTests {
 
     @Test("100 pieces of work at once take 100 workers; 64 stay idle; later work reuses them; close ends them all")
     func burstThenReuse() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        let pool = WorkerPool<GatedWork>(eventLoop: loop)
+        try await withPool(of: GatedWork.self) { pool, loop in try await burstThenReuse(pool, loop) }
+    }
+
+    func burstThenReuse(_ pool: WorkerPool<GatedWork>, _ loop: any EventLoop) async throws {
         let gate = Gate()
         let (started, startedIn) = AsyncStream.makeStream(of: Int.self)
         let (finished, finishedIn) = AsyncStream.makeStream(of: Int.self)
@@ -81,7 +82,22 @@ struct WorkerPoolTests {
         }
         #expect(pool.counts.made == 100)
         #expect(await eventually { pool.counts.idle == 64 })
+    }
 
+    /// Runs `body` with a pool on a loop of its own; then closes the pool and checks that
+    /// every worker ended.
+    func withPool<Work: PooledWork>(
+        of: Work.Type, _ body: (WorkerPool<Work>, any EventLoop) async throws -> Void
+    ) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let pool = WorkerPool<Work>(eventLoop: loop)
+        do {
+            try await body(pool, loop)
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
         pool.close()
         #expect(await eventually { pool.counts.alive == 0 })
         #expect(pool.counts.idle == 0)
@@ -98,35 +114,32 @@ struct WorkerPoolTests {
         func finish(_ result: Int) { finished.yield(result) }
     }
 
+    /// A token that can be watched for its release.
+    final class Watched: @unchecked Sendable {
+        weak var token: Token?
+    }
+
     @Test("an idle worker holds none of the work it did: not its first (the one it was made for), not its last")
     func idleWorkerHoldsNothing() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        let pool = WorkerPool<HeldWork>(eventLoop: loop)
-        let (finished, finishedIn) = AsyncStream.makeStream(of: Int.self)
-        var finishedIterator = finished.makeAsyncIterator()
-        weak var first: Token?
-        weak var second: Token?
-        do {
-            let token = Token()
-            first = token
-            try await loop.submit { pool.submit(HeldWork(token: token, finished: finishedIn)) }.get()
+        try await withPool(of: HeldWork.self) { pool, loop in
+            let (finished, finishedIn) = AsyncStream.makeStream(of: Int.self)
+            var finishedIterator = finished.makeAsyncIterator()
+            /// Submits one piece of work and waits until it is done and its worker idle.
+            func doOne() async throws -> Watched {
+                let watched = Watched()
+                let token = Token()
+                watched.token = token
+                try await loop.submit { pool.submit(HeldWork(token: token, finished: finishedIn)) }.get()
+                _ = await finishedIterator.next()
+                #expect(await eventually { pool.counts.idle == 1 })
+                return watched
+            }
+            let first = try await doOne()
+            let second = try await doOne()
+            #expect(pool.counts.made == 1)
+            #expect(await eventually { first.token == nil })
+            #expect(await eventually { second.token == nil })
         }
-        _ = await finishedIterator.next()
-        #expect(await eventually { pool.counts.idle == 1 })
-        do {
-            let token = Token()
-            second = token
-            try await loop.submit { pool.submit(HeldWork(token: token, finished: finishedIn)) }.get()
-        }
-        _ = await finishedIterator.next()
-        #expect(await eventually { pool.counts.idle == 1 })
-        #expect(pool.counts.made == 1)
-        #expect(await eventually { first == nil })
-        #expect(await eventually { second == nil })
-        pool.close()
-        #expect(await eventually { pool.counts.alive == 0 })
-        try await group.shutdownGracefully()
     }
 
     static let config = """
