@@ -52,7 +52,7 @@ struct ThirdWaveBridgeTests {
     }
 
     @Test(
-        "pipedrive: two events about the same deal (meta.id is the deal's id) both land, each typed entity.action; the same delivery again is a duplicate"
+        "pipedrive: v2 events are keyed by meta.id (two about one deal both land; a retry, attempt 2, is a duplicate); v1's meta.id is the object's, so v1 events are keyed by the body"
     )
     func pipedriveEventsOfOneObject() async throws {
         let config = """
@@ -61,22 +61,35 @@ struct ThirdWaveBridgeTests {
              "sources": {"pd": {"path": "/pd", "verify": {"scheme": "pipedrive", "secrets": ["hook:pd-password-0123"]}, "sinks": ["archive"]}}}
             """
         let authorization = ("Authorization", "Basic " + Base64.encode(Array("hook:pd-password-0123".utf8)))
-        func event(_ action: String, _ time: String) -> String {
-            #"{"data":{"id":42,"title":"Big deal"},"previous":null,"meta":{"action":"\#(action)","entity":"deal","entity_id":"42","id":"42","timestamp":"\#(time)","version":"2.0","attempt":1}}"#
+        // As Pipedrive's v2 format: meta.id is the event's UUID, meta.entity_id the deal's.
+        func v2(_ action: String, id: String, attempt: Int) -> String {
+            #"{"data":{"id":42,"title":"Big deal"},"previous":null,"meta":{"action":"\#(action)","entity":"deal","entity_id":"42","id":"\#(id)","timestamp":"2026-12-04T10:00:00.000Z","version":"2.0","attempt":\#(attempt)}}"#
+        }
+        // v1: meta.id is the object's id, the same for every change to it.
+        func v1(_ title: String) -> String {
+            #"{"v":1,"current":{"id":42,"title":"\#(title)"},"previous":null,"retry":0,"meta":{"v":1,"action":"updated","object":"deal","id":42}}"#
         }
         try await RunningBridge.with(config: config) { bridge in
-            let created = event("create", "2026-12-04T10:00:00.000Z")
-            let changed = event("change", "2026-12-04T10:05:00.000Z")
-            for body in [created, changed] {
+            func post(_ body: String) async throws -> String? {
                 let answer = try await bridge.post(
                     "/pd", headers: [("Content-Type", "application/json"), authorization], body: body)
-                #expect(answer.status == .ok && answer.json?["status"] == .string("accepted"), "\(answer.text)")
+                return answer.json?["status"]?.scalarText
             }
-            let again = try await bridge.post(
-                "/pd", headers: [("Content-Type", "application/json"), authorization], body: changed)
-            #expect(again.json?["status"] == .string("duplicate"), "\(again.text)")
-            let types = try bridge.lines("events.jsonl").compactMap { $0["type"]?.scalarText }
-            #expect(types == ["deal.create", "deal.change"])
+            let created = v2("create", id: "5b7c6a1e-0000-4000-8000-000000000001", attempt: 1)
+            let changed = v2("change", id: "5b7c6a1e-0000-4000-8000-000000000002", attempt: 1)
+            #expect(try await post(created) == "accepted")
+            #expect(try await post(changed) == "accepted")
+            #expect(
+                try await post(v2("change", id: "5b7c6a1e-0000-4000-8000-000000000002", attempt: 2)) == "duplicate")
+            #expect(try await post(v1("Big deal")) == "accepted")
+            #expect(try await post(v1("Bigger deal")) == "accepted")
+            let lines = try bridge.lines("events.jsonl")
+            #expect(
+                lines.compactMap { $0["type"]?.scalarText } == ["deal.create", "deal.change", "deal.updated", "deal.updated"])
+            #expect(
+                lines.prefix(2).compactMap { $0["id"]?.scalarText } == [
+                    "5b7c6a1e-0000-4000-8000-000000000001", "5b7c6a1e-0000-4000-8000-000000000002",
+                ])
         }
     }
 }

@@ -155,12 +155,20 @@ extension Provider {
     /// Postmark: Basic credentials (in the webhook URL). Type body `RecordType`.
     static let postmark = basicPreset("postmark", type: .pointer("/RecordType"))
 
-    /// Pipedrive: Basic credentials (`http_auth_user`/`http_auth_password`). No event id:
-    /// `meta.id` is the object's (every change to one deal carries the same), so the body's
-    /// hash. Type `meta.entity` + `.` + `meta.action` (v2), else `meta.object` + `.` +
-    /// `meta.action` (v1).
+    /// Pipedrive: Basic credentials (`http_auth_user`/`http_auth_password`). Id body `meta.id`
+    /// in v2 (`meta.version` 2.0: the event's UUID, the same on a retry, whose `meta.attempt`
+    /// grows); v1's `meta.id` is the changed object's (every change to one deal carries it),
+    /// so a v1 event's id is the body's hash. Type `meta.entity` + `.` + `meta.action` (v2),
+    /// else `meta.object` + `.` + `meta.action` (v1).
     static let pipedrive = basicPreset(
         "pipedrive",
+        id: FieldSource([
+            .computed("body meta.id when meta.version is 2.0, else hash") { request in
+                let meta = request.bodyJSON?.value(atPointer: "/meta")
+                guard meta?.value(atPointer: "/version")?.scalarText == "2.0" else { return nil }
+                return meta?.value(atPointer: "/id")?.scalarText
+            }
+        ]),
         type: FieldSource([
             dotted("body meta.entity + . + meta.action", "/meta/entity", "/meta/action"),
             dotted("meta.object + . + meta.action", "/meta/object", "/meta/action"),
