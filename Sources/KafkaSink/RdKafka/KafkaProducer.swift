@@ -550,12 +550,9 @@ final class KafkaProducer: @unchecked Sendable {
 
         /// Hands each loop its completions and runs the rest here.
         mutating func run() {
+            // `add` put only other loops' completions here (the caller's own are in `here`).
             for (loop, calls) in byLoop {
-                if loop.inEventLoop {
-                    for (completion, result) in calls { completion(result) }
-                } else {
-                    loop.execute { for (completion, result) in calls { completion(result) } }
-                }
+                loop.execute { for (completion, result) in calls { completion(result) } }
             }
             for (completion, result) in here { completion(result) }
             // The lists handed to other loops went with their closures; these keep their room.
