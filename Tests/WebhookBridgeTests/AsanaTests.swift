@@ -1,10 +1,15 @@
 import BridgeTestSupport
 import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
 import Testing
-import WebhookBridge
 import WebhookCore
 import WebhookCrypto
 import WebhookEncoding
+import WebhookProviders
+
+@testable import WebhookBridge
 
 /// Asana's learned secret: the handshake's `X-Hook-Secret` echoed once it is kept, the
 /// events checked with it, its window, and its file beside the spool surviving a restart.
@@ -164,4 +169,96 @@ struct AsanaTests {
         #expect(wrong.status == 1 && wrong.stdout.contains("not verified: signature_invalid"), "\(wrong.stdout)")
     }
 
+    @Test(
+        "two events that miss the held secrets at once, while another replica learns one: the one whose store read lands second still matches the new secret (its read is compared with what it matched, not with what the other just cached)"
+    )
+    func replicaLearnsWhileTwoEventsMiss() async throws {
+        let directory = TemporaryDirectory()
+        defer { directory.cleanup() }
+        try FileManager.default.createDirectory(atPath: directory.path, withIntermediateDirectories: true)
+        let file = FileLearnedSecretStore(path: directory.file("learned-secrets.json"))
+        let gate = GatedSecretStore(file)
+        let scheme = AsanaScheme(secrets: [], acceptUntil: nil, acceptCount: nil)
+        let services = VerificationServices(learnedSecrets: gate).for("asana")
+        func verify(_ body: String, secret: String) async -> String? {
+            let request = WebhookRequest(
+                headers: HTTPHeaders(Self.signed(body, secret: secret)), body: ByteBuffer(string: body), uri: "/asana",
+                receivedAt: Timestamp(secondsSince1970: 1_790_000_000))
+            do {
+                _ = try await scheme.verify(request, services: services)
+                return nil
+            } catch {
+                return error.code
+            }
+        }
+        let secret = "learned-by-another-replica-0123456789"
+        // This replica has read the store: nothing learned yet.
+        #expect(await verify(Self.event, secret: secret) == "signature_invalid")
+        // Another replica answers the handshake (the same store, written directly).
+        #expect(try await file.learn(secret, for: "asana", limit: 1) == .learned)
+        // R1, signed with the new secret, misses the cached keyring and stops in its store read.
+        let entered = gate.arm()
+        async let first = verify(Self.event, secret: secret)
+        await entered.value
+        // R2, a forged event, misses too: its read caches the new secret.
+        #expect(await verify(Self.event + " ", secret: "guess") == "signature_invalid")
+        gate.release()
+        #expect(await first == nil, "the event signed with the learned secret was refused")
+    }
+}
+
+/// The file store, with one read that can be held: it signals when that read starts and
+/// goes on once released, so a test orders two verifications' reads of the store.
+final class GatedSecretStore: LearnedSecretStore {
+    let store: any LearnedSecretStore
+    private let state = Mutex<(armed: Bool, held: CheckedContinuation<Void, Never>?, released: Bool)>((false, nil, false))
+    private let enteredSignal = Mutex<AsyncStream<Void>.Continuation?>(nil)
+
+    init(_ store: any LearnedSecretStore) { self.store = store }
+
+    var location: String { store.location }
+
+    /// The next read waits for ``release()``; the task returned ends when it has started.
+    func arm() -> Task<Void, Never> {
+        let (stream, continuation) = AsyncStream<Void>.makeStream()
+        enteredSignal.withLock { $0 = continuation }
+        state.withLock { $0.armed = true }
+        return Task {
+            for await _ in stream { return }
+        }
+    }
+
+    func release() {
+        let held = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.released = true
+            defer { state.held = nil }
+            return state.held
+        }
+        held?.resume()
+    }
+
+    func secrets(for source: String) async throws -> [String] {
+        let gated = state.withLock { state -> Bool in
+            defer { state.armed = false }
+            return state.armed
+        }
+        if gated {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.released { return true }
+                    state.held = continuation
+                    return false
+                }
+                enteredSignal.withLock {
+                    $0?.yield(); $0?.finish()
+                }
+                if resumeNow { continuation.resume() }
+            }
+        }
+        return try await store.secrets(for: source)
+    }
+
+    func learn(_ secret: String, for source: String, limit: Int?) async throws -> LearnOutcome {
+        try await store.learn(secret, for: source, limit: limit)
+    }
 }

@@ -98,10 +98,13 @@ public final class AsanaScheme: WebhookScheme {
         var index = learned.keyring.firstMatch(.sha256, parts, candidates: [signature])
         if index == nil {
             // Learned by another replica since this one read the store? Matched again only
-            // when the store holds something new: a forged signature costs one read, not a
-            // second HMAC per secret.
+            // when the store holds something other than the secrets just tried: a forged
+            // signature costs one read, not a second HMAC per secret. Compared with what this
+            // request tried, not with what is cached: another request's reload may have
+            // cached the new secret while this one waited for its read.
+            let tried = learned.secrets
             learned = try await learnedKeyring(store: store, source: services.source, reload: true)
-            if learned.changed { index = learned.keyring.firstMatch(.sha256, parts, candidates: [signature]) }
+            if learned.secrets != tried { index = learned.keyring.firstMatch(.sha256, parts, candidates: [signature]) }
         }
         guard let index else {
             throw .invalid(
@@ -140,13 +143,12 @@ public final class AsanaScheme: WebhookScheme {
         return verified
     }
 
-    /// The learned secrets' keyring (their indexes follow the configured secrets'), read from
-    /// the store the first time and with `reload`; `changed` when the store held something
-    /// other than what was read before.
+    /// The learned secrets and their keyring (whose indexes follow the configured secrets'),
+    /// read from the store the first time and with `reload`.
     private func learnedKeyring(store: any LearnedSecretStore, source: String, reload: Bool)
-        async throws(VerificationFailure) -> (keyring: HMACKeyring, changed: Bool)
+        async throws(VerificationFailure) -> (secrets: [String], keyring: HMACKeyring)
     {
-        if !reload, let held = keys.withLock({ $0 }) { return (held.keyring, false) }
+        if !reload, let held = keys.withLock({ $0 }) { return (held.learned, held.keyring) }
         let learned: [String]
         do {
             learned = try await store.secrets(for: source)
@@ -155,10 +157,10 @@ public final class AsanaScheme: WebhookScheme {
         }
         // The keys are only prepared again when what the store holds changed.
         return keys.withLock { held in
-            if let held, held.learned == learned { return (held.keyring, false) }
+            if let held, held.learned == learned { return (learned, held.keyring) }
             let keyring = HMACKeyring(secrets: learned)
             held = (learned, keyring)
-            return (keyring, true)
+            return (learned, keyring)
         }
     }
 }
