@@ -446,9 +446,8 @@ struct SNSTests {
     func payPalHeaders(
         _ fixture: SNSFixture, body: String, transmission: String, webhookID: String = "WH-8PT597110X687430L",
         certificateURL: String = "https://localhost/v1/notifications/certs/CERT-360caa42-test",
-        algorithm: String = "SHA256withRSA"
+        algorithm: String = "SHA256withRSA", time: String = Timestamp.now().rfc3339
     ) throws -> [(String, String)] {
-        let time = "2026-12-04T10:49:07Z"
         let crc = try TestCertificates.output(
             "/usr/bin/python3", ["-c", "import sys, zlib; print(zlib.crc32(sys.stdin.buffer.read()), end='')"],
             input: Array(body.utf8))
@@ -463,7 +462,7 @@ struct SNSTests {
     }
 
     @Test(
-        "paypal: a notification signed over id|time|webhookId|crc32(body) lands with the body's id and event_type, the certificate fetched once; another webhook id, a changed body, another algorithm and a certificate off the allowed host are refused"
+        "paypal: a notification signed over id|time|webhookId|crc32(body) lands with the body's id and event_type, the certificate fetched once; another webhook id, a changed body, another algorithm, a certificate off the allowed host and a transmission time outside the tolerance are refused"
     )
     func payPal() async throws {
         let fixture = try SNSFixture()
@@ -527,6 +526,18 @@ struct SNSTests {
                 let answer = try await post(partial, body("WH-8"))
                 #expect(answer.json == .object([("error", .string("signature_missing"))]), "\(name): \(answer.text)")
             }
+            // The transmission time is signed: one outside the tolerance is a replay, even
+            // with a good signature; one that is not RFC 3339 is refused too.
+            let now = Timestamp.now().secondsSince1970
+            for (offset, label) in [(-301, "stale"), (301, "ahead")] {
+                let time = Timestamp(secondsSince1970: now + Int64(offset)).rfc3339
+                let answer = try await post(
+                    try payPalHeaders(fixture, body: body("WH-9"), transmission: "t-9", time: time), body("WH-9"))
+                #expect(answer.json == .object([("error", .string("timestamp_expired"))]), "\(label): \(answer.text)")
+            }
+            let unreadable = try await post(
+                try payPalHeaders(fixture, body: body("WH-9"), transmission: "t-9", time: "\(now)"), body("WH-9"))
+            #expect(unreadable.json == invalid, "\(unreadable.text)")
 
             let lines = try bridge.lines("events.jsonl")
             #expect(lines.map { $0["id"] } == [.string("WH-1"), .string("WH-2")])

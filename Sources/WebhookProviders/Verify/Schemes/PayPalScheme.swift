@@ -15,7 +15,10 @@ import WebhookCore
 /// The certificate URL must be https on port 443 with no query, its path under
 /// `/v1/notifications/certs/` (where PayPal serves them), its host matching
 /// `verify.certificateHost` (default `^api(-m)?(\.sandbox)?\.paypal\.com$`); it is fetched over
-/// TLS (system roots plus `verify.caFile`) and cached as `sns`'s are. Id: body `id` (the
+/// TLS (system roots plus `verify.caFile`) and cached as `sns`'s are. The signed
+/// `PAYPAL-TRANSMISSION-TIME` (RFC 3339; each delivery attempt is a new transmission, with
+/// its own id and time) must lie within `verify.toleranceSeconds` (default 300) of the
+/// bridge's clock, so a captured notification can't be replayed later. Id: body `id` (the
 /// event's, the same on every retry); type: body `event_type`.
 public final class PayPalScheme: WebhookScheme {
     public let name = "paypal"
@@ -25,10 +28,12 @@ public final class PayPalScheme: WebhookScheme {
     let webhookID: String
     let certificateHost: HostPattern
     let caFile: String?
+    let tolerance: Int
     let cache = SigningKeyCache()
 
-    public init(webhookID: String, certificateHost: String?, caFile: String?) {
+    public init(webhookID: String, certificateHost: String?, caFile: String?, toleranceSeconds: Int = 300) {
         self.webhookID = webhookID
+        self.tolerance = toleranceSeconds
         self.certificateHost = HostPattern(certificateHost ?? Self.defaultCertificateHost)
         self.caFile = caFile
     }
@@ -70,6 +75,8 @@ public final class PayPalScheme: WebhookScheme {
         guard key.isValidPKCS1v15Signature(signature, for: Array(message.utf8), digest: .sha256) else {
             throw .invalid("\(Self.signatureHeader) does not match the certificate at \(certificateURL) for this webhookId")
         }
+        guard let sent = Timestamp(rfc3339: time) else { throw .invalid("PAYPAL-TRANSMISSION-TIME is not an RFC 3339 time") }
+        try checkAge(of: sent.secondsSince1970, field: "PAYPAL-TRANSMISSION-TIME", tolerance: tolerance, now: request.receivedAt)
         let fields = request.topLevelTexts(["id", "event_type"])
         return VerifiedWebhook(id: fields[0], type: fields[1], keyIndex: 0)
     }
@@ -85,14 +92,17 @@ extension Provider {
     static let paypal = Provider(
         name: "paypal",
         signature:
-            "PAYPAL-TRANSMISSION-SIG: base64 RSA SHA-256 over transmission id|PAYPAL-TRANSMISSION-TIME|verify.webhookId|CRC-32 of the body (decimal), by the certificate at PAYPAL-CERT-URL (https, host matching verify.certificateHost), fetched over TLS and cached",
+            "PAYPAL-TRANSMISSION-SIG: base64 RSA SHA-256 over transmission id|PAYPAL-TRANSMISSION-TIME|verify.webhookId|CRC-32 of the body (decimal), by the certificate at PAYPAL-CERT-URL (https, host matching verify.certificateHost), fetched over TLS and cached; PAYPAL-TRANSMISSION-TIME (RFC 3339) within tolerance",
         id: "body id", type: "body event_type",
-        keys: ["webhookId", "certificateHost", "caFile"], usesSecrets: false,
+        keys: ["webhookId", "certificateHost", "caFile", "toleranceSeconds"], usesSecrets: false,
         make: { config in
             let settings = readCertificateSettings(config.reader, log: config.log)
             let webhookID = config.reader.string("webhookId", required: true)
-            guard let settings, let webhookID else { return nil }
-            return PayPalScheme(webhookID: webhookID, certificateHost: settings.host, caFile: settings.caFile)
+            let tolerance = config.reader.integer("toleranceSeconds", in: 0...Int(Int32.max))
+            guard let settings, let webhookID, tolerance != nil || !config.reader.has("toleranceSeconds") else { return nil }
+            return PayPalScheme(
+                webhookID: webhookID, certificateHost: settings.host, caFile: settings.caFile,
+                toleranceSeconds: tolerance ?? 300)
         },
         sign: nil)
 }
