@@ -1,11 +1,7 @@
 # The two commands of the README: `make run` and `make test`. Each installs what is missing.
 CONFIG ?= config.example.json
 SWIFT_BUILD_FLAGS ?=
-# `make run` and `make check-config` build without the OTLP exporter (the package trait
-# `OTLP`, a third of a first build) unless the config mentions "tracing".
-RUN_FLAGS = $(SWIFT_BUILD_FLAGS) $(if $(shell grep -l '"tracing"' $(CONFIG) 2>/dev/null),,--disable-default-traits)
-
-.PHONY: print-run-flags deps build run test bench bench-smoke check-config format clean version dist image-test
+.PHONY: deps build run test bench bench-smoke check-config format clean version dist image-test
 
 deps:
 	@bash scripts/install-deps.sh
@@ -13,12 +9,9 @@ deps:
 build: deps
 	swift build $(SWIFT_BUILD_FLAGS)
 
-print-run-flags:
-	@echo $(RUN_FLAGS)
-
 run: deps
-	swift build $(RUN_FLAGS) --product webhook-bridge
-	swift run $(RUN_FLAGS) --skip-build webhook-bridge serve --config $(CONFIG)
+	swift build $(SWIFT_BUILD_FLAGS) --product webhook-bridge
+	swift run $(SWIFT_BUILD_FLAGS) --skip-build webhook-bridge serve --config $(CONFIG)
 
 test: deps
 	bash scripts/install-test-tools.sh
@@ -36,8 +29,8 @@ bench-smoke:
 # With the binary `make run` builds (seconds once built). The package plugin
 # (`swift package check-webhook-config`) runs the same binary, after compiling itself.
 check-config: deps
-	swift build $(RUN_FLAGS) --product webhook-bridge
-	swift run $(RUN_FLAGS) --skip-build webhook-bridge check-config $(CONFIG)
+	swift build $(SWIFT_BUILD_FLAGS) --product webhook-bridge
+	swift run $(SWIFT_BUILD_FLAGS) --skip-build webhook-bridge check-config $(CONFIG)
 
 # The version, from Sources/WebhookBridge/ProcessMetrics.swift (also in /metrics).
 version:

@@ -12,19 +12,15 @@ let package = Package(
         .library(name: "WebhookCore", targets: ["WebhookCore"]),
         .plugin(name: "CheckWebhookConfig", targets: ["CheckWebhookConfig"]),
     ],
-    // OTLPGRPC: tracing may also export over OTLP/gRPC (`"protocol": "grpc"`, or an endpoint on
-    // port 4317). Off by default: gRPC's packages (grpc-swift 2, its NIO transport, its
-    // protobuf glue, swift-certificates) are most of swift-otel's build; OTLP/HTTP needs none
-    // of them. `swift build --traits OTLPGRPC` (or `make ... SWIFT_BUILD_FLAGS='--traits OTLPGRPC'`).
-    // OTLP: tracing exports spans over OTLP/HTTP (config `tracing`), with swift-otel. On by
-    // default; `make run` builds without it for a config that has no `tracing` (swift-otel's
-    // OTLP/HTTP exporter brings async-http-client, swift-protobuf, swift-configuration and
-    // swift-nio-http2: about 110 s of a first build here). Without it, an incoming
-    // `traceparent` is still passed on to the event.
+    // Tracing exports spans over OTLP/HTTP with the bridge's own exporter (Sources/WebhookBridge/
+    // Tracing: spans written straight into OTLP protobuf or JSON, batched, posted over the
+    // bridge's HTTP/1.1 client): no package of its own. OTLPGRPC adds export over OTLP/gRPC
+    // (`"protocol": "grpc"`, or an endpoint on port 4317) with swift-otel; off by default:
+    // gRPC's packages (grpc-swift 2, its NIO transport, its protobuf glue, swift-certificates)
+    // and swift-otel are most of a first build. `swift build --traits OTLPGRPC`
+    // (or `make ... SWIFT_BUILD_FLAGS='--traits OTLPGRPC'`).
     traits: [
-        .trait(name: "OTLP", description: "Tracing exports spans over OTLP/HTTP (config `tracing`)"),
-        .trait(name: "OTLPGRPC", description: "Tracing can export over OTLP/gRPC as well as OTLP/HTTP", enabledTraits: ["OTLP"]),
-        .default(enabledTraits: ["OTLP"]),
+        .trait(name: "OTLPGRPC", description: "Tracing can export over OTLP/gRPC (swift-otel) as well as OTLP/HTTP")
     ],
     // Exact versions: an application builds what it was tested with. These are the versions
     // the test suite passed with; docs/testing.md lists the whole resolved graph, and a
@@ -37,16 +33,14 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", exact: "2.4.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
-        // Traces (config `tracing`): the swift-distributed-tracing API and swift-otel's OTLP
-        // exporter, the ecosystem's own (an exporter of our own would be protobuf and batching
-        // code to maintain). Only its OTLP/HTTP exporter unless the OTLPGRPC trait is on.
+        // Traces (config `tracing`): the swift-distributed-tracing API's span kinds and, for
+        // OTLP/gRPC only (trait OTLPGRPC), swift-otel's exporter, the ecosystem's own. OTLP/HTTP
+        // is the bridge's own exporter: swift-otel recorded a span through two AsyncStreams
+        // and a task on another thread, 4x the CPU of an untraced request (docs/performance.md).
         .package(url: "https://github.com/apple/swift-distributed-tracing.git", exact: "1.7.3"),
         .package(
             url: "https://github.com/swift-otel/swift-otel.git", exact: "1.6.0",
-            traits: [
-                .trait(name: "OTLPHTTP", condition: .when(traits: ["OTLP"])),
-                .trait(name: "OTLPGRPC", condition: .when(traits: ["OTLPGRPC"])),
-            ]
+            traits: [.trait(name: "OTLPGRPC", condition: .when(traits: ["OTLPGRPC"]))]
         ),
         // swift-otel's own `traceparent` parser, to pass a valid one on when no spans are recorded.
         .package(url: "https://github.com/swift-otel/swift-w3c-trace-context.git", exact: "1.0.0"),
@@ -150,7 +144,7 @@ let package = Package(
             ]
         ),
         // Delivery onward to an HTTP receiver: its own pooled HTTP/1.1 client on swift-nio, with
-        // its own codec (no AsyncHTTPClient, only in the graph with the OTLP trait; NIO's HTTP
+        // its own codec (no AsyncHTTPClient, only in the graph with the OTLPGRPC trait; NIO's HTTP
         // codec alone made the sink 1.5x the Kafka sink's CPU), Standard Webhooks signing, the breaker.
         .target(
             name: "HTTPSink",
@@ -190,7 +184,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
-                .product(name: "OTel", package: "swift-otel", condition: .when(traits: ["OTLP"])),
+                .product(name: "OTel", package: "swift-otel", condition: .when(traits: ["OTLPGRPC"])),
                 .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -9,7 +9,7 @@ round's untraced process are taken; the medians over the rounds are printed.
 
     .build-bench/venv/bin/python bench/tracing.py [BIN] [--rounds 3] [--seconds 8]
 
-It needs what `make bench` installed and a release build with the OTLP trait (the default).
+It needs what `make bench` installed and a release build.
 """
 
 import statistics

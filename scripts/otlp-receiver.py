@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """A minimal OTLP trace receiver: prints every span it receives as one JSON line.
 
-Listens for OTLP/HTTP (POST /v1/traces, protobuf or JSON bodies) and OTLP/gRPC
+Listens for OTLP/HTTP (POST /v1/traces, protobuf or JSON bodies, the JSON with hex ids as
+OTLP specifies) and OTLP/gRPC
 (TraceService/Export) on free ports, prints `listening http=PORT grpc=PORT` first, then one
-line per span: name, kind, trace_id, span_id, parent_span_id (hex), service_name, status and
-attributes. The tests run it to check the bridge's spans; it also shows them locally:
+line per span: name, kind, trace_id, span_id, parent_span_id (hex), service_name, status,
+trace_state, times, scope, the resource's attributes and the span's. The tests run it to
+check the bridge's spans; it also shows them locally:
 
     .build-tools/venv/bin/python scripts/otlp-receiver.py
     # config: "tracing": {"otlpEndpoint": "http://127.0.0.1:HTTP_PORT"}
@@ -12,6 +14,7 @@ attributes. The tests run it to check the bridge's spans; it also shows them loc
 Needs opentelemetry-proto and grpcio (scripts/install-test-tools.sh puts them in
 .build-tools/venv).
 """
+import base64
 import json
 import sys
 import threading
@@ -23,6 +26,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 lock = threading.Lock()
+batches = 0
 
 
 def value(any_value):
@@ -30,7 +34,24 @@ def value(any_value):
     return getattr(any_value, kind) if kind else None
 
 
+def parse_json(body, request):
+    """OTLP's JSON encoding: protobuf's JSON mapping, except that trace and span ids are hex
+    (not base64), as the OTLP specification says and collectors expect."""
+    document = json.loads(body)
+    for resource_spans in document.get("resourceSpans", []):
+        for scope_spans in resource_spans.get("scopeSpans", []):
+            for span in scope_spans.get("spans", []):
+                for key in ("traceId", "spanId", "parentSpanId"):
+                    if span.get(key):
+                        span[key] = base64.b64encode(bytes.fromhex(span[key])).decode()
+    json_format.ParseDict(document, request)
+
+
 def emit(request, transport):
+    global batches
+    with lock:
+        batches += 1
+        batch = batches
     lines = []
     for resource_spans in request.resource_spans:
         resource = {a.key: value(a.value) for a in resource_spans.resource.attributes}
@@ -38,6 +59,7 @@ def emit(request, transport):
             for span in scope_spans.spans:
                 lines.append(json.dumps({
                     "transport": transport,
+                    "batch": batch,
                     "service_name": resource.get("service.name"),
                     "name": span.name,
                     "kind": span.kind,
@@ -45,6 +67,12 @@ def emit(request, transport):
                     "span_id": span.span_id.hex(),
                     "parent_span_id": span.parent_span_id.hex(),
                     "status_code": span.status.code,
+                    "status_message": span.status.message,
+                    "trace_state": span.trace_state,
+                    "start_time_unix_nano": span.start_time_unix_nano,
+                    "end_time_unix_nano": span.end_time_unix_nano,
+                    "scope": scope_spans.scope.name,
+                    "resource": resource,
                     "attributes": {a.key: value(a.value) for a in span.attributes},
                 }))
     with lock:
@@ -62,7 +90,7 @@ class HTTPHandler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         if (self.headers.get("Content-Type") or "").startswith("application/json"):
-            json_format.Parse(body, request)
+            parse_json(body, request)
             transport = "http/json"
         else:
             request.ParseFromString(body)

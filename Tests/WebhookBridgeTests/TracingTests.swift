@@ -86,6 +86,13 @@ final class OTLPReceiver: @unchecked Sendable {
         }
     }
 
+    /// How many spans each export request carried, in the order they arrived.
+    var batchSizes: [Int] {
+        var sizes: [Int: Int] = [:]
+        for span in spans { sizes[Int(span.json["batch"]?.scalarText ?? "") ?? 0, default: 0] += 1 }
+        return sizes.keys.sorted().map { sizes[$0]! }
+    }
+
     /// SIGKILL: a child of the test process inherits its blocked SIGTERM.
     func stop() {
         kill(process.processIdentifier, SIGKILL)
@@ -475,7 +482,7 @@ struct TracingTests {
         }
         // A build with the OTLPGRPC trait takes gRPC, chosen or implied by port 4317.
         let grpc = try #require(
-            try tracing(#"{"otlpEndpoint": "http://collector:4317"}"#, exporters: .init(http: true, grpc: true)))
+            try tracing(#"{"otlpEndpoint": "http://collector:4317"}"#, exporters: .init(grpc: true)))
         #expect(grpc.transport == .grpc)
         #expect(grpc.tracesURL == "http://collector:4317")
         // Built without it, gRPC is refused with its JSON path, never sent as HTTP to a gRPC port.
@@ -483,19 +490,10 @@ struct TracingTests {
             (#"{"otlpEndpoint": "http://collector:4317"}"#, "tracing.otlpEndpoint"),
             (#"{"otlpEndpoint": "http://collector:9000", "protocol": "grpc"}"#, "tracing.protocol"),
         ] {
-            let refusal = #expect(throws: ConfigError.self) { try tracing(json, exporters: .init(http: true, grpc: false)) }
+            let refusal = #expect(throws: ConfigError.self) { try tracing(json, exporters: .init(grpc: false)) }
             let text = refusal.map { "\($0)" } ?? ""
             #expect(text.contains(path) && text.contains("OTLPGRPC") && text.contains("4318"), "\(text)")
         }
-        // Built without the OTLP trait (what `make run` builds for a config without tracing),
-        // `tracing` itself is refused: spans that could never leave would be a silent loss.
-        let noExporter = #expect(throws: ConfigError.self) {
-            try tracing(#"{"otlpEndpoint": "http://collector:4318"}"#, exporters: .init(http: false, grpc: false))
-        }
-        let refusal = noExporter.map { "\($0)" } ?? ""
-        #expect(refusal.contains("tracing: span export is not in this build") && refusal.contains("make run"), "\(refusal)")
-        // This build (the tests' default traits) has the OTLP/HTTP exporter.
-        #expect(BridgeConfig.Tracing.Exporters.built.http)
         let http = try #require(try tracing(#"{"otlpEndpoint": "https://otlp.example.com/", "sampleRatio": 0.25}"#))
         #expect(http.transport == .httpProtobuf)
         #expect(http.tracesURL == "https://otlp.example.com/v1/traces")

@@ -94,26 +94,21 @@ public struct BridgeConfig: Sendable {
         /// `protocol`: by default gRPC when the endpoint's port is 4317 (the OTLP/gRPC port),
         /// else HTTP with protobuf bodies.
         public var transport: Transport
-        /// The OTLP exporters a build has: OTLP/HTTP with the package trait `OTLP` (on by
-        /// default; `make run` leaves it out when its config has no `tracing`), OTLP/gRPC
-        /// with `OTLPGRPC` as well.
+        /// The OTLP exporters a build has: OTLP/HTTP always (the bridge's own exporter),
+        /// OTLP/gRPC with the package trait `OTLPGRPC` (swift-otel's) as well.
         public struct Exporters: Sendable {
-            public var http: Bool
             public var grpc: Bool
 
-            public init(http: Bool, grpc: Bool) {
-                self.http = http
+            public init(grpc: Bool) {
                 self.grpc = grpc
             }
 
             /// This build's.
             public static let built: Exporters = {
                 #if OTLPGRPC
-                    return Exporters(http: true, grpc: true)
-                #elseif OTLP
-                    return Exporters(http: true, grpc: false)
+                    return Exporters(grpc: true)
                 #else
-                    return Exporters(http: false, grpc: false)
+                    return Exporters(grpc: false)
                 #endif
             }()
         }

@@ -264,14 +264,6 @@ public enum ConfigLoader {
         _ reader: ConfigReader, log: ProblemLog, exporters: BridgeConfig.Tracing.Exporters
     ) -> BridgeConfig.Tracing? {
         reader.rejectUnknownKeys(["otlpEndpoint", "serviceName", "sampleRatio", "protocol", "headers"])
-        guard exporters.http else {
-            // Spans that could never leave would be a silent loss of what the config asks for.
-            log.add(
-                reader.path,
-                "span export is not in this build (built without the OTLP package trait, as `make run` builds for a config without tracing): run `make run` with this config, `make build`, or `swift build`"
-            )
-            return nil
-        }
         var port: Int?
         var endpoint = reader.string("otlpEndpoint", required: true)
         if let url = endpoint {

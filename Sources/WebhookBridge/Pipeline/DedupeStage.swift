@@ -28,8 +28,7 @@ struct DedupeStage: Sendable {
         do {
             outcome = try await store.reserve(key)
         } catch {
-            span?.recordError(error)
-            span?.setStatus(.init(code: .error))
+            span?.fail("\(error)")
             span?.end()
             log.failure(
                 "idempotency", level: .error, "idempotency store failed", metadata: ["webhook.error": "\(error)"], logger: logger)
@@ -43,7 +42,7 @@ struct DedupeStage: Sendable {
         case .inProgress: outcomeName = "in_progress"
         }
         source.metrics.idempotency[outcomeName].increment()
-        span?.attributes["webhook.idempotency"] = outcomeName
+        span?.set("webhook.idempotency", .string(outcomeName))
         span?.end()
         switch outcome {
         case .reserved: break

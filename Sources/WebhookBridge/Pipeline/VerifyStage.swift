@@ -31,7 +31,7 @@ struct VerifyStage: Sendable {
 
         let verified: VerifiedWebhook
         let verifySpan = trace.child("webhook.verify")
-        verifySpan?.attributes["webhook.scheme"] = source.scheme.name
+        verifySpan?.set("webhook.scheme", .string(source.scheme.name))
         do {
             verified = try await source.scheme.verify(
                 request, services: source.scheme.learnsSecrets ? services.for(source.name) : services)

@@ -15,6 +15,8 @@ struct IncomingTraceContext: Sendable, Equatable {
     let traceState: String?
     /// The caller's trace (a request not sampled continues it without a span).
     let traceID: TraceID
+    /// The caller's span: the parent of the bridge's request span.
+    let spanID: SpanID
     /// The caller's `sampled` flag: with a parent, it decides whether spans are recorded.
     let sampled: Bool
 
@@ -35,6 +37,7 @@ struct IncomingTraceContext: Sendable, Equatable {
         else { return nil }
         traceParent = parent
         traceID = context.traceID
+        spanID = context.spanID
         sampled = context.flags.contains(.sampled)
         traceState = Self.validState(headers["tracestate"])
     }

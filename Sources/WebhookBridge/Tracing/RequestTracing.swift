@@ -1,9 +1,10 @@
 import Logging
 import NIOCore
 import NIOHTTP1
-#if OTLP
+#if OTLPGRPC
     import OTel
 #endif
+import Foundation
 import ServiceLifecycle
 import Tracing
 import Synchronization
@@ -20,31 +21,26 @@ import WebhookCore
 /// ``none``: no span, no attribute, nothing allocated on the request path.
 struct RequestTrace: Sendable {
     /// The request's server span; nil when the bridge records no spans.
-    let span: (any Span)?
+    let span: (any RequestSpan)?
     /// What the event carries as `traceparent` and `tracestate`.
     let traceParent: String?
     let traceState: String?
-    private let tracer: (any Tracer)?
     /// The request's inspector record; nil when the inspector is off.
     let inspection: InspectionDraft?
 
-    static let none = RequestTrace(span: nil, traceParent: nil, traceState: nil, tracer: nil, inspection: nil)
+    static let none = RequestTrace(span: nil, traceParent: nil, traceState: nil, inspection: nil)
 
-    fileprivate init(
-        span: (any Span)?, traceParent: String?, traceState: String?, tracer: (any Tracer)?, inspection: InspectionDraft?
-    ) {
+    fileprivate init(span: (any RequestSpan)?, traceParent: String?, traceState: String?, inspection: InspectionDraft?) {
         self.span = span
         self.traceParent = traceParent
         self.traceState = traceState
-        self.tracer = tracer
         self.inspection = inspection
     }
 
     /// A child span of the request's (verification, idempotency, a sink delivery).
     /// The name is made only when the request is traced.
-    func child(_ name: @autoclosure () -> String, kind: SpanKind = .internal) -> (any Span)? {
-        guard let tracer, let span else { return nil }
-        return tracer.startSpan(name(), context: span.context, ofKind: kind)
+    func child(_ name: @autoclosure () -> String, kind: SpanKind = .internal) -> (any RequestSpan)? {
+        span?.child(name(), kind: kind)
     }
 
     /// Stamps the trace context on `event`.
@@ -56,10 +52,11 @@ struct RequestTrace: Sendable {
 
 /// Starts requests' traces: continues a W3C `traceparent` (and `tracestate`) from the
 /// request and, with `tracing` configured, records a server span per request with child
-/// spans, exported over OTLP by swift-otel. With the inspector on, every request to a
-/// source also gets its inspector record.
+/// spans, exported over OTLP/HTTP by the bridge's own exporter (``OTLPSpanExporter``), or
+/// over OTLP/gRPC by swift-otel in a build with the `OTLPGRPC` trait. With the inspector on,
+/// every request to a source also gets its inspector record.
 public final class RequestTracing: Sendable {
-    private let tracer: (any Tracer)?
+    private let tracer: (any RequestTracer)?
     /// The exporter's batching and its flush at shutdown; run with the bridge's services.
     let service: (any Service)?
     /// The inspector's memory (config `admin`); nil when it is off.
@@ -69,13 +66,10 @@ public final class RequestTracing: Sendable {
     public static let passThrough = RequestTracing(tracer: nil, service: nil)
 
     /// The share of new traces recorded (`sampleRatio`). Decided here, before the tracer is
-    /// asked: a request that is not sampled costs no span at all (the tracer made one that
-    /// records nothing, with two IDs from the system's random source, a fifth of the
-    /// request's CPU at a ratio of 0.01). The tracer samples what it is given (parent-based,
-    /// else always).
+    /// asked: a request that is not sampled costs no span at all.
     let sampleRatio: Double
 
-    init(tracer: (any Tracer)?, service: (any Service)?, inspector: InspectorLog? = nil, sampleRatio: Double = 1) {
+    init(tracer: (any RequestTracer)?, service: (any Service)?, inspector: InspectorLog? = nil, sampleRatio: Double = 1) {
         self.tracer = tracer
         self.service = service
         self.inspector = inspector
@@ -87,48 +81,48 @@ public final class RequestTracing: Sendable {
         sampleRatio >= 1 || (sampleRatio > 0 && Double(TraceIDs.next() >> 11) * 0x1p-53 < sampleRatio)
     }
 
-    /// Builds the OTLP exporter for `config`. `OTEL_*` environment variables the exporter
-    /// knows (`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_CERTIFICATE`, …) override it.
-    static func make(_ config: BridgeConfig.Tracing?, inspector: InspectorLog? = nil, logger: Logger) throws
-        -> RequestTracing
-    {
-        guard let config else { return RequestTracing(tracer: nil, service: nil, inspector: inspector) }
-        #if OTLP
-            var otel = OTel.Configuration.default
-            otel.serviceName = config.serviceName
-            otel.diagnosticLogger = .custom(logger)
-            otel.diagnosticLogLevel = .warning
-            otel.propagators = [.traceContext]
-            otel.logs.enabled = false
-            otel.metrics.enabled = false
-            otel.traces.enabled = true
-            otel.traces.exporter = .otlp
-            // Roots are sampled by `start` (sampleRatio) before a span is asked for.
-            otel.traces.sampler = .parentBasedAlwaysOn
-            otel.traces.otlpExporter.endpoint = config.tracesURL
-            otel.traces.otlpExporter.headers = config.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-            switch config.transport {
-            case .grpc:
-                #if OTLPGRPC
-                    otel.traces.otlpExporter.protocol = .grpc
-                #else
-                    // The config check refuses gRPC in a build without it.
-                    preconditionFailure("OTLP/gRPC is not in this build")
-                #endif
-            case .httpProtobuf: otel.traces.otlpExporter.protocol = .httpProtobuf
-            case .httpJSON: otel.traces.otlpExporter.protocol = .httpJSON
-            }
-            let backend = try OTel.makeTracingBackend(configuration: otel)
-            return RequestTracing(
-                tracer: backend.factory, service: backend.service, inspector: inspector, sampleRatio: config.sampleRatio)
-        #else
-            // The config check refuses `tracing` in a build without the exporter.
-            throw NoExporter()
-        #endif
-    }
-
-    struct NoExporter: Error, CustomStringConvertible {
-        var description: String { "span export is not in this build (built without the OTLP package trait)" }
+    /// Builds the tracer and exporter for `config`. The `OTEL_*` variables of OpenTelemetry's
+    /// SDK configuration that apply (`OTEL_EXPORTER_OTLP_HEADERS`,
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`, `OTEL_BSP_SCHEDULE_DELAY`, …) override it.
+    static func make(
+        _ config: BridgeConfig.Tracing?, inspector: InspectorLog? = nil, logger: Logger,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> RequestTracing {
+        guard let config, environment["OTEL_SDK_DISABLED"]?.lowercased() != "true" else {
+            return RequestTracing(tracer: nil, service: nil, inspector: inspector)
+        }
+        let protocolName =
+            environment["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] ?? environment["OTEL_EXPORTER_OTLP_PROTOCOL"]
+            ?? config.transport.rawValue
+        if protocolName == BridgeConfig.Tracing.Transport.grpc.rawValue {
+            #if OTLPGRPC
+                var otel = OTel.Configuration.default
+                otel.serviceName = config.serviceName
+                otel.diagnosticLogger = .custom(logger)
+                otel.diagnosticLogLevel = .warning
+                otel.propagators = [.traceContext]
+                otel.logs.enabled = false
+                otel.metrics.enabled = false
+                otel.traces.enabled = true
+                otel.traces.exporter = .otlp
+                // Roots are sampled by `start` (sampleRatio) before a span is asked for.
+                otel.traces.sampler = .parentBasedAlwaysOn
+                otel.traces.otlpExporter.endpoint = config.tracesURL
+                otel.traces.otlpExporter.headers = config.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+                otel.traces.otlpExporter.protocol = .grpc
+                let backend = try OTel.makeTracingBackend(configuration: otel)
+                return RequestTracing(
+                    tracer: SwiftOTelTracer(tracer: backend.factory), service: backend.service, inspector: inspector,
+                    sampleRatio: config.sampleRatio)
+            #else
+                // The config check refuses gRPC in a build without it; the variable is checked here.
+                throw ConfigurationFailure("OTLP/gRPC is not in this build (built without the OTLPGRPC package trait)")
+            #endif
+        }
+        let exporter = OTLPSpanExporter(
+            settings: try OTLPSpanExporter.Settings(config: config, environment: environment), logger: logger)
+        return RequestTracing(
+            tracer: OwnTracer(exporter: exporter), service: exporter, inspector: inspector, sampleRatio: config.sampleRatio)
     }
 
     /// The trace of a request to a source: ``RequestTrace/none`` unless spans are recorded,
@@ -147,34 +141,22 @@ public final class RequestTracing: Sendable {
             guard incoming != nil || inspection != nil else { return .none }
             // Passed on as it came, the invalid members of its tracestate left out.
             return RequestTrace(
-                span: nil, traceParent: incoming?.traceParent, traceState: incoming?.traceState, tracer: nil,
-                inspection: inspection)
+                span: nil, traceParent: incoming?.traceParent, traceState: incoming?.traceState, inspection: inspection)
         }
         guard incoming?.sampled ?? samplesRoot() else {
             // Not sampled: the event carries the trace's context (the caller's trace, or a new
             // one) with a span id of its own and the flag 00, and nothing else is made.
             let parent = TraceIDs.unsampledParent(traceID: incoming?.traceID)
-            return RequestTrace(
-                span: nil, traceParent: parent, traceState: incoming?.traceState, tracer: nil, inspection: inspection)
-        }
-        var context = ServiceContext.topLevel
-        if let incoming {
-            // The tracer sees these two checked values, never the request's headers.
-            var carrier = ["traceparent": incoming.traceParent]
-            carrier["tracestate"] = incoming.traceState
-            tracer.extract(carrier, into: &context, using: DictionaryExtractor())
+            return RequestTrace(span: nil, traceParent: parent, traceState: incoming?.traceState, inspection: inspection)
         }
         // OpenTelemetry's HTTP server span name: the method and the route.
-        let span = tracer.startSpan("\(method.rawValue) \(path)", context: context, ofKind: .server)
-        var carrier: [String: String] = [:]
-        tracer.inject(span.context, into: &carrier, using: DictionaryInjector())
-        span.attributes["http.request.method"] = method.rawValue
-        span.attributes["url.path"] = path
-        span.attributes["http.route"] = path
-        span.attributes["webhook.source"] = source
+        let span = tracer.start("\(method.rawValue) \(path)", kind: .server, incoming: incoming)
+        span.set("http.request.method", .string(method.rawValue))
+        span.set("url.path", .string(path))
+        span.set("http.route", .string(path))
+        span.set("webhook.source", .string(source))
         return RequestTrace(
-            span: span, traceParent: carrier["traceparent"], traceState: carrier["tracestate"], tracer: tracer,
-            inspection: inspection)
+            span: span, traceParent: span.traceParent, traceState: incoming?.traceState, inspection: inspection)
     }
 
     /// Records a request answered without the pipeline (refused from its head, a handshake,
@@ -198,22 +180,22 @@ extension RequestTrace {
         inspection?.finish(answer: answer)
         guard let span else { return }
         let status = Int(answer.status.code)
-        span.attributes["http.response.status_code"] = status
-        if status >= 500 { span.setStatus(SpanStatus(code: .error)) }
+        span.set("http.response.status_code", .int(status))
+        if status >= 500 { span.fail(nil) }
         span.end()
     }
 
     /// What became of the request (`accepted`, `handshake`, `rate_limited`, …).
     func note(outcome: String) {
-        span?.attributes["webhook.outcome"] = outcome
+        span?.set("webhook.outcome", .string(outcome))
         inspection?.note(outcome: outcome)
     }
 
     /// The event a request became: on the span, and in the inspector's record.
     func note(event: WebhookEvent) {
         if let span {
-            span.attributes["webhook.id"] = event.id
-            span.attributes["webhook.type"] = event.type
+            span.set("webhook.id", .string(event.id))
+            span.set("webhook.type", .string(event.type))
         }
         inspection?.noteEvent(id: event.id, type: event.type)
     }
@@ -224,7 +206,7 @@ extension RequestTrace {
 
     /// Ends the verification span; the result (`ok` or the 401 code) goes on the request's
     /// span too, and with the detail into the inspector's record.
-    func noteVerification(_ verifySpan: (any Span)?, result: String, keyIndex: Int?, detail: String? = nil) {
+    func noteVerification(_ verifySpan: (any RequestSpan)?, result: String, keyIndex: Int?, detail: String? = nil) {
         if let inspection {
             if result == "ok" {
                 inspection.noteKey(keyIndex)
@@ -233,47 +215,97 @@ extension RequestTrace {
             }
         }
         guard let span else { return }
-        span.attributes["webhook.verification"] = result
+        span.set("webhook.verification", .string(result))
         if let verifySpan {
-            verifySpan.attributes["webhook.verification"] = result
-            if let keyIndex { verifySpan.attributes["webhook.key"] = keyIndex }
+            verifySpan.set("webhook.verification", .string(result))
+            if let keyIndex { verifySpan.set("webhook.key", .int(keyIndex)) }
             verifySpan.end()
         }
     }
 
     /// A sink delivery's span (a producer span: the event is handed to a queue).
-    func deliverySpan(sink: String, required: Bool) -> (any Span)? {
+    func deliverySpan(sink: String, required: Bool) -> (any RequestSpan)? {
         guard let span = child("webhook.deliver \(sink)", kind: .producer) else { return nil }
-        span.attributes["webhook.sink"] = sink
-        span.attributes["webhook.sink.required"] = required
+        span.set("webhook.sink", .string(sink))
+        span.set("webhook.sink.required", .bool(required))
         return span
     }
 
     /// Ends a delivery's span with its result, which goes into the inspector's record too.
     func endDelivery(
-        _ span: (any Span)?, sink: String, required: Bool, _ result: Result<DeliveryReceipt, SinkError>
+        _ span: (any RequestSpan)?, sink: String, required: Bool, _ result: Result<DeliveryReceipt, SinkError>
     ) {
         inspection?.noteDelivery(sink: sink, required: required, result)
         guard let span else { return }
         switch result {
         case .success(let receipt):
-            span.attributes["webhook.sink.result"] = "ok"
-            span.attributes["webhook.sink.position"] = receipt.position
+            span.set("webhook.sink.result", .string("ok"))
+            span.set("webhook.sink.position", .string(receipt.position))
         case .failure(let error):
-            span.attributes["webhook.sink.result"] = error.isPermanent ? "rejected" : "failed"
-            span.setStatus(SpanStatus(code: .error, message: error.reason))
+            span.set("webhook.sink.result", .string(error.isPermanent ? "rejected" : "failed"))
+            span.fail(error.reason)
         }
         span.end()
     }
 }
 
-private struct DictionaryExtractor: Extractor {
-    func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
-}
+#if OTLPGRPC
+    /// swift-otel's tracer (OTLP/gRPC), behind the bridge's span interface.
+    struct SwiftOTelTracer: RequestTracer {
+        let tracer: any Tracer
 
-private struct DictionaryInjector: Injector {
-    func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
-}
+        func start(_ name: String, kind: SpanKind, incoming: IncomingTraceContext?) -> any RequestSpan {
+            var context = ServiceContext.topLevel
+            if let incoming {
+                // The tracer sees these two checked values, never the request's headers.
+                var carrier = ["traceparent": incoming.traceParent]
+                carrier["tracestate"] = incoming.traceState
+                tracer.extract(carrier, into: &context, using: DictionaryExtractor())
+            }
+            return SwiftOTelSpan(span: tracer.startSpan(name, context: context, ofKind: kind), tracer: tracer)
+        }
+    }
+
+    final class SwiftOTelSpan: RequestSpan {
+        let span: any Span
+        let tracer: any Tracer
+
+        init(span: any Span, tracer: any Tracer) {
+            self.span = span
+            self.tracer = tracer
+        }
+
+        var traceParent: String {
+            var carrier: [String: String] = [:]
+            tracer.inject(span.context, into: &carrier, using: DictionaryInjector())
+            return carrier["traceparent"] ?? ""
+        }
+
+        func child(_ name: String, kind: SpanKind) -> any RequestSpan {
+            SwiftOTelSpan(span: tracer.startSpan(name, context: span.context, ofKind: kind), tracer: tracer)
+        }
+
+        func set(_ key: String, _ value: SpanValue) {
+            switch value {
+            case .string(let text): span.attributes[key] = text
+            case .int(let number): span.attributes[key] = number
+            case .bool(let flag): span.attributes[key] = flag
+            }
+        }
+
+        func fail(_ message: String?) { span.setStatus(SpanStatus(code: .error, message: message)) }
+
+        func end() { span.end() }
+    }
+
+    private struct DictionaryExtractor: Extractor {
+        func extract(key: String, from carrier: [String: String]) -> String? { carrier[key] }
+    }
+
+    private struct DictionaryInjector: Injector {
+        func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
+    }
+#endif
 
 /// Trace and span ids for requests that are not sampled: SplitMix64 over one atomic counter,
 /// seeded once from the system's random source. Unique and unpredictable enough for ids
@@ -297,42 +329,45 @@ enum TraceIDs {
         return TraceID.random(using: &generator)
     }
 
+    /// A draw that is never zero (an all-zero trace or span id is invalid).
+    static func nonZero() -> UInt64 { max(next(), 1) }
+
     static func spanID() -> SpanID {
         var generator = Generator()
         return SpanID.random(using: &generator)
     }
 
     /// The `traceparent` of a request that is not sampled, `00-TRACE-SPAN-00`: the caller's
-    /// trace id (else a new one) and a new span id, written digit by digit into the
-    /// string's own storage (interpolating the two ids' descriptions made three strings).
+    /// trace id (else a new one) and a new span id.
     static func unsampledParent(traceID: TraceID?) -> String {
+        traceParent(trace: traceID.map(words) ?? (nonZero(), nonZero()), span: nonZero(), sampled: false)
+    }
+
+    /// `00-TRACE-SPAN-FLAGS`, written digit by digit into the string's own storage
+    /// (interpolating the ids' descriptions made three strings).
+    static func traceParent(trace: (high: UInt64, low: UInt64), span: UInt64, sampled: Bool) -> String {
         String(unsafeUninitializedCapacity: 55) { text in
-            func digit(_ value: UInt64) -> UInt8 { value < 10 ? 0x30 + UInt8(value) : 0x57 + UInt8(value) }
-            func put(_ value: UInt64, at offset: Int) {
-                for index in 0..<16 { text[offset + index] = digit(value >> UInt64(60 - 4 * index) & 0xF) }
-            }
-            // All zeros is not a valid id (W3C Trace Context): a draw of zero becomes one.
-            func draw() -> UInt64 { max(next(), 1) }
             text[0] = 0x30
             text[1] = 0x30
             text[2] = 0x2D
-            if let traceID {
-                withUnsafeBytes(of: traceID.bytes) { bytes in
-                    for (index, byte) in bytes.enumerated() {
-                        text[3 + 2 * index] = digit(UInt64(byte >> 4))
-                        text[4 + 2 * index] = digit(UInt64(byte & 0xF))
-                    }
-                }
-            } else {
-                put(draw(), at: 3)
-                put(draw(), at: 19)
-            }
+            Hex16.write(trace.high, into: text, at: 3)
+            Hex16.write(trace.low, into: text, at: 19)
             text[35] = 0x2D
-            put(draw(), at: 36)
+            Hex16.write(span, into: text, at: 36)
             text[52] = 0x2D
             text[53] = 0x30
-            text[54] = 0x30
+            text[54] = sampled ? 0x31 : 0x30
             return 55
+        }
+    }
+
+    /// A trace id's 16 bytes as two big-endian words.
+    static func words(_ id: TraceID) -> (high: UInt64, low: UInt64) {
+        withUnsafeBytes(of: id.bytes) { bytes in
+            (
+                UInt64(bigEndian: bytes.loadUnaligned(as: UInt64.self)),
+                UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            )
         }
     }
 }

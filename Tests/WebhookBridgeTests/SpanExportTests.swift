@@ -1,0 +1,213 @@
+import BridgeTestSupport
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Testing
+import Tracing
+
+@testable import WebhookBridge
+
+/// The bridge's own OTLP/HTTP span exporter against `scripts/otlp-receiver.py`, which decodes
+/// every batch with opentelemetry-proto's own messages (and OTLP's JSON with hex ids): the
+/// encodings, the batching, the bounded queue, the flush at shutdown, and the `OTEL_*`
+/// variables.
+@Suite("OTLP/HTTP span export: encodings, batches, queue, shutdown, OTEL_* variables", .serialized)
+struct SpanExportTests {
+    static let quiet = Logger(label: "span-export-tests") { _ in SwiftLogNoOpLogHandler() }
+
+    static func config(_ endpoint: String, transport: BridgeConfig.Tracing.Transport = .httpProtobuf) -> BridgeConfig.Tracing {
+        BridgeConfig.Tracing(otlpEndpoint: endpoint, transport: transport)
+    }
+
+    /// Runs `exporter` as a service around `body`, then stops it gracefully.
+    static func running(_ exporter: OTLPSpanExporter, _ body: () async throws -> Void) async throws {
+        let group = ServiceGroup(services: [exporter], logger: quiet)
+        let task = Task { try await group.run() }
+        try await body()
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+
+    static func exporter(
+        _ receiver: OTLPReceiver, transport: BridgeConfig.Tracing.Transport = .httpProtobuf,
+        environment: [String: String] = [:]
+    ) throws -> OTLPSpanExporter {
+        let settings = try OTLPSpanExporter.Settings(
+            config: config("http://127.0.0.1:\(receiver.httpPort)", transport: transport), environment: environment)
+        return OTLPSpanExporter(settings: settings, logger: quiet)
+    }
+
+    @Test(
+        "protobuf and JSON bodies: ids, parent, kind, times, trace state, string/int/bool attributes, error status with its message, resource and scope, as opentelemetry-proto reads them",
+        OTLPReceiver.required, arguments: [BridgeConfig.Tracing.Transport.httpProtobuf, .httpJSON])
+    func encodings(transport: BridgeConfig.Tracing.Transport) async throws {
+        let receiver = try OTLPReceiver()
+        defer { receiver.stop() }
+        let exporter = try Self.exporter(
+            receiver, transport: transport,
+            environment: ["OTEL_BSP_SCHEDULE_DELAY": "20", "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test%20one"])
+        let incoming = try #require(
+            IncomingTraceContext(
+                headers: ["traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "vendor=abc"]))
+        var traceParent = ""
+        try await Self.running(exporter) {
+            let root = OwnTracer(exporter: exporter).start("POST /gh", kind: .server, incoming: incoming)
+            traceParent = root.traceParent
+            root.set("http.response.status_code", .int(503))
+            root.set("webhook.source", .string("gh"))
+            root.set("webhook.source", .string("gh2"))  // set again: replaced, not repeated
+            root.fail(nil)
+            let child = root.child("webhook.deliver bus", kind: .producer)
+            child.set("webhook.sink.required", .bool(true))
+            child.set("webhook.sink.result", .string("failed"))
+            child.fail("the broker is down")
+            child.end()
+            root.end()
+            root.end()  // a second end exports nothing
+            #expect(await eventually { receiver.spans.count >= 2 }, "\(receiver.spans.map(\.json))")
+        }
+        let spans = receiver.spans
+        #expect(spans.count == 2, "\(spans.map(\.json))")
+        let server = try #require(spans.first { $0.name == "POST /gh" })
+        let delivery = try #require(spans.first { $0.name == "webhook.deliver bus" })
+        #expect(server.transport == (transport == .httpJSON ? "http/json" : "http/protobuf"))
+        #expect(server.traceID == "4bf92f3577b34da6a3ce929d0e0e4736")
+        #expect(server.parentSpanID == "00f067aa0ba902b7")
+        #expect(traceParent == "00-4bf92f3577b34da6a3ce929d0e0e4736-\(server.spanID)-01")
+        #expect(server.kind == 2 && delivery.kind == 4)
+        #expect(delivery.traceID == server.traceID && delivery.parentSpanID == server.spanID)
+        #expect(server.spanID.count == 16 && server.spanID != delivery.spanID)
+        #expect(server.json["trace_state"]?.scalarText == "vendor=abc")
+        #expect(server.json["attributes"]?["http.response.status_code"] == .number("503"))
+        #expect(server.attribute("webhook.source") == "gh2")
+        if case .object(let members)? = server.json["attributes"] {
+            #expect(members.count == 2)
+        } else {
+            Issue.record("no attributes")
+        }
+        #expect(delivery.json["attributes"]?["webhook.sink.required"] == .bool(true))
+        #expect(server.json["status_code"] == .number("2") && delivery.json["status_code"] == .number("2"))
+        #expect(delivery.json["status_message"]?.scalarText == "the broker is down")
+        let start = try #require(server.json["start_time_unix_nano"]?.scalarText.flatMap { UInt64($0) })
+        let end = try #require(server.json["end_time_unix_nano"]?.scalarText.flatMap { UInt64($0) })
+        let now = UInt64(Date().timeIntervalSince1970 * 1e9)
+        #expect(start <= end && end <= now && now - start < 60_000_000_000, "\(start) \(end) \(now)")
+        #expect(server.json["service_name"]?.scalarText == "webhook-bridge")
+        #expect(server.json["resource"]?["deployment.environment"]?.scalarText == "test one")
+        #expect(server.json["resource"]?["telemetry.sdk.language"]?.scalarText == "swift")
+        #expect(server.json["scope"]?.scalarText == "webhook-bridge")
+    }
+
+    @Test(
+        "a full batch leaves at once (the delay is a minute) with whatever else is queued, in exports of at most a batch; what is queued at shutdown is sent",
+        OTLPReceiver.required)
+    func batchesAndShutdown() async throws {
+        let receiver = try OTLPReceiver()
+        defer { receiver.stop() }
+        let exporter = try Self.exporter(
+            receiver, environment: ["OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "3"])
+        let tracer = OwnTracer(exporter: exporter)
+        try await Self.running(exporter) {
+            for index in 0..<7 { tracer.start("span \(index)", kind: .server, incoming: nil).end() }
+            // A full batch wakes the exporter long before the minute is up.
+            #expect(await eventually { receiver.spans.count == 7 }, "\(receiver.spans.count)")
+            #expect(receiver.batchSizes.allSatisfy { $0 <= 3 }, "\(receiver.batchSizes)")
+            // Less than a batch: it waits for the delay, or the shutdown.
+            for index in 7..<9 { tracer.start("span \(index)", kind: .server, incoming: nil).end() }
+        }
+        #expect(receiver.spans.map(\.name).sorted() == (0..<9).map { "span \($0)" })
+        #expect(Set(receiver.spans.map(\.traceID)).count == 9)
+    }
+
+    @Test(
+        "past OTEL_BSP_MAX_QUEUE_SIZE spans are dropped, not held: the queue's spans are sent, the rest are not",
+        OTLPReceiver.required)
+    func boundedQueue() async throws {
+        let receiver = try OTLPReceiver()
+        defer { receiver.stop() }
+        let exporter = try Self.exporter(
+            receiver, environment: ["OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_BSP_MAX_QUEUE_SIZE": "4"])
+        // Ended before the exporter runs: nothing takes them off the queue.
+        let tracer = OwnTracer(exporter: exporter)
+        for index in 0..<10 { tracer.start("span \(index)", kind: .server, incoming: nil).end() }
+        try await Self.running(exporter) {}
+        #expect(receiver.spans.map(\.name).sorted() == (0..<4).map { "span \($0)" })
+    }
+
+    @Test(
+        "a collector that is down costs spans, never the caller: ending spans returns at once, and at shutdown the queue is dropped after the first failed export instead of tried batch by batch"
+    )
+    func collectorDown() async throws {
+        let settings = try OTLPSpanExporter.Settings(
+            config: Self.config("http://127.0.0.1:1"), environment: ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2"])
+        let exporter = OTLPSpanExporter(settings: settings, logger: Self.quiet)
+        let tracer = OwnTracer(exporter: exporter)
+        let started = ContinuousClock.now
+        try await Self.running(exporter) {
+            for index in 0..<50 { tracer.start("span \(index)", kind: .server, incoming: nil).end() }
+        }
+        // 25 batches with a retry a second later each would take 25 s.
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
+    @Test(
+        "OTEL_* variables: endpoint, protocol, headers, timeout, batch settings, service name and resource over the config; bad values are named"
+    )
+    func environment() throws {
+        var config = Self.config("http://collector:4318")
+        config.headers = ["x-team": "config", "x-keep": "1"]
+        config.serviceName = "from-config"
+        let plain = try OTLPSpanExporter.Settings(config: config, environment: [:])
+        #expect(plain.host == "collector" && plain.port == 4318 && plain.path == "/v1/traces" && plain.tls == nil)
+        #expect(!plain.json && plain.scheduleDelay == .seconds(5) && plain.maxQueueSize == 2048)
+        #expect(plain.resource.first.map { $0.0 == "service.name" && $0.1 == .string("from-config") } == true)
+
+        let set = try OTLPSpanExporter.Settings(
+            config: config,
+            environment: [
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "https://otlp.example.com/base/",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+                "OTEL_EXPORTER_OTLP_HEADERS": "X-Team=env%20team,api-key=k%3D1",
+                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "2500",
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
+                "OTEL_BSP_MAX_QUEUE_SIZE": "10",
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "50",
+                "OTEL_RESOURCE_ATTRIBUTES": "service.name=from-attributes,region=eu",
+            ])
+        #expect(set.host == "otlp.example.com" && set.port == 443 && set.path == "/base/v1/traces" && set.tls != nil)
+        #expect(set.json && set.timeout == .milliseconds(2500) && set.scheduleDelay == .milliseconds(100))
+        // A batch is never larger than the queue.
+        #expect(set.maxQueueSize == 10 && set.maxExportBatchSize == 10)
+        let headers = Dictionary(uniqueKeysWithValues: set.headers)
+        #expect(headers == ["x-keep": "1", "X-Team": "env team", "api-key": "k=1"])
+        #expect(set.resource.first { $0.0 == "service.name" }?.1 == .string("from-attributes"))
+        #expect(set.resource.contains { $0.0 == "region" && $0.1 == .string("eu") })
+        #expect(set.resource.filter { $0.0 == "service.name" }.count == 1)
+
+        let named = try OTLPSpanExporter.Settings(
+            config: config,
+            environment: [
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://traces:9999/custom",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://ignored:1",
+                "OTEL_SERVICE_NAME": "from-env", "OTEL_RESOURCE_ATTRIBUTES": "service.name=loses",
+            ])
+        #expect(named.host == "traces" && named.port == 9999 && named.path == "/custom")
+        #expect(named.resource.first { $0.0 == "service.name" }?.1 == .string("from-env"))
+
+        for (name, value) in [
+            ("OTEL_BSP_SCHEDULE_DELAY", "soon"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "-1"), ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
+        ] {
+            var environment = [name: value]
+            if name.hasSuffix("CERTIFICATE") { environment["OTEL_EXPORTER_OTLP_ENDPOINT"] = "https://collector:4318" }
+            let error = #expect(throws: ConfigurationFailure.self) {
+                try OTLPSpanExporter.Settings(config: config, environment: environment)
+            }
+            let text = error?.description ?? ""
+            #expect(text.contains(name) || text.contains(value) || text.contains("CERTIFICATE"), "\(name): \(text)")
+        }
+    }
+}
