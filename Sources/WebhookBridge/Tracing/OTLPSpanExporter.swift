@@ -18,11 +18,14 @@ final class OTLPSpanExporter: Service, Sendable {
         var host: String
         var port: Int
         var path: String
-        var tls: TLSConfiguration?
+        /// Made once, for `https`.
+        var sslContext: NIOSSLContext?
         var headers: [(String, String)] = []
         var json = false
-        /// `OTEL_EXPORTER_OTLP_TIMEOUT`: one export's answer.
+        /// `OTEL_EXPORTER_OTLP_TIMEOUT`: one export's connection, then its answer.
         var timeout: TimeAmount = .seconds(10)
+        /// `OTEL_BSP_EXPORT_TIMEOUT`: the whole flush at shutdown.
+        var shutdownTimeout: TimeAmount = .seconds(30)
         /// `OTEL_BSP_SCHEDULE_DELAY`.
         var scheduleDelay: TimeAmount = .seconds(5)
         /// `OTEL_BSP_MAX_QUEUE_SIZE`.
@@ -45,6 +48,8 @@ final class OTLPSpanExporter: Service, Sendable {
         /// Which wait a timer belongs to (a late timer never ends a later wait).
         var generation = 0
         var stopping = false
+        /// Set by the stop: past it, what is left is dropped.
+        var deadline: NIODeadline?
         /// Spans dropped since the last report: the queue was full, or their export failed.
         var dropped = 0
         var failing = false
@@ -77,29 +82,31 @@ final class OTLPSpanExporter: Service, Sendable {
         wake?.resume()
     }
 
-    /// Exports until a graceful shutdown (or cancellation), then sends what is queued.
+    /// Exports until a graceful shutdown (or cancellation), then sends what is queued
+    /// within `shutdownTimeout`.
     func run() async throws {
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 while true {
                     await waitForBatch()
-                    let (spans, stopping) = state.withLock { state in
-                        defer { state.queue.removeAll(keepingCapacity: true) }
-                        return (state.queue, state.stopping)
+                    var spans: [FinishedSpan] = []
+                    let last = state.withLock { state in
+                        swap(&spans, &state.queue)
+                        return state.stopping
                     }
-                    var start = spans.startIndex
-                    while start < spans.endIndex {
-                        let end = min(start + settings.maxExportBatchSize, spans.endIndex)
-                        let sent = await export(spans[start..<end])
+                    var start = 0
+                    while start < spans.count {
+                        let deadline = state.withLock { $0.deadline }
+                        if let deadline, deadline <= .now() { break }
+                        let end = min(start + settings.maxExportBatchSize, spans.count)
+                        let sent = await export(spans[start..<end], deadline: deadline)
                         start = end
-                        if !sent, stopping {
-                            // Stopping, and the collector takes nothing: the rest is not
-                            // tried batch by batch, which would hold up the shutdown.
-                            state.withLock { $0.dropped += spans.endIndex - start }
-                            break
-                        }
+                        // Stopping, and the collector takes nothing: the rest is not tried
+                        // batch by batch, which would hold up the shutdown.
+                        if !sent, deadline != nil { break }
                     }
-                    if stopping { break }
+                    if start < spans.count { state.withLock { $0.dropped += spans.count - start } }
+                    if last { break }
                 }
             } onGracefulShutdown: {
                 self.stop()
@@ -112,7 +119,9 @@ final class OTLPSpanExporter: Service, Sendable {
 
     /// Ends the wait; the spans queued by then are the last exported.
     private func stop() {
+        let timeout = settings.shutdownTimeout
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            if !state.stopping { state.deadline = .now() + timeout }
             state.stopping = true
             defer { state.waiter = nil }
             return state.waiter
@@ -148,7 +157,7 @@ final class OTLPSpanExporter: Service, Sendable {
 
     /// Sends one batch; a failure drops it (after one retry for a retryable one, unless the
     /// service is stopping). Returns whether the collector took it.
-    private func export(_ batch: ArraySlice<FinishedSpan>) async -> Bool {
+    private func export(_ batch: ArraySlice<FinishedSpan>, deadline: NIODeadline?) async -> Bool {
         guard !batch.isEmpty else { return true }
         let body = settings.json ? encoding.json(batch) : encoding.protobuf(batch)
         var headers = settings.headers
@@ -160,10 +169,12 @@ final class OTLPSpanExporter: Service, Sendable {
                 guard !state.withLock({ $0.stopping }) else { break }
                 try? await Task.sleep(for: .seconds(1))
             }
+            var timeout = settings.timeout
+            if let deadline { timeout = min(timeout, max(deadline - .now(), .milliseconds(1))) }
             do {
                 let answer = try await WebhookClient.send(
                     host: settings.host, port: settings.port, path: settings.path, headers: headers, body: body,
-                    timeout: settings.timeout, tls: settings.tls, maximumBodyBytes: 1 << 20, group: group)
+                    timeout: timeout, sslContext: settings.sslContext, maximumBodyBytes: 1 << 20, group: group)
                 let status = Int(answer.status.code)
                 if (200..<300).contains(status) {
                     failure = nil
@@ -210,40 +221,55 @@ final class OTLPSpanExporter: Service, Sendable {
 }
 
 extension OTLPSpanExporter.Settings {
-    /// The settings for `config`, with the `OTEL_*` variables of OpenTelemetry's SDK
-    /// configuration that apply to an OTLP/HTTP span exporter over it (the traces-specific
-    /// one before the general one).
-    init(config: BridgeConfig.Tracing, environment: [String: String]) throws {
-        func variable(_ name: String) -> String? {
-            (environment["OTEL_EXPORTER_OTLP_TRACES_" + name] ?? environment["OTEL_EXPORTER_OTLP_" + name])
-                .flatMap { $0.isEmpty ? nil : $0 }
+    /// The longest delay or timeout taken from a variable: a day, in milliseconds.
+    static let longestMilliseconds: Int64 = 86_400_000
+
+    /// `OTEL_EXPORTER_OTLP_TRACES_<name>`, else `OTEL_EXPORTER_OTLP_<name>`, with the name
+    /// of the one set (an empty value is unset, as OpenTelemetry's configuration says).
+    static func variable(_ name: String, in environment: [String: String]) -> (name: String, value: String)? {
+        for full in ["OTEL_EXPORTER_OTLP_TRACES_" + name, "OTEL_EXPORTER_OTLP_" + name] {
+            if let value = environment[full], !value.trimmingCharacters(in: .whitespaces).isEmpty { return (full, value) }
         }
-        func milliseconds(_ name: String, _ text: String?) throws -> TimeAmount? {
-            guard let text else { return nil }
-            guard let value = Int64(text.trimmingCharacters(in: .whitespaces)), value >= 0 else {
-                throw ConfigurationFailure("\(name)=\(text) is not a whole number of milliseconds")
+        return nil
+    }
+
+    /// The settings for `config`, with the `OTEL_*` variables of OpenTelemetry's SDK
+    /// configuration that apply to an OTLP/HTTP span exporter over it. A value the bridge
+    /// can't use is an error that names its variable.
+    init(config: BridgeConfig.Tracing, environment: [String: String]) throws {
+        func milliseconds(_ name: String, _ text: String) throws -> TimeAmount {
+            guard let value = Int64(text.trimmingCharacters(in: .whitespaces)), (1...Self.longestMilliseconds).contains(value)
+            else {
+                throw ConfigurationFailure(
+                    "\(name)=\(text) is not a whole number of milliseconds from 1 to \(Self.longestMilliseconds)")
             }
             return .milliseconds(value)
         }
         func count(_ name: String) throws -> Int? {
             guard let text = environment[name], !text.isEmpty else { return nil }
-            guard let value = Int(text.trimmingCharacters(in: .whitespaces)), value > 0 else {
-                throw ConfigurationFailure("\(name)=\(text) is not a positive whole number")
+            guard let value = Int(text.trimmingCharacters(in: .whitespaces)), (1...1_000_000).contains(value) else {
+                throw ConfigurationFailure("\(name)=\(text) is not a whole number from 1 to 1000000")
             }
             return value
         }
-
-        var url = config.tracesURL
-        if let traces = environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], !traces.isEmpty {
-            url = traces
-        } else if let base = environment["OTEL_EXPORTER_OTLP_ENDPOINT"], !base.isEmpty {
+        /// OTLP/HTTP's traces URL from a base URL: `/v1/traces` appended unless it is there.
+        func tracesURL(_ base: String) -> String {
+            if base.hasSuffix("/v1/traces") { return base }
             var trimmed = Substring(base)
             while trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-            url = trimmed + "/v1/traces"
+            return trimmed + "/v1/traces"
+        }
+
+        var url = tracesURL(config.otlpEndpoint)
+        var origin = "tracing.otlpEndpoint"
+        if let traces = environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], !traces.isEmpty {
+            (url, origin) = (traces, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        } else if let base = environment["OTEL_EXPORTER_OTLP_ENDPOINT"], !base.isEmpty {
+            (url, origin) = (tracesURL(base), "OTEL_EXPORTER_OTLP_ENDPOINT")
         }
         guard let parts = URLComponents(string: url), let scheme = parts.scheme?.lowercased(),
             scheme == "http" || scheme == "https", let host = parts.host, !host.isEmpty
-        else { throw ConfigurationFailure("the traces endpoint \(url) is not an http:// or https:// URL") }
+        else { throw ConfigurationFailure("\(origin): \(url) is not an http:// or https:// URL") }
         let secure = scheme == "https"
         self.init(
             host: host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host, port: parts.port ?? (secure ? 443 : 80),
@@ -253,39 +279,59 @@ extension OTLPSpanExporter.Settings {
         if secure {
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.minimumTLSVersion = .tlsv12
-            do {
-                if let file = variable("CERTIFICATE") {
-                    tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(file))
+            func load<T>(_ name: String, _ read: (String) throws -> T) throws -> T? {
+                guard let (variable, file) = Self.variable(name, in: environment) else { return nil }
+                do {
+                    return try read(file)
+                } catch {
+                    throw ConfigurationFailure("\(variable)=\(file): \(error)")
                 }
-                if let file = variable("CLIENT_CERTIFICATE") {
-                    tls.certificateChain = try NIOSSLCertificate.fromPEMFile(file).map { .certificate($0) }
-                }
-                if let file = variable("CLIENT_KEY") {
-                    tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: file, format: .pem))
-                }
-            } catch {
-                throw ConfigurationFailure("the collector's TLS files (OTEL_EXPORTER_OTLP_*CERTIFICATE, *CLIENT_KEY): \(error)")
             }
-            self.tls = tls
+            if let roots = try load("CERTIFICATE", { try NIOSSLCertificate.fromPEMFile($0) }) {
+                tls.trustRoots = .certificates(roots)
+            }
+            if let chain = try load("CLIENT_CERTIFICATE", { try NIOSSLCertificate.fromPEMFile($0) }) {
+                tls.certificateChain = chain.map { .certificate($0) }
+            }
+            if let key = try load("CLIENT_KEY", { try NIOSSLPrivateKey(file: $0, format: .pem) }) {
+                tls.privateKey = .privateKey(key)
+            }
+            do {
+                sslContext = try NIOSSLContext(configuration: tls)
+            } catch {
+                throw ConfigurationFailure(
+                    "the collector's TLS settings (OTEL_EXPORTER_OTLP_*CERTIFICATE, *CLIENT_KEY): \(error)")
+            }
         }
 
+        // The exporter sets these two itself.
         var headers = config.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        if let text = variable("HEADERS") {
-            for (name, value) in Self.pairs(text) {
+        if let (variable, text) = Self.variable("HEADERS", in: environment) {
+            for (name, value) in try Self.pairs(text, variable: variable) {
+                guard name.utf8.allSatisfy(Self.isTokenByte), value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) else {
+                    throw ConfigurationFailure(
+                        "\(variable): \(name) is not a header name, or its value holds a control character")
+                }
                 headers.removeAll { $0.0.lowercased() == name.lowercased() }
                 headers.append((name, value))
             }
         }
+        headers.removeAll { ["content-type", "user-agent"].contains($0.0.lowercased()) }
         self.headers = headers
 
-        switch variable("PROTOCOL") ?? config.transport.rawValue {
+        let (protocolOrigin, protocolName) =
+            Self.variable("PROTOCOL", in: environment) ?? ("tracing.protocol", config.transport.rawValue)
+        switch protocolName {
         case "http/json": json = true
         case "http/protobuf": json = false
-        case let other: throw ConfigurationFailure("the OTLP protocol \(other) is not http/protobuf or http/json")
+        case let other: throw ConfigurationFailure("\(protocolOrigin)=\(other) is not http/protobuf or http/json")
         }
-        if let timeout = try milliseconds("OTEL_EXPORTER_OTLP_TIMEOUT", variable("TIMEOUT")) { self.timeout = timeout }
-        if let delay = try milliseconds("OTEL_BSP_SCHEDULE_DELAY", environment["OTEL_BSP_SCHEDULE_DELAY"]) {
-            scheduleDelay = delay
+        if let (variable, text) = Self.variable("TIMEOUT", in: environment) { timeout = try milliseconds(variable, text) }
+        if let text = environment["OTEL_BSP_SCHEDULE_DELAY"], !text.isEmpty {
+            scheduleDelay = try milliseconds("OTEL_BSP_SCHEDULE_DELAY", text)
+        }
+        if let text = environment["OTEL_BSP_EXPORT_TIMEOUT"], !text.isEmpty {
+            shutdownTimeout = try milliseconds("OTEL_BSP_EXPORT_TIMEOUT", text)
         }
         if let size = try count("OTEL_BSP_MAX_QUEUE_SIZE") { maxQueueSize = size }
         if let size = try count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") { maxExportBatchSize = size }
@@ -293,7 +339,7 @@ extension OTLPSpanExporter.Settings {
 
         // OpenTelemetry's resource: OTEL_SERVICE_NAME before OTEL_RESOURCE_ATTRIBUTES'
         // service.name before the config's.
-        var attributes = Self.pairs(environment["OTEL_RESOURCE_ATTRIBUTES"] ?? "")
+        var attributes = try Self.pairs(environment["OTEL_RESOURCE_ATTRIBUTES"] ?? "", variable: "OTEL_RESOURCE_ATTRIBUTES")
         let serviceName =
             environment["OTEL_SERVICE_NAME"].flatMap { $0.isEmpty ? nil : $0 }
             ?? attributes.last { $0.0 == "service.name" }?.1 ?? config.serviceName
@@ -308,14 +354,29 @@ extension OTLPSpanExporter.Settings {
     }
 
     /// `key=value` pairs separated by commas, percent-decoded (W3C Baggage's format, as
-    /// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_RESOURCE_ATTRIBUTES` use it); others skipped.
-    static func pairs(_ text: String) -> [(String, String)] {
-        text.split(separator: ",").compactMap { item in
-            guard let equals = item.firstIndex(of: "=") else { return nil }
+    /// `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_RESOURCE_ATTRIBUTES` use it). An entry that is
+    /// not one is an error naming `variable` (OpenTelemetry's configuration discards the
+    /// whole value then; the bridge says so at startup instead of dropping it quietly).
+    static func pairs(_ text: String, variable: String) throws -> [(String, String)] {
+        try text.split(separator: ",", omittingEmptySubsequences: true).compactMap { item in
+            guard !item.allSatisfy(\.isWhitespace) else { return nil }
+            guard let equals = item.firstIndex(of: "=") else {
+                throw ConfigurationFailure("\(variable): an entry has no \"=\" (key=value,key=value)")
+            }
             let key = item[..<equals].trimmingCharacters(in: .whitespaces)
             let value = item[item.index(after: equals)...].trimmingCharacters(in: .whitespaces)
-            guard !key.isEmpty else { return nil }
-            return (key.removingPercentEncoding ?? key, value.removingPercentEncoding ?? value)
+            guard !key.isEmpty, let decodedKey = key.removingPercentEncoding, let decoded = value.removingPercentEncoding
+            else { throw ConfigurationFailure("\(variable): an entry has an empty key or a bad percent-encoding") }
+            return (decodedKey, decoded)
+        }
+    }
+
+    /// RFC 9110's `tchar`.
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default: return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
         }
     }
 }

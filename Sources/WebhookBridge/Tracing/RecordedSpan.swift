@@ -90,7 +90,24 @@ final class RecordedSpan: RequestSpan {
             exporter: exporter, trace: (traceHigh, traceLow), parentID: spanID, name: name, kind: kind, traceState: traceState)
     }
 
+    /// The longest string attribute or status message kept, in UTF-8 bytes (a sink's error
+    /// can be long; the queue bounds spans, this bounds each one).
+    static let maximumValueBytes = 1024
+
+    /// `text`, cut to at most ``maximumValueBytes`` bytes at a character's end.
+    static func bounded(_ text: String) -> String {
+        guard text.utf8.count > maximumValueBytes else { return text }
+        var bytes = 0
+        let kept = text.prefix { character in
+            bytes += character.utf8.count
+            return bytes <= maximumValueBytes
+        }
+        return String(kept)
+    }
+
     func set(_ key: String, _ value: SpanValue) {
+        var value = value
+        if case .string(let text) = value { value = .string(Self.bounded(text)) }
         mutable.withLock { state in
             if let index = state.attributes.firstIndex(where: { $0.0 == key }) {
                 state.attributes[index].1 = value
@@ -101,6 +118,7 @@ final class RecordedSpan: RequestSpan {
     }
 
     func fail(_ message: String?) {
+        let message = message.map(Self.bounded)
         mutable.withLock { state in
             state.error = true
             state.message = message

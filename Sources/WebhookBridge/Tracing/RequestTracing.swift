@@ -91,10 +91,8 @@ public final class RequestTracing: Sendable {
         guard let config, environment["OTEL_SDK_DISABLED"]?.lowercased() != "true" else {
             return RequestTracing(tracer: nil, service: nil, inspector: inspector)
         }
-        let protocolName =
-            environment["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] ?? environment["OTEL_EXPORTER_OTLP_PROTOCOL"]
-            ?? config.transport.rawValue
-        if protocolName == BridgeConfig.Tracing.Transport.grpc.rawValue {
+        let chosen = OTLPSpanExporter.Settings.variable("PROTOCOL", in: environment)
+        if (chosen?.value ?? config.transport.rawValue) == BridgeConfig.Tracing.Transport.grpc.rawValue {
             #if OTLPGRPC
                 var otel = OTel.Configuration.default
                 otel.serviceName = config.serviceName
@@ -107,7 +105,8 @@ public final class RequestTracing: Sendable {
                 otel.traces.exporter = .otlp
                 // Roots are sampled by `start` (sampleRatio) before a span is asked for.
                 otel.traces.sampler = .parentBasedAlwaysOn
-                otel.traces.otlpExporter.endpoint = config.tracesURL
+                // The endpoint as configured: a gRPC endpoint takes no path.
+                otel.traces.otlpExporter.endpoint = config.otlpEndpoint
                 otel.traces.otlpExporter.headers = config.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
                 otel.traces.otlpExporter.protocol = .grpc
                 let backend = try OTel.makeTracingBackend(configuration: otel)
@@ -116,7 +115,9 @@ public final class RequestTracing: Sendable {
                     sampleRatio: config.sampleRatio)
             #else
                 // The config check refuses gRPC in a build without it; the variable is checked here.
-                throw ConfigurationFailure("OTLP/gRPC is not in this build (built without the OTLPGRPC package trait)")
+                throw ConfigurationFailure(
+                    "\(chosen?.name ?? "tracing.protocol")=grpc: OTLP/gRPC is not in this build (built without the OTLPGRPC package trait)"
+                )
             #endif
         }
         let exporter = OTLPSpanExporter(
