@@ -379,7 +379,7 @@ struct PayPalPartsTests {
     }
 
     @Test(
-        "the default certificate hosts are PayPal's live and sandbox API hosts, and no host that only contains them (also once the good ones are remembered)"
+        "the default certificate hosts are PayPal's live and sandbox API hosts, and no host that only contains them"
     )
     func hosts() {
         let pattern = HostPattern(PayPalScheme.defaultCertificateHost)

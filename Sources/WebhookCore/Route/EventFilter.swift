@@ -426,16 +426,16 @@ public struct EventFilter: Sendable {
     /// match anywhere in the string unless anchored. `NSRegularExpression` is immutable and
     /// safe to share across threads, so event loops match at once, with no lock (Swift's
     /// `Regex` is not `Sendable`).
-    struct Pattern: Sendable {
-        let text: String
+    public struct Pattern: Sendable {
+        public let text: String
         private let regex: NSRegularExpression
 
-        init(_ text: String) throws {
+        public init(_ text: String) throws {
             self.text = text
             self.regex = try NSRegularExpression(pattern: text)
         }
 
-        func matches(_ string: String) -> Bool {
+        public func matches(_ string: String) -> Bool {
             regex.firstMatch(in: string, range: NSRange(string.startIndex..., in: string)) != nil
         }
     }

@@ -121,22 +121,21 @@ func checkFetchURL(_ url: String, what: String, hostPattern: HostPattern, pathSu
     }
 }
 
-/// `verify.certificateHost`: a regular expression a certificate URL's host must match. The
-/// hosts that matched are remembered (at most 64), so a request does not compile the
-/// expression again: the same few hosts sign every message.
-final class HostPattern: Sendable {
+/// `verify.certificateHost`: a regular expression (ICU's syntax, as a filter's `$regex`) a
+/// certificate URL's host must match. Compiled once and shared by every event loop without
+/// a lock; it used to be compiled again for every host not seen before, so forged requests
+/// naming new hosts cost a compilation each.
+struct HostPattern: Sendable {
     let pattern: String
-    private let matched = Mutex<Set<String>>([])
-    static let remembered = 64
+    private let compiled: EventFilter.Pattern?
 
-    init(_ pattern: String) { self.pattern = pattern }
-
-    func matches(_ host: String) -> Bool {
-        if matched.withLock({ $0.contains(host) }) { return true }
-        guard let regex = try? Regex(pattern), (try? regex.firstMatch(in: host)) != nil else { return false }
-        matched.withLock { if $0.count < Self.remembered { $0.insert(host) } }
-        return true
+    /// A pattern that does not compile (the config check refuses one) matches nothing.
+    init(_ pattern: String) {
+        self.pattern = pattern
+        self.compiled = try? EventFilter.Pattern(pattern)
     }
+
+    func matches(_ host: String) -> Bool { compiled?.matches(host) ?? false }
 }
 
 /// `verify.certificateHost` and `verify.caFile` of a certificate-signed scheme (`sns`,
@@ -145,7 +144,7 @@ final class HostPattern: Sendable {
 func readCertificateSettings(_ reader: ConfigReader, log: ProblemLog) -> (host: String?, caFile: String?)? {
     var ok = true
     let host = reader.string("certificateHost")
-    if let host, (try? Regex(host)) == nil {
+    if let host, (try? EventFilter.Pattern(host)) == nil {
         log.add(reader.childPath("certificateHost"), "is not a valid regular expression")
         ok = false
     }
