@@ -388,10 +388,14 @@ class Bench:
         }
         cpu: dict[str, list[float]] = {"a": [], "b": []}
         rates: list[float] = []
+        warmed: set[str] = set()
         try:
             for name in ("a", "b", "b", "a"):
                 process, port, _ = processes[name]
-                self.wrk(port, 1, 32, delay_ms=delay_ms)
+                # Each process is warmed once, for --warmup seconds (none in smoke mode).
+                if name not in warmed and self.args.warmup > 0:
+                    self.wrk(port, self.args.warmup, 32, delay_ms=delay_ms)
+                    warmed.add(name)
                 before = cpu_seconds(process.pid)
                 result = self.wrk(port, seconds, 32, delay_ms=delay_ms)
                 if result["non2xx"] or result["socket_errors"] or result["requests"] == 0:
