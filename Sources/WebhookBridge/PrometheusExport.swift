@@ -50,6 +50,8 @@ public enum PrometheusExport {
         "webhook_sink_http_requests_total":
             "Requests an HTTP sink sent, by sink and the status class of the answer (none: no answer).",
         "webhook_sink_http_request_duration_seconds": "Time from an HTTP sink's request to its answer or failure, by sink.",
+        "webhook_tracing_spans_total":
+            "Spans the OTLP/HTTP exporter sent to the collector (exported) or lost (dropped: queue full or export failed).",
     ]
 
     /// `text` (Prometheus exposition) with a `# HELP` line before every `# TYPE` line that has

@@ -1,6 +1,8 @@
 import BridgeTestSupport
 import Foundation
 import Logging
+import Metrics
+import MetricsTestKit
 import NIOCore
 import NIOHTTP1
 import ServiceLifecycle
@@ -32,11 +34,30 @@ struct SpanExportTests {
 
     static func exporter(
         _ receiver: OTLPReceiver, transport: BridgeConfig.Tracing.Transport = .httpProtobuf,
-        environment: [String: String] = [:]
+        environment: [String: String] = [:], counters: (@Sendable () -> OTLPSpanExporter.Counters)? = nil
     ) throws -> OTLPSpanExporter {
         let settings = try OTLPSpanExporter.Settings(
             config: config("http://127.0.0.1:\(receiver.httpPort)", transport: transport), environment: environment)
-        return OTLPSpanExporter(settings: settings, logger: quiet)
+        return OTLPSpanExporter(settings: settings, logger: quiet, counters: counters ?? OTLPSpanExporter.Counters.standard)
+    }
+
+    /// The exporter's two counters under a dimension of this test's own (the metrics backend
+    /// is the test process's, shared by suites that run at once), and their readings.
+    static func counters(_ test: String) -> (make: @Sendable () -> OTLPSpanExporter.Counters, read: () throws -> (Int64, Int64)) {
+        let metrics = SharedTestMetrics.instance
+        let label = "test.tracing.spans.total"
+        let make: @Sendable () -> OTLPSpanExporter.Counters = {
+            OTLPSpanExporter.Counters(
+                exported: Counter(label: label, dimensions: [("test", test), ("result", "exported")]),
+                dropped: Counter(label: label, dimensions: [("test", test), ("result", "dropped")]))
+        }
+        let read = {
+            (
+                try metrics.expectCounter(label, [("test", test), ("result", "exported")]).totalValue,
+                try metrics.expectCounter(label, [("test", test), ("result", "dropped")]).totalValue
+            )
+        }
+        return (make, read)
     }
 
     @Test(
@@ -119,6 +140,7 @@ struct SpanExportTests {
             // Less than a batch: it waits for the delay, or the shutdown.
             for index in 7..<9 { tracer.start("span \(index)", kind: .server, incoming: nil).end() }
         }
+        #expect(await eventually { receiver.spans.count >= 9 })
         #expect(receiver.spans.map(\.name).sorted() == (0..<9).map { "span \($0)" })
         #expect(Set(receiver.spans.map(\.traceID)).count == 9)
     }
@@ -129,13 +151,20 @@ struct SpanExportTests {
     func boundedQueue() async throws {
         let receiver = try OTLPReceiver()
         defer { receiver.stop() }
+        let counters = Self.counters("bounded-queue")
         let exporter = try Self.exporter(
-            receiver, environment: ["OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_BSP_MAX_QUEUE_SIZE": "4"])
+            receiver, environment: ["OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_BSP_MAX_QUEUE_SIZE": "4"],
+            counters: counters.make)
         // Ended before the exporter runs: nothing takes them off the queue.
         let tracer = OwnTracer(exporter: exporter)
         for index in 0..<10 { tracer.start("span \(index)", kind: .server, incoming: nil).end() }
         try await Self.running(exporter) {}
+        // The receiver's lines reach this process through a pipe another thread reads.
+        #expect(await eventually { receiver.spans.count >= 4 })
         #expect(receiver.spans.map(\.name).sorted() == (0..<4).map { "span \($0)" })
+        // webhook_tracing_spans_total: 4 exported, 6 dropped.
+        let (exported, dropped) = try counters.read()
+        #expect(exported == 4 && dropped == 6, "exported \(exported), dropped \(dropped)")
     }
 
     @Test(
@@ -144,7 +173,8 @@ struct SpanExportTests {
     func collectorDown() async throws {
         let settings = try OTLPSpanExporter.Settings(
             config: Self.config("http://127.0.0.1:1"), environment: ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2"])
-        let exporter = OTLPSpanExporter(settings: settings, logger: Self.quiet)
+        let counters = Self.counters("collector-down")
+        let exporter = OTLPSpanExporter(settings: settings, logger: Self.quiet, counters: counters.make)
         let tracer = OwnTracer(exporter: exporter)
         let started = ContinuousClock.now
         try await Self.running(exporter) {
@@ -152,6 +182,9 @@ struct SpanExportTests {
         }
         // 25 batches with a retry a second later each would take 25 s.
         #expect(ContinuousClock.now - started < .seconds(10))
+        // Every span is counted as dropped, whether its batch failed or was given up at the stop.
+        let (exported, dropped) = try counters.read()
+        #expect(exported == 0 && dropped == 50, "exported \(exported), dropped \(dropped)")
     }
 
     @Test(

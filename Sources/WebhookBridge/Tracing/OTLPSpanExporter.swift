@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -36,7 +37,22 @@ final class OTLPSpanExporter: Service, Sendable {
         var resource: [(String, SpanValue)] = []
     }
 
+    /// `webhook_tracing_spans_total` by `result`: spans the collector took (`exported`) and
+    /// spans lost (`dropped`: the queue was full, or their export failed).
+    struct Counters: Sendable {
+        var exported: Counter
+        var dropped: Counter
+
+        static func standard() -> Counters {
+            Counters(
+                exported: Counter(label: "webhook.tracing.spans.total", dimensions: [("result", "exported")]),
+                dropped: Counter(label: "webhook.tracing.spans.total", dimensions: [("result", "dropped")]))
+        }
+    }
+
     let settings: Settings
+    /// Made when the service starts (after the metrics backend is in place).
+    private let makeCounters: @Sendable () -> Counters
     private let encoding: OTLPEncoding
     private let logger: Logger
     private let group: any EventLoopGroup
@@ -52,13 +68,19 @@ final class OTLPSpanExporter: Service, Sendable {
         var deadline: NIODeadline?
         /// Spans dropped since the last report: the queue was full, or their export failed.
         var dropped = 0
+        /// Spans dropped and not yet counted in the metric.
+        var uncounted = 0
         var failing = false
         var lastReport: ContinuousClock.Instant?
     }
     private let state = Mutex(State())
 
-    init(settings: Settings, logger: Logger, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+    init(
+        settings: Settings, logger: Logger, counters: @escaping @Sendable () -> Counters = Counters.standard,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) {
         self.settings = settings
+        self.makeCounters = counters
         self.encoding = OTLPEncoding(
             resource: settings.resource, scopeName: "webhook-bridge", scopeVersion: ProcessMetrics.version)
         self.logger = logger
@@ -72,6 +94,7 @@ final class OTLPSpanExporter: Service, Sendable {
         let wake = state.withLock { state -> CheckedContinuation<Void, Never>? in
             guard state.queue.count < maxQueue, !state.stopping else {
                 state.dropped += 1
+                state.uncounted += 1
                 return nil
             }
             state.queue.append(span)
@@ -85,6 +108,7 @@ final class OTLPSpanExporter: Service, Sendable {
     /// Exports until a graceful shutdown (or cancellation), then sends what is queued
     /// within `shutdownTimeout`.
     func run() async throws {
+        let counters = makeCounters()
         await withTaskCancellationHandler {
             await withGracefulShutdownHandler {
                 while true {
@@ -99,13 +123,20 @@ final class OTLPSpanExporter: Service, Sendable {
                         let deadline = state.withLock { $0.deadline }
                         if let deadline, deadline <= .now() { break }
                         let end = min(start + settings.maxExportBatchSize, spans.count)
-                        let sent = await export(spans[start..<end], deadline: deadline)
+                        let sent = await export(spans[start..<end], deadline: deadline, counters: counters)
                         start = end
                         // Stopping, and the collector takes nothing: the rest is not tried
                         // batch by batch, which would hold up the shutdown.
                         if !sent, deadline != nil { break }
                     }
-                    if start < spans.count { state.withLock { $0.dropped += spans.count - start } }
+                    let lost = spans.count - start
+                    let uncounted = state.withLock { state in
+                        state.dropped += lost
+                        state.uncounted += lost
+                        defer { state.uncounted = 0 }
+                        return state.uncounted
+                    }
+                    if uncounted > 0 { counters.dropped.increment(by: uncounted) }
                     if last { break }
                 }
             } onGracefulShutdown: {
@@ -114,6 +145,11 @@ final class OTLPSpanExporter: Service, Sendable {
         } onCancel: {
             self.stop()
         }
+        let uncounted = state.withLock { state in
+            defer { state.uncounted = 0 }
+            return state.uncounted
+        }
+        if uncounted > 0 { counters.dropped.increment(by: uncounted) }
         report(force: true)
     }
 
@@ -157,7 +193,7 @@ final class OTLPSpanExporter: Service, Sendable {
 
     /// Sends one batch; a failure drops it (after one retry for a retryable one, unless the
     /// service is stopping). Returns whether the collector took it.
-    private func export(_ batch: ArraySlice<FinishedSpan>, deadline: NIODeadline?) async -> Bool {
+    private func export(_ batch: ArraySlice<FinishedSpan>, deadline: NIODeadline?, counters: Counters) async -> Bool {
         guard !batch.isEmpty else { return true }
         let body = settings.json ? encoding.json(batch) : encoding.protobuf(batch)
         var headers = settings.headers
@@ -190,6 +226,11 @@ final class OTLPSpanExporter: Service, Sendable {
         state.withLock { state in
             if failure != nil { state.dropped += batch.count }
             state.failing = failure != nil
+        }
+        if failure == nil {
+            counters.exported.increment(by: batch.count)
+        } else {
+            counters.dropped.increment(by: batch.count)
         }
         if let failure {
             report(reason: failure)
