@@ -47,7 +47,7 @@ def parse_json(body, request):
     json_format.ParseDict(document, request)
 
 
-def emit(request, transport):
+def emit(request, transport, peer=None):
     global batches
     with lock:
         batches += 1
@@ -60,6 +60,7 @@ def emit(request, transport):
                 lines.append(json.dumps({
                     "transport": transport,
                     "batch": batch,
+                    "peer": peer,
                     "service_name": resource.get("service.name"),
                     "name": span.name,
                     "kind": span.kind,
@@ -82,11 +83,15 @@ def emit(request, transport):
 
 
 class HTTPHandler(BaseHTTPRequestHandler):
+    # Keeps connections alive, as collectors do (the exporter sends its batches on one).
+    protocol_version = "HTTP/1.1"
+
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         request = trace_service_pb2.ExportTraceServiceRequest()
         if self.path != "/v1/traces":
             self.send_response(404)
+            self.send_header("Content-Length", "0")
             self.end_headers()
             return
         if (self.headers.get("Content-Type") or "").startswith("application/json"):
@@ -95,7 +100,7 @@ class HTTPHandler(BaseHTTPRequestHandler):
         else:
             request.ParseFromString(body)
             transport = "http/protobuf"
-        emit(request, transport)
+        emit(request, transport, "%s:%d" % self.client_address[:2])
         answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")

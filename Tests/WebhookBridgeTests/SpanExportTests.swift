@@ -124,7 +124,7 @@ struct SpanExportTests {
     }
 
     @Test(
-        "a full batch leaves at once (the delay is a minute) with whatever else is queued, in exports of at most a batch; what is queued at shutdown is sent",
+        "a full batch leaves at once (the delay is a minute) with whatever else is queued, in exports of at most a batch, all on one kept-alive connection; what is queued at shutdown is sent",
         OTLPReceiver.required)
     func batchesAndShutdown() async throws {
         let receiver = try OTLPReceiver()
@@ -143,6 +143,9 @@ struct SpanExportTests {
         #expect(await eventually { receiver.spans.count >= 9 })
         #expect(receiver.spans.map(\.name).sorted() == (0..<9).map { "span \($0)" })
         #expect(Set(receiver.spans.map(\.traceID)).count == 9)
+        // Every batch on one kept-alive connection.
+        #expect(Set(receiver.spans.map { $0.json["peer"]?.scalarText ?? "" }).count == 1, "\(receiver.batchSizes)")
+        #expect(receiver.batchSizes.count >= 3)
     }
 
     @Test(

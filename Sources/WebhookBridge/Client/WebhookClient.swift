@@ -25,18 +25,15 @@ public enum WebhookClient {
 
     /// Sends one request to `host:port` and returns the answer. `chunked` sends the body with
     /// chunked transfer encoding instead of Content-Length; past `timeout` the connection is
-    /// closed and the call throws. `sslContext`, made once from a `TLSConfiguration`, saves
-    /// a caller that sends often loading the trust roots for every request.
+    /// closed and the call throws.
     public static func send(
         host: String, port: Int, method: HTTPMethod = .POST, path: String, headers: [(String, String)] = [],
         body: [UInt8] = [], chunked: Bool = false, timeout: TimeAmount = .seconds(30), tls: TLSConfiguration? = nil,
-        sslContext: NIOSSLContext? = nil, maximumBodyBytes: Int = .max,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        maximumBodyBytes: Int = .max, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> Response {
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
-            channel = try await connect(
-                host: host, port: port, tls: tls, sslContext: sslContext, timeout: timeout, group: group)
+            channel = try await connect(host: host, port: port, tls: tls, timeout: timeout, group: group)
         } catch {
             throw Failure(description: "\(error)", connected: false)
         }
@@ -90,10 +87,10 @@ public enum WebhookClient {
     /// An HTTP/1.1 client connection to `host:port` (TLS with `tls`, the host's name sent
     /// for SNI unless it is an address), its parts as an async channel.
     static func connect(
-        host: String, port: Int, tls: TLSConfiguration?, sslContext: NIOSSLContext? = nil, timeout: TimeAmount,
-        keepAlive: Bool = false, group: any EventLoopGroup
+        host: String, port: Int, tls: TLSConfiguration?, timeout: TimeAmount, keepAlive: Bool = false,
+        group: any EventLoopGroup
     ) async throws -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart> {
-        let sslContext = try sslContext ?? tls.map { try NIOSSLContext(configuration: $0) }
+        let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
         return try await ClientBootstrap(group: group)
             .connectTimeout(timeout)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)

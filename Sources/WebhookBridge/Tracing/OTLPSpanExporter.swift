@@ -1,4 +1,5 @@
 import Foundation
+import HTTPSink
 import Logging
 import Metrics
 import NIOCore
@@ -56,6 +57,8 @@ final class OTLPSpanExporter: Service, Sendable {
     private let encoding: OTLPEncoding
     private let logger: Logger
     private let group: any EventLoopGroup
+    /// One kept-alive connection to the collector.
+    private let poster: HTTPPoster
 
     private struct State {
         var queue: [FinishedSpan] = []
@@ -85,6 +88,9 @@ final class OTLPSpanExporter: Service, Sendable {
             resource: settings.resource, scopeName: "webhook-bridge", scopeVersion: ProcessMetrics.version)
         self.logger = logger
         self.group = group
+        self.poster = HTTPPoster(
+            host: settings.host, port: settings.port, tls: settings.sslContext, headers: settings.headers,
+            userAgent: "webhook-bridge/\(ProcessMetrics.version)", connectTimeout: settings.timeout, group: group)
     }
 
     /// Queues a finished span (called as each span ends).
@@ -145,6 +151,7 @@ final class OTLPSpanExporter: Service, Sendable {
         } onCancel: {
             self.stop()
         }
+        poster.shutdown()
         let uncounted = state.withLock { state in
             defer { state.uncounted = 0 }
             return state.uncounted
@@ -195,10 +202,8 @@ final class OTLPSpanExporter: Service, Sendable {
     /// service is stopping). Returns whether the collector took it.
     private func export(_ batch: ArraySlice<FinishedSpan>, deadline: NIODeadline?, counters: Counters) async -> Bool {
         guard !batch.isEmpty else { return true }
-        let body = settings.json ? encoding.json(batch) : encoding.protobuf(batch)
-        var headers = settings.headers
-        headers.append(("Content-Type", settings.json ? "application/json" : "application/x-protobuf"))
-        headers.append(("User-Agent", "webhook-bridge/\(ProcessMetrics.version)"))
+        let body = ByteBuffer(bytes: settings.json ? encoding.json(batch) : encoding.protobuf(batch))
+        let contentType = settings.json ? "application/json" : "application/x-protobuf"
         var failure: String?
         for attempt in 0..<2 {
             if attempt > 0 {
@@ -208,10 +213,9 @@ final class OTLPSpanExporter: Service, Sendable {
             var timeout = settings.timeout
             if let deadline { timeout = min(timeout, max(deadline - .now(), .milliseconds(1))) }
             do {
-                let answer = try await WebhookClient.send(
-                    host: settings.host, port: settings.port, path: settings.path, headers: headers, body: body,
-                    timeout: timeout, sslContext: settings.sslContext, maximumBodyBytes: 1 << 20, group: group)
-                let status = Int(answer.status.code)
+                let answer = try await poster.post(
+                    path: settings.path, contentType: contentType, body: body, timeout: timeout)
+                let status = answer.status
                 if (200..<300).contains(status) {
                     failure = nil
                     break
