@@ -26,9 +26,7 @@ public final class HTTPPoster: Sendable {
         pool = HTTPConnectionPool(
             endpoint: .init(host: host, port: port, tls: tls), maximum: 1, connectTimeout: connectTimeout, group: group)
         self.group = group
-        let hostHeader = host.contains(":") ? "[\(host)]" : host
-        let defaultPort = tls == nil ? 80 : 443
-        var fixed = [("Host", port == defaultPort ? hostHeader : "\(hostHeader):\(port)"), ("User-Agent", userAgent)]
+        var fixed = [("Host", Self.hostHeader(host: host, port: port, secure: tls != nil)), ("User-Agent", userAgent)]
         fixed += headers
         fixedHeaders = Array(fixed.map { "\($0.0): \($0.1)\r\n" }.joined().utf8)
     }
@@ -54,6 +52,12 @@ public final class HTTPPoster: Sendable {
                 }
             }
         }
+    }
+
+    /// `Host`'s value: an IPv6 address in brackets, the port unless it is the scheme's.
+    static func hostHeader(host: String, port: Int, secure: Bool) -> String {
+        let name = host.contains(":") ? "[\(host)]" : host
+        return port == (secure ? 443 : 80) ? name : "\(name):\(port)"
     }
 
     /// Closes the idle connection; a post after this fails.

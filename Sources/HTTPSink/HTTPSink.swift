@@ -59,9 +59,7 @@ public final class HTTPSink: CallbackDeliveringSink {
             }
         }
         self.signers = settings.signingKeys.map { PreparedHMAC(key: $0, algorithm: .sha256) }
-        let defaultPort = settings.secure ? 443 : 80
-        let hostHeader = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
-        var fixed = [("Host", settings.port == defaultPort ? hostHeader : "\(hostHeader):\(settings.port)")]
+        var fixed = [("Host", HTTPPoster.hostHeader(host: settings.host, port: settings.port, secure: settings.secure))]
         fixed.append(("User-Agent", "webhook-bridge"))
         fixed += settings.headers.map { ($0.name, $0.value) }
         self.fixedHeaders = Array(fixed.map { "\($0.0): \($0.1)\r\n" }.joined().utf8)

@@ -118,11 +118,14 @@ public struct BridgeConfig: Sendable {
         /// Where spans are sent: the endpoint itself for gRPC and for an HTTP endpoint that
         /// names `/v1/traces`, else the endpoint with `/v1/traces` appended (OTLP's base URL
         /// convention).
-        public var tracesURL: String {
-            if transport == .grpc || otlpEndpoint.hasSuffix("/v1/traces") { return otlpEndpoint }
-            var base = Substring(otlpEndpoint)
-            while base.hasSuffix("/") { base = base.dropLast() }
-            return base + "/v1/traces"
+        public var tracesURL: String { transport == .grpc ? otlpEndpoint : Self.httpTracesURL(otlpEndpoint) }
+
+        /// OTLP/HTTP's traces URL for `base`: `/v1/traces` appended unless it is there.
+        static func httpTracesURL(_ base: String) -> String {
+            if base.hasSuffix("/v1/traces") { return base }
+            var trimmed = Substring(base)
+            while trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+            return trimmed + "/v1/traces"
         }
     }
 

@@ -297,14 +297,7 @@ extension OTLPSpanExporter.Settings {
             }
             return value
         }
-        /// OTLP/HTTP's traces URL from a base URL: `/v1/traces` appended unless it is there.
-        func tracesURL(_ base: String) -> String {
-            if base.hasSuffix("/v1/traces") { return base }
-            var trimmed = Substring(base)
-            while trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-            return trimmed + "/v1/traces"
-        }
-
+        let tracesURL = BridgeConfig.Tracing.httpTracesURL
         var url = tracesURL(config.otlpEndpoint)
         var origin = "tracing.otlpEndpoint"
         if let traces = environment["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"], !traces.isEmpty {

@@ -6,6 +6,7 @@
 import Synchronization
 import Tracing
 import W3CTraceContext
+import WebhookCore
 
 /// An attribute's value, as OTLP carries it.
 enum SpanValue: Sendable, Equatable {
@@ -94,16 +95,8 @@ final class RecordedSpan: RequestSpan {
     /// can be long; the queue bounds spans, this bounds each one).
     static let maximumValueBytes = 1024
 
-    /// `text`, cut to at most ``maximumValueBytes`` bytes at a character's end.
-    static func bounded(_ text: String) -> String {
-        guard text.utf8.count > maximumValueBytes else { return text }
-        var bytes = 0
-        let kept = text.prefix { character in
-            bytes += character.utf8.count
-            return bytes <= maximumValueBytes
-        }
-        return String(kept)
-    }
+    /// `text`, cut to ``maximumValueBytes`` at a character's end and marked, as log lines cut theirs.
+    static func bounded(_ text: String) -> String { LoggedValue.bounded(text, bytes: maximumValueBytes) }
 
     func set(_ key: String, _ value: SpanValue) {
         var value = value
