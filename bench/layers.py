@@ -21,6 +21,13 @@ It needs what `make bench` installed (.build-bench/kafka-mock, wrk) and a releas
 `--allocations` (root, Linux `perf`) also counts libc `malloc` calls per request on each
 path under a light load (wrk -c4, 4 s), with a uprobe: unlike CPU time, the count does not
 move from one run to the next.
+
+`--paced N` also measures each path's latency under N paced connections (a 10 ms pause
+between requests, as the half-load run of `make bench`; 169 is the Kafka row's half load
+there), with nginx answering 200 under the same pacing as the machine's own: which layer the
+half-load p99 comes from. Each round runs nginx and the three paths in turn; the medians are
+printed, with each path's CPU per request at that rate and the share of the machine's two
+cores kept busy (every process: the target, wrk, the mock broker).
 """
 
 import json
@@ -28,6 +35,7 @@ import os
 import statistics
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,6 +51,7 @@ PATHS = {
 def main() -> int:
     parser = bench.layer_arguments(__doc__, ".build-bench/layers")
     parser.add_argument("--allocations", action="store_true", help="also count mallocs per request (perf uprobe)")
+    parser.add_argument("--paced", type=int, default=0, metavar="N", help="also the p99 of each path under N paced connections")
     args = parser.parse_args()
     runner = bench.layer_runner(args)
     runs: dict[str, list[dict]] = {name: [] for name in PATHS}
@@ -87,6 +96,9 @@ def main() -> int:
                     return 1
                 runs[name].append({"cpu_us": cpu_us, "rps": result["rps"]})
                 print(f"round {round_number + 1} {name}: {cpu_us:.1f} us/request, {result['rps']:.0f} req/s", flush=True)
+        paced: dict[str, list[dict]] = {}
+        if args.paced:
+            paced = measure_paced(runner, process, port, args)
         allocations: dict[str, float] = {}
         if args.allocations:
             allocations = count_allocations(runner, port, process.pid)
@@ -114,7 +126,68 @@ def main() -> int:
             previous_allocations = allocations[name]
         print(line)
         previous = cpu
+    if paced:
+        print(f"\n| under {args.paced} paced connections | CPU µs/request | added by this layer | req/s | machine busy "
+              "| p50 ms | p99 ms | p99, x nginx |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        nginx_p99 = statistics.median(r["p99_ms"] for r in paced["nginx (200, no work)"])
+        previous = 0.0
+        for name, results in paced.items():
+            cpu, p99 = (statistics.median(r[key] for r in results) for key in ("cpu_us", "p99_ms"))
+            added = "" if name.startswith("nginx") else f"{cpu - previous:+.1f}"
+            previous = 0.0 if name.startswith("nginx") else cpu
+            print(f"| {name} | {cpu:.1f} | {added} | {statistics.median(r['rps'] for r in results):.0f} | "
+                  f"{statistics.median(r['busy'] for r in results):.0f}% | "
+                  f"{statistics.median(r['p50_ms'] for r in results):.2f} | {p99:.2f} | {p99 / nginx_p99:.2f} |")
+        for name, results in paced.items():
+            if all("acks" in r for r in results):
+                shares = ", ".join(f"{statistics.median(r['acks'][le] for r in results):.1%} within {float(le) * 1000:g} ms"
+                                   for le in ACK_BOUNDS)
+                print(f"\n{name}: the sink's acknowledgements (webhook_sink_latency_seconds), {shares}")
     return 0
+
+
+def measure_paced(runner: "bench.Bench", bridge: subprocess.Popen, port: int, args) -> dict[str, list[dict]]:
+    """Each path's latency, and nginx's, under the same paced connections, round after round."""
+    nginx, nginx_port = runner.nginx()
+    runner.services.append(nginx)
+    targets = {"nginx (200, no work)": (nginx, nginx_port, "/")}
+    targets |= {name: (bridge, port, path) for name, path in PATHS.items()}
+    results: dict[str, list[dict]] = {name: [] for name in targets}
+    for round_number in range(args.rounds):
+        for name, (process, target_port, url_path) in targets.items():
+            bench.PATH = url_path
+            before, (busy, ticks) = bench.cpu_seconds(process.pid), bench.machine_ticks()
+            acks = sink_latency_buckets(port)
+            result = runner.wrk(target_port, args.seconds, args.paced, delay_ms=10)
+            acks_after = sink_latency_buckets(port)
+            if acks_after.get("+Inf", 0) > acks.get("+Inf", 0):
+                delivered = acks_after["+Inf"] - acks["+Inf"]
+                result["acks"] = {le: (acks_after[le] - acks.get(le, 0)) / delivered for le in ACK_BOUNDS}
+            result["cpu_us"] = (bench.cpu_seconds(process.pid) - before) * 1e6 / max(result["requests"], 1)
+            busy_after, ticks_after = bench.machine_ticks()
+            result["busy"] = 100 * (busy_after - busy) / max(ticks_after - ticks, 1)
+            results[name].append(result)
+            print(f"round {round_number + 1} paced {name}: {result['rps']:.0f} req/s, {result['cpu_us']:.1f} us/request, "
+                  f"machine {result['busy']:.0f}% busy, p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
+                  + ("".join(f", {share:.1%} of acks within {float(le) * 1000:g} ms" for le, share in result["acks"].items())
+                     if "acks" in result else ""), flush=True)
+    return results
+
+
+# The sink latency histogram's bounds (seconds, as /metrics writes them) reported for the
+# Kafka path: the share of acknowledgements within each, from the histogram's counts.
+ACK_BOUNDS = ("0.001", "0.0025", "0.005", "0.01")
+
+
+def sink_latency_buckets(port: int) -> dict[str, float]:
+    """The bridge's `webhook_sink_latency_seconds` bucket counts by bound, summed over sinks."""
+    buckets: dict[str, float] = {}
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("webhook_sink_latency_seconds_bucket{"):
+                bound = line.split('le="', 1)[1].split('"', 1)[0]
+                buckets[bound] = buckets.get(bound, 0) + float(line.rsplit(" ", 1)[1])
+    return buckets
 
 
 def count_allocations(runner: "bench.Bench", port: int, pid: int) -> dict[str, float]:

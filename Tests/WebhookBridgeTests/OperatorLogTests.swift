@@ -240,6 +240,13 @@ struct OperatorLogTests {
         ] {
             #expect(metrics.body.contains(name), "\(name) is missing")
         }
+        // Below Prometheus' default first bucket (5 ms), where a sink's acknowledgement falls.
+        let latencyBuckets = metrics.body.split(separator: "\n").filter {
+            $0.hasPrefix("webhook_sink_latency_seconds_bucket{")
+        }
+        for bound in ["0.0005", "0.001", "0.0025", "0.005", "10.0"] {
+            #expect(latencyBuckets.contains { $0.contains("le=\"\(bound)\"") }, "no \(bound) s bucket in \(latencyBuckets)")
+        }
         let (status, text) = try runTool(try #require(MonitoringTests.promtoolPath), ["check", "metrics"], input: Data(metrics.body.utf8))
         #expect(status == 0, "\(text)")
     }
