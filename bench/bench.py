@@ -162,6 +162,8 @@ class Bench:
         self.services: list[subprocess.Popen] = []
         self.run_id = str(int(time.time()))
         self.failures: list[str] = []
+        # A command prefix for wrk and the mock broker (bench/layers.py --pin: `taskset -c 0`).
+        self.load_prefix: list[str] = []
 
     def log(self, name: str):
         return open(self.work / f"{name}.log", "w")
@@ -170,7 +172,7 @@ class Bench:
 
     def start_kafka(self) -> str:
         process = subprocess.Popen(
-            [self.args.kafka_mock, TOPIC, "6"], stdout=subprocess.PIPE, stderr=self.log("kafka-mock"), text=True
+            [*self.load_prefix, self.args.kafka_mock, TOPIC, "6"], stdout=subprocess.PIPE, stderr=self.log("kafka-mock"), text=True
         )
         self.services.append(process)
         bootstraps = process.stdout.readline().strip()
@@ -201,7 +203,7 @@ class Bench:
 
     # MARK: Targets
 
-    def nginx(self) -> tuple[subprocess.Popen, int]:
+    def nginx(self, prefix: list[str] | None = None) -> tuple[subprocess.Popen, int]:
         port = free_port()
         conf = self.work / "nginx.conf"
         conf.write_text(
@@ -213,7 +215,8 @@ class Bench:
             # ExportTraceServiceResponse): the collector for the traced bridge row.
             "    location = /v1/traces { return 200 ''; } } }\n"
         )
-        process = subprocess.Popen([self.args.nginx, "-c", str(conf)], stdout=self.log("nginx"), stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [*(prefix or []), self.args.nginx, "-c", str(conf)], stdout=self.log("nginx"), stderr=subprocess.STDOUT)
         wait_ready(port, "/healthz", process)
         return process, port
 
@@ -299,7 +302,7 @@ class Bench:
         self.wrk_runs += 1
         threads = min(2, connections)
         subprocess.run(
-            [self.args.wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+            [*self.load_prefix, self.args.wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
              "-s", str(HERE / "standard-webhooks.lua"), f"http://127.0.0.1:{port}/"],
             check=True, env=env, stdout=subprocess.DEVNULL,
         )

@@ -9,18 +9,27 @@ the same load (wrk -t2 -c64, the signed 1 KiB events of bench/standard-webhooks.
   delivery report and its hand-back to the event loop (librdkafka's mock cluster in its own
   process, as in `make bench`).
 
+After the table comes the Kafka glue: the Kafka path minus the no-route path, minus what
+librdkafka's own threads (`rdk:*`, read by thread from /proc) spent, per round.
+
 The bridge runs with LOG_LEVEL=warning: an event no route matches is logged at info, one
 line per request, which would be measured instead. Each round runs the three paths one
 after the other; the medians and the differences between them are printed. Every accepted
 event stays in the memory idempotency store, so later rounds run against a larger table
 (up to its bound of a million keys), as a long `make bench` target does.
 
-    .build-bench/venv/bin/python bench/layers.py [BIN] [--rounds 3] [--seconds 8] [--allocations]
+    .build-bench/venv/bin/python bench/layers.py [BIN] [--rounds 3] [--seconds 8] [--allocations] [--pin] [--paced N]
 
 It needs what `make bench` installed (.build-bench/kafka-mock, wrk) and a release build.
 `--allocations` (root, Linux `perf`) also counts libc `malloc` calls per request on each
 path under a light load (wrk -c4, 4 s), with a uprobe: unlike CPU time, the count does not
 move from one run to the next.
+
+`--pin` runs the bridge on CPU 1 (so with one event loop) and wrk and the mock broker on CPU
+0. Unpinned, wrk shares both cores with the bridge, and how they share them differs from
+path to path: on the no-route path a loop's thread is often switched out for the wrk thread
+its answer wakes (scheduler time inside write(2) that the HTTP-only path hardly has), and
+the subtraction counts that as the layer's. Pinned, nothing else runs on the bridge's core.
 
 `--paced N` also measures each path's latency under N paced connections (a 10 ms pause
 between requests, as the half-load run of `make bench`; 169 is the Kafka row's half load
@@ -51,9 +60,13 @@ PATHS = {
 def main() -> int:
     parser = bench.layer_arguments(__doc__, ".build-bench/layers")
     parser.add_argument("--allocations", action="store_true", help="also count mallocs per request (perf uprobe)")
+    parser.add_argument("--pin", action="store_true", help="the bridge on CPU 1, wrk and the mock broker on CPU 0")
     parser.add_argument("--paced", type=int, default=0, metavar="N", help="also the p99 of each path under N paced connections")
     args = parser.parse_args()
     runner = bench.layer_runner(args)
+    bridge_prefix = []
+    if args.pin:
+        runner.load_prefix, bridge_prefix = ["taskset", "-c", "0"], ["taskset", "-c", "1"]
     runs: dict[str, list[dict]] = {name: [] for name in PATHS}
     process = None
     try:
@@ -76,7 +89,7 @@ def main() -> int:
         path = runner.work / "bridge-layers.json"
         path.write_text(json.dumps(config, indent=2))
         process = subprocess.Popen(
-            [args.bridge, "serve", "--config", str(path)], stdout=runner.log("bridge-layers"),
+            [*bridge_prefix, args.bridge, "serve", "--config", str(path)], stdout=runner.log("bridge-layers"),
             stderr=subprocess.STDOUT, env=dict(os.environ, LOG_LEVEL="warning"),
         )
         bench.wait_ready(port, "/readyz", process)
@@ -84,9 +97,10 @@ def main() -> int:
             for name, url_path in PATHS.items():
                 bench.PATH = url_path
                 runner.wrk(port, runner.args.warmup, 64)
-                before = bench.cpu_seconds(process.pid)
+                before, kafka_before = bench.cpu_seconds(process.pid), librdkafka_seconds(process.pid)
                 result = runner.wrk(port, args.seconds, 64)
                 cpu_us = (bench.cpu_seconds(process.pid) - before) * 1e6 / max(result["requests"], 1)
+                librdkafka_us = (librdkafka_seconds(process.pid) - kafka_before) * 1e6 / max(result["requests"], 1)
                 expected_errors = result["requests"] if url_path == "/unknown" else 0
                 if result["requests"] == 0:
                     print(f"{name}: no request completed", file=sys.stderr)
@@ -94,11 +108,12 @@ def main() -> int:
                 if result["non2xx"] != expected_errors or result["socket_errors"]:
                     print(f"{name}: {result['non2xx']} answers not as expected", file=sys.stderr)
                     return 1
-                runs[name].append({"cpu_us": cpu_us, "rps": result["rps"]})
-                print(f"round {round_number + 1} {name}: {cpu_us:.1f} us/request, {result['rps']:.0f} req/s", flush=True)
+                runs[name].append({"cpu_us": cpu_us, "rps": result["rps"], "librdkafka_us": librdkafka_us})
+                print(f"round {round_number + 1} {name}: {cpu_us:.1f} us/request ({librdkafka_us:.1f} in librdkafka's "
+                      f"threads), {result['rps']:.0f} req/s", flush=True)
         paced: dict[str, list[dict]] = {}
         if args.paced:
-            paced = measure_paced(runner, process, port, args)
+            paced = measure_paced(runner, process, port, args, bridge_prefix)
         allocations: dict[str, float] = {}
         if args.allocations:
             allocations = count_allocations(runner, port, process.pid)
@@ -126,6 +141,13 @@ def main() -> int:
             previous_allocations = allocations[name]
         print(line)
         previous = cpu
+    # The Kafka glue: what the Kafka path adds beyond the no-route path and beyond
+    # librdkafka's own threads (its broker and main threads, `rdk:*`), per round.
+    glue = [kafka["cpu_us"] - kafka["librdkafka_us"] - no_route["cpu_us"]
+            for kafka, no_route in zip(runs["+ Kafka sink"], runs["+ verify, dedupe, answer (no route)"])]
+    threads = statistics.median(r["librdkafka_us"] for r in runs["+ Kafka sink"])
+    print(f"\nKafka glue (Kafka path - no-route path - librdkafka's threads, {threads:.1f} µs): median "
+          f"{statistics.median(glue):.1f} µs/request, rounds {', '.join(f'{g:.1f}' for g in glue)}")
     if paced:
         print(f"\n| under {args.paced} paced connections | CPU µs/request | added by this layer | req/s | machine busy "
               "| p50 ms | p99 ms | p99, x nginx |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -146,9 +168,12 @@ def main() -> int:
     return 0
 
 
-def measure_paced(runner: "bench.Bench", bridge: subprocess.Popen, port: int, args) -> dict[str, list[dict]]:
-    """Each path's latency, and nginx's, under the same paced connections, round after round."""
-    nginx, nginx_port = runner.nginx()
+def measure_paced(
+    runner: "bench.Bench", bridge: subprocess.Popen, port: int, args, prefix: list[str]
+) -> dict[str, list[dict]]:
+    """Each path's latency, and nginx's (run with the bridge's `prefix`), under the same paced
+    connections, round after round."""
+    nginx, nginx_port = runner.nginx(prefix)
     runner.services.append(nginx)
     targets = {"nginx (200, no work)": (nginx, nginx_port, "/")}
     targets |= {name: (bridge, port, path) for name, path in PATHS.items()}
@@ -188,6 +213,20 @@ def sink_latency_buckets(port: int) -> dict[str, float]:
                 bound = line.split('le="', 1)[1].split('"', 1)[0]
                 buckets[bound] = buckets.get(bound, 0) + float(line.rsplit(" ", 1)[1])
     return buckets
+
+
+def librdkafka_seconds(pid: int) -> float:
+    """CPU seconds of librdkafka's own threads in the bridge (named `rdk:broker…`, `rdk:main`)."""
+    ticks = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            stat = (task / "stat").read_text()
+            if stat[stat.index("(") + 1:].startswith("rdk:"):
+                fields = stat.rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def count_allocations(runner: "bench.Bench", port: int, pid: int) -> dict[str, float]:
