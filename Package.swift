@@ -199,6 +199,12 @@ let package = Package(
             dependencies: ["WebhookCore", "WebhookEncoding", .product(name: "NIOCore", package: "swift-nio")],
             path: "bench/shaping-bench"
         ),
+        // The memory idempotency store's longest stall while it grows to a million keys.
+        .executableTarget(
+            name: "store-bench",
+            dependencies: ["WebhookCore"],
+            path: "bench/store-bench"
+        ),
         // What the inspector adds to a request, in a loop (`make bench`).
         .executableTarget(
             name: "inspector-bench",

@@ -72,6 +72,33 @@ struct IdempotencyTests {
         #expect(await store.reserve(IdempotencyKey(source: "s", id: "0")) == .reserved)
     }
 
+    @Test("a large store is sharded and still holds exactly its bound, forgetting the oldest ids first")
+    func shardedBound() async {
+        // 65,536 keys: eight shards of 8,192.
+        let store = MemoryIdempotencyStore(ttlSeconds: 3600, maximumKeys: 65_536)
+        #expect(store.shardCount == 8)
+        for index in 0..<80_000 {
+            let key = IdempotencyKey(source: "s", id: "\(index)")
+            _ = await store.reserve(key)
+            await store.commit(key)
+        }
+        // Each shard was filled past its share (about 10,000 keys each), so each holds it.
+        #expect(store.count == 65_536)
+        // A shard's oldest go first: the first ids are forgotten, the last ones remembered.
+        var newest = 0
+        for index in 70_000..<80_000 where await store.reserve(IdempotencyKey(source: "s", id: "\(index)")) == .duplicate {
+            newest += 1
+        }
+        #expect(newest == 10_000)
+        var oldest = 0
+        for index in 0..<1_000 where await store.reserve(IdempotencyKey(source: "s", id: "\(index)")) == .reserved {
+            oldest += 1
+        }
+        #expect(oldest == 1_000)
+        #expect(MemoryIdempotencyStore(ttlSeconds: 60).shardCount == 64)
+        #expect(MemoryIdempotencyStore(ttlSeconds: 60, maximumKeys: 16_383).shardCount == 1)
+    }
+
     @Test("a reservation in progress is never evicted, however many ids come after it")
     func reservationSurvivesEviction() async {
         let store = MemoryIdempotencyStore(ttlSeconds: 3600, maximumKeys: 10)
