@@ -38,10 +38,10 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
     /// The keys in as many shards (a power of two, at most 64) as leave each a share of the
     /// bound of at least ``keysPerShard`` keys. A dictionary grows by rehashing every key it
     /// holds, under its lock: one table of the default million keys stalled every request,
-    /// on every event loop, for 84 ms when it grew past 393,216 keys and 189 ms past 786,432
-    /// (on the 2-core development VM). With 64 shards the longest growth was 1.5 ms, and it
-    /// holds up only the requests whose keys fall in that shard; the event loops also rarely
-    /// want the same lock.
+    /// on every event loop, for 84 ms when it grew past 393,216 keys and for 182 to 187 ms
+    /// past 786,432 (bench/store-bench on the 2-core development VM). With 64 shards the
+    /// longest growth was 1.5 ms, and it holds up only the requests whose keys fall in that
+    /// shard; the event loops also rarely want the same lock.
     private let shards: [Shard]
     private let shardMask: UInt64
     private let ttlMilliseconds: Int64
