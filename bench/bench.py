@@ -137,10 +137,12 @@ def cpu_seconds(pid: int) -> float:
 
 def machine_ticks() -> tuple[int, int]:
     """(busy, all) CPU ticks of the whole machine since boot, from /proc/stat: a run's share
-    of the machine kept busy is the difference of two readings."""
-    fields = [int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    return sum(fields) - idle, sum(fields)
+    of the machine kept busy is the difference of two readings. Busy is user, nice, system,
+    irq and softirq; all adds idle, iowait and steal (guest time is inside user already)."""
+    user, nice, system, idle, iowait, irq, softirq, steal = (
+        int(f) for f in Path("/proc/stat").read_text().splitlines()[0].split()[1:9])
+    busy = user + nice + system + irq + softirq
+    return busy, busy + idle + iowait + steal
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -9,8 +9,8 @@ the same load (wrk -t2 -c64, the signed 1 KiB events of bench/standard-webhooks.
   delivery report and its hand-back to the event loop (librdkafka's mock cluster in its own
   process, as in `make bench`).
 
-After the table comes the Kafka glue: the Kafka path minus the no-route path, minus what
-librdkafka's own threads (`rdk:*`, read by thread from /proc) spent, per round.
+After the table comes the Kafka glue, per round: the Kafka path minus the no-route path,
+each without what librdkafka's own threads (`rdk:*`, read by thread from /proc) spent.
 
 The bridge runs with LOG_LEVEL=warning: an event no route matches is logged at info, one
 line per request, which would be measured instead. Each round runs the three paths one
@@ -25,8 +25,8 @@ It needs what `make bench` installed (.build-bench/kafka-mock, wrk) and a releas
 path under a light load (wrk -c4, 4 s), with a uprobe: unlike CPU time, the count does not
 move from one run to the next.
 
-`--pin` runs the bridge on CPU 1 (so with one event loop) and wrk and the mock broker on CPU
-0. Unpinned, wrk shares both cores with the bridge, and how they share them differs from
+`--pin` runs the bridge on CPU 1 with one event loop (`NIO_SINGLETON_GROUP_LOOP_COUNT=1`), and
+wrk and the mock broker on CPU 0. Unpinned, wrk shares both cores with the bridge, and how they share them differs from
 path to path: on the no-route path a loop's thread is often switched out for the wrk thread
 its answer wakes (scheduler time inside write(2) that the HTTP-only path hardly has), and
 the subtraction counts that as the layer's. Pinned, nothing else runs on the bridge's core.
@@ -60,13 +60,15 @@ PATHS = {
 def main() -> int:
     parser = bench.layer_arguments(__doc__, ".build-bench/layers")
     parser.add_argument("--allocations", action="store_true", help="also count mallocs per request (perf uprobe)")
-    parser.add_argument("--pin", action="store_true", help="the bridge on CPU 1, wrk and the mock broker on CPU 0")
+    parser.add_argument("--pin", action="store_true", help="the bridge on CPU 1 with one loop, wrk and the mock broker on CPU 0")
     parser.add_argument("--paced", type=int, default=0, metavar="N", help="also the p99 of each path under N paced connections")
     args = parser.parse_args()
     runner = bench.layer_runner(args)
-    bridge_prefix = []
+    bridge_prefix, bridge_env = [], {}
     if args.pin:
         runner.load_prefix, bridge_prefix = ["taskset", "-c", "0"], ["taskset", "-c", "1"]
+        # NIO sizes its event loop group by the CPUs online, not by the affinity mask.
+        bridge_env = {"NIO_SINGLETON_GROUP_LOOP_COUNT": "1"}
     runs: dict[str, list[dict]] = {name: [] for name in PATHS}
     process = None
     try:
@@ -90,7 +92,7 @@ def main() -> int:
         path.write_text(json.dumps(config, indent=2))
         process = subprocess.Popen(
             [*bridge_prefix, args.bridge, "serve", "--config", str(path)], stdout=runner.log("bridge-layers"),
-            stderr=subprocess.STDOUT, env=dict(os.environ, LOG_LEVEL="warning"),
+            stderr=subprocess.STDOUT, env=dict(os.environ, LOG_LEVEL="warning", **bridge_env),
         )
         bench.wait_ready(port, "/readyz", process)
         for round_number in range(args.rounds):
@@ -143,7 +145,7 @@ def main() -> int:
         previous = cpu
     # The Kafka glue: what the Kafka path adds beyond the no-route path and beyond
     # librdkafka's own threads (its broker and main threads, `rdk:*`), per round.
-    glue = [kafka["cpu_us"] - kafka["librdkafka_us"] - no_route["cpu_us"]
+    glue = [(kafka["cpu_us"] - kafka["librdkafka_us"]) - (no_route["cpu_us"] - no_route["librdkafka_us"])
             for kafka, no_route in zip(runs["+ Kafka sink"], runs["+ verify, dedupe, answer (no route)"])]
     threads = statistics.median(r["librdkafka_us"] for r in runs["+ Kafka sink"])
     print(f"\nKafka glue (Kafka path - no-route path - librdkafka's threads, {threads:.1f} µs): median "
@@ -181,16 +183,21 @@ def measure_paced(
     for round_number in range(args.rounds):
         for name, (process, target_port, url_path) in targets.items():
             bench.PATH = url_path
-            before, (busy, ticks) = bench.cpu_seconds(process.pid), bench.machine_ticks()
+            # The scrapes of /metrics stay outside the measured window.
             acks = sink_latency_buckets(port)
+            before, (busy, ticks) = bench.cpu_seconds(process.pid), bench.machine_ticks()
             result = runner.wrk(target_port, args.seconds, args.paced, delay_ms=10)
-            acks_after = sink_latency_buckets(port)
-            if acks_after.get("+Inf", 0) > acks.get("+Inf", 0):
-                delivered = acks_after["+Inf"] - acks["+Inf"]
-                result["acks"] = {le: (acks_after[le] - acks.get(le, 0)) / delivered for le in ACK_BOUNDS}
             result["cpu_us"] = (bench.cpu_seconds(process.pid) - before) * 1e6 / max(result["requests"], 1)
             busy_after, ticks_after = bench.machine_ticks()
             result["busy"] = 100 * (busy_after - busy) / max(ticks_after - ticks, 1)
+            acks_after = sink_latency_buckets(port)
+            expected_errors = result["requests"] if url_path == "/unknown" else 0
+            if result["requests"] == 0 or result["non2xx"] != expected_errors or result["socket_errors"]:
+                raise SystemExit(f"paced {name}: {result['requests']} requests, {result['non2xx']} answers not 2xx, "
+                                 f"{result['socket_errors']} socket errors")
+            if acks_after.get("+Inf", 0) > acks.get("+Inf", 0):
+                delivered = acks_after["+Inf"] - acks["+Inf"]
+                result["acks"] = {le: (acks_after.get(le, 0) - acks.get(le, 0)) / delivered for le in ACK_BOUNDS}
             results[name].append(result)
             print(f"round {round_number + 1} paced {name}: {result['rps']:.0f} req/s, {result['cpu_us']:.1f} us/request, "
                   f"machine {result['busy']:.0f}% busy, p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
@@ -224,7 +231,7 @@ def librdkafka_seconds(pid: int) -> float:
             if stat[stat.index("(") + 1:].startswith("rdk:"):
                 fields = stat.rsplit(")", 1)[1].split()
                 ticks += int(fields[11]) + int(fields[12])
-        except (OSError, ValueError):
+        except (OSError, IndexError, ValueError):
             pass
     return ticks / os.sysconf("SC_CLK_TCK")
 

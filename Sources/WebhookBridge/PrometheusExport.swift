@@ -19,7 +19,7 @@ public enum PrometheusExport {
 
     /// The buckets of every duration histogram (sink latency, HTTP sink requests): Prometheus'
     /// defaults, which start at 5 ms, and three below them. A Kafka or Redis acknowledgement
-    /// takes about a millisecond; with the defaults alone it would all fall in the first bucket.
+    /// takes about a millisecond; with the defaults alone nearly all would fall in the first bucket.
     static let durationBuckets: [Duration] =
         [.microseconds(500), .milliseconds(1), .microseconds(2500)]
         + [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000].map { .milliseconds($0) }

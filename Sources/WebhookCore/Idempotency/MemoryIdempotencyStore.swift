@@ -6,8 +6,10 @@ import Synchronization
 /// Accepted keys expire `ttl` after their commit. When `maximumKeys` is reached, expired keys
 /// go first and then the oldest accepted ones, so memory stays bounded under any load; a
 /// reservation in progress is never evicted. A large store (from 16,384 keys) is split into
-/// shards by digest, each with its share of the bound: the oldest keys of the new key's
-/// shard go first, which over many keys is the oldest of all to within a shard's spread.
+/// shards, each with its share of the bound, and evicts when a shard's share is reached:
+/// the oldest keys of the new key's shard go first. Keys fall in shards by a hash seeded
+/// per process, so over many keys that is the oldest of all to within about 1% of the
+/// bound, and no sender can aim its ids at one shard to push out other sources' keys.
 ///
 /// A key is remembered as 128 bits of the SHA-256 of its source and id, not as the strings:
 /// about 70 bytes a key instead of 150, so the default million keys fit in ~70 MB. Two keys
@@ -43,7 +45,9 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
     /// longest growth was 1.5 ms, and it holds up only the requests whose keys fall in that
     /// shard; the event loops also rarely want the same lock.
     private let shards: [Shard]
-    private let shardMask: UInt64
+    /// A key's shard is the top bits of its seeded hash (the dictionaries index by the low
+    /// ones): 64 minus log2 of the shard count.
+    private let shardShift: UInt
     private let ttlMilliseconds: Int64
     private let clock: @Sendable () -> Timestamp
 
@@ -59,16 +63,22 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
         self.ttlMilliseconds = Int64(ttlSeconds) * 1000
         self.clock = clock
         let maximumKeys = max(1, maximumKeys)
-        var count = 1
-        while count < Self.maximumShards, maximumKeys / (count * 2) >= Self.keysPerShard { count *= 2 }
+        var (count, bits) = (1, 0)
+        while count < Self.maximumShards, maximumKeys / (count * 2) >= Self.keysPerShard {
+            (count, bits) = (count * 2, bits + 1)
+        }
         // The bound divided exactly: the first `maximumKeys % count` shards take one more.
         self.shards = (0..<count).map { index in
             Shard(maximumKeys: maximumKeys / count + (index < maximumKeys % count ? 1 : 0))
         }
-        self.shardMask = UInt64(count - 1)
+        self.shardShift = UInt(64 - bits)
     }
 
-    private func shard(_ digest: Digest) -> Shard { shards[Int(truncatingIfNeeded: digest.low & shardMask)] }
+    private func shard(_ digest: Digest) -> Shard {
+        // The digest is public (a SHA-256 of the source and id): its own bits would let a
+        // sender pick the shard. A shift by 64 leaves 0, the one shard.
+        shards[Int(truncatingIfNeeded: UInt(bitPattern: digest.hashValue) >> shardShift)]
+    }
 
     public func reserve(_ key: IdempotencyKey) async -> ReservationOutcome {
         let now = clock().millisecondsSince1970
