@@ -30,7 +30,7 @@ public final class MemoryIdempotencyStore: IdempotencyStore {
         var orderHead = 0
     }
 
-    /// One part of the keys (by their digest), with its own lock and its share of the bound.
+    /// One part of the keys (by their seeded hash), with its own lock and its share of the bound.
     private final class Shard: Sendable {
         let state = Mutex(State())
         let maximumKeys: Int
