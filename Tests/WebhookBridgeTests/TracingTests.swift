@@ -501,5 +501,25 @@ struct TracingTests {
         let full = try #require(try tracing(#"{"otlpEndpoint": "http://c:4318/v1/traces", "protocol": "http/json"}"#))
         #expect(full.tracesURL == "http://c:4318/v1/traces")
         #expect(full.transport == .httpJSON)
+        // Headers are written into each export's head as given: a line break, a bad name or a
+        // framing header of the exporter's own would break every export, so each is refused.
+        let headers = #expect(throws: ConfigError.self) {
+            try tracing(
+                #"{"otlpEndpoint": "http://c:4318", "headers": {"Authorization": "Bearer t\n", "bad name": "x", "Host": "h", "X-Ok": "1"}}"#
+            )
+        }
+        let headerText = headers.map { "\($0)" } ?? ""
+        #expect(headerText.contains("tracing.headers.Authorization") && headerText.contains("line break"), "\(headerText)")
+        #expect(headerText.contains("tracing.headers.bad name"), "\(headerText)")
+        #expect(headerText.contains("tracing.headers.Host") && headerText.contains("set by the exporter"), "\(headerText)")
+        #expect(!headerText.contains("X-Ok"), "\(headerText)")
+        let kept = try #require(try tracing(#"{"otlpEndpoint": "http://c:4318", "headers": {"Authorization": "Bearer t"}}"#))
+        #expect(kept.headers == ["Authorization": "Bearer t"])
+        // The same rule for OTEL_EXPORTER_OTLP_HEADERS, at startup, naming the variable.
+        #expect(throws: (any Error).self) {
+            try OTLPSpanExporter.Settings(
+                config: BridgeConfig.Tracing(otlpEndpoint: "http://c:4318", transport: .httpProtobuf),
+                environment: ["OTEL_EXPORTER_OTLP_HEADERS": "Content-Length=5"])
+        }
     }
 }

@@ -299,7 +299,12 @@ public enum ConfigLoader {
         var headers: [String: String] = [:]
         if let object = reader.object("headers") {
             for (name, _) in object.members {
-                if let value = object.string(name, nonEmpty: false) { headers[name] = value }
+                guard let value = object.string(name, nonEmpty: false) else { continue }
+                if let problem = OTLPSpanExporter.Settings.headerProblem(name: name, value: value) {
+                    object.problem(at: name, problem)
+                } else {
+                    headers[name] = value
+                }
             }
         }
         guard let endpoint else { return nil }

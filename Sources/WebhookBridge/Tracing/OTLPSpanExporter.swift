@@ -346,9 +346,8 @@ extension OTLPSpanExporter.Settings {
         var headers = config.headers.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         if let (variable, text) = Self.variable("HEADERS", in: environment) {
             for (name, value) in try Self.pairs(text, variable: variable) {
-                guard name.utf8.allSatisfy(Self.isTokenByte), value.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) else {
-                    throw ConfigurationFailure(
-                        "\(variable): \(name) is not a header name, or its value holds a control character")
+                if let problem = Self.headerProblem(name: name, value: value) {
+                    throw ConfigurationFailure("\(variable): \(name) \(problem)")
                 }
                 headers.removeAll { $0.0.lowercased() == name.lowercased() }
                 headers.append((name, value))
@@ -409,14 +408,20 @@ extension OTLPSpanExporter.Settings {
         }
     }
 
-    /// RFC 9110's `tchar`.
-    static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default: return Array("!#$%&'*+-.^_`|~".utf8).contains(byte)
+    /// Why a header (from `tracing.headers` or `OTEL_EXPORTER_OTLP_HEADERS`) can't be sent
+    /// with the exports, or nil. The posts are written as they are given: a line break would
+    /// end the head early, and a second `Host` or `Content-Length` would have the collector
+    /// refuse every batch. (`Content-Type` and `User-Agent` are replaced by the exporter's own.)
+    static func headerProblem(name: String, value: String) -> String? {
+        if !name.isHTTPToken { return "is not a valid header name" }
+        if framingHeaders.contains(name.lowercased()) { return "is set by the exporter" }
+        if value.utf8.contains(where: { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F }) {
+            return "must not contain a line break or another control character"
         }
+        return nil
     }
+
+    static let framingHeaders: Set<String> = ["host", "content-length", "transfer-encoding", "connection"]
 }
 
 /// A tracing setting the bridge cannot use, said at startup.
