@@ -132,9 +132,12 @@ struct SpanExportTests {
         let exporter = try Self.exporter(
             receiver, environment: ["OTEL_BSP_SCHEDULE_DELAY": "60000", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "3"])
         let tracer = OwnTracer(exporter: exporter)
+        // Queued before the exporter runs: ended while it ran, the exporter could take the
+        // queue after the fifth or sixth span, and the one or two after it would wait out the
+        // minute.
+        for index in 0..<7 { tracer.start("span \(index)", kind: .server, incoming: nil).end() }
         try await Self.running(exporter) {
-            for index in 0..<7 { tracer.start("span \(index)", kind: .server, incoming: nil).end() }
-            // A full batch wakes the exporter long before the minute is up.
+            // Full batches leave at once, long before the minute is up.
             #expect(await eventually { receiver.spans.count == 7 }, "\(receiver.spans.count)")
             #expect(receiver.batchSizes.allSatisfy { $0 <= 3 }, "\(receiver.batchSizes)")
             // Less than a batch: it waits for the delay, or the shutdown.
@@ -175,7 +178,10 @@ struct SpanExportTests {
     )
     func collectorDown() async throws {
         let settings = try OTLPSpanExporter.Settings(
-            config: Self.config("http://127.0.0.1:1"), environment: ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2"])
+            config: Self.config("http://127.0.0.1:1"),
+            // A network that drops the connection attempt instead of refusing it ends the
+            // export at the timeout: half a second, not the default 10 s.
+            environment: ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "2", "OTEL_EXPORTER_OTLP_TIMEOUT": "500"])
         let counters = Self.counters("collector-down")
         let exporter = OTLPSpanExporter(settings: settings, logger: Self.quiet, counters: counters.make)
         let tracer = OwnTracer(exporter: exporter)
